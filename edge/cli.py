@@ -1,0 +1,173 @@
+"""The `edge` command line: train, inspect, boards (and the FPGA and edge paths as they land)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edge import __version__
+from edge.errors import EdgeError
+from edge.table import render
+
+BUNDLED_MODEL = "tfc_w2a2_digits.onnx"
+
+HELP = """\b
+edge: quantized neural networks from Brevitas QAT to FPGAs and edge devices.
+
+\b
+Workflow:
+  edge train   --model tfc --wbits 2 --abits 2 -o out/   train on real data, export QONNX
+  edge inspect out/model.onnx                            layers, bits, MACs, what each target accepts
+  edge boards  list | show NAME                          FPGA boards and edge devices we target
+
+Every command that prints results takes --json for scripts. Errors are one line on stderr, exit code 2.
+"""
+
+
+def bundled_model_path() -> Path:
+    """The small pre-trained QONNX model shipped in the package (TFC w2a2 on digits)."""
+    return Path(str(resources.files("edge") / "models" / BUNDLED_MODEL))
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+@click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "--version", prog_name="edge")
+def cli() -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------------------------- boards
+@cli.group(help="FPGA boards and edge devices: one validated YAML profile each.")
+def boards() -> None:
+    pass
+
+
+@boards.command("list", help="Table of every bundled profile: name, kind, part or SoC, key resources.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def boards_list(as_json: bool) -> None:
+    from boards import list_boards
+    from boards.schema import FpgaBoard
+
+    items = list_boards()
+    if as_json:
+        emit_json([b.as_dict() for b in items])
+        return
+    rows = [[b.name, b.kind, b.part if isinstance(b, FpgaBoard) else b.soc, b.summary()] for b in items]
+    click.echo(render(["name", "kind", "part / SoC", "resources"], rows))
+
+
+@boards.command("show", help="Every field of one profile. NAME is a bundled name or a path to a .yaml file.")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def boards_show(name: str, as_json: bool) -> None:
+    from boards import load_board
+
+    board = load_board(name)
+    data = board.as_dict()
+    if as_json:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = "; ".join(", ".join(f"{k}={v}" for k, v in item.items()) for item in value) or "none"
+        click.echo(f"{key:>20}: {value}")
+
+
+# ---------------------------------------------------------------------------------------------- train
+@cli.command(help="Quantisation-aware training of a zoo model; writes model.onnx (QONNX), model.pt, metrics.json.")
+@click.option("--model", "model_name", default="tfc", show_default=True,
+              help="Zoo model: tfc, sfc, lfc (MLPs), cnv, dws (depthwise-separable), resnet.")
+@click.option("--wbits", type=int, default=2, show_default=True, help="Weight bit width, 1 (binary) to 8.")
+@click.option("--abits", type=int, default=2, show_default=True, help="Activation bit width, 1 (bipolar) to 8.")
+@click.option("--dataset", default="digits", show_default=True,
+              help="'digits' (scikit-learn, offline) or an .npz file with arrays x, y and optionally split.")
+@click.option("--epochs", type=int, default=40, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=0.01, show_default=True, help="Adam learning rate (cosine decay).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--float-baseline/--no-float-baseline", default=True, show_default=True,
+              help="Also train the same architecture in float to report the accuracy cost of quantisation.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
+              help="Output directory (replaced atomically).")
+@click.option("--json", "as_json", is_flag=True, help="Print metrics.json to stdout.")
+def train(model_name: str, wbits: int, abits: int, dataset: str, epochs: int, batch_size: int, lr: float,
+          seed: int, float_baseline: bool, output: Path, as_json: bool) -> None:
+    from edge.data import load_dataset
+    from edge.train import TrainConfig
+    from edge.train import train as run_train
+    from edge.zoo import ZOO, _check_bits
+
+    if model_name not in ZOO:
+        raise EdgeError(f"unknown model '{model_name}'; the zoo has {', '.join(ZOO)}")
+    _check_bits(wbits, abits)
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise EdgeError("--epochs and --batch-size must be >= 1 and --lr > 0")
+    cfg = TrainConfig(model_name, wbits, abits, dataset, epochs, batch_size, lr, seed, float_baseline)
+    metrics = run_train(cfg, load_dataset(dataset, seed=0), output, progress=sys.stderr.isatty())
+    if as_json:
+        emit_json(metrics)
+        return
+    fa = metrics["float_test_accuracy"]
+    click.echo(f"wrote {output}/model.onnx, model.pt, metrics.json")
+    click.echo(
+        f"{model_name} w{wbits}a{abits} on {dataset}: quantised test accuracy {metrics['quant_test_accuracy']:.2%}"
+        + (f" (float baseline {fa:.2%})" if fa is not None else "")
+        + f", QONNX golden {metrics['qonnx_test_accuracy']:.2%}, {metrics['parameters']:,} parameters, "
+        f"{metrics['train_seconds']:.1f} s"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- inspect
+@cli.command(help="Layers, shapes, bit widths, MACs and weight bits of a QONNX model, and what each target accepts.")
+@click.argument("model", required=False, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def inspect(model: Path | None, as_json: bool) -> None:
+    from edge.inspect_model import summarize
+    from edge.qonnx_io import load_model
+
+    summary = summarize(load_model(model or bundled_model_path()))
+    if as_json:
+        emit_json(summary.as_dict())
+        return
+    click.echo(f"{summary.path}: input {summary.input_shape} -> output {summary.output_shape}, {summary.nodes} nodes")
+    rows = [[layer.name, layer.op, "x".join(map(str, layer.weight_shape)), layer.input_quant, layer.weight_quant,
+             "x".join(map(str, layer.output_shape)), layer.macs, layer.weight_bits] for layer in summary.layers]
+    rows.append(["total", "", "", "", "", "", summary.total_macs, summary.total_weight_bits])
+    click.echo(render(["layer", "op", "weights", "in", "w", "output", "MACs", "weight bits"], rows))
+    click.echo()
+    for verdict in summary.targets:
+        status = "supported" if verdict.supported else "rejected"
+        click.echo(f"{verdict.target:>9}: {status}")
+        for reason in verdict.reasons:
+            click.echo(f"{'':>11}- {reason}")
+
+
+def main() -> None:
+    """Entry point: user mistakes print one line and exit 2; click's own usage errors keep their format."""
+    try:
+        cli.main(standalone_mode=False)
+    except EdgeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

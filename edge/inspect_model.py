@@ -1,0 +1,167 @@
+"""Per-layer summary of a QONNX model and what each target (FPGA, TFLite, OpenVINO) would accept."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from onnx import NodeProto
+from qonnx.core.modelwrapper import ModelWrapper
+
+from edge.qonnx_io import QUANT_OPS, LoadedModel
+
+COMPUTE_OPS = frozenset({"MatMul", "Gemm", "Conv"})
+# Ops that only move or select values: a quantised tensor passed through them keeps its datatype.
+PASS_THROUGH_OPS = frozenset({"Reshape", "Flatten", "Transpose", "MaxPool", "Identity", "Squeeze", "Unsqueeze", "Pad"})
+FPGA_OPS = QUANT_OPS | COMPUTE_OPS | PASS_THROUGH_OPS | frozenset({
+    "Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Clip", "HardTanh", "GlobalAveragePool",
+    "AveragePool", "ArgMax", "TopK", "Softmax",
+})
+INT8_TARGET_OPS = QUANT_OPS | COMPUTE_OPS | PASS_THROUGH_OPS | frozenset({
+    "Add", "Mul", "Div", "Sub", "BatchNormalization", "Relu", "Clip", "GlobalAveragePool", "AveragePool",
+    "Concat", "Softmax",
+})
+
+
+@dataclass(frozen=True)
+class QuantInfo:
+    """The quantiser feeding a tensor: bit width, signedness, bipolar or not."""
+
+    bits: int
+    signed: bool
+    bipolar: bool
+
+    def label(self) -> str:
+        if self.bipolar:
+            return "bipolar"
+        return f"{'int' if self.signed else 'uint'}{self.bits}"
+
+
+@dataclass
+class LayerInfo:
+    """One compute layer (MatMul, Gemm, Conv) of the model."""
+
+    name: str
+    op: str
+    input_shape: list[int]
+    output_shape: list[int]
+    weight_shape: list[int]
+    weight_quant: str
+    input_quant: str
+    macs: int
+    weight_bits: int
+
+
+@dataclass
+class TargetVerdict:
+    """Whether a target can take the model, and every reason it cannot."""
+
+    target: str
+    supported: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModelSummary:
+    path: str
+    input_shape: list[int]
+    output_shape: list[int]
+    nodes: int
+    layers: list[LayerInfo]
+    targets: list[TargetVerdict]
+    metadata: dict[str, str]
+
+    @property
+    def total_macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def total_weight_bits(self) -> int:
+        return sum(layer.weight_bits for layer in self.layers)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["total_macs"], d["total_weight_bits"] = self.total_macs, self.total_weight_bits
+        return d
+
+
+def quant_of(model: ModelWrapper, tensor: str) -> QuantInfo | None:
+    """The quantiser that produced `tensor`, looking through layout-only ops; None for a float tensor."""
+    producer = model.find_producer(tensor)
+    while producer is not None and producer.op_type in PASS_THROUGH_OPS:
+        producer = model.find_producer(producer.input[0])
+    if producer is None:
+        return None
+    if producer.op_type == "BipolarQuant":
+        return QuantInfo(1, True, True)
+    if producer.op_type == "Quant":
+        bits = model.get_initializer(producer.input[3])
+        signed = next((a.i for a in producer.attribute if a.name == "signed"), 1)
+        return QuantInfo(int(np.asarray(bits).item()) if bits is not None else 0, bool(signed), False)
+    return None
+
+
+def _macs(model: ModelWrapper, node: NodeProto, w_shape: list[int], out_shape: list[int]) -> int:
+    if node.op_type == "Conv":
+        # every output element needs Cin/groups * kH * kW products: that is exactly the weight's inner size
+        return int(np.prod(out_shape[1:]) * np.prod(w_shape[1:]))
+    return int(np.prod(w_shape))
+
+
+def _layer(model: ModelWrapper, node: NodeProto) -> LayerInfo:
+    w_name = node.input[1]
+    w_shape = list(model.get_tensor_shape(w_name) or [])
+    out_shape = list(model.get_tensor_shape(node.output[0]) or [])
+    wq, aq = quant_of(model, w_name), quant_of(model, node.input[0])
+    per_sample_out = [1, *out_shape[1:]]
+    return LayerInfo(
+        name=node.name,
+        op=node.op_type,
+        input_shape=list(model.get_tensor_shape(node.input[0]) or []),
+        output_shape=out_shape,
+        weight_shape=w_shape,
+        weight_quant=wq.label() if wq else "float",
+        input_quant=aq.label() if aq else "float",
+        macs=_macs(model, node, w_shape, per_sample_out),
+        weight_bits=int(np.prod(w_shape)) * (wq.bits if wq else 32),
+    )
+
+
+def _fpga_verdict(model: ModelWrapper, layers: list[LayerInfo]) -> TargetVerdict:
+    reasons = [f"node '{n.name}': op {n.op_type} has no dataflow unit" for n in model.graph.node
+               if n.op_type not in FPGA_OPS]
+    for layer in layers:
+        if layer.weight_quant == "float":
+            reasons.append(f"node '{layer.name}': float weights; quantise them (a Quant node on the weights)")
+        if layer.input_quant == "float":
+            reasons.append(f"node '{layer.name}': float input activations; put a quantiser before it")
+    return TargetVerdict("fpga", not reasons, reasons)
+
+
+def _int8_verdict(target: str, model: ModelWrapper, layers: list[LayerInfo]) -> TargetVerdict:
+    reasons = [f"node '{n.name}': op {n.op_type} has no int8 kernel here" for n in model.graph.node
+               if n.op_type not in INT8_TARGET_OPS]
+    for layer in layers:
+        for what, q in (("weights", layer.weight_quant), ("input", layer.input_quant)):
+            if q == "bipolar":
+                reasons.append(f"node '{layer.name}': bipolar {what} (w1a1) have no int8 equivalent; "
+                               "binary networks are an FPGA target")
+            elif q == "float":
+                reasons.append(f"node '{layer.name}': float {what}; int8 export needs quantised {what}")
+    return TargetVerdict(target, not reasons, reasons)
+
+
+def summarize(loaded: LoadedModel) -> ModelSummary:
+    model = loaded.model
+    layers = [_layer(model, n) for n in model.graph.node if n.op_type in COMPUTE_OPS]
+    targets = [_fpga_verdict(model, layers), _int8_verdict("tflite", model, layers),
+               _int8_verdict("openvino", model, layers)]
+    return ModelSummary(
+        path=str(loaded.path),
+        input_shape=list(loaded.input_shape),
+        output_shape=list(loaded.output_shape),
+        nodes=len(model.graph.node),
+        layers=layers,
+        targets=targets,
+        metadata=loaded.metadata(),
+    )

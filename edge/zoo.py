@@ -1,0 +1,243 @@
+"""Brevitas model zoo, parameterised by weight and activation bit width (1 = bipolar/binary).
+
+Shapes follow FINN's reference networks (TFC/SFC/LFC MLPs, CNV) scaled to the dataset's input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import brevitas.nn as qnn
+import torch
+from brevitas.quant import (
+    Int8ActPerTensorFloat,
+    Int8WeightPerChannelFloat,
+    SignedBinaryActPerTensorConst,
+    SignedBinaryWeightPerTensorConst,
+    Uint8ActPerTensorFloat,
+)
+from torch import nn
+
+from edge.errors import EdgeError
+
+INPUT_BITS = 8
+MIN_BITS, MAX_BITS = 1, 8
+POOLED_MIN_BITS = 4
+FLOAT = 0  # bit width that builds the float baseline of the same architecture (float weights, ReLU)
+
+
+def _check_bits(wbits: int, abits: int) -> None:
+    for name, bits in (("wbits", wbits), ("abits", abits)):
+        if not MIN_BITS <= bits <= MAX_BITS:
+            raise EdgeError(f"--{name} must be between {MIN_BITS} and {MAX_BITS}, got {bits}")
+
+
+def weight_quant(bits: int) -> dict:
+    """Binary (+-1, scale 1) weights at 1 bit; narrow-range per-output-channel integers above."""
+    if bits == FLOAT:
+        return {"weight_quant": None}
+    if bits == 1:
+        return {"weight_quant": SignedBinaryWeightPerTensorConst}
+    return {"weight_quant": Int8WeightPerChannelFloat, "weight_bit_width": bits}
+
+
+def activation(bits: int) -> nn.Module:
+    """Bipolar sign activation at 1 bit; an unsigned quantised ReLU above."""
+    if bits == FLOAT:
+        return nn.ReLU()
+    if bits == 1:
+        return qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True)
+    return qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=bits, return_quant_tensor=True)
+
+
+def signed_requant(bits: int) -> nn.Module:
+    """A signed quantiser, shared by both inputs of a residual add so they have one scale."""
+    if bits == FLOAT:
+        return nn.Identity()
+    if bits == 1:
+        return qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True)
+    return qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=bits, return_quant_tensor=True)
+
+
+def input_quant(bits: int = INPUT_BITS) -> nn.Module:
+    """8-bit unsigned input quantiser: the FPGA driver runs it on the host before streaming pixels in."""
+    if bits == FLOAT:
+        return nn.Identity()
+    return qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, bit_width=INPUT_BITS, return_quant_tensor=True)
+
+
+def _in_bits(wbits: int) -> int:
+    return FLOAT if wbits == FLOAT else INPUT_BITS
+
+
+def qlinear(cin: int, cout: int, bits: int, bias: bool = False) -> nn.Module:
+    return qnn.QuantLinear(cin, cout, bias=bias, **weight_quant(bits))
+
+
+def qconv(cin: int, cout: int, bits: int, kernel: int = 3, padding: int = 1, groups: int = 1) -> nn.Module:
+    return qnn.QuantConv2d(cin, cout, kernel, padding=padding, groups=groups, bias=False, **weight_quant(bits))
+
+
+class QuantMLP(nn.Module):
+    """FINN's fully connected networks: (Linear -> BatchNorm -> act) per hidden layer, then a Linear head."""
+
+    def __init__(self, in_features: int, hidden: list[int], num_classes: int, wbits: int, abits: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [input_quant(_in_bits(wbits))]
+        width = in_features
+        for h in hidden:
+            layers += [qlinear(width, h, wbits), nn.BatchNorm1d(h), activation(abits)]
+            width = h
+        layers.append(qlinear(width, num_classes, wbits, bias=True))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class QuantCNV(nn.Module):
+    """FINN's CNV: blocks of two 3x3 convs and a 2x2 max-pool, then fully connected layers.
+
+    Convs are padded so that the 8x8 digits keep their size until each pool.
+    """
+
+    def __init__(self, in_ch: int, side: int, num_classes: int, wbits: int, abits: int,
+                 widths: tuple[int, ...] = (16, 32), fc: int = 64) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [input_quant(_in_bits(wbits))]
+        ch = in_ch
+        for w in widths:
+            for _ in range(2):
+                layers += [qconv(ch, w, wbits), nn.BatchNorm2d(w), activation(abits)]
+                ch = w
+            layers.append(nn.MaxPool2d(2))
+            side //= 2
+        layers.append(nn.Flatten())
+        layers += [qlinear(ch * side * side, fc, wbits), nn.BatchNorm1d(fc), activation(abits)]
+        layers.append(qlinear(fc, num_classes, wbits, bias=True))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class QuantDWS(nn.Module):
+    """A MobileNet-style CNN: a stem conv, depthwise-separable blocks with pooling, global average pool, FC."""
+
+    def __init__(self, in_ch: int, side: int, num_classes: int, wbits: int, abits: int,
+                 widths: tuple[int, ...] = (16, 32, 64)) -> None:
+        super().__init__()
+        stem = widths[0]
+        layers: list[nn.Module] = [
+            input_quant(_in_bits(wbits)), qconv(in_ch, stem, wbits), nn.BatchNorm2d(stem), activation(abits),
+        ]
+        ch = stem
+        for i, w in enumerate(widths[1:]):
+            layers += [
+                qconv(ch, ch, wbits, groups=ch), nn.BatchNorm2d(ch), activation(abits),  # depthwise 3x3
+                qconv(ch, w, wbits, kernel=1, padding=0), nn.BatchNorm2d(w), activation(abits),  # pointwise
+            ]
+            ch = w
+            if i < len(widths) - 2:
+                layers.append(nn.MaxPool2d(2))
+        # The pooled features feed the classifier directly; at 1-2 bits they lose most of the signal.
+        pooled_bits = abits if abits == FLOAT else max(abits, POOLED_MIN_BITS)
+        layers += [nn.AdaptiveAvgPool2d(1), activation(pooled_bits), nn.Flatten()]
+        layers.append(qlinear(ch, num_classes, wbits, bias=True))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class ResidualBlock(nn.Module):
+    """conv-BN-act-conv-BN plus the identity, both quantised by one shared quantiser before the add."""
+
+    def __init__(self, ch: int, wbits: int, abits: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1, self.act1 = qconv(ch, ch, wbits), nn.BatchNorm2d(ch), activation(abits)
+        self.conv2, self.bn2 = qconv(ch, ch, wbits), nn.BatchNorm2d(ch)
+        self.add_quant = signed_requant(abits)
+        self.act_out = activation(abits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        return self.act_out(self.add_quant(y) + self.add_quant(x))
+
+
+class QuantResNet(nn.Module):
+    """A small residual CNN: stem conv, a residual block per stage with max-pool between, FC head."""
+
+    def __init__(self, in_ch: int, side: int, num_classes: int, wbits: int, abits: int,
+                 widths: tuple[int, ...] = (16, 32)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [input_quant(_in_bits(wbits))]
+        ch = in_ch
+        for w in widths:
+            layers += [qconv(ch, w, wbits), nn.BatchNorm2d(w), activation(abits), ResidualBlock(w, wbits, abits)]
+            layers.append(nn.MaxPool2d(2))
+            side //= 2
+            ch = w
+        layers.append(nn.Flatten())
+        layers.append(qlinear(ch * side * side, num_classes, wbits, bias=True))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """How to build one zoo model for an input shape (C, H, W) and a class count."""
+
+    name: str
+    description: str
+    flat_input: bool
+    build: Callable[[tuple[int, int, int], int, int, int], nn.Module]
+
+
+def _mlp(hidden: list[int]) -> Callable[[tuple[int, int, int], int, int, int], nn.Module]:
+    return lambda shape, k, wb, ab: QuantMLP(shape[0] * shape[1] * shape[2], hidden, k, wb, ab)
+
+
+def _square(kind: type[nn.Module]) -> Callable[[tuple[int, int, int], int, int, int], nn.Module]:
+    def build(shape: tuple[int, int, int], k: int, wb: int, ab: int) -> nn.Module:
+        c, h, w = shape
+        if h != w or h < 4 or h % 4:
+            raise EdgeError(f"this CNN needs square images with a side divisible by 4, got {h}x{w}")
+        return kind(c, h, k, wb, ab)
+
+    return build
+
+
+ZOO: dict[str, ZooEntry] = {
+    "tfc": ZooEntry("tfc", "MLP, 3 hidden layers of 64 (FINN TFC)", True, _mlp([64, 64, 64])),
+    "sfc": ZooEntry("sfc", "MLP, 3 hidden layers of 256 (FINN SFC)", True, _mlp([256, 256, 256])),
+    "lfc": ZooEntry("lfc", "MLP, 3 hidden layers of 1024 (FINN LFC)", True, _mlp([1024, 1024, 1024])),
+    "cnv": ZooEntry("cnv", "conv-conv-pool blocks + FC (FINN CNV)", False, _square(QuantCNV)),
+    "dws": ZooEntry("dws", "depthwise-separable CNN with global average pool (MobileNet-style)", False,
+                    _square(QuantDWS)),
+    "resnet": ZooEntry("resnet", "residual CNN, one residual block per stage", False, _square(QuantResNet)),
+}
+
+
+def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int, wbits: int, abits: int) -> nn.Module:
+    """Instantiate a zoo model for a dataset's image shape and class count."""
+    if name not in ZOO:
+        raise EdgeError(f"unknown model '{name}'; the zoo has {', '.join(ZOO)}")
+    _check_bits(wbits, abits)
+    return ZOO[name].build(image_shape, num_classes, wbits, abits)
+
+
+def build_float_model(name: str, image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """The same architecture with float weights and ReLU activations: the accuracy baseline."""
+    if name not in ZOO:
+        raise EdgeError(f"unknown model '{name}'; the zoo has {', '.join(ZOO)}")
+    return ZOO[name].build(image_shape, num_classes, FLOAT, FLOAT)
+
+
+def model_input_shape(name: str, image_shape: tuple[int, int, int]) -> tuple[int, ...]:
+    """The per-sample input shape the model takes: flat features for MLPs, C,H,W for CNNs."""
+    c, h, w = image_shape
+    return (c * h * w,) if ZOO[name].flat_input else (c, h, w)
