@@ -12,6 +12,7 @@ import click
 
 from edge import __version__
 from edge.errors import EdgeError
+from edge.qonnx_io import SUPPORTED_OPS
 from edge.table import render
 
 BUNDLED_MODEL = "tfc_w2a2_digits.onnx"
@@ -128,7 +129,11 @@ def train(model_name: str, wbits: int, abits: int, dataset: str, epochs: int, ba
 
 
 # ---------------------------------------------------------------------------------------------- inspect
-@cli.command(help="Layers, shapes, bit widths, MACs and weight bits of a QONNX model, and what each target accepts.")
+@cli.command(help="""Layers, shapes, bit widths, MACs and weight bits of a QONNX model, and what each target accepts.
+
+\b
+MODEL defaults to the bundled TFC w2a2 digits model. Ops edge reads:
+  """ + ", ".join(sorted(SUPPORTED_OPS)))
 @click.argument("model", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def inspect(model: Path | None, as_json: bool) -> None:

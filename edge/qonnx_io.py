@@ -92,14 +92,16 @@ def _check_inputs(path: Path, proto: onnx.ModelProto) -> None:
             )
 
 
-def _check_ops(path: Path, model: ModelWrapper) -> None:
-    for node in model.graph.node:
+def _check_ops(path: Path, proto: onnx.ModelProto) -> None:
+    """Checked on the graph as the user wrote it, so that errors carry their node names (cleanup renames)."""
+    for index, node in enumerate(proto.graph.node):
         if node.op_type not in SUPPORTED_OPS:
+            name = node.name or f"#{index}"
             raise EdgeError(
-                f"{path}: node '{node.name}' has unsupported op {node.op_type} "
-                f"(supported: {', '.join(sorted(SUPPORTED_OPS))})"
+                f"{path}: node '{name}' has unsupported op {node.op_type}; "
+                "`edge inspect --help` lists the ops edge handles"
             )
-    if not any(n.op_type in QUANT_OPS for n in model.graph.node):
+    if not any(n.op_type in QUANT_OPS for n in proto.graph.node):
         raise EdgeError(
             f"{path}: no Quant/BipolarQuant nodes: this is a float model; "
             "train it with Brevitas (`edge train`) and export QONNX"
@@ -111,12 +113,12 @@ def load_model(path: str | Path) -> LoadedModel:
     path = Path(path)
     proto = _read(path)
     _check_inputs(path, proto)
+    _check_ops(path, proto)
     try:
         model = cleanup_model(ModelWrapper(proto))
         model = model.transform(InferShapes())
     except Exception as exc:  # qonnx/onnx raise many types on malformed graphs
         raise EdgeError(f"{path}: shape inference failed ({type(exc).__name__}: {exc})") from None
-    _check_ops(path, model)
     model = model.transform(InferDataTypes())
     for out in model.graph.output:
         shape = model.get_tensor_shape(out.name)

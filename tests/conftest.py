@@ -1,0 +1,54 @@
+"""Shared fixtures: the digits dataset and models trained for real (few epochs) once per test session."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edge.data import Dataset, load_digits_dataset
+from edge.train import TrainConfig, train
+
+TEST_EPOCHS = 15
+
+
+@pytest.fixture(scope="session")
+def digits() -> Dataset:
+    return load_digits_dataset()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, digits: Dataset) -> Callable[[str, int, int], Path]:
+    """Train a zoo model on digits once per (model, wbits, abits) and return its output directory."""
+    cache: dict[tuple[str, int, int], Path] = {}
+
+    def get(model: str, wbits: int, abits: int) -> Path:
+        key = (model, wbits, abits)
+        if key not in cache:
+            out = tmp_path_factory.mktemp(f"{model}_w{wbits}a{abits}") / "run"
+            cfg = TrainConfig(model=model, wbits=wbits, abits=abits, epochs=TEST_EPOCHS, float_baseline=False)
+            train(cfg, digits, out, progress=False)
+            cache[key] = out
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """Run `edge ARGS...` in-process through the real entry point; returns (exit code, stdout, stderr)."""
+    from edge.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["edge", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
