@@ -10,9 +10,17 @@ import onnx
 from google.protobuf.message import DecodeError
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
+from qonnx.transformation.fold_constants import FoldConstants
+from qonnx.transformation.general import (
+    GiveReadableTensorNames,
+    GiveUniqueNodeNames,
+    GiveUniqueParameterTensors,
+    RemoveStaticGraphInputs,
+    RemoveUnusedTensors,
+)
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
-from qonnx.util.cleanup import cleanup_model
+from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
 from edge.errors import EdgeError
 
@@ -108,6 +116,22 @@ def _check_ops(path: Path, proto: onnx.ModelProto) -> None:
         )
 
 
+def cleanup(model: ModelWrapper) -> ModelWrapper:
+    """qonnx's cleanup (fold constants except quantisers, drop unused tensors, readable tensor names), but node
+    names are kept when they are unique, so that errors name nodes as the user's tools show them."""
+    for node in model.graph.node:
+        if node.op_type in QUANT_OPS:
+            node.domain = "qonnx.custom_op.general"
+    for t in (InferShapes(), GiveUniqueParameterTensors(),
+              FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]),
+              FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs()):
+        model = model.transform(t)
+    names = [n.name for n in model.graph.node]
+    if not all(names) or len(set(names)) != len(names):
+        model = model.transform(GiveUniqueNodeNames())
+    return model.transform(GiveReadableTensorNames())
+
+
 def load_model(path: str | Path) -> LoadedModel:
     """Load a QONNX file, reject what the toolchain cannot handle, and return the cleaned, annotated model."""
     path = Path(path)
@@ -115,7 +139,7 @@ def load_model(path: str | Path) -> LoadedModel:
     _check_inputs(path, proto)
     _check_ops(path, proto)
     try:
-        model = cleanup_model(ModelWrapper(proto))
+        model = cleanup(ModelWrapper(proto))
         model = model.transform(InferShapes())
     except Exception as exc:  # qonnx/onnx raise many types on malformed graphs
         raise EdgeError(f"{path}: shape inference failed ({type(exc).__name__}: {exc})") from None

@@ -20,15 +20,15 @@ def digits() -> Dataset:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory, digits: Dataset) -> Callable[[str, int, int], Path]:
-    """Train a zoo model on digits once per (model, wbits, abits) and return its output directory."""
-    cache: dict[tuple[str, int, int], Path] = {}
+def trained(tmp_path_factory: pytest.TempPathFactory, digits: Dataset) -> Callable[..., Path]:
+    """Train a zoo model on digits once per (model, wbits, abits, epochs) and return its output directory."""
+    cache: dict[tuple[str, int, int, int], Path] = {}
 
-    def get(model: str, wbits: int, abits: int) -> Path:
-        key = (model, wbits, abits)
+    def get(model: str, wbits: int, abits: int, epochs: int = TEST_EPOCHS) -> Path:
+        key = (model, wbits, abits, epochs)
         if key not in cache:
-            out = tmp_path_factory.mktemp(f"{model}_w{wbits}a{abits}") / "run"
-            cfg = TrainConfig(model=model, wbits=wbits, abits=abits, epochs=TEST_EPOCHS, float_baseline=False)
+            out = tmp_path_factory.mktemp(f"{model}_w{wbits}a{abits}_e{epochs}") / "run"
+            cfg = TrainConfig(model=model, wbits=wbits, abits=abits, epochs=epochs, float_baseline=False)
             train(cfg, digits, out, progress=False)
             cache[key] = out
         return cache[key]

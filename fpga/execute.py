@@ -1,0 +1,118 @@
+"""Reference executor of the dataflow IR in integer arithmetic (numpy int64), one batch at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+from qonnx.custom_op.general.quant import quant
+
+from fpga.ir import (
+    AddStreams,
+    DataflowGraph,
+    DuplicateStreams,
+    GlobalAccPool,
+    InputQuant,
+    LabelSelect,
+    MatrixVectorUnit,
+    MaxPool,
+    Node,
+    OutputAffine,
+    Padding,
+    SlidingWindow,
+    Thresholding,
+    VectorVectorUnit,
+)
+
+
+def quantize_input(pre: InputQuant, x: np.ndarray) -> np.ndarray:
+    """Host-side input quantisation, with qonnx's own Quant function so that it matches the golden model."""
+    y = quant(np.asarray(x, np.float32), np.float32(pre.scale), np.float32(0.0), np.float32(pre.bits),
+              int(pre.signed), int(pre.narrow), pre.rounding_mode)
+    q = np.rint(np.asarray(y, np.float64) / pre.scale).astype(np.int64)
+    return np.moveaxis(q, 1, -1) if q.ndim == 4 else q.reshape(len(q), -1)
+
+
+def dequantize_output(post: OutputAffine, acc: np.ndarray) -> np.ndarray:
+    """Host-side output step: integer accumulators to the QONNX model's float output, in its layout."""
+    if post.top_k:
+        return acc
+    y = acc.astype(np.float64) * post.scale + post.bias
+    return post.layout.to_onnx(y, post.onnx_shape).astype(np.float32)
+
+
+def _dot(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Exact integer x @ w.T via float64 BLAS: exact while |sums| < 2**53, checked."""
+    bound = np.abs(x).max(initial=0) * np.abs(w).sum(1).max(initial=0)
+    if bound < 2**52:
+        return np.rint(x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+    return x.astype(np.int64) @ w.T.astype(np.int64)
+
+
+def _windows(x: np.ndarray, node: SlidingWindow) -> np.ndarray:
+    """(N, H, W, C) -> (N, OH, OW, kh, kw, C) windows, the SWG's output order."""
+    kh, kw = node.kernel
+    sh, sw = node.stride
+    oh, ow = node.ofm
+    rows = (np.arange(oh) * sh)[:, None] + np.arange(kh)[None, :]  # (OH, kh)
+    cols = (np.arange(ow) * sw)[:, None] + np.arange(kw)[None, :]  # (OW, kw)
+    return x[:, rows[:, None, :, None], cols[None, :, None, :], :]
+
+
+def run_node(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
+    """Execute one node on a batch; returns one array per output stream."""
+    x = ins[0]
+    if isinstance(node, MatrixVectorUnit):
+        flat = x.reshape(-1, node.mw)
+        dot = _dot(flat, node.weights)
+        acc = (dot + node.mw) // 2 if node.xnor else dot  # popcount of matching bits
+        out = node.thresholds.apply(acc) if node.thresholds is not None else acc
+        return [out.reshape(len(x), -1)]
+    if isinstance(node, VectorVectorUnit):
+        win = x.reshape(*x.shape[:-1], node.k, node.channels)  # (..., K, C)
+        acc = np.einsum("...kc,ck->...c", win, node.weights)
+        out = node.thresholds.apply(acc) if node.thresholds is not None else acc
+        return [out]
+    if isinstance(node, Thresholding):
+        return [node.thresholds.apply(x)]
+    if isinstance(node, SlidingWindow):
+        win = _windows(x, node)
+        n, oh, ow = win.shape[:3]
+        return [win.reshape(n, oh, ow, -1)]
+    if isinstance(node, Padding):
+        t, left, b, r = node.pads
+        return [np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))]
+    if isinstance(node, MaxPool):
+        kh, kw = node.kernel
+        sh, sw = node.stride
+        oh, ow = node.ofm
+        rows = (np.arange(oh) * sh)[:, None] + np.arange(kh)[None, :]
+        cols = (np.arange(ow) * sw)[:, None] + np.arange(kw)[None, :]
+        win = x[:, rows[:, None, :, None], cols[None, :, None, :], :]
+        return [win.max(axis=(3, 4))]
+    if isinstance(node, GlobalAccPool):
+        return [x.sum(axis=(1, 2))]
+    if isinstance(node, AddStreams):
+        return [ins[0] + ins[1]]
+    if isinstance(node, DuplicateStreams):
+        return [x, x.copy()]
+    if isinstance(node, LabelSelect):
+        # stable: among equal values the lower index wins, as a streaming comparator would keep the first
+        order = np.argsort(-x, axis=-1, kind="stable")
+        return [order[..., : node.k]]
+    raise TypeError(f"no executor for {type(node).__name__}")
+
+
+def execute(graph: DataflowGraph, x_int: np.ndarray, keep_all: bool = False) -> dict[str, np.ndarray]:
+    """Run the accelerator part on integer inputs (N, *ir_input_shape); returns the output or every stream."""
+    env: dict[str, np.ndarray] = {graph.input: np.asarray(x_int, np.int64)}
+    for node in graph.nodes:
+        outs = run_node(node, [env[i] for i in node.inputs])
+        names = node.outputs if isinstance(node, DuplicateStreams) else (node.output,)
+        for name, out in zip(names, outs, strict=True):
+            env[name] = out.reshape(len(out), *graph.tensors[name].shape)
+    return env if keep_all else {graph.output: env[graph.output]}
+
+
+def run_model(graph: DataflowGraph, x: np.ndarray) -> np.ndarray:
+    """Float input in the QONNX layout -> float output in the QONNX layout, host steps included."""
+    acc = execute(graph, quantize_input(graph.pre, x))[graph.output]
+    return dequantize_output(graph.post, acc)

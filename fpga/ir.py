@@ -1,0 +1,378 @@
+"""The integer dataflow IR: typed nodes on channels-last integer streams, plus the host-side steps around them.
+
+Every node streams one sample at a time; shapes are per sample. Vocabulary follows FINN (MVAU, VVAU, SWG, ...).
+Thresholds map an accumulator to an output level: out = base + step * #{i : acc >= T[c, i]} for ascending
+channels, and #{i : acc <= T[c, i]} for descending ones (a negative BatchNorm scale makes a channel descending).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import ClassVar
+
+import numpy as np
+
+from fpga.datatypes import BIPOLAR, IntType
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """Base of every dataflow node: named input streams, one output stream, folding factors PE and SIMD."""
+
+    name: str
+    inputs: tuple[str, ...]
+    output: str
+    pe: int = 1
+    simd: int = 1
+
+    kind: ClassVar[str] = "Node"
+
+    def fold_limits(self) -> dict[str, int]:
+        """Each folding factor and the size it must divide (PE | channels, SIMD | inputs per output, ...)."""
+        return {}
+
+    def cycles(self) -> int:
+        """Clock cycles per sample at the current folding, one pipelined iteration per cycle (II=1)."""
+        raise NotImplementedError
+
+    def with_fold(self, pe: int, simd: int) -> Node:
+        return replace(self, pe=pe, simd=simd)
+
+
+@dataclass(frozen=True, eq=False)
+class Thresholds:
+    """Per-channel thresholds and how a level count becomes the output value."""
+
+    values: np.ndarray  # (channels, levels) int64, sorted along levels for ascending channels
+    descending: np.ndarray  # (channels,) bool
+    base: int  # output of level count 0
+    step: int  # 1 for integers, 2 for bipolar outputs (-1 -> +1)
+    out_dtype: IntType
+
+    @property
+    def levels(self) -> int:
+        return int(self.values.shape[1])
+
+    def apply(self, acc: np.ndarray) -> np.ndarray:
+        """acc (..., channels) -> output values (..., channels)."""
+        a = acc[..., None]
+        up = (a >= self.values).sum(-1)
+        down = (a <= self.values).sum(-1)
+        count = np.where(self.descending, down, up)
+        return self.base + self.step * count
+
+
+@dataclass(frozen=True, eq=False)
+class MatrixVectorUnit(Node):
+    """MVAU: out[v, h] = act(sum_w W[h, w] * x[v, w]) for each of `vectors` input vectors of MW elements.
+
+    In XNOR mode (bipolar weights and inputs) the accumulator is the popcount of matching bits.
+    """
+
+    mw: int = 0
+    mh: int = 0
+    vectors: int = 1
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))  # (MH, MW)
+    in_dtype: IntType = BIPOLAR
+    w_dtype: IntType = BIPOLAR
+    acc_dtype: IntType = BIPOLAR
+    xnor: bool = False
+    thresholds: Thresholds | None = None
+
+    kind: ClassVar[str] = "MatrixVectorUnit"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.mh, "simd": self.mw}
+
+    def cycles(self) -> int:
+        return (self.mh // self.pe) * (self.mw // self.simd) * self.vectors
+
+
+@dataclass(frozen=True, eq=False)
+class VectorVectorUnit(Node):
+    """VVAU (depthwise conv): out[v, c] = act(sum_k W[c, k] * x[v, k, c]) over a K = kh*kw window per channel."""
+
+    channels: int = 0
+    k: int = 0
+    vectors: int = 1
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))  # (C, K)
+    in_dtype: IntType = BIPOLAR
+    w_dtype: IntType = BIPOLAR
+    acc_dtype: IntType = BIPOLAR
+    thresholds: Thresholds | None = None
+
+    kind: ClassVar[str] = "VectorVectorUnit"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels, "simd": self.k}
+
+    def cycles(self) -> int:
+        return (self.channels // self.pe) * (self.k // self.simd) * self.vectors
+
+
+@dataclass(frozen=True, eq=False)
+class Thresholding(Node):
+    """Stand-alone multi-thresholding: requantises an integer stream channel by channel."""
+
+    channels: int = 0
+    vectors: int = 1
+    in_dtype: IntType = BIPOLAR
+    thresholds: Thresholds | None = None
+
+    kind: ClassVar[str] = "Thresholding"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return (self.channels // self.pe) * self.vectors
+
+
+@dataclass(frozen=True, eq=False)
+class SlidingWindow(Node):
+    """Convolution input generator (SWG): emits each kh x kw window, ordered (kh, kw, channel)."""
+
+    ifm: tuple[int, int] = (0, 0)
+    ofm: tuple[int, int] = (0, 0)
+    channels: int = 0
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    dtype: IntType = BIPOLAR
+    depthwise: bool = False
+
+    kind: ClassVar[str] = "SlidingWindow"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"simd": self.channels}
+
+    def cycles(self) -> int:
+        reads = self.ifm[0] * self.ifm[1] * self.channels // self.simd
+        writes = self.ofm[0] * self.ofm[1] * self.kernel[0] * self.kernel[1] * self.channels // self.simd
+        return max(reads, writes)
+
+
+@dataclass(frozen=True, eq=False)
+class Padding(Node):
+    """Zero padding of a feature map: (top, left, bottom, right) pixels."""
+
+    ifm: tuple[int, int] = (0, 0)
+    channels: int = 0
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "Padding"
+
+    @property
+    def ofm(self) -> tuple[int, int]:
+        t, left, b, r = self.pads
+        return self.ifm[0] + t + b, self.ifm[1] + left + r
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"simd": self.channels}
+
+    def cycles(self) -> int:
+        return self.ofm[0] * self.ofm[1] * self.channels // self.simd
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool(Node):
+    """Max pooling over kh x kw windows with a stride, channel by channel."""
+
+    ifm: tuple[int, int] = (0, 0)
+    ofm: tuple[int, int] = (0, 0)
+    channels: int = 0
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "MaxPool"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return self.ifm[0] * self.ifm[1] * self.channels // self.pe
+
+
+@dataclass(frozen=True, eq=False)
+class GlobalAccPool(Node):
+    """Sum over all pixels per channel (the average's 1/N folds into the next thresholds)."""
+
+    ifm: tuple[int, int] = (0, 0)
+    channels: int = 0
+    in_dtype: IntType = BIPOLAR
+    out_dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "GlobalAccPool"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return self.ifm[0] * self.ifm[1] * self.channels // self.pe
+
+
+@dataclass(frozen=True, eq=False)
+class AddStreams(Node):
+    """Element-wise sum of two integer streams of the same scale (residual connections)."""
+
+    channels: int = 0
+    vectors: int = 1
+    in_dtypes: tuple[IntType, IntType] = (BIPOLAR, BIPOLAR)
+    out_dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "AddStreams"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return (self.channels // self.pe) * self.vectors
+
+
+@dataclass(frozen=True, eq=False)
+class DuplicateStreams(Node):
+    """Copies one stream to two consumers (the fork before a residual branch)."""
+
+    channels: int = 0
+    vectors: int = 1
+    dtype: IntType = BIPOLAR
+    outputs: tuple[str, ...] = ()
+
+    kind: ClassVar[str] = "DuplicateStreams"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return (self.channels // self.pe) * self.vectors
+
+
+@dataclass(frozen=True, eq=False)
+class LabelSelect(Node):
+    """Top-k: the indices of the k largest of `labels` accumulator values, largest first."""
+
+    labels: int = 0
+    k: int = 1
+    in_dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "LabelSelect"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.labels}
+
+    def cycles(self) -> int:
+        return self.labels // self.pe
+
+
+NODE_TYPES: dict[str, type[Node]] = {
+    cls.kind: cls
+    for cls in (MatrixVectorUnit, VectorVectorUnit, Thresholding, SlidingWindow, Padding, MaxPool, GlobalAccPool,
+                AddStreams, DuplicateStreams, LabelSelect)
+}
+
+
+def node_outputs(node: Node) -> tuple[str, ...]:
+    """Every stream a node writes (DuplicateStreams writes two)."""
+    if isinstance(node, DuplicateStreams):
+        return node.outputs
+    return (node.output,)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A stream's per-sample shape (channels last) and element type."""
+
+    shape: tuple[int, ...]
+    dtype: IntType
+
+
+@dataclass(frozen=True, eq=False)
+class InputQuant:
+    """Host-side step before the accelerator: quantise float input to integers, NCHW -> NHWC."""
+
+    scale: float
+    bits: int
+    signed: bool
+    narrow: bool
+    rounding_mode: str
+    onnx_shape: tuple[int, ...]  # per sample, as the QONNX model takes it
+
+
+@dataclass(frozen=True, eq=False)
+class OutputAffine:
+    """Host-side step after the accelerator: out = acc * scale[c] + bias[c], back to the QONNX layout."""
+
+    scale: np.ndarray  # (channels,) float64
+    bias: np.ndarray  # (channels,) float64
+    onnx_shape: tuple[int, ...]
+    layout: Layout
+    top_k: int = 0  # > 0 when the accelerator ends in LabelSelect: its output is class indices
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """How a QONNX tensor (per sample) maps onto an IR stream: `nhwc` transposes C,H,W; `flat` permutes features.
+
+    For `flat`, IR element i holds QONNX flat element perm[i].
+    """
+
+    kind: str  # "nhwc" | "flat"
+    perm: np.ndarray | None = None
+
+    def to_ir(self, x: np.ndarray) -> np.ndarray:
+        """QONNX batch (N, *onnx_shape) -> IR batch (N, *ir_shape)."""
+        if self.kind == "nhwc":
+            return np.moveaxis(x, 1, -1)
+        flat = x.reshape(len(x), -1)
+        return flat[:, self.perm] if self.perm is not None else flat
+
+    def to_onnx(self, y: np.ndarray, onnx_shape: tuple[int, ...]) -> np.ndarray:
+        """IR batch -> QONNX batch of per-sample shape onnx_shape."""
+        if self.kind == "nhwc":
+            return np.moveaxis(y, -1, 1)
+        flat = y.reshape(len(y), -1)
+        if self.perm is not None:
+            out = np.empty_like(flat)
+            out[:, self.perm] = flat
+            flat = out
+        return flat.reshape(len(y), *onnx_shape)
+
+
+@dataclass(frozen=True, eq=False)
+class Probe:
+    """An IR stream that equals a QONNX tensor: onnx value = ir value * scale (used to check every lowering)."""
+
+    onnx_tensor: str
+    scale: np.ndarray
+    layout: Layout
+
+
+@dataclass(frozen=True, eq=False)
+class DataflowGraph:
+    """A lowered model: nodes in topological order, stream types, host-side pre/post steps, and probes."""
+
+    name: str
+    nodes: tuple[Node, ...]
+    tensors: dict[str, TensorInfo]
+    input: str
+    output: str
+    pre: InputQuant
+    post: OutputAffine
+    probes: dict[str, Probe] = field(default_factory=dict)
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def with_nodes(self, nodes: tuple[Node, ...]) -> DataflowGraph:
+        return replace(self, nodes=nodes)
+
+    def compute_nodes(self) -> list[Node]:
+        return [n for n in self.nodes if isinstance(n, MatrixVectorUnit | VectorVectorUnit)]
+
+
+def field_names(node: Node) -> list[str]:
+    return [f.name for f in fields(node)]

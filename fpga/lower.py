@@ -1,0 +1,632 @@
+"""Lower a QONNX model to the integer dataflow IR.
+
+Walks the graph in order and keeps, for every QONNX tensor that is integer-valued, a `Value`: the IR stream that
+carries its integers, their datatype, the float scale (onnx = int * scale) and the layout. Accumulating ops
+(MatMul, Gemm, Conv, GlobalAveragePool, residual Add) become IR nodes; the element-wise ops after them up to the
+next quantiser become thresholds, derived from the exact QONNX function; a graph output without a quantiser
+becomes a host-side affine step. Anything else stops with an error naming the node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import onnx
+from onnx import NodeProto, helper, numpy_helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.custom_op.general.quant import quant
+from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.util.basic import get_by_name
+
+from edge.errors import EdgeError
+from edge.qonnx_io import LoadedModel
+from fpga.datatypes import BIPOLAR, IntType, quant_type, smallest_type
+from fpga.ir import (
+    AddStreams,
+    DataflowGraph,
+    DuplicateStreams,
+    GlobalAccPool,
+    InputQuant,
+    LabelSelect,
+    Layout,
+    MatrixVectorUnit,
+    MaxPool,
+    Node,
+    OutputAffine,
+    Padding,
+    Probe,
+    SlidingWindow,
+    TensorInfo,
+    Thresholding,
+    Thresholds,
+    VectorVectorUnit,
+)
+from fpga.thresholds import derive_thresholds
+
+QUANTISERS = ("Quant", "BipolarQuant")
+# Element-wise ops allowed between an accumulator and the next quantiser: they become thresholds.
+CHAIN_OPS = frozenset({"Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Clip", "HardTanh", "Identity"})
+LAYOUT_OPS = frozenset({"Flatten", "Reshape", "Identity"})
+
+
+@dataclass
+class Value:
+    """An integer-valued QONNX tensor as it lives in the IR."""
+
+    streams: list[str]  # IR streams carrying it, one per remaining consumer
+    dtype: IntType
+    scale: np.ndarray  # per channel (C,) or scalar (); onnx value = int * scale
+    layout: Layout
+    onnx_shape: tuple[int, ...]  # per sample
+
+    @property
+    def ir_shape(self) -> tuple[int, ...]:
+        if self.layout.kind == "nhwc":
+            c, h, w = self.onnx_shape
+            return (h, w, c)
+        return (int(np.prod(self.onnx_shape)),)
+
+    @property
+    def channels(self) -> int:
+        return self.ir_shape[-1]
+
+
+@dataclass
+class Accumulator:
+    """An IR node whose output is an integer accumulator, before its activation is decided."""
+
+    node: Node
+    onnx_tensor: str  # the QONNX tensor the accumulator (times scale, plus offset) equals
+    lo: np.ndarray  # (C,) smallest reachable accumulator per channel
+    hi: np.ndarray  # (C,) largest
+    scale: np.ndarray  # (C,) float64
+    offset: np.ndarray  # (C,) float64, e.g. a Gemm bias
+    mul: int = 1  # the QONNX value uses (acc * mul + add): XNOR popcount -> dot product is (2p - MW)
+    add: int = 0
+    fusable: bool = True  # MVAU/VVAU take thresholds inside; others get a Thresholding node after them
+
+
+class Lowering:
+    """One lowering run over one model (stateful while it walks; the result is an immutable DataflowGraph)."""
+
+    def __init__(self, loaded: LoadedModel, top_k: int = 0) -> None:
+        self.path = loaded.path
+        self.model: ModelWrapper = loaded.model
+        self.top_k = top_k
+        self.values: dict[str, Value] = {}
+        self.nodes: list[Node] = []
+        self.tensors: dict[str, TensorInfo] = {}
+        self.probes: dict[str, Probe] = {}
+        self.done: set[str] = set()  # names of nodes already lowered as part of a chain
+        self.counts: dict[str, int] = {}
+        self.pre: InputQuant | None = None
+        self.post: OutputAffine | None = None
+        self.final_stream = ""
+
+    # ------------------------------------------------------------------ helpers
+    def fail(self, node: NodeProto, reason: str) -> EdgeError:
+        return EdgeError(f"{self.path}: node '{node.name}' ({node.op_type}): {reason}")
+
+    def fresh(self, prefix: str) -> str:
+        i = self.counts.get(prefix, 0)
+        self.counts[prefix] = i + 1
+        return f"{prefix}_{i}"
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.model.get_tensor_shape(tensor)[1:])
+
+    def init(self, tensor: str) -> np.ndarray | None:
+        return self.model.get_initializer(tensor)
+
+    def attr(self, node: NodeProto, name: str, default=None):
+        a = get_by_name(node.attribute, name)
+        return default if a is None else helper.get_attribute_value(a)
+
+    def consumers(self, tensor: str) -> list[NodeProto]:
+        return self.model.find_consumers(tensor) or []
+
+    def add_node(self, node: Node, out_shape: tuple[int, ...], dtype: IntType) -> None:
+        self.nodes.append(node)
+        self.tensors[node.output] = TensorInfo(out_shape, dtype)
+
+    def publish(self, onnx_tensor: str, stream: str, dtype: IntType, scale: np.ndarray, layout: Layout,
+                probe: bool = True) -> Value:
+        """Register a QONNX tensor's Value; fork its stream when more than one node consumes it."""
+        shape = self.shape(onnx_tensor)
+        n = len(self.consumers(onnx_tensor)) + (1 if onnx_tensor == self.model.graph.output[0].name else 0)
+        streams = [stream]
+        if n > 1:
+            outs = tuple(f"{stream}_dup{i}" for i in range(n))
+            value_shape = self.tensors[stream].shape
+            dup = DuplicateStreams(name=self.fresh("DuplicateStreams"), inputs=(stream,), output=outs[0],
+                                   channels=value_shape[-1], vectors=int(np.prod(value_shape[:-1])), dtype=dtype,
+                                   outputs=outs)
+            self.nodes.append(dup)
+            for o in outs:
+                self.tensors[o] = TensorInfo(value_shape, dtype)
+            streams = list(outs)
+        if probe:
+            self.probes[stream] = Probe(onnx_tensor, np.asarray(scale, np.float64), layout)
+        value = Value(streams, dtype, np.asarray(scale, np.float64), layout, shape)
+        self.values[onnx_tensor] = value
+        return value
+
+    def take(self, onnx_tensor: str, node: NodeProto) -> Value:
+        """The Value of an input tensor, claiming one of its streams for this consumer."""
+        if onnx_tensor not in self.values:
+            raise self.fail(node, f"input '{onnx_tensor}' is not an integer (quantised) tensor; "
+                                  "every compute layer needs a quantiser before it")
+        return self.values[onnx_tensor]
+
+    def claim(self, value: Value) -> str:
+        return value.streams.pop(0)
+
+    def scalar_scale(self, value: Value, node: NodeProto) -> float:
+        s = np.unique(value.scale)
+        if len(s) != 1:
+            raise self.fail(node, "input activations have per-channel scales; expected one scale per tensor")
+        return float(s[0])
+
+    # ------------------------------------------------------------------ weights
+    def weights(self, node: NodeProto, tensor: str) -> tuple[np.ndarray, np.ndarray, IntType]:
+        """Integer weights, their scale broadcast to the weight shape, and their datatype."""
+        q = self.model.find_producer(tensor)
+        if q is None or q.op_type not in QUANTISERS or self.init(q.input[0]) is None:
+            raise self.fail(node, "weights are not quantised (expected a Quant/BipolarQuant on an initializer)")
+        w = self.init(q.input[0]).astype(np.float32)
+        scale = self.init(q.input[1])
+        if scale is None:
+            raise self.fail(q, "weight scale is not a constant")
+        s = np.broadcast_to(np.asarray(scale, np.float64), w.shape)
+        if q.op_type == "BipolarQuant":
+            return np.where(w >= 0, 1, -1).astype(np.int64), s, BIPOLAR
+        zp, bits = self.init(q.input[2]), self.init(q.input[3])
+        if zp is None or bits is None or np.any(zp != 0):
+            raise self.fail(q, "weight zero-point must be a constant 0")
+        signed, narrow = int(self.attr(q, "signed", 1)), int(self.attr(q, "narrow", 0))
+        mode = self.attr(q, "rounding_mode", b"ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        y = quant(w, np.asarray(scale, np.float32), np.float32(0), np.float32(bits), signed, narrow, mode)
+        w_int = np.rint(np.asarray(y, np.float64) / s).astype(np.int64)
+        dtype, _, _ = quant_type(int(np.asarray(bits).item()), bool(signed), bool(narrow))
+        return w_int, s, dtype
+
+    @staticmethod
+    def per_row_scale(s: np.ndarray, axis: int, where: Callable[[str], EdgeError]) -> np.ndarray:
+        """The weight scale per output channel; it must not vary along the reduction axis."""
+        first = np.take(s, [0], axis=axis)
+        if not np.allclose(s, first, rtol=0, atol=0):
+            raise where("weight scale varies along the reduction axis; only per-output-channel scales lower exactly")
+        return first.reshape(-1) if first.size > 1 else first.reshape(())
+
+    # ------------------------------------------------------------------ accumulator bounds
+    @staticmethod
+    def dot_bounds(w: np.ndarray, dtype: IntType, pad_zero: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row bounds of w @ x over every x of the input type (w: (rows, K))."""
+        xmin, xmax = dtype.min, dtype.max
+        if pad_zero:
+            xmin, xmax = min(xmin, 0), max(xmax, 0)
+        lo = np.minimum(w * xmin, w * xmax).sum(1)
+        hi = np.maximum(w * xmin, w * xmax).sum(1)
+        return lo.astype(np.int64), hi.astype(np.int64)
+
+    # ------------------------------------------------------------------ chains
+    def chain_from(self, first: NodeProto, start_tensor: str) -> tuple[list[NodeProto], str, NodeProto | None]:
+        """Follow element-wise ops from `first` to a quantiser (returned) or to the graph output (None)."""
+        chain: list[NodeProto] = []
+        node: NodeProto | None = first
+        tensor = start_tensor
+        out_name = self.model.graph.output[0].name
+        while node is not None:
+            dynamic = [i for i in node.input if i and self.init(i) is None]
+            if dynamic != [tensor]:
+                raise self.fail(node, "expected one streamed input after the accumulator (a residual Add must take "
+                                      "two quantised tensors of one scale)")
+            if node.op_type in QUANTISERS:
+                chain.append(node)
+                return chain, node.output[0], node
+            if node.op_type not in CHAIN_OPS:
+                raise self.fail(node, f"{node.op_type} between an accumulator and its quantiser cannot be lowered "
+                                      "exactly; move it after the quantiser")
+            for i in node.input[1:]:
+                c = self.init(i) if i else None
+                if c is not None and c.size > 1 and int(np.prod(c.shape)) != max(c.shape):
+                    raise self.fail(node, "per-pixel constants cannot become per-channel thresholds")
+            chain.append(node)
+            tensor = node.output[0]
+            if tensor == out_name:
+                return chain, tensor, None
+            nxt = self.consumers(tensor)
+            if len(nxt) != 1:
+                raise self.fail(node, "the activation function forks before its quantiser")
+            node = nxt[0]
+        raise AssertionError("unreachable")
+
+    def chain_fn(self, chain: list[NodeProto], start: str, end: str, acc: Accumulator,
+                 rank: int) -> Callable[[np.ndarray], np.ndarray]:
+        """The exact QONNX function from integer accumulators (B, C) to the chain's float output (B, C)."""
+        inits = {i for n in chain for i in n.input if i and self.init(i) is not None}
+        init_protos = [numpy_helper.from_array(self.init(i), i) for i in sorted(inits)]
+        opsets = list(self.model.model.opset_import)
+
+        def run(a: np.ndarray) -> np.ndarray:
+            b, c = a.shape
+            z = ((a * acc.mul + acc.add).astype(np.float64) * acc.scale + acc.offset).astype(np.float32)
+            shape = [b, c] + [1] * (rank - 2)
+            graph = helper.make_graph(
+                chain, "chain", [helper.make_tensor_value_info(start, onnx.TensorProto.FLOAT, shape)],
+                [helper.make_tensor_value_info(end, onnx.TensorProto.FLOAT, None)], init_protos,
+            )
+            sub = ModelWrapper(helper.make_model(graph, opset_imports=opsets)).transform(InferShapes())
+            out = execute_onnx(sub, {start: z.reshape(shape)})[end]
+            return np.asarray(out, np.float64).reshape(b, c)
+
+        return run
+
+    def finish(self, acc: Accumulator, first: NodeProto | None) -> None:
+        """Decide what follows an accumulator: thresholds (fused or a Thresholding node) or the host affine."""
+        out_shape = self.tensors[acc.node.output].shape
+        channels = out_shape[-1]
+        rank = len(self.model.get_tensor_shape(acc.onnx_tensor))
+        layout = Layout("nhwc") if len(out_shape) == 3 else Layout("flat")
+        if first is None:  # the accumulator is the graph output itself
+            return self.host_affine(acc, [], acc.onnx_tensor, rank, layout)
+        chain, end, q = self.chain_from(first, acc.onnx_tensor)
+        if q is None:
+            return self.host_affine(acc, chain, end, rank, layout)
+        fn = self.chain_fn(chain, acc.onnx_tensor, end, acc, rank)
+        if q.op_type == "BipolarQuant":
+            out_scale = np.asarray(self.init(q.input[1]), np.float64)
+            dtype, qmin, qmax, step = BIPOLAR, -1, 1, 2
+        else:
+            scale, zp, bits = (self.init(q.input[i]) for i in (1, 2, 3))
+            if scale is None or bits is None or zp is None or np.any(zp != 0):
+                raise self.fail(q, "activation quantiser needs constant scale and bit width and a zero-point of 0")
+            out_scale = np.asarray(scale, np.float64)
+            dtype, qmin, qmax = quant_type(int(np.asarray(bits).item()), bool(self.attr(q, "signed", 1)),
+                                           bool(self.attr(q, "narrow", 0)))
+            step = 1
+        if out_scale.size != 1:
+            raise self.fail(q, "activation quantiser has per-channel scales; expected one scale per tensor")
+
+        def levels(a: np.ndarray) -> np.ndarray:
+            return np.rint(fn(a) / float(out_scale.reshape(-1)[0])).astype(np.int64)
+
+        th = derive_thresholds(levels, acc.lo, acc.hi, qmin, qmax, step, dtype, f"{self.path}: node '{q.name}'")
+        node = acc.node
+        if acc.fusable:
+            node = _with_thresholds(node, th)
+            self.nodes[-1] = node
+            self.tensors[node.output] = TensorInfo(out_shape, dtype)
+            stream = node.output
+        else:
+            stream = self.fresh("t")
+            vectors = int(np.prod(out_shape[:-1]))
+            self.add_node(Thresholding(name=self.fresh("Thresholding"), inputs=(node.output,), output=stream,
+                                       channels=channels, vectors=vectors,
+                                       in_dtype=self.tensors[node.output].dtype, thresholds=th), out_shape, dtype)
+        for n in chain:
+            self.done.add(n.name)
+        self.publish(end, stream, dtype, out_scale.reshape(()), layout)
+
+    def host_affine(self, acc: Accumulator, chain: list[NodeProto], end: str, rank: int, layout: Layout) -> None:
+        """The graph output is affine in the accumulator: the host computes it as acc * scale + bias."""
+        node = acc.node
+        if chain:
+            fn = self.chain_fn(chain, acc.onnx_tensor, end, acc, rank)
+            zeros = np.zeros((1, len(acc.lo)), np.int64)
+            bias = fn(zeros)[0]
+            scale = fn(zeros + 1)[0] - bias
+            probe = np.stack([acc.lo, acc.hi])
+            if not np.allclose(fn(probe), bias + scale * probe, rtol=1e-4, atol=1e-6):
+                raise self.fail(chain[-1], "the graph output is not an affine function of the last accumulator")
+        else:
+            scale = acc.scale * acc.mul * np.ones(len(acc.lo))
+            bias = acc.offset + acc.add * acc.scale
+        for n in chain:
+            self.done.add(n.name)
+        stream = node.output
+        top_k = 0
+        if self.top_k:
+            top_k = self.label_select(node, scale, bias)
+            stream = self.nodes[-1].output
+        self.final_stream = stream
+        self.post = OutputAffine(scale=np.asarray(scale, np.float64), bias=np.asarray(bias, np.float64),
+                                 onnx_shape=self.shape(end), layout=layout, top_k=top_k)
+
+    def label_select(self, node: Node, scale: np.ndarray, bias: np.ndarray) -> int:
+        """Top-k on the accelerator is exact only when every class shares one positive scale and no bias."""
+        if not (np.all(scale > 0) and np.allclose(scale, scale[0], rtol=0, atol=0) and np.all(bias == 0)):
+            raise EdgeError(
+                f"{self.path}: --top-k needs one positive output scale for every class and no bias, so that the "
+                "order of the integer accumulators equals the order of the outputs; this model has per-class "
+                "scales or a bias (train with a per-tensor last layer, or take top-k on the host)"
+            )
+        labels = self.tensors[node.output].shape[-1]
+        out = self.fresh("t")
+        self.add_node(LabelSelect(name=self.fresh("LabelSelect"), inputs=(node.output,), output=out, labels=labels,
+                                  k=self.top_k, in_dtype=self.tensors[node.output].dtype),
+                      (self.top_k,), smallest_type(0, labels - 1))
+        return self.top_k
+
+    def next_of(self, tensor: str) -> NodeProto | None:
+        nxt = self.consumers(tensor)
+        if not nxt:
+            if tensor != self.model.graph.output[0].name:
+                raise EdgeError(f"{self.path}: tensor '{tensor}' is computed but never used")
+            return None
+        if len(nxt) > 1:
+            raise self.fail(nxt[0], "an accumulator feeds several nodes; quantise it first")
+        return nxt[0]
+
+    # ------------------------------------------------------------------ op lowerings
+    def lower_input(self, node: NodeProto) -> None:
+        shape = self.shape(node.input[0])
+        if node.op_type == "BipolarQuant":
+            raise self.fail(node, "a bipolar input quantiser is not supported; quantise the input to 2..8 bits")
+        scale, zp, bits = (self.init(node.input[i]) for i in (1, 2, 3))
+        if scale is None or zp is None or bits is None or np.any(zp != 0) or np.asarray(scale).size != 1:
+            raise self.fail(node, "the input quantiser needs one constant scale, a zero-point of 0 and a constant "
+                                  "bit width")
+        signed, narrow = bool(self.attr(node, "signed", 1)), bool(self.attr(node, "narrow", 0))
+        mode = self.attr(node, "rounding_mode", b"ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        nbits = int(np.asarray(bits).item())
+        dtype, _, _ = quant_type(nbits, signed, narrow)
+        self.pre = InputQuant(float(np.asarray(scale).item()), nbits, signed, narrow, mode, shape)
+        layout = Layout("nhwc") if len(shape) == 3 else Layout("flat")
+        value_shape = (shape[1], shape[2], shape[0]) if len(shape) == 3 else (int(np.prod(shape)),)
+        self.tensors["input"] = TensorInfo(value_shape, dtype)
+        self.publish(node.output[0], "input", dtype, np.asarray(scale, np.float64).reshape(()), layout)
+
+    def lower_matmul(self, node: NodeProto) -> None:
+        x = self.take(node.input[0], node)
+        if x.layout.kind != "flat":
+            raise self.fail(node, "MatMul/Gemm on a feature map; flatten it first")
+        s_x = self.scalar_scale(x, node)
+        offset = np.zeros(0)
+        if node.op_type == "Gemm":
+            plain = self.attr(node, "alpha", 1.0) == 1.0 and self.attr(node, "beta", 1.0) == 1.0
+            if self.attr(node, "transA", 0) or not plain:
+                raise self.fail(node, "only Gemm with alpha=1, beta=1 and no transA is supported")
+            w, s, dtype_w = self.weights(node, node.input[1])
+            if not self.attr(node, "transB", 0):
+                w, s = w.T, s.T
+            s_row = self.per_row_scale(s, 1, lambda r: self.fail(node, r))
+            if len(node.input) > 2 and node.input[2]:
+                bias = self.init(node.input[2])
+                if bias is None:
+                    raise self.fail(node, "Gemm bias must be a constant")
+                offset = np.broadcast_to(np.asarray(bias, np.float64).reshape(-1), (w.shape[0],))
+        else:
+            w, s, dtype_w = self.weights(node, node.input[1])
+            w, s = w.T, s.T  # MatMul B is (MW, MH); the MVAU keeps (MH, MW)
+            s_row = self.per_row_scale(s, 1, lambda r: self.fail(node, r))
+        mh, mw = w.shape
+        if mw != x.channels:
+            raise self.fail(node, f"weights expect {mw} inputs but the stream has {x.channels}")
+        if x.layout.perm is not None:
+            w = w[:, x.layout.perm]  # the stream arrives in channels-last order: permute the weight columns
+        self.mvau(node, x, w, dtype_w, s_x * np.broadcast_to(s_row, (mh,)), offset, vectors=1,
+                  out_shape=(mh,), in_stream=self.claim(x), in_dtype=x.dtype)
+
+    def mvau(self, node: NodeProto, x: Value, w: np.ndarray, dtype_w: IntType, scale: np.ndarray,
+             offset: np.ndarray, vectors: int, out_shape: tuple[int, ...], in_stream: str, in_dtype: IntType,
+             pad_zero: bool = False) -> None:
+        mh, mw = w.shape
+        xnor = in_dtype.bipolar and dtype_w.bipolar
+        if xnor:
+            lo, hi = np.zeros(mh, np.int64), np.full(mh, mw, np.int64)
+            mul, add = 2, -mw
+        else:
+            lo, hi = self.dot_bounds(w, in_dtype, pad_zero)
+            mul, add = 1, 0
+        acc_dtype = smallest_type(int(lo.min()), int(hi.max()))
+        out = self.fresh("t")
+        unit = MatrixVectorUnit(name=self.fresh("MVAU"), inputs=(in_stream,), output=out, mw=mw, mh=mh,
+                                vectors=vectors, weights=w, in_dtype=in_dtype, w_dtype=dtype_w,
+                                acc_dtype=acc_dtype, xnor=xnor)
+        self.add_node(unit, out_shape, acc_dtype)
+        acc = Accumulator(unit, node.output[0], lo, hi, np.asarray(scale, np.float64),
+                          offset if offset.size else np.zeros(mh), mul, add)
+        self.finish(acc, self.next_of(node.output[0]))
+
+    def lower_conv(self, node: NodeProto) -> None:
+        x = self.take(node.input[0], node)
+        if x.layout.kind != "nhwc":
+            raise self.fail(node, "Conv input is not a feature map")
+        if len(node.input) > 2 and node.input[2]:
+            raise self.fail(node, "Conv with a bias input is not supported; export the bias as a separate Add")
+        if any(d != 1 for d in self.attr(node, "dilations", [1, 1])):
+            raise self.fail(node, "dilated convolutions are not supported")
+        if self.attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise self.fail(node, "auto_pad is not supported; export with explicit pads")
+        s_x = self.scalar_scale(x, node)
+        w, s, dtype_w = self.weights(node, node.input[1])
+        cout, cin_g, kh, kw = w.shape
+        h, wd, cin = x.ir_shape
+        group = int(self.attr(node, "group", 1))
+        s_row = np.broadcast_to(self.per_row_scale(s.reshape(cout, -1), 1, lambda r: self.fail(node, r)), (cout,))
+        pads = tuple(int(p) for p in self.attr(node, "pads", [0, 0, 0, 0]))
+        stride = tuple(int(v) for v in self.attr(node, "strides", [1, 1]))
+        _, oh, ow = self.shape(node.output[0])
+        stream, dtype = self.claim(x), x.dtype
+        if any(pads):
+            # zero padding: a bipolar stream cannot carry 0, so it widens to a 2-bit signed stream
+            dtype = IntType(2, True) if dtype.bipolar else dtype
+            stream_p = self.fresh("t")
+            pad = Padding(name=self.fresh("Padding"), inputs=(stream,), output=stream_p, ifm=(h, wd), channels=cin,
+                          pads=(pads[0], pads[1], pads[2], pads[3]), dtype=dtype)
+            self.add_node(pad, (*pad.ofm, cin), dtype)
+            stream, (h, wd) = stream_p, pad.ofm
+        depthwise = group > 1
+        if depthwise and not (group == cin == cout and cin_g == 1):
+            raise self.fail(node, f"grouped convolution with group={group} is neither dense nor depthwise")
+        pointwise = (kh, kw) == (1, 1) and stride == (1, 1) and not depthwise
+        if not pointwise:
+            win = self.fresh("t")
+            swg = SlidingWindow(name=self.fresh("SlidingWindow"), inputs=(stream,), output=win, ifm=(h, wd),
+                                ofm=(oh, ow), channels=cin, kernel=(kh, kw), stride=stride, dtype=dtype,
+                                depthwise=depthwise)
+            self.add_node(swg, (oh, ow, kh * kw * cin), dtype)
+            stream = win
+        scale = s_x * s_row
+        if depthwise:
+            wk = w.reshape(cout, kh * kw)
+            lo, hi = self.dot_bounds(wk, dtype, pad_zero=any(pads))
+            acc_dtype = smallest_type(int(lo.min()), int(hi.max()))
+            out = self.fresh("t")
+            unit = VectorVectorUnit(name=self.fresh("VVAU"), inputs=(stream,), output=out, channels=cout,
+                                    k=kh * kw, vectors=oh * ow, weights=wk, in_dtype=dtype, w_dtype=dtype_w,
+                                    acc_dtype=acc_dtype)
+            self.add_node(unit, (oh, ow, cout), acc_dtype)
+            acc = Accumulator(unit, node.output[0], lo, hi, scale, np.zeros(cout))
+            return self.finish(acc, self.next_of(node.output[0]))
+        wm = w.transpose(0, 2, 3, 1).reshape(cout, kh * kw * cin)  # columns in the SWG's (kh, kw, c) order
+        self.mvau(node, x, wm, dtype_w, scale, np.zeros(0), vectors=oh * ow, out_shape=(oh, ow, cout),
+                  in_stream=stream, in_dtype=dtype, pad_zero=any(pads))
+
+    def lower_maxpool(self, node: NodeProto) -> None:
+        x = self.take(node.input[0], node)
+        if any(self.attr(node, "pads", [0, 0, 0, 0])) or self.attr(node, "ceil_mode", 0):
+            raise self.fail(node, "MaxPool with padding or ceil_mode is not supported")
+        if np.any(x.scale <= 0):
+            raise self.fail(node, "MaxPool on a tensor with a non-positive scale")
+        kernel = tuple(int(v) for v in self.attr(node, "kernel_shape"))
+        stride = tuple(int(v) for v in self.attr(node, "strides", kernel))
+        h, wd, c = x.ir_shape
+        _, oh, ow = self.shape(node.output[0])
+        out = self.fresh("t")
+        self.add_node(MaxPool(name=self.fresh("MaxPool"), inputs=(self.claim(x),), output=out, ifm=(h, wd),
+                              ofm=(oh, ow), channels=c, kernel=kernel, stride=stride, dtype=x.dtype),
+                      (oh, ow, c), x.dtype)
+        self.publish(node.output[0], out, x.dtype, x.scale, x.layout)
+
+    def lower_global_pool(self, node: NodeProto) -> None:
+        x = self.take(node.input[0], node)
+        h, wd, c = x.ir_shape
+        lo, hi = h * wd * x.dtype.min, h * wd * x.dtype.max
+        dtype = smallest_type(lo, hi)
+        out = self.fresh("t")
+        unit = GlobalAccPool(name=self.fresh("GlobalAccPool"), inputs=(self.claim(x),), output=out, ifm=(h, wd),
+                             channels=c, in_dtype=x.dtype, out_dtype=dtype)
+        self.add_node(unit, (c,), dtype)
+        acc = Accumulator(unit, node.output[0], np.full(c, lo), np.full(c, hi),
+                          np.full(c, self.scalar_scale(x, node) / (h * wd)), np.zeros(c), fusable=False)
+        self.finish(acc, self.next_of(node.output[0]))
+
+    def lower_add(self, node: NodeProto) -> None:
+        a, b = (self.take(i, node) for i in node.input)
+        if a.ir_shape != b.ir_shape or a.layout.kind != b.layout.kind:
+            raise self.fail(node, "residual Add of tensors with different shapes")
+        sa, sb = self.scalar_scale(a, node), self.scalar_scale(b, node)
+        if sa != sb:
+            raise self.fail(node, f"residual Add of tensors with different scales ({sa:g} and {sb:g}); quantise both "
+                                  "branches with one shared quantiser so that they add as integers")
+        lo, hi = a.dtype.min + b.dtype.min, a.dtype.max + b.dtype.max
+        dtype = smallest_type(lo, hi)
+        shape = a.ir_shape
+        out = self.fresh("t")
+        unit = AddStreams(name=self.fresh("AddStreams"), inputs=(self.claim(a), self.claim(b)), output=out,
+                          channels=shape[-1], vectors=int(np.prod(shape[:-1])), in_dtypes=(a.dtype, b.dtype),
+                          out_dtype=dtype)
+        self.add_node(unit, shape, dtype)
+        acc = Accumulator(unit, node.output[0], np.full(shape[-1], lo), np.full(shape[-1], hi),
+                          np.full(shape[-1], sa), np.zeros(shape[-1]), fusable=False)
+        self.finish(acc, self.next_of(node.output[0]))
+
+    def lower_requant(self, node: NodeProto) -> None:
+        """Element-wise ops and a quantiser applied to an already-quantised tensor: a Thresholding node."""
+        x = self.take(node.input[0], node)
+        c = x.channels
+        acc = Accumulator(_Passthrough(self.claim(x)), node.input[0], np.full(c, x.dtype.min),
+                          np.full(c, x.dtype.max), np.broadcast_to(x.scale, (c,)).astype(np.float64), np.zeros(c),
+                          fusable=False)
+        self.finish(acc, node)
+
+    def lower_layout(self, node: NodeProto) -> None:
+        x = self.take(node.input[0], node)
+        out_shape = self.shape(node.output[0])
+        if node.op_type == "Identity":
+            layout = x.layout
+        elif len(out_shape) == 1:
+            layout = x.layout
+            if x.layout.kind == "nhwc":
+                c, h, w = x.onnx_shape
+                # IR element (h, w, c) sits at (h*W + w)*C + c and holds QONNX element c*H*W + h*W + w
+                idx = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+                layout = Layout("flat", None if c == 1 or h * w == 1 else idx)
+        else:
+            raise self.fail(node, f"reshape to {out_shape} is not supported (only flattening to features)")
+        stream = self.claim(x)
+        self.publish(node.output[0], stream, x.dtype, x.scale, layout, probe=False)
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> DataflowGraph:
+        graph_in = self.model.graph.input[0].name
+        for node in self.model.graph.node:
+            if node.name in self.done:
+                continue
+            op = node.op_type
+            if op in QUANTISERS and self.init(node.input[0]) is not None:
+                continue  # weight quantiser: read by the layer that uses it
+            if op in QUANTISERS and node.input[0] == graph_in:
+                self.lower_input(node)
+            elif op in ("MatMul", "Gemm"):
+                self.lower_matmul(node)
+            elif op == "Conv":
+                self.lower_conv(node)
+            elif op == "MaxPool":
+                self.lower_maxpool(node)
+            elif op == "GlobalAveragePool":
+                self.lower_global_pool(node)
+            elif op == "Add" and all(i in self.values for i in node.input):
+                self.lower_add(node)
+            elif op in LAYOUT_OPS and node.input[0] in self.values:
+                self.lower_layout(node)
+            elif (op in QUANTISERS or op in CHAIN_OPS) and node.input[0] in self.values:
+                self.lower_requant(node)
+            elif node.input and node.input[0] == graph_in:
+                raise self.fail(node, "the model input must go straight into a Quant node (the input quantiser)")
+            else:
+                raise self.fail(node, f"{op} cannot be lowered to the integer dataflow IR here")
+        if self.pre is None:
+            raise EdgeError(f"{self.path}: the model input is not quantised; add an input Quant node")
+        out_name = self.model.graph.output[0].name
+        if self.post is None:
+            if out_name not in self.values:
+                raise EdgeError(f"{self.path}: the graph output '{out_name}' could not be lowered")
+            v = self.values[out_name]
+            c = v.channels
+            self.final_stream = v.streams[-1]
+            self.post = OutputAffine(scale=np.broadcast_to(v.scale, (c,)).astype(np.float64), bias=np.zeros(c),
+                                     onnx_shape=v.onnx_shape, layout=v.layout)
+            if self.top_k:
+                raise EdgeError(f"{self.path}: --top-k needs a model whose output is an unquantised accumulator")
+        nodes = tuple(n for n in self.nodes if not isinstance(n, _Passthrough))
+        return DataflowGraph(name=self.model.graph.name or self.path.stem, nodes=nodes, tensors=self.tensors,
+                             input="input", output=self.final_stream, pre=self.pre, post=self.post,
+                             probes=self.probes)
+
+
+class _Passthrough(Node):
+    """Placeholder 'accumulator' for requantising an existing stream (never part of the final graph)."""
+
+    def __init__(self, stream: str) -> None:
+        object.__setattr__(self, "name", f"passthrough:{stream}")
+        object.__setattr__(self, "inputs", (stream,))
+        object.__setattr__(self, "output", stream)
+        object.__setattr__(self, "pe", 1)
+        object.__setattr__(self, "simd", 1)
+
+
+def _with_thresholds(node: Node, th: Thresholds) -> Node:
+    return replace(node, thresholds=th)
+
+
+def lower(loaded: LoadedModel, top_k: int = 0) -> DataflowGraph:
+    """QONNX model -> integer dataflow IR (raises EdgeError naming the node for anything not exact)."""
+    return Lowering(loaded, top_k).run()
