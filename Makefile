@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/edge boards show pynq-z2
 	$(BIN)/edge inspect
+	$(BIN)/edge build --board pynq-z2 -o $(DEMO_OUT)
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -24,6 +24,7 @@ edge: quantized neural networks from Brevitas QAT to FPGAs and edge devices.
 Workflow:
   edge train   --model tfc --wbits 2 --abits 2 -o out/   train on real data, export QONNX
   edge inspect out/model.onnx                            layers, bits, MACs, what each target accepts
+  edge build   --board pynq-z2 out/model.onnx -o build/  lower to an integer dataflow IR, fold, estimate
   edge boards  list | show NAME                          FPGA boards and edge devices we target
 
 Every command that prints results takes --json for scripts. Errors are one line on stderr, exit code 2.
@@ -155,6 +156,80 @@ def inspect(model: Path | None, as_json: bool) -> None:
         click.echo(f"{verdict.target:>9}: {status}")
         for reason in verdict.reasons:
             click.echo(f"{'':>11}- {reason}")
+
+
+# ---------------------------------------------------------------------------------------------- build
+@cli.command(help="""Compile a QONNX model for an FPGA board: lower it to an integer dataflow IR (checked bit-exact
+against the QONNX golden model), fold every layer (PE/SIMD) for the highest throughput that fits the board, and
+estimate cycles and resources.
+
+\b
+Writes OUTPUT/ir.json + ir.npz (the IR), folding.json (edit it and pass it back with --folding) and report.json.
+MODEL defaults to the bundled TFC w2a2 digits model.""")
+@click.argument("model", required=False, type=click.Path(path_type=Path))
+@click.option("--board", default="pynq-z2", show_default=True, help="FPGA board name or a path to a board .yaml.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
+              help="Output directory (replaced atomically).")
+@click.option("--util-cap", type=click.FloatRange(0.01, 1.0), default=0.8, show_default=True,
+              help="Fraction of each board resource the accelerator may use.")
+@click.option("--target-fps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Meet this frame rate with the fewest resources instead of maximising throughput.")
+@click.option("--folding", "folding_file", type=click.Path(path_type=Path), default=None,
+              help="Apply this folding.json instead of optimising.")
+@click.option("--clock-mhz", type=click.FloatRange(min=1), default=None, help="Override the board's default clock.")
+@click.option("--top-k", type=click.IntRange(min=0), default=0,
+              help="End the accelerator in LabelSelect returning the top-k class indices (needs one output scale).")
+@click.option("--verify-samples", type=click.IntRange(min=0), default=64, show_default=True,
+              help="Random inputs on which the IR is checked against the QONNX golden model (0 to skip).")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
+def build(model: Path | None, board: str, output: Path, util_cap: float, target_fps: float | None,
+          folding_file: Path | None, clock_mhz: float | None, top_k: int, verify_samples: int, as_json: bool) -> None:
+    import dataclasses
+
+    from boards import load_board
+    from boards.schema import FpgaBoard
+    from edge.qonnx_io import load_model
+    from fpga.build import BuildOptions, compile_model, write_build
+
+    target = load_board(board)
+    if not isinstance(target, FpgaBoard):
+        raise EdgeError(f"board '{target.name}' is an edge device, not an FPGA; use `edge export --board {target.name}`")
+    if clock_mhz is not None:
+        target = dataclasses.replace(target, clock_mhz=clock_mhz)
+    if target_fps is not None and folding_file is not None:
+        raise EdgeError("--target-fps and --folding exclude each other: a folding file fixes the throughput")
+    loaded = load_model(model or bundled_model_path())
+    opts = BuildOptions(cap=util_cap, target_fps=target_fps, folding=folding_file, top_k=top_k,
+                        verify_samples=verify_samples)
+    graph, report = compile_model(loaded, target, opts)
+    write_build(graph, report, output)
+    if as_json:
+        emit_json(report)
+        return
+    print_build_report(report, output)
+
+
+def print_build_report(report: dict[str, Any], output: Path) -> None:
+    rows = [[r["name"], r["op"], r["shape"], r["bits"], r["pe"], r["simd"], r["cycles"], r["lut"], r["bram36"],
+             r["dsp"]] for r in report["layers"]]
+    t = report["totals"]
+    res, util = t["resources"], t["utilisation"]
+    rows.append(["total", "", "", "", "", "", t["latency_cycles"], res["lut"], res["bram36"], res["dsp"]])
+    click.echo(f"{report['source']} -> {report['board']} ({report['part']}, {report['clock_mhz']:g} MHz)")
+    click.echo(render(["node", "op", "shape", "bits", "PE", "SIMD", "cycles", "LUT", "BRAM36", "DSP"], rows))
+    click.echo(
+        f"\nthroughput {t['fps']:,.0f} FPS (bottleneck {t['bottleneck']}, {t['bottleneck_cycles']:,} cycles/frame); "
+        f"latency {t['latency_us']:,.1f} us"
+    )
+    click.echo("utilisation " + ", ".join(f"{k.upper()} {util[k]:.1%}" for k in ("lut", "ff", "bram36", "uram", "dsp"))
+               + f" (cap {report['utilisation_cap']:.0%})")
+    v = report.get("verification")
+    if v:
+        status = "bit-exact" if v["bit_exact"] else "MISMATCH"
+        ties = f", {v['mismatches_at_float_ties']} float32 ties in QONNX" if v["mismatches_at_float_ties"] else ""
+        click.echo(f"IR vs QONNX golden on {v['samples']} random inputs: {status} "
+                   f"({v['values_compared']:,} values{ties})")
+    click.echo(f"wrote {output}/ir.json, ir.npz, folding.json, report.json")
 
 
 def main() -> None:

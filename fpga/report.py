@@ -1,0 +1,80 @@
+"""The build report: per-node cycles and resources at the chosen folding, and totals against the board."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boards.schema import FpgaBoard
+from fpga.ir import (
+    AddStreams,
+    DataflowGraph,
+    GlobalAccPool,
+    MatrixVectorUnit,
+    Node,
+    Thresholding,
+    VectorVectorUnit,
+)
+from fpga.resources import Resources, estimate
+
+
+def _bits(node: Node, graph: DataflowGraph) -> str:
+    """in/weight/out datatypes, short: 'u8/b/u2' (b = bipolar)."""
+
+    def short(name: str) -> str:
+        return "b" if name == "BIPOLAR" else name.replace("UINT", "u").replace("INT", "i")
+
+    out = short(graph.tensors[node.output].dtype.name)
+    if isinstance(node, MatrixVectorUnit | VectorVectorUnit):
+        return f"{short(node.in_dtype.name)}/{short(node.w_dtype.name)}/{out}"
+    src = graph.tensors.get(node.inputs[0])
+    return f"{short(src.dtype.name) if src else '?'}/{out}"
+
+
+def _shape(node: Node) -> str:
+    if isinstance(node, MatrixVectorUnit):
+        return f"{node.mw}x{node.mh}" + (f" x{node.vectors}" if node.vectors > 1 else "")
+    if isinstance(node, VectorVectorUnit):
+        return f"{node.channels}ch k{node.k} x{node.vectors}"
+    if isinstance(node, Thresholding | AddStreams):
+        return f"{node.channels}ch x{node.vectors}"
+    if isinstance(node, GlobalAccPool):
+        return f"{node.ifm[0]}x{node.ifm[1]}x{node.channels}"
+    ifm = getattr(node, "ifm", None)
+    ch = getattr(node, "channels", None)
+    return f"{ifm[0]}x{ifm[1]}x{ch}" if ifm else (f"{ch}ch" if ch else "")
+
+
+def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float) -> dict[str, Any]:
+    uram = board.resources.uram > 0
+    layers = []
+    total = Resources()
+    for node in graph.nodes:
+        res, memories = estimate(node, uram)
+        total = total + res
+        layers.append({
+            "name": node.name, "op": node.kind, "shape": _shape(node), "bits": _bits(node, graph),
+            "pe": node.pe, "simd": node.simd, "cycles": node.cycles(), **res.as_dict(), "memory": memories,
+        })
+    bottleneck = max(layers, key=lambda r: r["cycles"])
+    cycles = bottleneck["cycles"]
+    clock = board.clock_hz
+    avail = board.resources.as_dict()
+    used = total.as_dict()
+    return {
+        "model": graph.name,
+        "board": board.name,
+        "part": board.part,
+        "clock_mhz": board.clock_mhz,
+        "utilisation_cap": cap,
+        "layers": layers,
+        "totals": {
+            "bottleneck": bottleneck["name"],
+            "bottleneck_cycles": cycles,
+            "fps": clock / cycles,
+            # a frame passes through every node; until its pipeline fills, each node adds its own cycles
+            "latency_cycles": sum(r["cycles"] for r in layers),
+            "latency_us": sum(r["cycles"] for r in layers) / clock * 1e6,
+            "resources": used,
+            "utilisation": {k: (used[k] / avail[k] if avail[k] else 0.0) for k in used},
+        },
+    }

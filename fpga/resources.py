@@ -1,0 +1,175 @@
+"""Per-node resource model (LUT, FF, BRAM36, URAM, DSP) for Xilinx 7-series and UltraScale(+) fabric.
+
+Each formula counts the hardware the HLS kernel instantiates at a given folding; coefficients that are not
+structural were calibrated once against finn-examples' published CNV-w1a1 on xc7z020 (see bench/fpga_folding.py,
+which prints predicted vs published). Memory mapping follows what Vivado does with the kernels' arrays:
+weights are partitioned per PE (one memory per PE, SIMD * weight-bits wide); small memories go to LUTRAM.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from fpga.ir import (
+    AddStreams,
+    DuplicateStreams,
+    GlobalAccPool,
+    LabelSelect,
+    MatrixVectorUnit,
+    MaxPool,
+    Node,
+    Padding,
+    SlidingWindow,
+    Thresholding,
+    Thresholds,
+    VectorVectorUnit,
+)
+
+# BRAM18 aspect ratios (width, depth); two BRAM18 make one BRAM36.
+BRAM18_SHAPES = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
+URAM_SHAPE = (72, 4096)
+LUTRAM_MAX_BITS = 1024  # arrays at most this big, or at most LUTRAM_MAX_DEPTH deep, stay in distributed RAM
+LUTRAM_MAX_DEPTH = 32
+LUTRAM_BITS_PER_LUT = 64  # a LUT6 is a 64x1 RAM
+URAM_MIN_DEPTH = 4096  # only memories at least one URAM deep move to URAM (when the part has URAM)
+
+CONTROL_LUTS = 120  # loop counters, stream handshakes, FSM of one kernel
+FF_PER_LUT = 1.5  # finn-examples CNV-w1a1: 31,517 FF / 21,135 LUT after synthesis
+XNOR_LUTS_PER_LANE = 1.5  # XNOR folded into the popcount compressor: ~1.5 LUT6 per input bit
+DSP_MIN_PRODUCT_BITS = 11  # a W x A multiplier with W + A >= 11 goes to a DSP48 (HLS default binding)
+
+
+@dataclass(frozen=True)
+class Resources:
+    lut: float = 0.0
+    ff: float = 0.0
+    bram36: float = 0.0  # half units are BRAM18s
+    uram: float = 0.0
+    dsp: float = 0.0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(self.lut + other.lut, self.ff + other.ff, self.bram36 + other.bram36,
+                         self.uram + other.uram, self.dsp + other.dsp)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"lut": round(self.lut), "ff": round(self.ff), "bram36": self.bram36, "uram": self.uram,
+                "dsp": round(self.dsp)}
+
+
+def bram18_count(width: int, depth: int) -> int:
+    """Fewest BRAM18s holding a width x depth memory (best aspect ratio, blocks side by side and stacked)."""
+    if width <= 0 or depth <= 0:
+        return 0
+    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM18_SHAPES)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Where one array goes and what it costs."""
+
+    style: str  # "lutram" | "bram" | "uram"
+    luts: float = 0.0
+    bram36: float = 0.0
+    uram: float = 0.0
+
+
+def map_memory(width: int, depth: int, copies: int = 1, uram_available: bool = False) -> Memory:
+    """Map `copies` identical width x depth arrays (one per PE) to LUTRAM, BRAM or URAM."""
+    if width <= 0 or depth <= 0 or copies <= 0:
+        return Memory("none")
+    if width * depth <= LUTRAM_MAX_BITS or depth <= LUTRAM_MAX_DEPTH:
+        luts = copies * width * math.ceil(depth / LUTRAM_BITS_PER_LUT)
+        return Memory("lutram", luts=luts)
+    if uram_available and depth >= URAM_MIN_DEPTH:
+        w, d = URAM_SHAPE
+        return Memory("uram", uram=copies * math.ceil(width / w) * math.ceil(depth / d))
+    return Memory("bram", bram36=copies * bram18_count(width, depth) / 2)
+
+
+def _mult_luts(w_bits: int, a_bits: int) -> float:
+    """LUTs of one W x A multiplier built in fabric (a 1-bit weight is a conditional negate)."""
+    if w_bits == 1 or a_bits == 1:
+        return max(w_bits, a_bits)
+    return w_bits * a_bits
+
+
+def _uses_dsp(w_bits: int, a_bits: int) -> bool:
+    return w_bits > 1 and a_bits > 1 and w_bits + a_bits >= DSP_MIN_PRODUCT_BITS
+
+
+def _threshold_cost(th: Thresholds | None, channels: int, pe: int, acc_bits: int, uram: bool) -> tuple[float, Memory]:
+    """Comparators (one per level per PE, carry-chain: ~acc_bits/2 LUTs) and the threshold memory."""
+    if th is None:
+        return 0.0, Memory("none")
+    comparators = pe * th.levels * math.ceil(acc_bits / 2)
+    return comparators, map_memory(th.levels * acc_bits, channels // pe, copies=pe, uram_available=uram)
+
+
+def _dot_unit(pe: int, simd: int, mw_per_pe_rows: int, w_bits: int, a_bits: int, acc_bits: int, xnor: bool,
+              th: Thresholds | None, channels: int, uram: bool) -> tuple[Resources, dict[str, str]]:
+    if xnor:
+        compute = pe * (simd * XNOR_LUTS_PER_LANE + acc_bits)
+        dsp = 0
+    elif _uses_dsp(w_bits, a_bits):
+        compute = pe * (simd * (w_bits + a_bits) + acc_bits)  # adder tree and accumulator around DSP products
+        dsp = pe * simd
+    else:
+        compute = pe * (simd * (_mult_luts(w_bits, a_bits) + w_bits + a_bits) + acc_bits)
+        dsp = 0
+    weights = map_memory(simd * w_bits, mw_per_pe_rows, copies=pe, uram_available=uram)
+    comp, thr_mem = _threshold_cost(th, channels, pe, acc_bits, uram)
+    lut = CONTROL_LUTS + compute + comp + weights.luts + thr_mem.luts
+    res = Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=weights.bram36 + thr_mem.bram36,
+                    uram=weights.uram + thr_mem.uram, dsp=dsp)
+    return res, {"weights": weights.style, "thresholds": thr_mem.style}
+
+
+def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[str, str]]:
+    """Resources of one node at its current folding, and where its memories went."""
+    u = uram_available
+    if isinstance(node, MatrixVectorUnit):
+        depth = (node.mh // node.pe) * (node.mw // node.simd)
+        a_bits = 1 if node.in_dtype.bipolar else node.in_dtype.bits
+        return _dot_unit(node.pe, node.simd, depth, node.w_dtype.bits, a_bits, node.acc_dtype.bits, node.xnor,
+                         node.thresholds, node.mh, u)
+    if isinstance(node, VectorVectorUnit):
+        depth = (node.channels // node.pe) * (node.k // node.simd)
+        # PE channels in parallel, SIMD taps of the window per channel: PE * SIMD lanes
+        return _dot_unit(node.pe, node.simd, depth, node.w_dtype.bits, node.in_dtype.bits, node.acc_dtype.bits,
+                         False, node.thresholds, node.channels, u)
+    if isinstance(node, Thresholding):
+        th = node.thresholds
+        comp, mem = _threshold_cost(th, node.channels, node.pe, node.in_dtype.bits, u)
+        lut = CONTROL_LUTS + comp + mem.luts
+        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"thresholds": mem.style}
+    if isinstance(node, SlidingWindow):
+        # line buffer of (kh / stride + 1) rows of the input, SIMD channels per word
+        kh = node.kernel[0]
+        rows = kh // node.stride[0] + 1
+        words = node.ifm[1] * node.channels // node.simd
+        mem = map_memory(node.simd * node.dtype.bits, words, copies=rows, uram_available=u)
+        lut = CONTROL_LUTS * 2 + node.simd * node.dtype.bits * 2 + mem.luts  # address generation + output mux
+        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
+    if isinstance(node, Padding):
+        lut = CONTROL_LUTS + node.simd * node.dtype.bits
+        return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+    if isinstance(node, MaxPool):
+        # a row buffer of partial maxima (ofm width x channels) and PE comparators
+        mem = map_memory(node.pe * node.dtype.bits, node.ofm[1] * node.channels // node.pe, uram_available=u)
+        lut = CONTROL_LUTS + node.pe * node.dtype.bits * 2 + mem.luts
+        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
+    if isinstance(node, GlobalAccPool):
+        mem = map_memory(node.pe * node.out_dtype.bits, node.channels // node.pe, uram_available=u)
+        lut = CONTROL_LUTS + node.pe * node.out_dtype.bits + mem.luts
+        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
+    if isinstance(node, AddStreams):
+        lut = CONTROL_LUTS / 2 + node.pe * node.out_dtype.bits
+        return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+    if isinstance(node, DuplicateStreams):
+        lut = CONTROL_LUTS / 4 + node.pe * node.dtype.bits / 2
+        return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+    if isinstance(node, LabelSelect):
+        lut = CONTROL_LUTS + node.k * (node.in_dtype.bits + math.ceil(math.log2(max(node.labels, 2)))) * 2
+        return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+    raise TypeError(f"no resource model for {type(node).__name__}")
