@@ -193,7 +193,8 @@ def build(model: Path | None, board: str, output: Path, util_cap: float, target_
 
     target = load_board(board)
     if not isinstance(target, FpgaBoard):
-        raise EdgeError(f"board '{target.name}' is an edge device, not an FPGA; use `edge export --board {target.name}`")
+        raise EdgeError(f"board '{target.name}' is an edge device, not an FPGA; "
+                        f"use `edge export --board {target.name}`")
     if clock_mhz is not None:
         target = dataclasses.replace(target, clock_mhz=clock_mhz)
     if target_fps is not None and folding_file is not None:

@@ -99,27 +99,48 @@ class QuantMLP(nn.Module):
 class QuantCNV(nn.Module):
     """FINN's CNV: blocks of two 3x3 convs and a 2x2 max-pool, then fully connected layers.
 
-    Convs are padded so that the 8x8 digits keep their size until each pool.
+    The zoo pads the convs so that 8x8 digits keep their size until each pool; `finn_cnv` builds FINN's exact
+    32x32 network (no padding, no pool after the last block, FC 512-512).
     """
 
     def __init__(self, in_ch: int, side: int, num_classes: int, wbits: int, abits: int,
-                 widths: tuple[int, ...] = (16, 32), fc: int = 64) -> None:
+                 widths: tuple[int, ...] = (16, 32), fc: tuple[int, ...] = (64,), padding: int = 1,
+                 pools: tuple[bool, ...] | None = None) -> None:
         super().__init__()
+        pools = pools if pools is not None else (True,) * len(widths)
         layers: list[nn.Module] = [input_quant(_in_bits(wbits))]
         ch = in_ch
-        for w in widths:
+        for w, pool in zip(widths, pools, strict=True):
             for _ in range(2):
-                layers += [qconv(ch, w, wbits), nn.BatchNorm2d(w), activation(abits)]
+                layers += [qconv(ch, w, wbits, padding=padding), nn.BatchNorm2d(w), activation(abits)]
                 ch = w
-            layers.append(nn.MaxPool2d(2))
-            side //= 2
+                side = side + 2 * padding - 2
+            if pool:
+                layers.append(nn.MaxPool2d(2))
+                side //= 2
         layers.append(nn.Flatten())
-        layers += [qlinear(ch * side * side, fc, wbits), nn.BatchNorm1d(fc), activation(abits)]
-        layers.append(qlinear(fc, num_classes, wbits, bias=True))
+        width = ch * side * side
+        for f in fc:
+            layers += [qlinear(width, f, wbits), nn.BatchNorm1d(f), activation(abits)]
+            width = f
+        layers.append(qlinear(width, num_classes, wbits, bias=True))
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+def finn_cnv(wbits: int, abits: int, num_classes: int = 10) -> nn.Module:
+    """FINN's CNV for 32x32x3 (CIFAR-10): 64,64,pool,128,128,pool,256,256 (3x3, unpadded), FC 512,512,10."""
+    _check_bits(wbits, abits)
+    return QuantCNV(3, 32, num_classes, wbits, abits, widths=(64, 128, 256), fc=(512, 512), padding=0,
+                    pools=(True, True, False))
+
+
+def finn_mlp(hidden: int, wbits: int, abits: int, in_features: int = 784, num_classes: int = 10) -> nn.Module:
+    """FINN's TFC/SFC/LFC for 28x28 MNIST: three hidden layers of 64, 256 or 1024."""
+    _check_bits(wbits, abits)
+    return QuantMLP(in_features, [hidden] * 3, num_classes, wbits, abits)
 
 
 class QuantDWS(nn.Module):

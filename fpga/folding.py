@@ -142,8 +142,9 @@ def fold_to_budget(graph: DataflowGraph, board: FpgaBoard, cap: float = 0.8,
 
 def _deficit(options: list[list[FoldOption]], limit: int, avail: dict[str, float]) -> str:
     """Which resource is short and by how much, for the leanest picks meeting `limit`."""
-    lean = [min((o for o in opts if o.cycles <= limit), key=lambda o: (o.res.bram36, o.res.lut, o.res.dsp))
-            for opts in options]
+    weights = {k: (1.0 / avail[k] if avail[k] > 0 else 1e9) for k in RESOURCE_KEYS}
+    lean = _pick(options, limit, weights)
+    assert lean is not None
     total = _total(lean)
     short = [f"{k.upper()} needs {total[k]:,.0f}, budget {avail[k]:,.0f} (over by {total[k] - avail[k]:,.0f})"
              for k in RESOURCE_KEYS if total[k] > avail[k]]
