@@ -24,7 +24,8 @@ edge: quantized neural networks from Brevitas QAT to FPGAs and edge devices.
 Workflow:
   edge train   --model tfc --wbits 2 --abits 2 -o out/   train on real data, export QONNX
   edge inspect out/model.onnx                            layers, bits, MACs, what each target accepts
-  edge build   --board pynq-z2 out/model.onnx -o build/  lower to an integer dataflow IR, fold, estimate
+  edge build   --board pynq-z2 out/model.onnx -o build/  dataflow IR, folding, estimates, HLS, simulation
+  edge simulate build/                                   C-sim + cycle-level simulation vs the golden model
   edge boards  list | show NAME                          FPGA boards and edge devices we target
 
 Every command that prints results takes --json for scripts. Errors are one line on stderr, exit code 2.
@@ -181,15 +182,22 @@ MODEL defaults to the bundled TFC w2a2 digits model.""")
               help="End the accelerator in LabelSelect returning the top-k class indices (needs one output scale).")
 @click.option("--verify-samples", type=click.IntRange(min=0), default=64, show_default=True,
               help="Random inputs on which the IR is checked against the QONNX golden model (0 to skip).")
+@click.option("--sim/--no-sim", "simulate", default=True, show_default=True,
+              help="C-sim the generated HLS (g++, bit-exact) and simulate it cycle by cycle, sizing the FIFOs.")
+@click.option("--sim-frames", type=click.IntRange(min=2), default=16, show_default=True,
+              help="Frames for the simulations (steady state is measured over the second half).")
+@click.option("--synth", is_flag=True, help="Also run Vitis HLS (csim, csynth, cosim, export) if vitis_hls is on PATH.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
 def build(model: Path | None, board: str, output: Path, util_cap: float, target_fps: float | None,
-          folding_file: Path | None, clock_mhz: float | None, top_k: int, verify_samples: int, as_json: bool) -> None:
+          folding_file: Path | None, clock_mhz: float | None, top_k: int, verify_samples: int, simulate: bool,
+          sim_frames: int, synth: bool, as_json: bool) -> None:
     import dataclasses
 
     from boards import load_board
     from boards.schema import FpgaBoard
+    from edge.build import write_build
     from edge.qonnx_io import load_model
-    from fpga.build import BuildOptions, compile_model, write_build
+    from fpga.build import BuildOptions, compile_model
 
     target = load_board(board)
     if not isinstance(target, FpgaBoard):
@@ -201,13 +209,20 @@ def build(model: Path | None, board: str, output: Path, util_cap: float, target_
         raise EdgeError("--target-fps and --folding exclude each other: a folding file fixes the throughput")
     loaded = load_model(model or bundled_model_path())
     opts = BuildOptions(cap=util_cap, target_fps=target_fps, folding=folding_file, top_k=top_k,
-                        verify_samples=verify_samples)
+                        verify_samples=verify_samples, simulate=simulate, sim_frames=sim_frames, synth=synth)
+    log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
+    log(f"lowering {loaded.path.name} and folding for {target.name}...")
     graph, report = compile_model(loaded, target, opts)
-    write_build(graph, report, output)
+    write_build(graph, report, output, loaded, target, opts, log)
     if as_json:
         emit_json(report)
-        return
-    print_build_report(report, output)
+    else:
+        print_build_report(report, output)
+    failed = [what for what, ok in (("IR vs QONNX", report.get("verification", {}).get("bit_exact", True)),
+                                    ("simulation", report.get("simulation", {}).get("passed", True))) if not ok]
+    if failed:
+        click.echo(f"error: {' and '.join(failed)} failed; see {output}/report.json", err=True)
+        sys.exit(1)
 
 
 def print_build_report(report: dict[str, Any], output: Path) -> None:
@@ -230,7 +245,112 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
         ties = f", {v['mismatches_at_float_ties']} float32 ties in QONNX" if v["mismatches_at_float_ties"] else ""
         click.echo(f"IR vs QONNX golden on {v['samples']} random inputs: {status} "
                    f"({v['values_compared']:,} values{ties})")
-    click.echo(f"wrote {output}/ir.json, ir.npz, folding.json, report.json")
+    sim = report.get("simulation")
+    if sim:
+        c = sim["cycle_sim"]
+        status = "PASS" if sim["passed"] else "FAIL"
+        click.echo(f"C-sim (g++) on {sim['frames']} frames: {'bit-exact' if sim['csim']['passed'] else 'MISMATCH'}; "
+                   f"cycle-level: {c['steady_cycles_per_frame']:,.0f} cycles/frame steady "
+                   f"({c['steady_vs_analytical']:+.1%} vs estimate), {c['fps']:,.0f} FPS, first frame "
+                   f"{c['first_frame_latency_us']:,.1f} us; FIFOs sized, no deadlock: "
+                   f"{sim['fifo_sizing']['no_deadlock_no_throughput_loss'] if sim.get('fifo_sizing') else '-'} "
+                   f"[{status}]")
+    syn = report.get("synthesis", {})
+    if not syn.get("ran"):
+        click.echo(f"synthesis skipped ({syn.get('reason')}); to run it: {'; '.join(syn.get('commands', []))}")
+    click.echo(f"wrote {output}/ir.json, ir.npz, folding.json, report.json, model.onnx, hls/")
+
+
+# ---------------------------------------------------------------------------------------------- simulate
+@cli.command(help="""Simulate a build: C-sim of the generated HLS (g++) and the cycle-level simulation, checked
+against the QONNX golden model that `edge build` stored with it.
+
+\b
+BUILD is the directory `edge build` wrote. With --input x.npy (a batch in the model's own input layout) the
+simulations run on it, and --output y.npy receives what the simulated accelerator computed, after the host-side
+post-processing, in the QONNX model's output layout.""")
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--frames", type=click.IntRange(min=2), default=16, show_default=True,
+              help="Random frames to simulate when no --input is given.")
+@click.option("--input", "input_file", type=click.Path(path_type=Path), default=None, help="Input batch (.npy).")
+@click.option("--output", "output_file", type=click.Path(path_type=Path), default=None,
+              help="Write the accelerator's outputs here (.npy).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def simulate(build_dir: Path, frames: int, input_file: Path | None, output_file: Path | None, as_json: bool) -> None:
+    import dataclasses
+
+    import numpy as np
+
+    from boards import load_board
+    from edge.build import MODEL_COPY
+    from edge.qonnx_io import load_model
+    from fpga.build import random_inputs
+    from fpga.execute import dequantize_output
+    from fpga.serialize import load_graph
+    from fpga.verify import verify
+    from hls.flow import read_depths, simulate_project
+
+    graph = load_graph(build_dir)
+    report = _read_report(build_dir)
+    board = dataclasses.replace(load_board(report["board"]), clock_mhz=report["clock_mhz"])
+    loaded = load_model(build_dir / MODEL_COPY)
+    if input_file is not None:
+        x = _read_batch(input_file, loaded.input_shape[1:])
+    else:
+        x = random_inputs(loaded, frames, seed=7)
+    if len(x) < 2:
+        raise EdgeError(f"{input_file}: needs at least 2 samples (the simulations measure steady state)")
+    project = build_dir / "hls"
+    summary, csim_out = simulate_project(graph, board, project, x, read_depths(project))
+    check = verify(graph, loaded, x)
+    summary["ir_vs_golden"] = check.as_dict()
+    summary["passed"] = bool(summary["passed"] and check.exact)
+    if output_file is not None:
+        acc = csim_out.reshape(len(x), *graph.tensors[graph.output].shape)
+        np.save(output_file, dequantize_output(graph.post, acc))
+    if as_json:
+        emit_json(summary)
+    else:
+        c = summary["cycle_sim"]
+        click.echo(f"{'PASS' if summary['passed'] else 'FAIL'}: {len(x)} frames; C-sim bit-exact: "
+                   f"{summary['csim']['passed']}; cycle-level outputs bit-exact: {c['outputs_bit_exact']}; "
+                   f"IR vs QONNX golden: {'bit-exact' if check.exact else 'MISMATCH'}"
+                   + (f" ({check.ties} float32 ties)" if check.ties else ""))
+        click.echo(f"{c['steady_cycles_per_frame']:,.1f} cycles/frame (estimate {c['analytical_cycles_per_frame']:,}), "
+                   f"{c['fps']:,.0f} FPS and first-frame latency {c['first_frame_latency_us']:,.2f} us at "
+                   f"{board.clock_mhz:g} MHz")
+        rows = [[k, v["busy"], v["stall"], f"{v['utilisation']:.0%}"] for k, v in c["kernels"].items()]
+        click.echo(render(["kernel", "busy", "stall", "utilisation"], rows))
+        if output_file is not None:
+            click.echo(f"wrote {output_file}")
+    if not summary["passed"]:
+        sys.exit(1)
+
+
+def _read_report(build_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((build_dir / "report.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EdgeError(f"{build_dir}: no report.json; is this a directory written by `edge build`?") from None
+    except json.JSONDecodeError as exc:
+        raise EdgeError(f"{build_dir / 'report.json'}: not valid JSON ({exc})") from None
+
+
+def _read_batch(path: Path, shape: tuple[int, ...]):
+    import numpy as np
+
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise EdgeError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise EdgeError(f"{path}: not a numeric .npy array ({type(exc).__name__})") from None
+    if x.ndim == len(shape):
+        x = x[None]
+    if tuple(x.shape[1:]) != tuple(shape):
+        raise EdgeError(f"{path}: samples have shape {tuple(x.shape[1:])}, the model takes {tuple(shape)} "
+                        "(the QONNX model's own input layout, batch first)")
+    return x.astype(np.float32)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`edge build`: QONNX -> integer dataflow IR -> folding for a board -> estimates, written atomically."""
+"""Compile a QONNX model for a board: lower to the integer dataflow IR, fold, add width converters, estimate."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from typing import Any
 import numpy as np
 
 from boards.schema import FpgaBoard
-from edge.fsutil import atomic_output_dir, write_json
 from edge.qonnx_io import LoadedModel
-from fpga.folding import apply_folding_file, fold_to_budget, folding_to_data
+from fpga.folding import apply_folding_file, fold_to_budget
 from fpga.ir import DataflowGraph
 from fpga.lower import lower
 from fpga.report import build_report
-from fpga.serialize import save_graph
 from fpga.verify import verify
+from fpga.width import insert_width_converters
 
 VERIFY_SAMPLES = 64
 
@@ -29,6 +28,9 @@ class BuildOptions:
     top_k: int = 0
     verify_samples: int = VERIFY_SAMPLES
     seed: int = 0
+    simulate: bool = True
+    sim_frames: int = 16
+    synth: bool = False
 
 
 def random_inputs(loaded: LoadedModel, n: int, seed: int) -> np.ndarray:
@@ -44,16 +46,10 @@ def compile_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions) -> 
         graph = apply_folding_file(graph, opts.folding)
     else:
         graph = fold_to_budget(graph, board, opts.cap, opts.target_fps)
+    graph = insert_width_converters(graph)
     report = build_report(graph, board, opts.cap)
     report["source"] = str(loaded.path)
     report["folding_source"] = str(opts.folding) if opts.folding else "optimised"
     if opts.verify_samples and not opts.top_k:
         report["verification"] = verify(graph, loaded, random_inputs(loaded, opts.verify_samples, opts.seed)).as_dict()
     return graph, report
-
-
-def write_build(graph: DataflowGraph, report: dict[str, Any], out_dir: Path) -> None:
-    with atomic_output_dir(out_dir) as tmp:
-        save_graph(graph, tmp)
-        write_json(tmp / "folding.json", folding_to_data(graph))
-        write_json(tmp / "report.json", report)

@@ -19,6 +19,7 @@ from boards.schema import FpgaBoard
 from edge.errors import EdgeError
 from fpga.ir import DataflowGraph, Node
 from fpga.resources import Resources, estimate
+from fpga.width import io_cycles
 
 RESOURCE_KEYS = ("lut", "ff", "bram36", "uram", "dsp")
 FOLDING_FORMAT = "edge-folding/1"
@@ -113,7 +114,8 @@ def fold_to_budget(graph: DataflowGraph, board: FpgaBoard, cap: float = 0.8,
     uram = board.resources.uram > 0
     avail = budget(board, cap)
     options = [fold_options(n, uram) for n in graph.nodes]
-    slowest = max(min(o.cycles for o in opts) for opts in options)  # fully unfolded bottleneck
+    # fully unfolded bottleneck; the AXI ports' own cycles are a floor no folding goes below
+    slowest = max(max(min(o.cycles for o in opts) for opts in options), io_cycles(graph))
     candidates = sorted({o.cycles for opts in options for o in opts if o.cycles >= slowest})
     if target_fps is not None:
         limit = math.floor(board.clock_hz / target_fps)
@@ -155,7 +157,7 @@ def _deficit(options: list[list[FoldOption]], limit: int, avail: dict[str, float
 def folding_to_data(graph: DataflowGraph) -> dict[str, Any]:
     return {
         "format": FOLDING_FORMAT,
-        "folding": {n.name: {"pe": n.pe, "simd": n.simd} for n in graph.nodes},
+        "folding": {n.name: {"pe": n.pe, "simd": n.simd} for n in graph.nodes if n.fold_limits()},
     }
 
 
@@ -171,6 +173,7 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
     if not isinstance(table, dict):
         raise EdgeError(f"{path}: expected an object with a 'folding' mapping of node name -> {{pe, simd}}")
     names = {n.name for n in graph.nodes}
+    table = {k: v for k, v in table.items() if not k.startswith("WidthConverter_")}
     unknown = sorted(set(table) - names)
     if unknown:
         raise EdgeError(f"{path}: unknown node '{unknown[0]}'; this model's nodes are {', '.join(sorted(names))}")

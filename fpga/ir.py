@@ -104,10 +104,11 @@ class VectorVectorUnit(Node):
     kind: ClassVar[str] = "VectorVectorUnit"
 
     def fold_limits(self) -> dict[str, int]:
-        return {"pe": self.channels, "simd": self.k}
+        # window positions arrive one per word in the sliding window's (k, channel) order: PE folds channels only
+        return {"pe": self.channels}
 
     def cycles(self) -> int:
-        return (self.channels // self.pe) * (self.k // self.simd) * self.vectors
+        return (self.channels // self.pe) * self.k * self.vectors
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,10 +266,25 @@ class LabelSelect(Node):
         return self.labels // self.pe
 
 
+@dataclass(frozen=True, eq=False)
+class StreamingDataWidthConverter(Node):
+    """Re-chunks a stream from words of `in_elems` into words of `out_elems` elements (also the AXI adapters)."""
+
+    in_elems: int = 1
+    out_elems: int = 1
+    elems: int = 1  # elements per frame
+    dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "StreamingDataWidthConverter"
+
+    def cycles(self) -> int:
+        return max(self.elems // self.in_elems, self.elems // self.out_elems)
+
+
 NODE_TYPES: dict[str, type[Node]] = {
     cls.kind: cls
     for cls in (MatrixVectorUnit, VectorVectorUnit, Thresholding, SlidingWindow, Padding, MaxPool, GlobalAccPool,
-                AddStreams, DuplicateStreams, LabelSelect)
+                AddStreams, DuplicateStreams, LabelSelect, StreamingDataWidthConverter)
 }
 
 

@@ -497,6 +497,8 @@ class Lowering:
             raise self.fail(node, "MaxPool on a tensor with a non-positive scale")
         kernel = tuple(int(v) for v in self.attr(node, "kernel_shape"))
         stride = tuple(int(v) for v in self.attr(node, "strides", kernel))
+        if kernel != stride or kernel[0] != kernel[1]:
+            raise self.fail(node, f"MaxPool {kernel} with stride {stride}: only square, non-overlapping pools")
         h, wd, c = x.ir_shape
         _, oh, ow = self.shape(node.output[0])
         out = self.fresh("t")

@@ -21,6 +21,7 @@ from fpga.ir import (
     Node,
     Padding,
     SlidingWindow,
+    StreamingDataWidthConverter,
     Thresholding,
     Thresholds,
     VectorVectorUnit,
@@ -134,7 +135,7 @@ def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[
         return _dot_unit(node.pe, node.simd, depth, node.w_dtype.bits, a_bits, node.acc_dtype.bits, node.xnor,
                          node.thresholds, node.mh, u)
     if isinstance(node, VectorVectorUnit):
-        depth = (node.channels // node.pe) * (node.k // node.simd)
+        depth = (node.channels // node.pe) * node.k
         # PE channels in parallel, SIMD taps of the window per channel: PE * SIMD lanes
         return _dot_unit(node.pe, node.simd, depth, node.w_dtype.bits, node.in_dtype.bits, node.acc_dtype.bits,
                          False, node.thresholds, node.channels, u)
@@ -144,9 +145,10 @@ def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[
         lut = CONTROL_LUTS + comp + mem.luts
         return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"thresholds": mem.style}
     if isinstance(node, SlidingWindow):
-        # line buffer of (kh / stride + 1) rows of the input, SIMD channels per word
+        # line buffer of 2*kh rows (kh + max(kh, stride)): the next frame's first rows arrive while this frame's
+        # last windows leave, so frames overlap without a stall
         kh = node.kernel[0]
-        rows = kh // node.stride[0] + 1
+        rows = kh + max(kh, node.stride[0])
         words = node.ifm[1] * node.channels // node.simd
         mem = map_memory(node.simd * node.dtype.bits, words, copies=rows, uram_available=u)
         lut = CONTROL_LUTS * 2 + node.simd * node.dtype.bits * 2 + mem.luts  # address generation + output mux
@@ -168,6 +170,10 @@ def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[
         return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
     if isinstance(node, DuplicateStreams):
         lut = CONTROL_LUTS / 4 + node.pe * node.dtype.bits / 2
+        return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+    if isinstance(node, StreamingDataWidthConverter):
+        # a register bank of in + out elements and the shift/select network around it
+        lut = CONTROL_LUTS / 4 + (node.in_elems + node.out_elems) * node.dtype.bits
         return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
     if isinstance(node, LabelSelect):
         lut = CONTROL_LUTS + node.k * (node.in_dtype.bits + math.ceil(math.log2(max(node.labels, 2)))) * 2

@@ -1,0 +1,214 @@
+"""Generate the HLS project of a folded dataflow graph: params.hpp, top.cpp, tb.cpp, sim.cpp, TCL, Makefile.
+
+Python computes numbers (template parameters, packed weight words, thresholds); the C++ lives in the jinja
+templates under hls/templates and the kernel library under hls/include/edge.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from boards.schema import FpgaBoard
+from fpga.datatypes import IntType, smallest_type
+from fpga.ir import (
+    AddStreams,
+    DataflowGraph,
+    DuplicateStreams,
+    GlobalAccPool,
+    LabelSelect,
+    MatrixVectorUnit,
+    MaxPool,
+    Node,
+    Padding,
+    SlidingWindow,
+    StreamingDataWidthConverter,
+    Thresholding,
+    Thresholds,
+    VectorVectorUnit,
+)
+from fpga.width import in_elems, out_elems
+from hls.headers import KERNEL_INCLUDE, ap_types_dir
+
+TEMPLATES = Path(__file__).parent / "templates"
+DEFAULT_DEPTH = 2
+HEX = np.array(list("0123456789abcdef"))
+
+
+def kind_code(t: IntType) -> int:
+    """The kernel library's element kind: 0 unsigned, 1 signed, 2 bipolar."""
+    return 2 if t.bipolar else (1 if t.signed else 0)
+
+
+def raw_bits(values: np.ndarray, t: IntType) -> np.ndarray:
+    """Element values as the unsigned bit patterns the streams carry."""
+    values = np.asarray(values, np.int64)
+    if t.bipolar:
+        return (values > 0).astype(np.int64)
+    return values & ((1 << t.bits) - 1)
+
+
+def pack_hex(raw: np.ndarray, bits: int) -> np.ndarray:
+    """(..., n) raw elements of `bits` bits -> (...) hex strings of the packed word (element 0 in the low bits)."""
+    shifts = np.arange(bits)
+    b = ((raw[..., None] >> shifts) & 1).reshape(*raw.shape[:-1], raw.shape[-1] * bits)  # little-endian bits
+    pad = (-b.shape[-1]) % 4
+    if pad:
+        b = np.concatenate([b, np.zeros((*b.shape[:-1], pad), np.int64)], axis=-1)
+    nib = b.reshape(*b.shape[:-1], -1, 4) @ np.array([1, 2, 4, 8])
+    chars = HEX[nib[..., ::-1]]  # most significant nibble first
+    return np.apply_along_axis(lambda r: "".join(r), -1, chars) if chars.ndim > 1 else np.array("".join(chars))
+
+
+def pipeline_depth(node: Node) -> int:
+    """Clocks from a kernel's iteration to its output word being visible downstream (fixed per kernel)."""
+    if isinstance(node, MatrixVectorUnit | VectorVectorUnit):
+        lanes = node.simd if isinstance(node, MatrixVectorUnit) else 1
+        return 2 + math.ceil(math.log2(lanes + 1)) + (1 if node.thresholds is not None else 0)
+    if isinstance(node, Thresholding | SlidingWindow | MaxPool | GlobalAccPool | LabelSelect):
+        return 2
+    return 1
+
+
+def _acc_bits(acc: IntType, th: Thresholds | None) -> int:
+    lo, hi = acc.min, acc.max
+    if th is not None and th.values.size:
+        lo, hi = min(lo, int(th.values.min())), max(hi, int(th.values.max()))
+    t = smallest_type(lo, hi)
+    return t.bits + (0 if t.signed else 1)  # held in a signed ap_int
+
+
+def _threshold_arrays(th: Thresholds | None, channels: int, pe: int) -> dict[str, Any]:
+    folds = channels // pe
+    if th is None:
+        return {"levels": 0, "base": 0, "step": 1, "folds": folds,
+                "thresholds": [[[0]] * folds] * pe, "descending": [["false"] * folds] * pe}
+    vals = th.values.reshape(folds, pe, th.levels).transpose(1, 0, 2)
+    desc = th.descending.reshape(folds, pe).T
+    return {"levels": th.levels, "base": th.base, "step": th.step, "folds": folds,
+            "thresholds": [[[f"{int(v)}LL" for v in lv] for lv in row] for row in vals],
+            "descending": [["true" if d else "false" for d in row] for row in desc]}
+
+
+def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
+    """Template parameters and parameter arrays of one kernel."""
+    out_t = graph.tensors[node.output].dtype
+    outputs = list(node.outputs) if isinstance(node, DuplicateStreams) else [node.output]
+    k: dict[str, Any] = {"name": node.name, "kind": node.kind, "inputs": list(node.inputs), "outputs": outputs,
+                         "args": [f"s_{s}" for s in [*node.inputs, *outputs]], "var": f"k_{node.name}",
+                         "pe": node.pe, "simd": node.simd, "depth": pipeline_depth(node)}
+    if isinstance(node, MatrixVectorUnit):
+        nf, sf = node.mh // node.pe, node.mw // node.simd
+        w = raw_bits(node.weights, node.w_dtype).reshape(nf, node.pe, sf, node.simd).transpose(1, 0, 2, 3)
+        k.update(mw=node.mw, mh=node.mh, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
+                 w_b=node.w_dtype.bits, w_k=kind_code(node.w_dtype), out_b=out_t.bits, out_k=kind_code(out_t),
+                 xnor="true" if node.xnor else "false", acc_b=_acc_bits(node.acc_dtype, node.thresholds),
+                 wword_b=node.simd * node.w_dtype.bits, tiles=nf * sf,
+                 weights=pack_hex(w.reshape(node.pe, nf * sf, node.simd), node.w_dtype.bits).tolist())
+        k.update(_threshold_arrays(node.thresholds, node.mh, node.pe))
+    elif isinstance(node, VectorVectorUnit):
+        cf = node.channels // node.pe
+        w = raw_bits(node.weights, node.w_dtype).reshape(cf, node.pe, node.k).transpose(1, 0, 2)
+        k.update(channels=node.channels, k=node.k, vectors=node.vectors, in_b=node.in_dtype.bits,
+                 in_k=kind_code(node.in_dtype), w_b=node.w_dtype.bits, w_k=kind_code(node.w_dtype),
+                 out_b=out_t.bits, out_k=kind_code(out_t), acc_b=_acc_bits(node.acc_dtype, node.thresholds),
+                 wword_b=node.w_dtype.bits, tiles=cf * node.k,
+                 weights=pack_hex(w.reshape(node.pe, cf * node.k, 1), node.w_dtype.bits).tolist())
+        k.update(_threshold_arrays(node.thresholds, node.channels, node.pe))
+    elif isinstance(node, Thresholding):
+        k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits,
+                 in_k=kind_code(node.in_dtype), out_b=out_t.bits, out_k=kind_code(out_t),
+                 acc_b=_acc_bits(node.in_dtype, node.thresholds))
+        k.update(_threshold_arrays(node.thresholds, node.channels, node.pe))
+    elif isinstance(node, SlidingWindow):
+        k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kh=node.kernel[0], kw=node.kernel[1],
+                 sh=node.stride[0], sw=node.stride[1], oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits)
+    elif isinstance(node, Padding):
+        t, left, b, r = node.pads
+        src = graph.tensors[node.inputs[0]].dtype
+        k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, top=t, left=left, bottom=b, right=r,
+                 in_b=src.bits, in_k=kind_code(src), b=node.dtype.bits)
+    elif isinstance(node, MaxPool):
+        k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kernel=node.kernel[0], oh=node.ofm[0],
+                 ow=node.ofm[1], b=node.dtype.bits, kind_code=kind_code(node.dtype))
+    elif isinstance(node, GlobalAccPool):
+        k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, in_b=node.in_dtype.bits,
+                 in_k=kind_code(node.in_dtype), out_b=node.out_dtype.bits)
+    elif isinstance(node, AddStreams):
+        a, b = node.in_dtypes
+        k.update(words=node.vectors * node.channels // node.pe, a_b=a.bits, a_k=kind_code(a), b_b=b.bits,
+                 b_k=kind_code(b), out_b=node.out_dtype.bits)
+    elif isinstance(node, DuplicateStreams):
+        k.update(words=node.vectors * node.channels // node.pe, width=node.pe * node.dtype.bits)
+    elif isinstance(node, LabelSelect):
+        k.update(labels=node.labels, k=node.k, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
+                 out_b=out_t.bits)
+    elif isinstance(node, StreamingDataWidthConverter):
+        k.update(in_elems=node.in_elems, out_elems=node.out_elems, elems=node.elems, b=node.dtype.bits)
+    else:
+        raise TypeError(f"no HLS kernel for {node.kind}")
+    return k
+
+
+def project_context(graph: DataflowGraph, board: FpgaBoard, depths: dict[str, int] | None) -> dict[str, Any]:
+    kernels = [kernel_context(n, graph) for n in graph.nodes]
+    streams: dict[str, dict[str, Any]] = {}
+    producers = {o: k for k in kernels for o in k["outputs"]}
+    for name, t in graph.tensors.items():
+        if name not in producers and name != graph.input:
+            continue  # a tensor the width pass bypassed
+        node = next((n for n in graph.nodes if name in (n.outputs if isinstance(n, DuplicateStreams) else
+                                                          (n.output,))), None)
+        elems = out_elems(node) if node is not None else graph.nodes[0].in_elems
+        streams[name] = {"word_b": elems * t.dtype.bits, "elems": elems, "var": f"s_{name}",
+                         "latency": producers[name]["depth"] if name in producers else 1,
+                         "depth": (depths or {}).get(name, DEFAULT_DEPTH)}
+    t_in, t_out = graph.tensors[graph.input], graph.tensors[graph.output]
+    first, last = graph.nodes[0], graph.nodes[-1]
+    assert isinstance(first, StreamingDataWidthConverter) and isinstance(last, StreamingDataWidthConverter)
+    return {
+        "model": graph.name, "part": board.part, "clock_mhz": f"{board.clock_mhz:g}",
+        "clock_ns": f"{1000.0 / board.clock_mhz:.3f}", "kernels": kernels, "streams": streams,
+        "input": graph.input, "output": graph.output, "input_var": f"s_{graph.input}",
+        "output_var": f"s_{graph.output}",
+        "in_elems": int(np.prod(t_in.shape)), "in_word_elems": in_elems(first), "in_b": t_in.dtype.bits,
+        "in_k": kind_code(t_in.dtype), "in_word_b": in_elems(first) * t_in.dtype.bits,
+        "out_elems": int(np.prod(t_out.shape)), "out_word_elems": out_elems(last), "out_b": t_out.dtype.bits,
+        "out_k": kind_code(t_out.dtype), "out_word_b": out_elems(last) * t_out.dtype.bits,
+        "max_latency": max(k["depth"] for k in kernels), "include_rel": "include",
+        "ap_types": str(ap_types_dir()),
+    }
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+
+
+def generate(graph: DataflowGraph, board: FpgaBoard, out_dir: Path, depths: dict[str, int] | None = None) -> None:
+    """Write the HLS project for `graph` into out_dir (sources, kernel headers, TCL, Makefile)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = project_context(graph, board, depths)
+    env = _env()
+    for name in ("params.hpp", "top.cpp", "tb.cpp", "sim.cpp", "run_hls.tcl", "Makefile"):
+        (out_dir / name).write_text(env.get_template(f"{name}.j2").render(**ctx), encoding="utf-8")
+    inc = out_dir / "include" / "edge"
+    inc.mkdir(parents=True, exist_ok=True)
+    for header in (KERNEL_INCLUDE / "edge").glob("*.hpp"):
+        shutil.copyfile(header, inc / header.name)
+
+
+def write_frames(path: Path, frames: np.ndarray) -> None:
+    """One line of integers per frame (the testbench's and the simulator's input format)."""
+    flat = np.asarray(frames, np.int64).reshape(len(frames), -1)
+    path.write_text("\n".join(" ".join(map(str, row)) for row in flat.tolist()) + "\n", encoding="utf-8")
+
+
+def read_frames(path: Path) -> np.ndarray:
+    rows = [list(map(int, line.split())) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return np.array(rows, dtype=np.int64)

@@ -1,0 +1,86 @@
+// edge HLS kernel library: element packing shared by every kernel.
+//
+// A stream word of type ap_uint<N * B> carries N elements of B bits, element i in bits [i*B, (i+1)*B).
+// Element kinds: UNSIGNED and SIGNED integers (two's complement) and BIPOLAR (one bit, 1 = +1, 0 = -1).
+#ifndef EDGE_COMMON_HPP
+#define EDGE_COMMON_HPP
+
+// Wide folds pack many elements per word (e.g. SIMD 144 x 8 bits); ap_int's default limit is 1024 bits.
+#ifndef AP_INT_MAX_W
+#define AP_INT_MAX_W 16384
+#endif
+#include <ap_int.h>
+#include <hls_stream.h>
+
+namespace edge {
+
+enum Kind { UNSIGNED = 0, SIGNED = 1, BIPOLAR = 2 };
+
+// Integer value of the element at `index` of a packed word.
+template <int B, int K, int W>
+inline long long get_elem(const ap_uint<W>& word, unsigned index) {
+#pragma HLS INLINE
+    ap_uint<B> raw = word.range(index * B + B - 1, index * B);
+    if (K == BIPOLAR) return raw[0] ? 1 : -1;
+    if (K == SIGNED) {
+        ap_int<B> s = raw;
+        return (long long)s;
+    }
+    return (long long)raw;
+}
+
+// Store an integer value as the element at `index` of a packed word.
+template <int B, int K, int W>
+inline void set_elem(ap_uint<W>& word, unsigned index, long long value) {
+#pragma HLS INLINE
+    ap_uint<B> raw;
+    if (K == BIPOLAR) raw = value > 0 ? 1 : 0;
+    else raw = (ap_uint<B>)(ap_int<B + 1>)value;
+    word.range(index * B + B - 1, index * B) = raw;
+}
+
+// Count of set bits of a word (the XNOR-popcount MVAU's accumulator).
+template <int W>
+inline unsigned popcount(const ap_uint<W>& word) {
+#pragma HLS INLINE
+    unsigned n = 0;
+    for (int i = 0; i < W; i++) {
+#pragma HLS UNROLL
+        n += word[i];
+    }
+    return n;
+}
+
+// Multi-threshold activation: out = base + step * #{levels crossed}; a descending channel counts acc <= T.
+template <unsigned LEVELS, typename AccT>
+inline long long threshold(long long acc, const AccT* levels, bool descending, int base, int step) {
+#pragma HLS INLINE
+    int count = 0;
+    for (unsigned l = 0; l < LEVELS; l++) {
+#pragma HLS UNROLL
+        long long t = (long long)levels[l];
+        count += descending ? (acc <= t) : (acc >= t);
+    }
+    return base + step * count;
+}
+
+// Run one kernel to completion: one pipelined loop iteration per clock (HLS and C-sim).
+template <typename Kernel, typename In, typename Out>
+void run(Kernel& k, In& in, Out& out) {
+    while (!k.done()) {
+#pragma HLS PIPELINE II = 1
+        k.step(in, out);
+    }
+}
+
+template <typename Kernel, typename InA, typename InB, typename Out>
+void run2(Kernel& k, InA& a, InB& b, Out& out) {
+    while (!k.done()) {
+#pragma HLS PIPELINE II = 1
+        k.step(a, b, out);
+    }
+}
+
+}  // namespace edge
+
+#endif

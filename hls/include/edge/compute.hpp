@@ -1,0 +1,189 @@
+// edge HLS kernel library: MVAU (integer MAC and XNOR-popcount), VVAU (depthwise) and Thresholding.
+//
+// Loop structure (one iteration per clock): MVAU for each vector, neuron fold nf < MH/PE, synapse fold sf <
+// MW/SIMD: read an input word on the first neuron fold (buffered for the others), PE dot products of SIMD
+// lanes, and on the last synapse fold one output word of PE results. Iterations = MH/PE * MW/SIMD * vectors.
+#ifndef EDGE_COMPUTE_HPP
+#define EDGE_COMPUTE_HPP
+
+#include "common.hpp"
+
+namespace edge {
+
+template <unsigned MW, unsigned MH, unsigned PE, unsigned SIMD, unsigned VECTORS, int IN_B, int IN_K, int W_B,
+          int W_K, int OUT_B, int OUT_K, bool XNOR, unsigned LEVELS, int BASE, int STEP, typename AccT>
+struct Mvau {
+    static const unsigned SF = MW / SIMD;
+    static const unsigned NF = MH / PE;
+    typedef ap_uint<SIMD * IN_B> InWord;
+    typedef ap_uint<PE * OUT_B> OutWord;
+    typedef ap_uint<SIMD * W_B> WWord;
+
+    const WWord (*weights)[NF * SF];        // [PE][NF * SF]
+    const AccT (*thresholds)[NF][LEVELS > 0 ? LEVELS : 1];  // [PE][NF][LEVELS]
+    const bool (*descending)[NF];           // [PE][NF]
+    unsigned frames, frame, v, nf, sf;
+    InWord buffer[SF];
+    AccT acc[PE];
+
+    Mvau(const WWord (*w)[NF * SF], const AccT (*t)[NF][LEVELS > 0 ? LEVELS : 1], const bool (*d)[NF],
+         unsigned n)
+        : weights(w), thresholds(t), descending(d), frames(n), frame(0), v(0), nf(0), sf(0) {
+        for (unsigned p = 0; p < PE; p++) acc[p] = 0;
+    }
+    bool done() const { return frame >= frames; }
+    bool wants_read() const { return nf == 0; }
+    bool wants_write() const { return sf == SF - 1; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return !done() && !(wants_read() && in.empty()) && !(wants_write() && out.full());
+    }
+
+    template <class I, class O>
+    void step(I& in, O& out) {
+        InWord x;
+        if (nf == 0) {
+            x = in.read();
+            buffer[sf] = x;
+        } else {
+            x = buffer[sf];
+        }
+        for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+            const WWord w = weights[p][nf * SF + sf];
+            if (XNOR) {
+                acc[p] += popcount<SIMD>(~(x ^ w));
+            } else {
+                AccT sum = 0;
+                for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS UNROLL
+                    sum += get_elem<IN_B, IN_K>(x, s) * get_elem<W_B, W_K>(w, s);
+                }
+                acc[p] += sum;
+            }
+        }
+        if (sf == SF - 1) {
+            OutWord o = 0;
+            for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                long long y = LEVELS > 0 ? threshold<LEVELS, AccT>(acc[p], thresholds[p][nf], descending[p][nf],
+                                                                    BASE, STEP)
+                                         : (long long)acc[p];
+                set_elem<OUT_B, OUT_K>(o, p, y);
+                acc[p] = 0;
+            }
+            out.write(o);
+        }
+        if (++sf == SF) {
+            sf = 0;
+            if (++nf == NF) {
+                nf = 0;
+                if (++v == VECTORS) {
+                    v = 0;
+                    frame++;
+                }
+            }
+        }
+    }
+};
+
+// Depthwise: input words hold PE channels of one window position, in the sliding window's (k, channel)
+// order; all C accumulators stay live across the K window positions. Iterations = K * C/PE * vectors.
+template <unsigned C, unsigned K, unsigned PE, unsigned VECTORS, int IN_B, int IN_K, int W_B, int W_K, int OUT_B,
+          int OUT_K, unsigned LEVELS, int BASE, int STEP, typename AccT>
+struct Vvau {
+    static const unsigned CF = C / PE;
+    typedef ap_uint<PE * IN_B> InWord;
+    typedef ap_uint<PE * OUT_B> OutWord;
+
+    const ap_uint<W_B> (*weights)[CF * K];  // [PE][CF * K]
+    const AccT (*thresholds)[CF][LEVELS > 0 ? LEVELS : 1];
+    const bool (*descending)[CF];
+    unsigned frames, frame, v, k, cf;
+    AccT acc[CF][PE];
+
+    Vvau(const ap_uint<W_B> (*w)[CF * K], const AccT (*t)[CF][LEVELS > 0 ? LEVELS : 1], const bool (*d)[CF],
+         unsigned n)
+        : weights(w), thresholds(t), descending(d), frames(n), frame(0), v(0), k(0), cf(0) {
+        for (unsigned c = 0; c < CF; c++)
+            for (unsigned p = 0; p < PE; p++) acc[c][p] = 0;
+    }
+    bool done() const { return frame >= frames; }
+    bool wants_read() const { return true; }
+    bool wants_write() const { return k == K - 1; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return !done() && !in.empty() && !(wants_write() && out.full());
+    }
+
+    template <class I, class O>
+    void step(I& in, O& out) {
+        InWord x = in.read();
+        for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+            acc[cf][p] += get_elem<IN_B, IN_K>(x, p) * get_elem<W_B, W_K>(ap_uint<W_B>(weights[p][cf * K + k]), 0);
+        }
+        if (k == K - 1) {
+            OutWord o = 0;
+            for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                long long y = LEVELS > 0 ? threshold<LEVELS, AccT>(acc[cf][p], thresholds[p][cf],
+                                                                    descending[p][cf], BASE, STEP)
+                                         : (long long)acc[cf][p];
+                set_elem<OUT_B, OUT_K>(o, p, y);
+                acc[cf][p] = 0;
+            }
+            out.write(o);
+        }
+        if (++cf == CF) {
+            cf = 0;
+            if (++k == K) {
+                k = 0;
+                if (++v == VECTORS) {
+                    v = 0;
+                    frame++;
+                }
+            }
+        }
+    }
+};
+
+// Stand-alone thresholding of PE channels per word. Iterations = C/PE * vectors.
+template <unsigned C, unsigned PE, unsigned VECTORS, int IN_B, int IN_K, int OUT_B, int OUT_K, unsigned LEVELS,
+          int BASE, int STEP, typename AccT>
+struct Thresholding {
+    static const unsigned CF = C / PE;
+    const AccT (*thresholds)[CF][LEVELS];
+    const bool (*descending)[CF];
+    unsigned frames, frame, v, cf;
+
+    Thresholding(const AccT (*t)[CF][LEVELS], const bool (*d)[CF], unsigned n)
+        : thresholds(t), descending(d), frames(n), frame(0), v(0), cf(0) {}
+    bool done() const { return frame >= frames; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return !done() && !in.empty() && !out.full();
+    }
+    template <class I, class O>
+    void step(I& in, O& out) {
+        ap_uint<PE * IN_B> x = in.read();
+        ap_uint<PE * OUT_B> o = 0;
+        for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+            set_elem<OUT_B, OUT_K>(o, p, threshold<LEVELS, AccT>(get_elem<IN_B, IN_K>(x, p), thresholds[p][cf],
+                                                                 descending[p][cf], BASE, STEP));
+        }
+        out.write(o);
+        if (++cf == CF) {
+            cf = 0;
+            if (++v == VECTORS) {
+                v = 0;
+                frame++;
+            }
+        }
+    }
+};
+
+}  // namespace edge
+
+#endif

@@ -1,0 +1,149 @@
+// edge HLS kernel library: stream plumbing (width converter, AddStreams, DuplicateStreams, LabelSelect).
+#ifndef EDGE_STREAMS_HPP
+#define EDGE_STREAMS_HPP
+
+#include "common.hpp"
+
+namespace edge {
+
+// Re-chunks a stream of B-bit elements from words of IN elements into words of OUT elements (any IN, OUT
+// dividing the frame). Holds up to IN + OUT elements; per iteration writes a word if it holds OUT elements and
+// reads one if there is room: throughput min(IN, OUT) elements per clock. Also the AXI-stream adapters.
+template <unsigned IN, unsigned OUT, unsigned ELEMS, int B>
+struct WidthConverter {
+    static const unsigned CAP = IN + OUT;
+    ap_uint<B> held[CAP];
+    unsigned head, fill;
+    unsigned long long frames, rd, wr;
+    WidthConverter(unsigned n) : head(0), fill(0), frames(n), rd(0), wr(0) {}
+    bool done() const { return rd >= frames * (ELEMS / IN) && wr >= frames * (ELEMS / OUT); }
+    bool wants_read() const { return rd < frames * (ELEMS / IN) && fill + IN <= CAP; }
+    bool wants_write() const { return fill >= OUT; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return (wants_read() && !in.empty()) || (wants_write() && !out.full());
+    }
+    template <class I, class O>
+    void step(I& in, O& out) {
+        bool do_write = wants_write() && !out.full();
+        bool do_read = wants_read() && !in.empty();
+        if (do_write) {
+            ap_uint<OUT * B> o = 0;
+            for (unsigned i = 0; i < OUT; i++) {
+#pragma HLS UNROLL
+                o.range(i * B + B - 1, i * B) = held[(head + i) % CAP];
+            }
+            out.write(o);
+            head = (head + OUT) % CAP;
+            fill -= OUT;
+            wr++;
+        }
+        if (do_read) {
+            ap_uint<IN * B> w = in.read();
+            for (unsigned i = 0; i < IN; i++) {
+#pragma HLS UNROLL
+                held[(head + fill + i) % CAP] = w.range(i * B + B - 1, i * B);
+            }
+            fill += IN;
+            rd++;
+        }
+    }
+};
+
+// Element-wise sum of two streams (residual). Iterations = WORDS per frame.
+template <unsigned PE, unsigned WORDS, int A_B, int A_K, int B_B, int B_K, int OUT_B>
+struct AddStreams {
+    unsigned frames, frame, i;
+    AddStreams(unsigned n) : frames(n), frame(0), i(0) {}
+    bool done() const { return frame >= frames; }
+    template <class IA, class IB, class O>
+    bool can_step(IA& a, IB& b, O& out) {
+        return !done() && !a.empty() && !b.empty() && !out.full();
+    }
+    template <class IA, class IB, class O>
+    void step(IA& a, IB& b, O& out) {
+        ap_uint<PE * A_B> x = a.read();
+        ap_uint<PE * B_B> y = b.read();
+        ap_uint<PE * OUT_B> o = 0;
+        for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+            set_elem<OUT_B, SIGNED>(o, p, get_elem<A_B, A_K>(x, p) + get_elem<B_B, B_K>(y, p));
+        }
+        out.write(o);
+        if (++i == WORDS) {
+            i = 0;
+            frame++;
+        }
+    }
+};
+
+// Copies every word to two streams (the fork before a residual branch).
+template <unsigned WORDS, int WIDTH>
+struct DuplicateStreams {
+    unsigned frames, frame, i;
+    DuplicateStreams(unsigned n) : frames(n), frame(0), i(0) {}
+    bool done() const { return frame >= frames; }
+    template <class I, class OA, class OB>
+    bool can_step(I& in, OA& a, OB& b) {
+        return !done() && !in.empty() && !a.full() && !b.full();
+    }
+    template <class I, class OA, class OB>
+    void step(I& in, OA& a, OB& b) {
+        ap_uint<WIDTH> w = in.read();
+        a.write(w);
+        b.write(w);
+        if (++i == WORDS) {
+            i = 0;
+            frame++;
+        }
+    }
+};
+
+// Top-k of LABELS values (PE per word): indices of the k largest, largest first; ties keep the lower index.
+template <unsigned LABELS, unsigned PE, unsigned K, int IN_B, int IN_K, int OUT_B>
+struct LabelSelect {
+    long long top_v[K];
+    unsigned top_i[K];
+    unsigned frames, frame, i, emitted;
+    LabelSelect(unsigned n) : frames(n), frame(0), i(0), emitted(0) {}
+    bool done() const { return frame >= frames; }
+    bool reading() const { return i < LABELS / PE; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return !done() && (reading() ? !in.empty() : !out.full());
+    }
+    template <class I, class O>
+    void step(I& in, O& out) {
+        if (reading()) {
+            ap_uint<PE * IN_B> w = in.read();
+            for (unsigned p = 0; p < PE; p++) {
+                long long v = get_elem<IN_B, IN_K>(w, p);
+                unsigned label = i * PE + p;
+                unsigned have = label < K ? label : K;
+                unsigned pos = have;
+                while (pos > 0 && v > top_v[pos - 1]) pos--;  // strictly greater: equal values keep order
+                if (pos < K) {
+                    for (unsigned j = (have < K ? have : K - 1); j > pos; j--) {
+                        top_v[j] = top_v[j - 1];
+                        top_i[j] = top_i[j - 1];
+                    }
+                    top_v[pos] = v;
+                    top_i[pos] = label;
+                }
+            }
+            i++;
+        } else {
+            ap_uint<OUT_B> o = top_i[emitted];
+            out.write(o);
+            if (++emitted == K) {
+                emitted = 0;
+                i = 0;
+                frame++;
+            }
+        }
+    }
+};
+
+}  // namespace edge
+
+#endif

@@ -1,0 +1,202 @@
+// edge HLS kernel library: feature-map kernels (Padding, SlidingWindow, MaxPool, GlobalAccPool).
+// Feature maps stream pixel by pixel (row-major), each pixel's channels in words of SIMD (or PE) elements.
+#ifndef EDGE_WINDOW_HPP
+#define EDGE_WINDOW_HPP
+
+#include "common.hpp"
+
+namespace edge {
+
+// Zero padding. One output word per iteration; inside the original map it is read from the input and
+// re-encoded (a bipolar stream widens to signed integers, since 0 is not bipolar).
+template <unsigned IH, unsigned IW, unsigned C, unsigned SIMD, unsigned TOP, unsigned LEFT, unsigned BOTTOM,
+          unsigned RIGHT, int IN_B, int IN_K, int B>
+struct Padding {
+    static const unsigned CF = C / SIMD;
+    static const unsigned OH = IH + TOP + BOTTOM, OW = IW + LEFT + RIGHT;
+    unsigned frames, frame, y, x, cf;
+    Padding(unsigned n) : frames(n), frame(0), y(0), x(0), cf(0) {}
+    bool done() const { return frame >= frames; }
+    bool inside() const { return y >= TOP && y < TOP + IH && x >= LEFT && x < LEFT + IW; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return !done() && !(inside() && in.empty()) && !out.full();
+    }
+    template <class I, class O>
+    void step(I& in, O& out) {
+        ap_uint<SIMD * B> w = 0;  // the integer 0 (activations have zero-point 0)
+        if (inside()) {
+            ap_uint<SIMD * IN_B> x = in.read();
+            for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS UNROLL
+                set_elem<B, SIGNED>(w, s, get_elem<IN_B, IN_K>(x, s));
+            }
+        }
+        out.write(w);
+        if (++cf == CF) {
+            cf = 0;
+            if (++x == OW) {
+                x = 0;
+                if (++y == OH) {
+                    y = 0;
+                    frame++;
+                }
+            }
+        }
+    }
+};
+
+// Convolution input generator: for every output pixel, the KH x KW window in (ky, kx, channel) order.
+// A circular buffer holds 2*KH input rows; reads run ahead (also into the next frame) while the buffer has
+// room, and a window word is written once the input word it needs has been read. Input words are counted
+// across frames, so the next frame's first KH rows arrive while this frame's last windows leave and
+// consecutive frames overlap without a stall. One read and one write at most per iteration.
+template <unsigned IH, unsigned IW, unsigned C, unsigned SIMD, unsigned KH, unsigned KW, unsigned SH, unsigned SW,
+          unsigned OH, unsigned OW, int B>
+struct SlidingWindow {
+    static const unsigned CF = C / SIMD;
+    static const unsigned ROW = IW * CF;
+    static const unsigned READS = IH * ROW;
+    static const unsigned WRITES = OH * OW * KH * KW * CF;
+    static const unsigned BUF = (KH + (SH > KH ? SH : KH)) * ROW;
+    typedef ap_uint<SIMD * B> Word;
+    Word buffer[BUF];
+    unsigned long long frames, rd, wr;
+    unsigned oy, ox, ky, kx, cf, wframe;
+
+    SlidingWindow(unsigned n) : frames(n), rd(0), wr(0), oy(0), ox(0), ky(0), kx(0), cf(0), wframe(0) {}
+    bool done() const { return rd >= frames * READS && wr >= frames * WRITES; }
+    unsigned long long needed() const {  // global index of the input word the next write needs
+        return (unsigned long long)wframe * READS + ((oy * SH + ky) * IW + ox * SW + kx) * CF + cf;
+    }
+    unsigned long long oldest() const {  // first input word any remaining write of this frame may need
+        return (unsigned long long)wframe * READS + (unsigned long long)oy * SH * ROW;
+    }
+    bool wants_read() const {
+        return rd < frames * READS && (wr >= frames * WRITES || rd < oldest() + BUF);
+    }
+    bool wants_write() const { return wr < frames * WRITES && needed() < rd; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return (wants_read() && !in.empty()) || (wants_write() && !out.full());
+    }
+    template <class I, class O>
+    void step(I& in, O& out) {
+        bool do_write = wants_write() && !out.full();
+        bool do_read = wants_read() && !in.empty();
+        if (do_write) {
+            out.write(buffer[needed() % BUF]);
+            wr++;
+            if (++cf == CF) {
+                cf = 0;
+                if (++kx == KW) {
+                    kx = 0;
+                    if (++ky == KH) {
+                        ky = 0;
+                        if (++ox == OW) {
+                            ox = 0;
+                            if (++oy == OH) {
+                                oy = 0;
+                                wframe++;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if (do_read) {
+            buffer[rd % BUF] = in.read();
+            rd++;
+        }
+    }
+};
+
+// Non-overlapping max pooling (kernel == stride); rows and columns past OH*K, OW*K are read and dropped.
+// One input word per iteration; an output word when the last pixel of its window arrives.
+template <unsigned IH, unsigned IW, unsigned C, unsigned PE, unsigned K, unsigned OH, unsigned OW, int B, int KIND>
+struct MaxPool {
+    static const unsigned CF = C / PE;
+    typedef ap_uint<PE * B> Word;
+    long long best[OW][CF][PE];
+    unsigned frames, frame, y, x, cf;
+    MaxPool(unsigned n) : frames(n), frame(0), y(0), x(0), cf(0) {}
+    bool done() const { return frame >= frames; }
+    bool last_of_window() const { return y < OH * K && x < OW * K && y % K == K - 1 && x % K == K - 1; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return !done() && !in.empty() && !(last_of_window() && out.full());
+    }
+    template <class I, class O>
+    void step(I& in, O& out) {
+        Word w = in.read();
+        if (y < OH * K && x < OW * K) {
+            unsigned ox = x / K;
+            bool first = y % K == 0 && x % K == 0;
+            for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                long long v = get_elem<B, KIND>(w, p);
+                if (first || v > best[ox][cf][p]) best[ox][cf][p] = v;
+            }
+            if (last_of_window()) {
+                Word o = 0;
+                for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                    set_elem<B, KIND>(o, p, best[ox][cf][p]);
+                }
+                out.write(o);
+            }
+        }
+        if (++cf == CF) {
+            cf = 0;
+            if (++x == IW) {
+                x = 0;
+                if (++y == IH) {
+                    y = 0;
+                    frame++;
+                }
+            }
+        }
+    }
+};
+
+// Sum over all pixels per channel; the channel sums leave with the last pixel. Iterations = H*W*C/PE.
+template <unsigned H, unsigned W, unsigned C, unsigned PE, int IN_B, int IN_K, int OUT_B>
+struct GlobalAccPool {
+    static const unsigned CF = C / PE;
+    long long acc[CF][PE];
+    unsigned frames, frame, pix, cf;
+    GlobalAccPool(unsigned n) : frames(n), frame(0), pix(0), cf(0) {}
+    bool done() const { return frame >= frames; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return !done() && !in.empty() && !(pix == H * W - 1 && out.full());
+    }
+    template <class I, class O>
+    void step(I& in, O& out) {
+        ap_uint<PE * IN_B> w = in.read();
+        for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+            long long v = get_elem<IN_B, IN_K>(w, p);
+            acc[cf][p] = pix == 0 ? v : acc[cf][p] + v;
+        }
+        if (pix == H * W - 1) {
+            ap_uint<PE * OUT_B> o = 0;
+            for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                set_elem<OUT_B, SIGNED>(o, p, acc[cf][p]);
+            }
+            out.write(o);
+        }
+        if (++cf == CF) {
+            cf = 0;
+            if (++pix == H * W) {
+                pix = 0;
+                frame++;
+            }
+        }
+    }
+};
+
+}  // namespace edge
+
+#endif

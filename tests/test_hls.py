@@ -1,0 +1,117 @@
+"""HLS backend: generated C++ C-sims bit-exact, the cycle-level simulation agrees with the estimate, FIFOs size.
+
+Real g++ on the generated project, for every zoo model at w1a1, w2a2 and w4a4.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from boards import load_board
+from edge.qonnx_io import GoldenModel, load_model
+from edge.zoo import ZOO
+from fpga.build import BuildOptions, compile_model
+from fpga.datatypes import IntType
+from fpga.execute import dequantize_output, execute, quantize_input
+from fpga.ir import DataflowGraph, InputQuant, LabelSelect, Layout, MatrixVectorUnit, OutputAffine, TensorInfo
+from fpga.verify import verify
+from fpga.width import insert_width_converters
+from hls.flow import STEADY_TOLERANCE, simulate_project
+
+BITS = [(1, 1), (2, 2), (4, 4)]
+SIM_FRAMES = 16
+
+
+@pytest.mark.parametrize(("wbits", "abits"), BITS, ids=[f"w{w}a{a}" for w, a in BITS])
+@pytest.mark.parametrize("model", sorted(ZOO.keys() - {"lfc", "sfc"}))
+def test_generated_hls_is_bit_exact_and_cycle_accurate(trained, digits, tmp_path, model, wbits, abits):
+    loaded = load_model(trained(model, wbits, abits, epochs=4) / "model.onnx")
+    board = load_board("pynq-z2")
+    graph, _ = compile_model(loaded, board, BuildOptions(verify_samples=0))
+    x = digits.x_test[:SIM_FRAMES].reshape(SIM_FRAMES, *loaded.input_shape[1:])
+    summary, csim_out = simulate_project(graph, board, tmp_path / "hls", x)
+
+    # C-sim == IR executor, integer for integer (the testbench compares; we compare again here)
+    assert summary["csim"]["passed"] and summary["csim"]["mismatches"] == 0
+    expected = execute(graph, quantize_input(graph.pre, x))[graph.output]
+    np.testing.assert_array_equal(csim_out, expected.reshape(SIM_FRAMES, -1))
+    # ... and through the host-side post-processing it is the QONNX golden model's output
+    golden = GoldenModel(loaded).run(x)
+    ours = dequantize_output(graph.post, csim_out.reshape(SIM_FRAMES, *graph.tensors[graph.output].shape))
+    report = verify(graph, loaded, x)
+    close = np.isclose(ours, golden, rtol=1e-5, atol=1e-5 * np.abs(golden).max()).all(axis=1)
+    assert set(np.flatnonzero(~close)) <= report.tie_samples
+
+    c = summary["cycle_sim"]
+    assert c["outputs_bit_exact"] and not c["deadlock"]
+    assert abs(c["steady_vs_analytical"]) <= STEADY_TOLERANCE, c
+    sizing = summary["fifo_sizing"]
+    assert sizing["no_deadlock_no_throughput_loss"]
+    assert sizing["sized_cycles"] == sizing["unbounded_cycles"]
+    assert all(d >= 2 for d in sizing["depths"].values())
+    top = (tmp_path / "hls" / "top.cpp").read_text()
+    assert "#pragma HLS DATAFLOW" in top and "#pragma HLS STREAM" in top
+
+
+def _hand_graph(pe: int, simd: int, k: int) -> DataflowGraph:
+    """A 12-input, 10-class MVAU without activation, then LabelSelect: exercises odd width ratios and top-k."""
+    rng = np.random.default_rng(3)
+    w = rng.integers(-3, 4, size=(10, 12))
+    i4, acc = IntType(4, False), IntType(10, True)
+    mvau = MatrixVectorUnit(name="MVAU_0", inputs=("input",), output="acc", pe=pe, simd=simd, mw=12, mh=10, vectors=1,
+                            weights=w, in_dtype=i4, w_dtype=IntType(3, True), acc_dtype=acc)
+    sel = LabelSelect(name="LabelSelect_0", inputs=("acc",), output="top", pe=pe, labels=10, k=k, in_dtype=acc)
+    tensors = {"input": TensorInfo((12,), i4), "acc": TensorInfo((10,), acc),
+               "top": TensorInfo((k,), IntType(4, False))}
+    graph = DataflowGraph(name="hand", nodes=(mvau, sel), tensors=tensors, input="input", output="top",
+                          pre=InputQuant(1 / 15, 4, False, False, "ROUND", (12,)),
+                          post=OutputAffine(np.ones(10), np.zeros(10), (10,), Layout("flat"), top_k=k))
+    return insert_width_converters(graph)
+
+
+@pytest.mark.parametrize(("pe", "simd", "k"), [(5, 3, 3), (2, 4, 1), (10, 12, 10)])
+def test_label_select_and_width_converters(tmp_path, pe, simd, k):
+    graph = _hand_graph(pe, simd, k)
+    x = np.random.default_rng(pe).uniform(0, 1, size=(SIM_FRAMES, 12)).astype(np.float32)
+    x[:, 5] = x[:, 6]  # equal inputs: ties between classes are likely, the lower index must win
+    summary, out = simulate_project(graph, load_board("pynq-z2"), tmp_path / "hls", x)
+    assert summary["passed"], summary
+    acc = execute(graph, quantize_input(graph.pre, x), keep_all=True)["acc"]
+    np.testing.assert_array_equal(out, np.argsort(-acc, axis=1, kind="stable")[:, :k])
+
+
+def test_edge_simulate_cli(run_cli, tmp_path, digits):
+    out = tmp_path / "build"
+    code, stdout, err = run_cli("build", "-o", str(out), "--sim-frames", "4")
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["simulation"]["passed"] and (out / "hls" / "run_hls.tcl").exists()
+    assert "set_part xc7z020clg400-1" in (out / "hls" / "run_hls.tcl").read_text()
+    assert report["synthesis"]["ran"] is False and "vitis_hls -f run_hls.tcl" in report["synthesis"]["commands"][0]
+
+    x = digits.x_test[:6].reshape(6, 64)
+    np.save(tmp_path / "x.npy", x)
+    code, stdout, err = run_cli("simulate", str(out), "--input", str(tmp_path / "x.npy"), "--output",
+                                str(tmp_path / "y.npy"), "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["passed"] and result["ir_vs_golden"]["bit_exact"]
+    y = np.load(tmp_path / "y.npy")
+    golden = GoldenModel(load_model(out / "model.onnx")).run(x)
+    np.testing.assert_allclose(y, golden, rtol=1e-5, atol=1e-5)
+
+    np.save(tmp_path / "bad.npy", np.zeros((3, 8, 8), np.float32))
+    code, _, err = run_cli("simulate", str(out), "--input", str(tmp_path / "bad.npy"))
+    assert code == 2 and "the model takes (64,)" in err
+
+
+def test_no_sim_still_writes_the_hls_project(run_cli, tmp_path):
+    out = tmp_path / "b"
+    code, _, err = run_cli("build", "-o", str(out), "--no-sim", "--json")
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert "simulation" not in report and report["hls"]["simulated"] is False
+    assert {"top.cpp", "tb.cpp", "sim.cpp", "params.hpp", "Makefile"} <= {p.name for p in (out / "hls").iterdir()}
