@@ -31,12 +31,11 @@ def analytical_cycles(graph: DataflowGraph) -> int:
 
 def simulate_project(graph: DataflowGraph, board: FpgaBoard, project: Path, x: np.ndarray,
                      depths: dict[str, int] | None = None) -> tuple[dict[str, Any], np.ndarray]:
-    """Generate (if needed), compile, C-sim and cycle-simulate; size the FIFOs when no depths are given.
+    """Generate, compile (cached by content), C-sim and cycle-simulate; size the FIFOs when no depths are given.
 
     Returns the summary and the C-sim's integer outputs (one row per frame)."""
     t0 = time.perf_counter()
-    if not (project / "top.cpp").exists():
-        generate(graph, board, project, depths)
+    generate(graph, board, project, depths)  # always from this graph: a stale project would be measured wrongly
     compile_all(project)
     compile_s = time.perf_counter() - t0
     x_int, expected = expected_outputs(graph, x)

@@ -102,7 +102,8 @@ def test_edge_build_writes_everything_and_verifies(run_cli, tmp_path):
     out = tmp_path / "build"
     code, stdout, err = run_cli("build", "--board", "pynq-z2", "-o", str(out))
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["folding.json", "ir.json", "ir.npz", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["folding.json", "hls", "ir.json", "ir.npz", "model.onnx",
+                                                     "report.json"]
     report = json.loads((out / "report.json").read_text())
     assert report["verification"]["bit_exact"] and report["verification"]["values_compared"] > 0
     t = report["totals"]
@@ -113,9 +114,10 @@ def test_edge_build_writes_everything_and_verifies(run_cli, tmp_path):
 
 def test_folding_file_round_trip_and_errors(run_cli, tmp_path):
     out = tmp_path / "b1"
-    assert run_cli("build", "-o", str(out), "--verify-samples", "0")[0] == 0
+    assert run_cli("build", "-o", str(out), "--verify-samples", "0", "--no-sim")[0] == 0
     fold = json.loads((out / "folding.json").read_text())
-    code, stdout, _ = run_cli("build", "-o", str(tmp_path / "b2"), "--folding", str(out / "folding.json"), "--json")
+    code, stdout, _ = run_cli("build", "-o", str(tmp_path / "b2"), "--folding", str(out / "folding.json"), "--json",
+                              "--no-sim")
     assert code == 0
     layers = [r for r in json.loads(stdout)["layers"] if r["op"] != "StreamingDataWidthConverter"]
     assert {r["name"]: {"pe": r["pe"], "simd": r["simd"]} for r in layers} == fold["folding"]
