@@ -53,16 +53,21 @@ def raw_bits(values: np.ndarray, t: IntType) -> np.ndarray:
     return values & ((1 << t.bits) - 1)
 
 
-def pack_hex(raw: np.ndarray, bits: int) -> np.ndarray:
-    """(..., n) raw elements of `bits` bits -> (...) hex strings of the packed word (element 0 in the low bits)."""
+def pack_limbs(raw: np.ndarray, bits: int) -> np.ndarray:
+    """(..., n) raw elements of `bits` bits -> (..., L) hex strings of the packed word's 64-bit limbs.
+
+    Element 0 sits in the lowest bits; limb 0 holds bits 0..63. Plain integer limbs keep params.hpp a POD
+    initialiser that g++ and Vitis compile quickly, where one ap_uint constructor per word does not."""
     shifts = np.arange(bits)
     b = ((raw[..., None] >> shifts) & 1).reshape(*raw.shape[:-1], raw.shape[-1] * bits)  # little-endian bits
-    pad = (-b.shape[-1]) % 4
+    pad = (-b.shape[-1]) % 64
     if pad:
         b = np.concatenate([b, np.zeros((*b.shape[:-1], pad), np.int64)], axis=-1)
-    nib = b.reshape(*b.shape[:-1], -1, 4) @ np.array([1, 2, 4, 8])
-    chars = HEX[nib[..., ::-1]]  # most significant nibble first
-    return np.apply_along_axis(lambda r: "".join(r), -1, chars) if chars.ndim > 1 else np.array("".join(chars))
+    nib = b.reshape(*b.shape[:-1], -1, 16, 4) @ np.array([1, 2, 4, 8])  # (..., L, 16) nibbles, low first
+    chars = HEX[nib[..., ::-1]]
+    flat = chars.reshape(-1, 16)
+    joined = np.array(["0x" + "".join(r) + "ULL" for r in flat])
+    return joined.reshape(chars.shape[:-1])
 
 
 def pipeline_depth(node: Node) -> int:
@@ -109,7 +114,8 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
                  w_b=node.w_dtype.bits, w_k=kind_code(node.w_dtype), out_b=out_t.bits, out_k=kind_code(out_t),
                  xnor="true" if node.xnor else "false", acc_b=_acc_bits(node.acc_dtype, node.thresholds),
                  wword_b=node.simd * node.w_dtype.bits, tiles=nf * sf,
-                 weights=pack_hex(w.reshape(node.pe, nf * sf, node.simd), node.w_dtype.bits).tolist())
+                 limbs=math.ceil(node.simd * node.w_dtype.bits / 64),
+                 weights=pack_limbs(w.reshape(node.pe, nf * sf, node.simd), node.w_dtype.bits).tolist())
         k.update(_threshold_arrays(node.thresholds, node.mh, node.pe))
     elif isinstance(node, VectorVectorUnit):
         cf = node.channels // node.pe
@@ -117,8 +123,8 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
         k.update(channels=node.channels, k=node.k, vectors=node.vectors, in_b=node.in_dtype.bits,
                  in_k=kind_code(node.in_dtype), w_b=node.w_dtype.bits, w_k=kind_code(node.w_dtype),
                  out_b=out_t.bits, out_k=kind_code(out_t), acc_b=_acc_bits(node.acc_dtype, node.thresholds),
-                 wword_b=node.w_dtype.bits, tiles=cf * node.k,
-                 weights=pack_hex(w.reshape(node.pe, cf * node.k, 1), node.w_dtype.bits).tolist())
+                 wword_b=node.w_dtype.bits, tiles=cf * node.k, limbs=1,
+                 weights=pack_limbs(w.reshape(node.pe, cf * node.k, 1), node.w_dtype.bits).tolist())
         k.update(_threshold_arrays(node.thresholds, node.channels, node.pe))
     elif isinstance(node, Thresholding):
         k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits,

@@ -31,9 +31,9 @@ def _cxx() -> str:
     return cxx
 
 
-def compile_binary(project: Path, sources: list[str], binary: str) -> Path:
+def compile_binary(project: Path, sources: list[str], binary: str, extra_flags: tuple[str, ...] = ()) -> Path:
     """g++ the sources into project/binary; skipped when the sources and flags have not changed."""
-    cmd = [_cxx(), *CXXFLAGS, f"-I{project / 'include'}", f"-I{ap_types_dir()}", f"-I{project}",
+    cmd = [_cxx(), *CXXFLAGS, *extra_flags, f"-I{project / 'include'}", f"-I{ap_types_dir()}", f"-I{project}",
            *[str(project / s) for s in sources], "-o", str(project / binary)]
     digest = hashlib.sha256(" ".join(cmd).encode())
     for name in sorted([*sources, "params.hpp", *(p.name for p in (project / "include" / "edge").glob("*.hpp"))]):

@@ -18,15 +18,16 @@ struct Mvau {
     typedef ap_uint<SIMD * IN_B> InWord;
     typedef ap_uint<PE * OUT_B> OutWord;
     typedef ap_uint<SIMD * W_B> WWord;
+    static const unsigned WL = (SIMD * W_B + 63) / 64;  // 64-bit limbs per weight word
 
-    const WWord (*weights)[NF * SF];        // [PE][NF * SF]
+    const unsigned long long (*weights)[NF * SF][WL];  // [PE][NF * SF][limbs]
     const AccT (*thresholds)[NF][LEVELS > 0 ? LEVELS : 1];  // [PE][NF][LEVELS]
     const bool (*descending)[NF];           // [PE][NF]
     unsigned frames, frame, v, nf, sf;
     InWord buffer[SF];
     AccT acc[PE];
 
-    Mvau(const WWord (*w)[NF * SF], const AccT (*t)[NF][LEVELS > 0 ? LEVELS : 1], const bool (*d)[NF],
+    Mvau(const unsigned long long (*w)[NF * SF][WL], const AccT (*t)[NF][LEVELS > 0 ? LEVELS : 1], const bool (*d)[NF],
          unsigned n)
         : weights(w), thresholds(t), descending(d), frames(n), frame(0), v(0), nf(0), sf(0) {
         for (unsigned p = 0; p < PE; p++) acc[p] = 0;
@@ -48,9 +49,35 @@ struct Mvau {
         } else {
             x = buffer[sf];
         }
+#if !defined(__SYNTHESIS__) && !defined(EDGE_NO_FAST_CSIM)
+        // C-sim / cycle simulation: the same arithmetic on 64-bit limbs, without per-element ap_uint operations
+        static const unsigned XL = (SIMD * IN_B + 63) / 64;
+        unsigned long long xl[XL];
+        to_limbs<SIMD * IN_B>(x, xl);
+        long long xv[SIMD];
+        if (!XNOR)
+            for (unsigned s = 0; s < SIMD; s++) xv[s] = elem_from_limbs<IN_B, IN_K>(xl, s);
+        for (unsigned p = 0; p < PE; p++) {
+            const unsigned long long* wl = weights[p][nf * SF + sf];
+            if (XNOR) {
+                unsigned n = 0;
+                for (unsigned l = 0; l < XL; l++) {
+                    unsigned long long m = ~(xl[l] ^ wl[l]);
+                    const unsigned bits = (l + 1) * 64 <= SIMD ? 64 : SIMD - l * 64;
+                    if (bits < 64) m &= (1ULL << bits) - 1;
+                    n += __builtin_popcountll(m);
+                }
+                acc[p] += n;
+            } else {
+                long long sum = 0;
+                for (unsigned s = 0; s < SIMD; s++) sum += xv[s] * elem_from_limbs<W_B, W_K>(wl, s);
+                acc[p] += sum;
+            }
+        }
+#else
         for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-            const WWord w = weights[p][nf * SF + sf];
+            const WWord w = from_limbs<SIMD * W_B>(weights[p][nf * SF + sf]);
             if (XNOR) {
                 acc[p] += popcount<SIMD>(~(x ^ w));
             } else {
@@ -62,6 +89,7 @@ struct Mvau {
                 acc[p] += sum;
             }
         }
+#endif
         if (sf == SF - 1) {
             OutWord o = 0;
             for (unsigned p = 0; p < PE; p++) {
@@ -96,13 +124,13 @@ struct Vvau {
     typedef ap_uint<PE * IN_B> InWord;
     typedef ap_uint<PE * OUT_B> OutWord;
 
-    const ap_uint<W_B> (*weights)[CF * K];  // [PE][CF * K]
+    const unsigned long long (*weights)[CF * K][1];  // [PE][CF * K][one limb]
     const AccT (*thresholds)[CF][LEVELS > 0 ? LEVELS : 1];
     const bool (*descending)[CF];
     unsigned frames, frame, v, k, cf;
     AccT acc[CF][PE];
 
-    Vvau(const ap_uint<W_B> (*w)[CF * K], const AccT (*t)[CF][LEVELS > 0 ? LEVELS : 1], const bool (*d)[CF],
+    Vvau(const unsigned long long (*w)[CF * K][1], const AccT (*t)[CF][LEVELS > 0 ? LEVELS : 1], const bool (*d)[CF],
          unsigned n)
         : weights(w), thresholds(t), descending(d), frames(n), frame(0), v(0), k(0), cf(0) {
         for (unsigned c = 0; c < CF; c++)
@@ -121,7 +149,7 @@ struct Vvau {
         InWord x = in.read();
         for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-            acc[cf][p] += get_elem<IN_B, IN_K>(x, p) * get_elem<W_B, W_K>(ap_uint<W_B>(weights[p][cf * K + k]), 0);
+            acc[cf][p] += get_elem<IN_B, IN_K>(x, p) * get_elem<W_B, W_K>(ap_uint<W_B>(weights[p][cf * K + k][0]), 0);
         }
         if (k == K - 1) {
             OutWord o = 0;
