@@ -26,6 +26,7 @@ Workflow:
   edge inspect out/model.onnx                            layers, bits, MACs, what each target accepts
   edge build   --board pynq-z2 out/model.onnx -o build/  dataflow IR, folding, estimates, HLS, simulation
   edge simulate build/                                   C-sim + cycle-level simulation vs the golden model
+  edge export  --target onnx|openvino out/model.onnx     QDQ ONNX / OpenVINO IR, verified vs the golden model
   edge boards  list | show NAME                          FPGA boards and edge devices we target
 
 Every command that prints results takes --json for scripts. Errors are one line on stderr, exit code 2.
@@ -351,6 +352,56 @@ def _read_batch(path: Path, shape: tuple[int, ...]):
         raise EdgeError(f"{path}: samples have shape {tuple(x.shape[1:])}, the model takes {tuple(shape)} "
                         "(the QONNX model's own input layout, batch first)")
     return x.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- export
+@cli.command(name="export", help="""Export a QONNX model for an edge runtime, keeping the QAT scales, and verify it.
+
+\b
+Targets: onnx (standard QDQ ONNX, checked exact against the golden model with onnxruntime) and openvino (IR
+.xml/.bin from the QDQ model, run on the CPU; top-1 agreement >= 99.5% and at most 1 output LSB). A --board
+picks its runtime's default target. Verification data: the digits test set when the model takes digits, else
+--calib x.npy, else random inputs. Bipolar (w1a1) models are FPGA-only: `edge build`.""")
+@click.argument("model", required=False, type=click.Path(path_type=Path))
+@click.option("--target", type=click.Choice(["onnx", "openvino", "tflite", "tensorrt"]), default=None,
+              help="Output format (default: the board's, else onnx).")
+@click.option("--board", default=None, help="Edge device whose default target to use (see `edge boards list`).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("export"), show_default=True,
+              help="Output directory (replaced atomically).")
+@click.option("--calib", type=click.Path(path_type=Path), default=None, help="Verification inputs (.npy).")
+@click.option("--json", "as_json", is_flag=True, help="Print the export report as JSON.")
+def export_cmd(model: Path | None, target: str | None, board: str | None, output: Path, calib: Path | None,
+               as_json: bool) -> None:
+    from boards import load_board
+    from boards.schema import EdgeDevice
+    from edge.export.targets import export
+    from edge.qonnx_io import load_model
+
+    if target is None:
+        target = "onnx"
+        if board is not None:
+            device = load_board(board)
+            if not isinstance(device, EdgeDevice):
+                raise EdgeError(f"board '{device.name}' is an FPGA; use `edge build --board {device.name}`")
+            target = device.export_target
+    loaded = load_model(model or bundled_model_path())
+    report = export(loaded, target, output, calib)
+    v = report["verification"]
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(report["path"])
+        click.echo(f"verified on {v['samples']} samples ({v['data']}) with {v['runtime']}: top-1 agreement "
+                   f"{v['top1_agreement']:.1%}, max |delta| {v['max_abs_diff']:.3g} = {v['max_diff_output_lsb']:.2f} "
+                   f"output LSB [{'PASS' if v['passed'] else 'FAIL'}]")
+        for note in report.get("widened", []):
+            click.echo(f"  precision widened: {note}")
+        if "int8_layers" in report:
+            click.echo(f"  OpenVINO runs {report['int8_layers']} of {len(report['layers'])} layers in int8")
+    if not v["passed"]:
+        click.echo(f"error: the {target} export does not match the golden model; see {output}/export.json",
+                   err=True)
+        sys.exit(1)
 
 
 def main() -> None:

@@ -79,7 +79,16 @@ def qconv(cin: int, cout: int, bits: int, kernel: int = 3, padding: int = 1, gro
     return qnn.QuantConv2d(cin, cout, kernel, padding=padding, groups=groups, bias=False, **weight_quant(bits))
 
 
-class QuantMLP(nn.Module):
+class Sequential(nn.Module):
+    """A zoo model whose layers run in order in `self.body` (residual blocks are single modules inside it)."""
+
+    body: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class QuantMLP(Sequential):
     """FINN's fully connected networks: (Linear -> BatchNorm -> act) per hidden layer, then a Linear head."""
 
     def __init__(self, in_features: int, hidden: list[int], num_classes: int, wbits: int, abits: int) -> None:
@@ -92,11 +101,8 @@ class QuantMLP(nn.Module):
         layers.append(qlinear(width, num_classes, wbits, bias=True))
         self.body = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
 
-
-class QuantCNV(nn.Module):
+class QuantCNV(Sequential):
     """FINN's CNV: blocks of two 3x3 convs and a 2x2 max-pool, then fully connected layers.
 
     The zoo pads the convs so that 8x8 digits keep their size until each pool; `finn_cnv` builds FINN's exact
@@ -126,9 +132,6 @@ class QuantCNV(nn.Module):
         layers.append(qlinear(width, num_classes, wbits, bias=True))
         self.body = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
 
 def finn_cnv(wbits: int, abits: int, num_classes: int = 10) -> nn.Module:
     """FINN's CNV for 32x32x3 (CIFAR-10): 64,64,pool,128,128,pool,256,256 (3x3, unpadded), FC 512,512,10."""
@@ -143,7 +146,7 @@ def finn_mlp(hidden: int, wbits: int, abits: int, in_features: int = 784, num_cl
     return QuantMLP(in_features, [hidden] * 3, num_classes, wbits, abits)
 
 
-class QuantDWS(nn.Module):
+class QuantDWS(Sequential):
     """A MobileNet-style CNN: a stem conv, depthwise-separable blocks with pooling, global average pool, FC."""
 
     def __init__(self, in_ch: int, side: int, num_classes: int, wbits: int, abits: int,
@@ -168,9 +171,6 @@ class QuantDWS(nn.Module):
         layers.append(qlinear(ch, num_classes, wbits, bias=True))
         self.body = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
 
 class ResidualBlock(nn.Module):
     """conv-BN-act-conv-BN plus the identity, both quantised by one shared quantiser before the add."""
@@ -187,7 +187,7 @@ class ResidualBlock(nn.Module):
         return self.act_out(self.add_quant(y) + self.add_quant(x))
 
 
-class QuantResNet(nn.Module):
+class QuantResNet(Sequential):
     """A small residual CNN: stem conv, a residual block per stage with max-pool between, FC head."""
 
     def __init__(self, in_ch: int, side: int, num_classes: int, wbits: int, abits: int,
@@ -203,9 +203,6 @@ class QuantResNet(nn.Module):
         layers.append(nn.Flatten())
         layers.append(qlinear(ch * side * side, num_classes, wbits, bias=True))
         self.body = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,135 @@
+"""QONNX -> standard QDQ ONNX: weights as int8 initializers with DequantizeLinear (per-channel where the QAT
+scales are), activation quantisers as QuantizeLinear/DequantizeLinear pairs with a Clip for ranges narrower than
+8 bits. Scales are the QAT scales, unchanged: nothing is recalibrated."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from qonnx.custom_op.general.quant import quant
+
+from edge.errors import EdgeError
+from edge.qonnx_io import LoadedModel
+
+MIN_OPSET = 13  # per-axis DequantizeLinear
+
+
+def _attr(node: onnx.NodeProto, name: str, default):
+    for a in node.attribute:
+        if a.name == name:
+            v = helper.get_attribute_value(a)
+            return v.decode() if isinstance(v, bytes) else v
+    return default
+
+
+def _qrange(bits: int, signed: bool, narrow: bool) -> tuple[int, int]:
+    if signed:
+        return -(1 << (bits - 1)) + int(narrow), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1 - int(narrow)
+
+
+class QdqConverter:
+    def __init__(self, loaded: LoadedModel, target: str) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.target = target
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[TensorProto] = []
+        self.widened: list[str] = []
+
+    def fail(self, node: onnx.NodeProto, reason: str) -> EdgeError:
+        return EdgeError(f"{self.loaded.path}: node '{node.name}' ({node.op_type}) cannot go to {self.target}: "
+                         f"{reason}")
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def quant_params(self, node: onnx.NodeProto) -> tuple[np.ndarray, int, bool, bool]:
+        scale, zp, bits = (self.model.get_initializer(node.input[i]) for i in (1, 2, 3))
+        if scale is None or zp is None or bits is None:
+            raise self.fail(node, "scale, zero-point and bit width must be constants")
+        if np.any(zp != 0):
+            raise self.fail(node, "non-zero zero-points are not supported")
+        if _attr(node, "rounding_mode", "ROUND") != "ROUND":
+            raise self.fail(node, "only ROUND (half to even) maps onto QuantizeLinear")
+        nbits = int(np.asarray(bits).item())
+        if nbits > 8:
+            raise self.fail(node, f"{nbits}-bit values do not fit int8")
+        return np.asarray(scale, np.float32), nbits, bool(_attr(node, "signed", 1)), bool(_attr(node, "narrow", 0))
+
+    def weight(self, node: onnx.NodeProto) -> None:
+        w = self.model.get_initializer(node.input[0]).astype(np.float32)
+        scale, bits, signed, narrow = self.quant_params(node)
+        y = quant(w, scale, np.float32(0), np.float32(bits), int(signed), int(narrow), "ROUND")
+        q = np.rint(np.asarray(y, np.float64) / np.broadcast_to(scale, w.shape)).astype(np.int8)
+        out = node.output[0]
+        if scale.size == 1:
+            s, zp, axis = scale.reshape(()), np.zeros((), np.int8), None
+        else:
+            varying = [i for i, d in enumerate(scale.shape) if d != 1]
+            if len(varying) != 1:
+                raise self.fail(node, f"weight scale of shape {scale.shape} is neither per-tensor nor per-channel")
+            axis = varying[0]
+            s, zp = scale.reshape(-1), np.zeros(scale.size, np.int8)
+        if bits < 8:
+            self.widened.append(f"{node.name}: {bits}-bit weights held in int8")
+        args = [self.const(f"{out}_int8", q), self.const(f"{out}_scale", s), self.const(f"{out}_zp", zp)]
+        kwargs = {"axis": axis} if axis is not None else {}
+        self.nodes.append(helper.make_node("DequantizeLinear", args, [out], name=f"{node.name}_dq", **kwargs))
+
+    def activation(self, node: onnx.NodeProto) -> None:
+        scale, bits, signed, narrow = self.quant_params(node)
+        if scale.size != 1:
+            raise self.fail(node, "activation scales must be per-tensor")
+        qmin, qmax = _qrange(bits, signed, narrow)
+        full = (-128, 127) if signed else (0, 255)
+        x = node.input[0]
+        out = node.output[0]
+        s = scale.reshape(())
+        if (qmin, qmax) != full:
+            # a narrower integer range than int8/uint8: clip first, so QuantizeLinear's saturation is never hit
+            lo = self.const(f"{out}_clip_lo", np.float32(qmin) * s)
+            hi = self.const(f"{out}_clip_hi", np.float32(qmax) * s)
+            self.nodes.append(helper.make_node("Clip", [x, lo, hi], [f"{out}_clipped"], name=f"{node.name}_clip"))
+            x = f"{out}_clipped"
+            self.widened.append(f"{node.name}: {bits}-bit {'signed' if signed else 'unsigned'} activations held in "
+                                f"{'int8' if signed else 'uint8'} (clipped to [{qmin}, {qmax}])")
+        zp = self.const(f"{out}_zp", np.zeros((), np.int8 if signed else np.uint8))
+        sc = self.const(f"{out}_scale", s)
+        self.nodes.append(helper.make_node("QuantizeLinear", [x, sc, zp], [f"{out}_q"], name=f"{node.name}_q"))
+        self.nodes.append(helper.make_node("DequantizeLinear", [f"{out}_q", sc, zp], [out], name=f"{node.name}_dq"))
+
+    def run(self) -> onnx.ModelProto:
+        for node in self.model.graph.node:
+            if node.op_type == "BipolarQuant":
+                raise self.fail(node, "bipolar (w1a1) values have no int8 equivalent; binary networks are an FPGA "
+                                      "target (`edge build`)")
+            if node.op_type == "Trunc":
+                raise self.fail(node, "Trunc (truncating average pool) has no QDQ equivalent")
+            if node.op_type == "Quant":
+                if self.model.get_initializer(node.input[0]) is not None:
+                    self.weight(node)
+                else:
+                    self.activation(node)
+                continue
+            self.nodes.append(node)
+        g = self.model.graph
+        used = {i for n in self.nodes for i in n.input}
+        inits = [i for i in g.initializer if i.name in used] + self.inits
+        graph = helper.make_graph(self.nodes, g.name or "edge_qdq", list(g.input), list(g.output), inits)
+        opset = max([o.version for o in self.model.model.opset_import if o.domain in ("", "ai.onnx")] + [MIN_OPSET])
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                                  producer_name="edge", producer_version="qdq")
+        proto.ir_version = min(proto.ir_version, 9)  # readable by every onnxruntime and OpenVINO here
+        del proto.graph.input[1:]  # initializers are not graph inputs
+        proto = onnx.shape_inference.infer_shapes(proto)
+        onnx.checker.check_model(proto)
+        return proto
+
+
+def to_qdq(loaded: LoadedModel, target: str = "onnx") -> tuple[onnx.ModelProto, list[str]]:
+    """The QDQ ONNX model and the list of places where precision is widened (k-bit values held in int8)."""
+    conv = QdqConverter(loaded, target)
+    return conv.run(), conv.widened
