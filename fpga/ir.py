@@ -7,7 +7,7 @@ channels, and #{i : acc <= T[c, i]} for descending ones (a negative BatchNorm sc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
@@ -389,6 +389,3 @@ class DataflowGraph:
     def compute_nodes(self) -> list[Node]:
         return [n for n in self.nodes if isinstance(n, MatrixVectorUnit | VectorVectorUnit)]
 
-
-def field_names(node: Node) -> list[str]:
-    return [f.name for f in fields(node)]

@@ -410,10 +410,10 @@ class Lowering:
             raise self.fail(node, f"weights expect {mw} inputs but the stream has {x.channels}")
         if x.layout.perm is not None:
             w = w[:, x.layout.perm]  # the stream arrives in channels-last order: permute the weight columns
-        self.mvau(node, x, w, dtype_w, s_x * np.broadcast_to(s_row, (mh,)), offset, vectors=1,
+        self.mvau(node, w, dtype_w, s_x * np.broadcast_to(s_row, (mh,)), offset, vectors=1,
                   out_shape=(mh,), in_stream=self.claim(x), in_dtype=x.dtype)
 
-    def mvau(self, node: NodeProto, x: Value, w: np.ndarray, dtype_w: IntType, scale: np.ndarray,
+    def mvau(self, node: NodeProto, w: np.ndarray, dtype_w: IntType, scale: np.ndarray,
              offset: np.ndarray, vectors: int, out_shape: tuple[int, ...], in_stream: str, in_dtype: IntType,
              pad_zero: bool = False) -> None:
         mh, mw = w.shape
@@ -486,7 +486,7 @@ class Lowering:
             acc = Accumulator(unit, node.output[0], lo, hi, scale, np.zeros(cout))
             return self.finish(acc, self.next_of(node.output[0]))
         wm = w.transpose(0, 2, 3, 1).reshape(cout, kh * kw * cin)  # columns in the SWG's (kh, kw, c) order
-        self.mvau(node, x, wm, dtype_w, scale, np.zeros(0), vectors=oh * ow, out_shape=(oh, ow, cout),
+        self.mvau(node, wm, dtype_w, scale, np.zeros(0), vectors=oh * ow, out_shape=(oh, ow, cout),
                   in_stream=stream, in_dtype=dtype, pad_zero=any(pads))
 
     def lower_maxpool(self, node: NodeProto) -> None:
