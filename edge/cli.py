@@ -26,7 +26,7 @@ Workflow:
   edge inspect out/model.onnx                            layers, bits, MACs, what each target accepts
   edge build   --board pynq-z2 out/model.onnx -o build/  dataflow IR, folding, estimates, HLS, simulation
   edge simulate build/                                   C-sim + cycle-level simulation vs the golden model
-  edge export  --target onnx|openvino out/model.onnx     QDQ ONNX / OpenVINO IR, verified vs the golden model
+  edge export  --target tflite out/model.onnx            int8 TFLite / QDQ ONNX / OpenVINO / TensorRT, verified
   edge boards  list | show NAME                          FPGA boards and edge devices we target
 
 Every command that prints results takes --json for scripts. Errors are one line on stderr, exit code 2.
@@ -358,20 +358,30 @@ def _read_batch(path: Path, shape: tuple[int, ...]):
 @cli.command(name="export", help="""Export a QONNX model for an edge runtime, keeping the QAT scales, and verify it.
 
 \b
-Targets: onnx (standard QDQ ONNX, checked exact against the golden model with onnxruntime) and openvino (IR
-.xml/.bin from the QDQ model, run on the CPU; top-1 agreement >= 99.5% and at most 1 output LSB). A --board
-picks its runtime's default target. Verification data: the digits test set when the model takes digits, else
---calib x.npy, else random inputs. Bipolar (w1a1) models are FPGA-only: `edge build`.""")
+Targets:
+  onnx      standard QDQ ONNX (int8 Q/DQ, per-channel weights); checked exact with onnxruntime
+  tflite    int8 TFLite written directly (no TensorFlow): NHWC, per-channel weights, requantisation fitted
+            so that every int8 tensor equals the exact integer model; runs on LiteRT
+  openvino  IR (.xml/.bin) converted from the QDQ model; run on the CPU, per-layer precision reported
+  tensorrt  QDQ ONNX in TensorRT's symmetric-int8 form plus build_engine.sh (trtexec) for the device
+\b
+Every export runs the result and compares it with the QONNX golden model on the digits test set (or --calib
+x.npy, or random inputs): top-1 agreement >= 99.5% and max |delta| <= 1 LSB of an int8 output (the golden
+outputs' range / 255); QDQ ONNX must match exactly. A failing check exits 1. A --board picks its runtime's
+target. Bipolar (w1a1) models are FPGA-only: `edge build`.""")
 @click.argument("model", required=False, type=click.Path(path_type=Path))
-@click.option("--target", type=click.Choice(["onnx", "openvino", "tflite", "tensorrt"]), default=None,
+@click.option("--target", type=click.Choice(["onnx", "tflite", "openvino", "tensorrt"]), default=None,
               help="Output format (default: the board's, else onnx).")
 @click.option("--board", default=None, help="Edge device whose default target to use (see `edge boards list`).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("export"), show_default=True,
               help="Output directory (replaced atomically).")
 @click.option("--calib", type=click.Path(path_type=Path), default=None, help="Verification inputs (.npy).")
+@click.option("--io", "io", type=click.Choice(["float", "int8"]), default="float", show_default=True,
+              help="tflite: float32 model input/output, or int8 (input scale/zero point in export.json).")
+@click.option("--per-layer", is_flag=True, help="Print each layer's agreement with the golden/integer model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the export report as JSON.")
 def export_cmd(model: Path | None, target: str | None, board: str | None, output: Path, calib: Path | None,
-               as_json: bool) -> None:
+               io: str, per_layer: bool, as_json: bool) -> None:
     from boards import load_board
     from boards.schema import EdgeDevice
     from edge.export.targets import export
@@ -384,8 +394,10 @@ def export_cmd(model: Path | None, target: str | None, board: str | None, output
             if not isinstance(device, EdgeDevice):
                 raise EdgeError(f"board '{device.name}' is an FPGA; use `edge build --board {device.name}`")
             target = device.export_target
+    if io != "float" and target != "tflite":
+        raise EdgeError("--io int8 applies to --target tflite only")
     loaded = load_model(model or bundled_model_path())
-    report = export(loaded, target, output, calib)
+    report = export(loaded, target, output, calib, io=io, per_layer=per_layer)
     v = report["verification"]
     if as_json:
         emit_json(report)
@@ -393,15 +405,41 @@ def export_cmd(model: Path | None, target: str | None, board: str | None, output
         click.echo(report["path"])
         click.echo(f"verified on {v['samples']} samples ({v['data']}) with {v['runtime']}: top-1 agreement "
                    f"{v['top1_agreement']:.1%}, max |delta| {v['max_abs_diff']:.3g} = {v['max_diff_output_lsb']:.2f} "
-                   f"output LSB [{'PASS' if v['passed'] else 'FAIL'}]")
+                   f"output LSB ({v.get('max_diff_accumulator_lsb', 0):.3g} accumulator LSB) "
+                   f"[{'PASS' if v['passed'] else 'FAIL'}]")
         for note in report.get("widened", []):
             click.echo(f"  precision widened: {note}")
+        for note in report.get("reduced", []):
+            click.echo(f"  precision reduced: {note}")
+        if "requantisation" in report:
+            rq = report["requantisation"]
+            click.echo(f"  requantisation exact in {rq['exact_channels']} of {rq['channels']} channels")
+            for note in rq["inexact"]:
+                click.echo(f"    {note}")
         if "int8_layers" in report:
             click.echo(f"  OpenVINO runs {report['int8_layers']} of {len(report['layers'])} layers in int8")
+        if "build_script" in report:
+            click.echo(f"  on the device: {output}/{report['build_script']} builds the TensorRT engine")
+        if per_layer:
+            print_per_layer(report.get("per_layer", []))
     if not v["passed"]:
         click.echo(f"error: the {target} export does not match the golden model; see {output}/export.json",
                    err=True)
         sys.exit(1)
+
+
+def print_per_layer(rows: list[dict]) -> None:
+    """One line per compared tensor; the first divergent one is marked."""
+    from edge.table import render
+
+    marked = False
+    table = []
+    for r in rows:
+        mark = ""
+        if r["mismatches"] and not marked:
+            mark, marked = "<- first divergence", True
+        table.append([r["tensor"], f"{r['mismatches']}/{r['values']}", f"{r['max_diff_lsb']:.3g}", mark])
+    click.echo(render(["tensor", "differing values", "max |delta| (LSB)", ""], table))
 
 
 def main() -> None:

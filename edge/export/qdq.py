@@ -29,8 +29,28 @@ def _qrange(bits: int, signed: bool, narrow: bool) -> tuple[int, int]:
     return 0, (1 << bits) - 1 - int(narrow)
 
 
+def fake_quant_safe_scale(s: np.ndarray, qmax: int) -> np.ndarray:
+    """The float32 scale (within a few ulps of s) whose FakeQuantize range float32(qmax * s) / qmax is the
+    smallest one not below s.
+
+    OpenVINO turns Q/DQ into FakeQuantize with range limits qmax * s rounded to float32 and divides by the range:
+    for 1/255 that range is exactly 1.0, so an input of 0.5 lands on 127.5 and rounds up, where x / s (s being
+    float32(1/255), slightly above 1/255) rounds down. A range never below qmax * s keeps OpenVINO on the golden
+    model's side of such ties."""
+    s = np.float32(s)
+    best = s
+    cand = s
+    for _ in range(4):
+        if np.float64(np.float32(np.float32(qmax) * cand)) / qmax >= np.float64(s):
+            return np.asarray(cand, np.float32)
+        cand = np.nextafter(cand, np.float32(np.inf), dtype=np.float32)
+    return np.asarray(best, np.float32)
+
+
 class QdqConverter:
-    def __init__(self, loaded: LoadedModel, target: str) -> None:
+    def __init__(self, loaded: LoadedModel, target: str, int8_only: bool = False) -> None:
+        self.int8_only = int8_only  # TensorRT: symmetric int8 Q/DQ only (no uint8)
+        self.reduced: list[str] = []
         self.loaded = loaded
         self.model = loaded.model
         self.target = target
@@ -84,22 +104,49 @@ class QdqConverter:
         if scale.size != 1:
             raise self.fail(node, "activation scales must be per-tensor")
         qmin, qmax = _qrange(bits, signed, narrow)
+        s = scale.reshape(())
+        kind = f"{bits}-bit {'signed' if signed else 'unsigned'}"
+        offset = 0.0
+        if self.int8_only and not signed:
+            if qmax > 127 and node.input[0] == self.model.graph.input[0].name:
+                # the model input: shift [0, 255] to [-128, 127] around Q/DQ (exact; integers shift exactly)
+                offset = float(128 * s)
+                qmin, qmax = -128, 127
+                self.widened.append(f"{node.name}: 8-bit unsigned input quantised as int8 around an offset of "
+                                    "128 steps (exact; the first layer's input is offset in float)")
+            elif qmax > 127:  # 8-bit unsigned: int8 keeps 7 of its bits at twice the step
+                s = s * np.float32(2)
+                qmax = 127
+                self.reduced.append(f"{node.name}: 8-bit unsigned activations requantised to 7 bits at twice the "
+                                    "scale (TensorRT takes symmetric int8 only)")
+            signed = True  # [0, qmax] sits inside int8 exactly; the Clip keeps the unsigned range
         full = (-128, 127) if signed else (0, 255)
         x = node.input[0]
         out = node.output[0]
-        s = scale.reshape(())
+        if offset:
+            off = self.const(f"{out}_offset", np.float32(offset))
+            self.nodes.append(helper.make_node("Sub", [x, off], [f"{out}_shifted"], name=f"{node.name}_shift"))
+            x = f"{out}_shifted"
         if (qmin, qmax) != full:
             # a narrower integer range than int8/uint8: clip first, so QuantizeLinear's saturation is never hit
             lo = self.const(f"{out}_clip_lo", np.float32(qmin) * s)
             hi = self.const(f"{out}_clip_hi", np.float32(qmax) * s)
             self.nodes.append(helper.make_node("Clip", [x, lo, hi], [f"{out}_clipped"], name=f"{node.name}_clip"))
             x = f"{out}_clipped"
-            self.widened.append(f"{node.name}: {bits}-bit {'signed' if signed else 'unsigned'} activations held in "
-                                f"{'int8' if signed else 'uint8'} (clipped to [{qmin}, {qmax}])")
+            self.widened.append(f"{node.name}: {kind} activations held in {'int8' if signed else 'uint8'} "
+                                f"(clipped to [{qmin}, {qmax}])")
         zp = self.const(f"{out}_zp", np.zeros((), np.int8 if signed else np.uint8))
+        if self.target == "openvino":
+            s = fake_quant_safe_scale(s, max(abs(qmin), abs(qmax)))
         sc = self.const(f"{out}_scale", s)
         self.nodes.append(helper.make_node("QuantizeLinear", [x, sc, zp], [f"{out}_q"], name=f"{node.name}_q"))
-        self.nodes.append(helper.make_node("DequantizeLinear", [f"{out}_q", sc, zp], [out], name=f"{node.name}_dq"))
+        if offset:
+            self.nodes.append(helper.make_node("DequantizeLinear", [f"{out}_q", sc, zp], [f"{out}_dq"],
+                                               name=f"{node.name}_dq"))
+            self.nodes.append(helper.make_node("Add", [f"{out}_dq", f"{out}_offset"], [out], name=f"{node.name}_unshift"))
+        else:
+            self.nodes.append(helper.make_node("DequantizeLinear", [f"{out}_q", sc, zp], [out],
+                                               name=f"{node.name}_dq"))
 
     def run(self) -> onnx.ModelProto:
         for node in self.model.graph.node:
@@ -133,3 +180,11 @@ def to_qdq(loaded: LoadedModel, target: str = "onnx") -> tuple[onnx.ModelProto, 
     """The QDQ ONNX model and the list of places where precision is widened (k-bit values held in int8)."""
     conv = QdqConverter(loaded, target)
     return conv.run(), conv.widened
+
+
+def to_tensorrt_qdq(loaded: LoadedModel) -> tuple[onnx.ModelProto, list[str], list[str]]:
+    """QDQ ONNX in TensorRT's explicit-quantisation form: every Q/DQ symmetric int8 (zero point 0).
+
+    Returns the model, where precision is widened, and where it is reduced (8-bit unsigned activations)."""
+    conv = QdqConverter(loaded, "tensorrt", int8_only=True)
+    return conv.run(), conv.widened, conv.reduced

@@ -15,8 +15,7 @@ from edge.export.qdq import to_qdq
 from edge.fsutil import atomic_output_dir, write_json
 from edge.qonnx_io import GoldenModel, LoadedModel
 
-TARGETS = ("onnx", "openvino")
-PLANNED = ("tflite", "tensorrt")  # named by board profiles; not written by this version yet
+TARGETS = ("onnx", "tflite", "openvino", "tensorrt")
 TOP1_FLOOR = 0.995
 MAX_LSB = 1.0
 
@@ -69,17 +68,52 @@ def calibration_data(loaded: LoadedModel, calib: Path | None) -> tuple[np.ndarra
     return np.random.default_rng(0).uniform(0, 1, size=(256, *shape)).astype(np.float32), "random inputs in [0, 1]"
 
 
+def int8_output_lsb(golden: np.ndarray, acc_lsb: np.ndarray) -> float:
+    """One LSB of an int8 output: the golden outputs' range over 255 steps (never finer than the accumulator's)."""
+    span = float(golden.max() - golden.min())
+    return max(span / 255.0, float(np.nanmax(acc_lsb)) if np.isfinite(acc_lsb).any() else 0.0)
+
+
+GOLDEN_TIES: set[int] = set()  # set per export: samples where the golden model's float32 rounding sits on a tie
+
+
+def golden_ties(loaded: LoadedModel, x: np.ndarray) -> set[int]:
+    """Samples in which some QONNX quantiser receives a value on a rounding boundary (up to float32 error).
+
+    There the golden model's own answer depends on float summation order (batch size, kernel choice); the
+    integer IR and the int8 runtimes may legitimately take the other side, so those samples are left out of the
+    |delta| bound (but not out of top-1 agreement) and counted in the report."""
+    from fpga.lower import lower
+    from fpga.verify import verify
+
+    try:
+        return set(verify(lower(loaded), loaded, x).tie_samples)
+    except EdgeError:
+        return set()
+
+
 def compare(ours: np.ndarray, golden: np.ndarray, lsb: np.ndarray, runtime: str, data: str,
-            exact: bool) -> Verification:
+            exact: bool, out_step: float | None = None) -> Verification:
+    """Exact (QDQ ONNX): equal up to float32 rounding. Otherwise top-1 agreement and |delta| <= 1 int8 output LSB.
+
+    Both distances are reported: in int8 output LSB (the criterion) and in LSB of the last accumulator."""
+    ours = ours.reshape(golden.shape)
     diff = np.abs(ours.astype(np.float64) - golden.astype(np.float64))
-    per_lsb = diff.reshape(len(diff), -1) / lsb.reshape(1, -1) if ours.ndim == 2 else diff / np.nanmax(lsb)
+    ties = sorted(i for i in GOLDEN_TIES if i < len(diff))
+    if not exact and ties:
+        diff[ties] = 0.0
+    acc = diff.reshape(len(diff), -1) / lsb.reshape(1, -1) if ours.ndim == 2 else diff / np.nanmax(lsb)
     top1 = float((ours.argmax(1) == golden.argmax(1)).mean()) if ours.ndim == 2 else 1.0
-    max_lsb = float(np.nanmax(per_lsb)) if np.isfinite(per_lsb).any() else float("nan")
-    if exact:  # equal up to float32 rounding of the last layer
+    acc_lsb = float(np.nanmax(acc)) if np.isfinite(acc).any() else float("nan")
+    step = out_step if out_step is not None else int8_output_lsb(golden, lsb)
+    out_lsb = float(diff.max()) / step
+    if exact:
         ok = bool(np.allclose(ours, golden, rtol=1e-5, atol=1e-5 * np.abs(golden).max()))
     else:
-        ok = top1 >= TOP1_FLOOR and max_lsb <= MAX_LSB
-    return Verification(len(ours), data, top1, float(diff.max()), max_lsb, runtime, ok)
+        ok = top1 >= TOP1_FLOOR and out_lsb <= MAX_LSB
+    return Verification(len(ours), data, top1, float(diff.max()), out_lsb, runtime, ok,
+                        {"max_diff_accumulator_lsb": acc_lsb, "output_lsb": step,
+                         "golden_tie_samples_excluded": 0 if exact else len(ties)})
 
 
 def _ort_run(proto: onnx.ModelProto, x: np.ndarray, optimise: bool) -> np.ndarray:
@@ -96,6 +130,71 @@ def _ort_run(proto: onnx.ModelProto, x: np.ndarray, optimise: bool) -> np.ndarra
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(batched.SerializeToString(), so, providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+def activation_probes(proto: onnx.ModelProto) -> list[tuple[str, float]]:
+    """(tensor, scale) of every activation DequantizeLinear output: QONNX Quant outputs under the same name."""
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
+    return [(n.output[0], float(np.asarray(inits[n.input[1]]).reshape(-1)[0])) for n in proto.graph.node
+            if n.op_type == "DequantizeLinear" and n.input[0] not in inits and n.input[1] in inits]
+
+
+def with_outputs(proto: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """A copy of the model that also outputs the named tensors (shapes are inferred)."""
+    extra = onnx.ModelProto()
+    extra.CopyFrom(proto)
+    keep = [v for v in extra.graph.value_info if v.name not in names]
+    del extra.graph.value_info[:]
+    extra.graph.value_info.extend(keep)
+    for name in names:
+        extra.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    return extra
+
+
+def per_layer_rows(got: dict[str, np.ndarray], golden_all: dict[str, np.ndarray],
+                   probes: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    rows = []
+    for name, scale in probes:
+        if name not in got or name not in golden_all:
+            continue
+        d = np.abs(got[name].astype(np.float64) - golden_all[name].reshape(got[name].shape)) / scale
+        rows.append({"tensor": name, "mismatches": int((d > 0.5).sum()), "values": int(d.size),
+                     "max_diff_lsb": float(d.max())})
+    return rows
+
+
+def qdq_per_layer(proto: onnx.ModelProto, x: np.ndarray, golden_all: dict[str, np.ndarray],
+                  runtime: str) -> list[dict[str, Any]]:
+    """Each activation quantiser's output in the exported model against the golden model, in its own LSB."""
+    probes = activation_probes(proto)
+    names = [n for n, _ in probes]
+    extra = with_outputs(proto, names)
+    if runtime == "openvino":
+        import tempfile
+
+        import openvino as ov
+
+        with tempfile.TemporaryDirectory() as d:
+            onnx.save(extra, f"{d}/m.onnx")
+            model = ov.convert_model(f"{d}/m.onnx")
+        model.reshape({model.inputs[0].get_any_name(): list(x.shape)})
+        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        res = compiled(x)
+        got = {}
+        for out in compiled.outputs:
+            for n in out.get_names():
+                got[n] = np.asarray(res[out])
+    else:
+        import onnxruntime as ort
+        from qonnx.core.modelwrapper import ModelWrapper
+
+        from edge.qonnx_io import with_batch
+
+        batched = with_outputs(with_batch(ModelWrapper(proto), len(x)).model, names)
+        sess = ort.InferenceSession(batched.SerializeToString(), providers=["CPUExecutionProvider"])
+        outs = sess.run(None, {sess.get_inputs()[0].name: x})
+        got = {o.name: v for o, v in zip(sess.get_outputs(), outs, strict=True)}
+    return per_layer_rows(got, golden_all, probes)
 
 
 def export_onnx(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.ndarray, lsb: np.ndarray, data: str,
@@ -137,23 +236,63 @@ def export_openvino(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.nd
             "int8_layers": sum(1 for layer in layers if layer["precision"] in ("i8", "u8"))}
 
 
-def export(loaded: LoadedModel, target: str, out_dir: Path, calib: Path | None = None) -> dict[str, Any]:
+def export_tflite(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.ndarray, lsb: np.ndarray, data: str,
+                  io: str) -> dict[str, Any]:
+    from edge.export.tflite import to_tflite
+    from edge.export.tflite_run import TfliteRunner
+    from fpga.execute import execute, quantize_input
+    from fpga.lower import lower
+
+    graph = lower(loaded)
+    model = to_tflite(graph, str(loaded.path), io)
+    (tmp / "model.tflite").write_bytes(model.flatbuffer)
+    runner = TfliteRunner(model, threads=1, keep_tensors=True)
+    out = runner.run_float(x, graph.pre)
+    step = model.output_quant[0] if model.output_quant else None  # int8 output: its own step is the LSB
+    check = compare(out, golden, lsb, f"LiteRT {runner.version} CPU", data, exact=False, out_step=step)
+    # every int8 tensor against the integer IR (itself bit-exact with the golden model)
+    ir = execute(graph, quantize_input(graph.pre, x), keep_all=True)
+    layers = []
+    for stream, (name, zp) in model.streams.items():
+        if stream in ir and stream in graph.probes or stream == graph.input:
+            got = (runner.tensor(name).astype(np.int64) - zp).reshape(ir[stream].shape)
+            d = np.abs(got - ir[stream])
+            layers.append({"tensor": name, "ir_stream": stream, "mismatches": int((d > 0).sum()),
+                           "values": int(d.size), "max_diff_lsb": float(d.max())})
+    check.extra["int8_tensors_equal_to_ir"] = all(layer["mismatches"] == 0 for layer in layers)
+    return {"path": "model.tflite", "io": io, "input": runner.input_info(), "output": runner.output_info(),
+            "ops": model.ops, "widened": model.widened, "requantisation": model.requant,
+            "verification": check.as_dict(), "per_layer": layers}
+
+
+def export(loaded: LoadedModel, target: str, out_dir: Path, calib: Path | None = None, io: str = "float",
+           per_layer: bool = False) -> dict[str, Any]:
     """Write `target` into out_dir (atomically) and verify it; returns the export report."""
-    if target in PLANNED:
-        raise EdgeError(f"target '{target}' is not available in this version of edge yet; "
-                        f"use --target {' or '.join(TARGETS)}")
     if target not in TARGETS:
         raise EdgeError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}")
     x, data = calibration_data(loaded, calib)
     golden = GoldenModel(loaded, batch=len(x)).run(x)
     lsb = output_lsb(loaded, int(np.prod(golden.shape[1:])))
+    GOLDEN_TIES.clear()
+    if target != "onnx":
+        GOLDEN_TIES.update(golden_ties(loaded, x))
     t0 = time.perf_counter()
     with atomic_output_dir(out_dir) as tmp:
         if target == "onnx":
             report, _ = export_onnx(loaded, tmp, x, golden, lsb, data)
+        elif target == "tflite":
+            report = export_tflite(loaded, tmp, x, golden, lsb, data, io)
+        elif target == "tensorrt":
+            from edge.export.tensorrt import export_tensorrt
+
+            report = export_tensorrt(loaded, tmp, x, golden, lsb, data, compare)
         else:
             report = export_openvino(loaded, tmp, x, golden, lsb, data)
         report.update(target=target, source=str(loaded.path), seconds=round(time.perf_counter() - t0, 2))
+        if per_layer and target != "tflite":  # tflite always compares every int8 tensor with the integer IR
+            proto = onnx.load(str(tmp / (report.get("qdq_onnx") or report["path"])))
+            golden_all = GoldenModel(loaded, batch=len(x)).run_all(x)
+            report["per_layer"] = qdq_per_layer(proto, x, golden_all, target)
         write_json(tmp / "export.json", report)
     report["path"] = str(out_dir / report["path"])
     return report

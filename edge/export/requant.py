@@ -1,0 +1,159 @@
+"""Integer thresholds -> int8 requantisation parameters that reproduce them exactly where int8 allows it.
+
+An int8 runtime maps an accumulator to an output as `round(M * (f * acc + B))` (M a per-channel multiplier, B an
+int32 bias, f an integer we fold into the weights). The golden model maps it through thresholds (fpga.ir). We
+look for M and B such that both give the same level for every accumulator the layer can reach, keeping each
+product MARGIN away from a rounding boundary so that the runtime's own rounding (fixed-point or float32,
+half-up or half-even) cannot change an output. Spare int8 headroom in the weights (f > 1) makes B finer: with
+weights of up to 4 bits a solution practically always exists; with 8-bit weights (f = 1) it usually does not,
+and the closest fit is used and reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Distance kept from a rounding boundary, relative to the output level: a float32 requantisation (XNNPACK) errs
+# by a few 1e-8 relative, a Q31 fixed-point one (TFLite reference) by ~1e-9; 1e-6 leaves a wide safety factor.
+MARGIN = 1e-6
+OFFSETS = 64  # candidate biases tried around the best straight-line fit, per channel
+CHUNK = 64  # channels evaluated together (memory: CHUNK * OFFSETS * constraints floats)
+
+
+@dataclass(frozen=True)
+class Requant:
+    """Per-channel requantisation: out_level = round(multiplier * (sign * fold * acc + bias)), clamped."""
+
+    sign: np.ndarray  # (C,) +1 / -1 (descending channels negate their weights), 0 for a constant channel
+    fold: np.ndarray  # (C,) int: weights are multiplied by this (spare int8 headroom buys a finer bias)
+    bias: np.ndarray  # (C,) int64, in units of the folded accumulator
+    multiplier: np.ndarray  # (C,) float64, levels per folded accumulator unit
+    exact: np.ndarray  # (C,) bool: reproduces the thresholds with margin over the whole reachable range
+
+
+@dataclass(frozen=True)
+class _Constraints:
+    """Per channel, rows of `v(t) >= c` (ge) or `v(t) <= c` that pin v to the thresholds over [lo, hi]."""
+
+    t: np.ndarray  # (C, N) float64
+    c: np.ndarray  # (C, N)
+    ge: np.ndarray  # (C, N) bool
+    valid: np.ndarray  # (C, N) bool
+    active: np.ndarray  # (C, L) bool: thresholds inside the reachable range
+
+
+def _ascending(values: np.ndarray, descending: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """Descending channels as ascending ones in -acc: count(acc <= T) == count(-acc >= -T)."""
+    tau = np.where(descending[:, None], -values, values).astype(np.int64)
+    a_lo = np.where(descending, -hi, lo).astype(np.int64)
+    a_hi = np.where(descending, -lo, hi).astype(np.int64)
+    return tau, a_lo, a_hi
+
+
+def _constraints(tau: np.ndarray, lo: np.ndarray, hi: np.ndarray, base: int) -> _Constraints:
+    chans, levels = tau.shape
+    c = base + np.arange(levels) + 0.5  # crossing from level k to k + 1
+    active = (tau > lo[:, None]) & (tau <= hi[:, None])
+    n_always = (tau <= lo[:, None]).sum(1)
+    n_never = (tau > hi[:, None]).sum(1)
+    cc = np.broadcast_to(c, (chans, levels))
+    last_always = c[np.clip(n_always - 1, 0, levels - 1)]
+    first_never = c[np.clip(levels - n_never, 0, levels - 1)]
+    t = np.concatenate([tau, tau - 1, lo[:, None], hi[:, None]], 1).astype(np.float64)
+    cb = np.concatenate([cc, cc, last_always[:, None], first_never[:, None]], 1)
+    ge = np.concatenate([np.ones_like(active), np.zeros_like(active), np.ones((chans, 1), bool),
+                         np.zeros((chans, 1), bool)], 1)
+    valid = np.concatenate([active, active, (n_always > 0)[:, None], (n_never > 0)[:, None]], 1)
+    return _Constraints(t, cb, ge, valid, active)
+
+
+def _line_fit(tau: np.ndarray, active: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+              base: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel (u, r): crossings at acc = u * c_k - r, fitted through tau_k - 0.5 of the active thresholds."""
+    c = base + np.arange(tau.shape[1]) + 0.5
+    w = active.astype(np.float64)
+    n = w.sum(1)
+    y = tau - 0.5
+    mc = (w * c).sum(1) / np.maximum(n, 1)
+    my = (w * y).sum(1) / np.maximum(n, 1)
+    var = (w * (c - mc[:, None]) ** 2).sum(1)
+    cov = (w * (c - mc[:, None]) * (y - my[:, None])).sum(1)
+    u = np.where(var > 0, cov / np.where(var > 0, var, 1), 0.0)
+    # one active threshold: any slope wide enough to keep the neighbouring crossings out of the range
+    single = n < 2
+    u = np.where(single | (u <= 0), (hi - lo + 2).astype(np.float64), u)
+    r = u * mc - my
+    return u, r
+
+
+def _search(cons: _Constraints, r0: np.ndarray, u: np.ndarray, fold: np.ndarray,
+            margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each channel, the bias nearest the fit for which some slope satisfies every constraint."""
+    j = np.arange(OFFSETS)
+    steps = (j + 1) // 2 * np.where(j % 2 == 1, 1, -1)  # 0, +1, -1, +2, -2, ...
+    start = np.rint(r0 * fold).astype(np.int64)
+    cand = start[:, None] + steps[None, :]  # (C, J) bias in folded units
+    r = cand / fold[:, None]
+    x = cons.t[:, None, :] + r[:, :, None]  # (C, J, N)
+    tol = margin * (np.abs(cons.c) + 1)
+    bound = np.where(cons.ge, cons.c + tol, cons.c - tol)[:, None, :]
+    ge = cons.ge[:, None, :]
+    valid = cons.valid[:, None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = bound / x
+    lower = valid & (x != 0) & ((x > 0) == ge)  # a >= q
+    upper = valid & (x != 0) & ((x > 0) != ge)  # a <= q
+    zero_bad = valid & (x == 0) & np.where(ge, bound > 0, bound < 0)
+    a_lo = np.max(np.where(lower, q, 0.0), axis=2)
+    a_hi = np.min(np.where(upper, q, np.inf), axis=2)
+    ok = (a_hi > a_lo) & ~zero_bad.any(2)
+    first = np.argmax(ok, axis=1)
+    rows = np.arange(len(r0))
+    found = ok[rows, first]
+    lo_, hi_ = a_lo[rows, first], a_hi[rows, first]
+    slope = np.where(np.isfinite(hi_), (lo_ + hi_) / 2, np.maximum(2 * lo_, 1.0 / u))
+    bias = np.where(found, cand[rows, first], start)
+    slope = np.where(found, slope, 1.0 / u)
+    return bias, slope, found
+
+
+def fit_requant(values: np.ndarray, descending: np.ndarray, base: int, lo: np.ndarray, hi: np.ndarray,
+                weight_max: np.ndarray) -> Requant:
+    """Requantisation for thresholds `values` (C, levels) over reachable accumulators [lo, hi] per channel.
+
+    weight_max: per channel, the largest |weight| (so the fold keeps weights within int8's +-127)."""
+    tau, a_lo, a_hi = _ascending(values, np.asarray(descending, bool), np.asarray(lo), np.asarray(hi))
+    cons = _constraints(tau, a_lo, a_hi, base)
+    fold = np.maximum(127 // np.maximum(np.asarray(weight_max, np.int64), 1), 1)
+    u, r0 = _line_fit(tau, cons.active, a_lo, a_hi, base)
+    bias = np.zeros(len(tau), np.int64)
+    slope = np.zeros(len(tau))
+    exact = np.zeros(len(tau), bool)
+    for s in range(0, len(tau), CHUNK):
+        part = slice(s, s + CHUNK)
+        sub = _Constraints(cons.t[part], cons.c[part], cons.ge[part], cons.valid[part], cons.active[part])
+        bias[part], slope[part], exact[part] = _search(sub, r0[part], u[part], fold[part], MARGIN)
+    sign = np.where(descending, -1, 1).astype(np.int64)
+    mult = slope / fold
+    constant = ~cons.active.any(1)  # the same level everywhere: zero weights and the level as bias
+    if constant.any():
+        level = base + (tau <= a_lo[:, None]).sum(1)
+        sign = np.where(constant, 0, sign)
+        fold = np.where(constant, 1, fold)
+        bias = np.where(constant, level * 1024, bias)
+        mult = np.where(constant, 1.0 / 1024, mult)
+        exact = exact | constant
+    return Requant(sign=sign, fold=fold, bias=bias, multiplier=mult, exact=exact)
+
+
+def check_requant(rq: Requant, values: np.ndarray, descending: np.ndarray, base: int, lo: np.ndarray,
+                  hi: np.ndarray, multiplier: np.ndarray, margin: float) -> np.ndarray:
+    """Per channel: does `multiplier` (as the runtime will see it) keep every crossing `margin` from a boundary?"""
+    tau, a_lo, a_hi = _ascending(values, np.asarray(descending, bool), np.asarray(lo), np.asarray(hi))
+    cons = _constraints(tau, a_lo, a_hi, base)
+    v = multiplier[:, None] * (rq.fold[:, None] * cons.t + rq.bias[:, None])
+    tol = margin * (np.abs(cons.c) + 1)
+    good = np.where(cons.ge, v >= cons.c + tol, v <= cons.c - tol) | ~cons.valid
+    return good.all(1) | (rq.sign == 0)

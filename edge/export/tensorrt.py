@@ -1,0 +1,40 @@
+"""TensorRT export: QDQ ONNX in explicit-quantisation form (symmetric int8) plus the trtexec command that builds
+the engine on the device. TensorRT does not run here; onnxruntime runs the same Q/DQ model for verification."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import numpy as np
+import onnx
+
+from edge.export.qdq import to_tensorrt_qdq
+from edge.qonnx_io import LoadedModel
+
+
+def build_script(onnx_name: str, input_name: str, shape: tuple[int, ...]) -> str:
+    text = resources.files("edge.export").joinpath("templates/build_engine.sh").read_text()
+    return Template(text).substitute(onnx=onnx_name, engine="model.engine", input=input_name,
+                                     shape="x".join(str(d) for d in shape))
+
+
+def export_tensorrt(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.ndarray, lsb: np.ndarray, data: str,
+                    compare: Callable[..., Any]) -> dict[str, Any]:
+    from edge.export.targets import _ort_run
+
+    proto, widened, reduced = to_tensorrt_qdq(loaded)
+    onnx.save(proto, str(tmp / "model.trt.onnx"))
+    input_name = proto.graph.input[0].name
+    shape = (1, *loaded.input_shape[1:])
+    script = tmp / "build_engine.sh"
+    script.write_text(build_script("model.trt.onnx", input_name, shape))
+    script.chmod(0o755)
+    q_types = {i.data_type for i in proto.graph.initializer if i.name.endswith("_zp")}
+    check = compare(_ort_run(proto, x, optimise=False), golden, lsb, "onnxruntime on the Q/DQ model (TensorRT "
+                    "itself is not run here)", data, exact=not reduced)
+    return {"path": "model.trt.onnx", "build_script": script.name, "widened": widened, "reduced": reduced,
+            "symmetric_int8": q_types <= {onnx.TensorProto.INT8}, "verification": check.as_dict()}

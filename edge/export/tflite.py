@@ -1,0 +1,436 @@
+"""QONNX -> TFLite int8 that keeps the QAT scales, written from the exact integer IR (fpga.lower).
+
+Each IR compute node with thresholds becomes one int8 op (CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED) with
+per-channel weight scales and an int32 bias found by `requant.fit_requant`, so that its int8 outputs are the
+IR's integers: the IR is bit-exact with the QONNX golden model, and so is every int8 tensor here. Activations
+are NHWC throughout (no TRANSPOSE); k-bit values sit in int8 with a zero point that lets the fused RELU and int8
+saturation do the clamping. The last layer runs in float (DEQUANTIZE + float FULLY_CONNECTED) for a float output,
+or in int8 with an output scale from its reachable range for `--io int8`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.errors import EdgeError
+from edge.export.requant import MARGIN, check_requant, fit_requant
+from edge.export.tflite_model import (
+    ACT_NONE,
+    ACT_RELU,
+    PADDING_SAME,
+    PADDING_VALID,
+    Quant,
+    TfliteModelBuilder,
+    options,
+)
+from fpga.datatypes import quant_type
+from fpga.ir import (
+    AddStreams,
+    DataflowGraph,
+    DuplicateStreams,
+    GlobalAccPool,
+    LabelSelect,
+    MatrixVectorUnit,
+    MaxPool,
+    Node,
+    Padding,
+    SlidingWindow,
+    StreamingDataWidthConverter,
+    Thresholding,
+    Thresholds,
+    VectorVectorUnit,
+)
+
+IO_MODES = ("float", "int8")
+
+
+@dataclass(frozen=True)
+class Int8Tensor:
+    """An int8 TFLite tensor holding an IR stream: ir value = q - zero_point, real value = ir value * scale."""
+
+    index: int
+    name: str
+    scale: float
+    zero_point: int
+    vmin: int
+    vmax: int
+    shape: tuple[int, ...]  # per sample, NHWC or flat
+
+
+@dataclass
+class TfliteExport:
+    """The flatbuffer and what a runner needs to feed and read it."""
+
+    flatbuffer: bytes
+    io: str
+    input_quant: tuple[float, int]  # scale, zero point of the int8 input (used when io == int8)
+    output_quant: tuple[float, int] | None  # of the int8 output, when io == int8
+    input_layout: str  # "nhwc" or "flat"
+    streams: dict[str, tuple[str, int]] = field(default_factory=dict)  # IR stream -> (tensor name, zero point)
+    ops: list[dict[str, str]] = field(default_factory=list)
+    widened: list[str] = field(default_factory=list)
+    requant: dict[str, Any] = field(default_factory=dict)
+
+
+def _zero_point(vmin: int, vmax: int) -> int:
+    """Unsigned values end at int8's 127 (RELU clamps at the zero point); signed ones start at -128."""
+    if vmax - vmin > 255:
+        raise ValueError(f"[{vmin}, {vmax}] does not fit int8")
+    return 127 - vmax if vmin >= 0 else -128 - vmin
+
+
+def _bounds(w: np.ndarray, vmin: int, vmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel (axis 0): the smallest and largest reachable sum of w * x for x in [vmin, vmax]."""
+    flat = w.reshape(len(w), -1).astype(np.int64)
+    lo = np.minimum(flat * vmin, flat * vmax).sum(1)
+    hi = np.maximum(flat * vmin, flat * vmax).sum(1)
+    return lo, hi
+
+
+def _same_pads(size: int, k: int, s: int) -> tuple[int, int]:
+    out = -(-size // s)
+    total = max((out - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
+class TfliteWriter:
+    """One IR -> TFLite conversion (stateful while it walks the IR)."""
+
+    def __init__(self, graph: DataflowGraph, where: str, io: str = "float") -> None:
+        if io not in IO_MODES:
+            raise EdgeError(f"unknown --io '{io}'; choose float or int8")
+        self.g = graph
+        self.where = where
+        self.io = io
+        self.b = TfliteModelBuilder()
+        self.t: dict[str, Int8Tensor] = {}
+        self.deferred: dict[str, Node] = {}
+        self.out_quant: tuple[float, int] | None = None
+        self.ops: list[dict[str, str]] = []
+        self.exact_channels = 0
+        self.channels = 0
+        self.inexact: list[str] = []
+        self.float_ops: list[str] = []
+
+    # ------------------------------------------------------------------ helpers
+    def fail(self, node: Node, reason: str) -> EdgeError:
+        return EdgeError(f"{self.where}: IR node '{node.name}' ({node.kind}) cannot go to tflite: {reason}")
+
+    def scale_of(self, stream: str) -> float:
+        probe = self.g.probes.get(stream)
+        return float(np.asarray(probe.scale).reshape(-1)[0]) if probe is not None else 1.0
+
+    def new_int8(self, stream: str, shape: tuple[int, ...], scale: float, vmin: int, vmax: int,
+                 name: str | None = None) -> Int8Tensor:
+        zp = _zero_point(vmin, vmax)
+        name = name or f"ir/{stream}"
+        idx = self.b.tensor(name, (1, *shape), np.int8, Quant((scale,), (zp,)))
+        t = Int8Tensor(idx, name, scale, zp, vmin, vmax, shape)
+        self.t[stream] = t
+        return t
+
+    def record(self, op: str, out: str, precision: str = "int8") -> None:
+        self.ops.append({"op": op, "output": out, "precision": precision})
+
+    def clamp_top(self, t: Int8Tensor, stream: str) -> Int8Tensor:
+        """int8 saturation clamps unsigned tops and signed bottoms; a signed top below 127 needs a MINIMUM."""
+        top = t.vmax + t.zero_point
+        if top >= 127:
+            return t
+        limit = self.b.const(f"{t.name}/max", np.array([top], np.int8), Quant((t.scale,), (t.zero_point,)))
+        out_name = f"{t.name}/clamped"
+        idx = self.b.tensor(out_name, (1, *t.shape), np.int8, Quant((t.scale,), (t.zero_point,)))
+        self.b.op("MINIMUM", [t.index, limit], [idx])
+        self.record("MINIMUM", out_name)
+        clamped = Int8Tensor(idx, out_name, t.scale, t.zero_point, t.vmin, t.vmax, t.shape)
+        self.t[stream] = clamped
+        return clamped
+
+    def tensor(self, stream: str, user: Node) -> Int8Tensor:
+        """The int8 tensor of a stream, emitting a deferred PAD if that is what produces it."""
+        if stream in self.t:
+            return self.t[stream]
+        node = self.deferred.get(stream)
+        if isinstance(node, Padding):
+            x = self.tensor(node.inputs[0], node)
+            top, left, bottom, right = node.pads
+            pads = self.b.const(f"{node.name}/pads", np.array([[0, 0], [top, bottom], [left, right], [0, 0]],
+                                                                  np.int32))
+            shape = (*node.ofm, node.channels)
+            out = self.new_int8(stream, shape, x.scale, x.vmin, x.vmax)
+            self.b.op("PAD", [x.index, pads], [out.index])
+            self.record("PAD", out.name)
+            return out
+        kind = node.kind if node is not None else "unknown"
+        raise self.fail(user, f"its input comes from a {kind} that has no TFLite op of its own here")
+
+    def flat(self, t: Int8Tensor) -> Int8Tensor:
+        """A (H, W, C) tensor reshaped to (H*W*C,), NHWC order (the IR's flattening order)."""
+        if len(t.shape) == 1:
+            return t
+        n = int(np.prod(t.shape))
+        shape = self.b.const(f"{t.name}/flat_shape", np.array([-1, n], np.int32))
+        name = f"{t.name}/flat"
+        idx = self.b.tensor(name, (1, n), np.int8, Quant((t.scale,), (t.zero_point,)))
+        self.b.op("RESHAPE", [t.index, shape], [idx], options("ReshapeOptions", newShape=[-1, n]))
+        self.record("RESHAPE", name)
+        return Int8Tensor(idx, name, t.scale, t.zero_point, t.vmin, t.vmax, (n,))
+
+    # ------------------------------------------------------------------ requantising layers
+    def requant_layer(self, node: Node, op: str, x: Int8Tensor, w: np.ndarray, axis: int, th: Thresholds,
+                      out_shape: tuple[int, ...], opts: Any) -> None:
+        """An int8 op whose int8 outputs reproduce the thresholds exactly; w in TFLite layout, channels on axis."""
+        if th.step != 1:
+            raise self.fail(node, "bipolar outputs have no int8 equivalent (binary networks are an FPGA target)")
+        wc = np.moveaxis(w.astype(np.int64), axis, 0)  # channels first, for bounds and folding
+        lo, hi = _bounds(wc, x.vmin, x.vmax)
+        rq = fit_requant(th.values, th.descending, th.base, lo, hi, np.abs(wc).reshape(len(wc), -1).max(1))
+        scaled = wc * (rq.sign * rq.fold).reshape(-1, *([1] * (wc.ndim - 1)))
+        w8 = np.moveaxis(scaled, 0, axis).astype(np.int8)
+        vmin, vmax = th.base, th.base + th.levels
+        s_out = self.scale_of(node.output)
+        s_w = (rq.multiplier * s_out / x.scale).astype(np.float32)
+        realised = np.float64(np.float32(x.scale)) * s_w.astype(np.float64) / np.float64(np.float32(s_out))
+        ok = rq.exact & check_requant(rq, th.values, th.descending, th.base, lo, hi, realised, MARGIN / 2)
+        self.channels += len(ok)
+        self.exact_channels += int(ok.sum())
+        if not ok.all():
+            self.inexact.append(f"{node.name}: {int((~ok).sum())} of {len(ok)} channels may differ by one level")
+        if np.abs(rq.bias).max() >= 2**31:
+            raise self.fail(node, "the int32 bias overflows")
+        wq = self.b.const(f"{node.name}/weights", w8, Quant(tuple(s_w), (0,) * len(s_w), axis))
+        bias_scale = (np.float32(x.scale) * s_w).astype(np.float32)
+        bq = self.b.const(f"{node.name}/bias", rq.bias.astype(np.int32), Quant(tuple(bias_scale), (0,) * len(s_w)))
+        out = self.new_int8(node.output, out_shape, s_out, vmin, vmax)
+        opts.fusedActivationFunction = ACT_RELU if vmin >= 0 else ACT_NONE
+        self.b.op(op, [x.index, wq, bq], [out.index], opts)
+        self.record(op, out.name)
+        self.clamp_top(out, node.output)
+
+    def conv_source(self, node: Node) -> tuple[Int8Tensor, SlidingWindow, int]:
+        """The tensor under a node's sliding window (PAD folded into SAME padding when it matches)."""
+        swg = self.deferred.get(node.inputs[0])
+        if not isinstance(swg, SlidingWindow):
+            raise self.fail(node, "expected a sliding window in front of it")
+        pad = self.deferred.get(swg.inputs[0])
+        if isinstance(pad, Padding):
+            h, w = pad.ifm
+            same = (*_same_pads(h, swg.kernel[0], swg.stride[0]), *_same_pads(w, swg.kernel[1], swg.stride[1]))
+            top, left, bottom, right = pad.pads
+            if (top, bottom, left, right) == same and swg.stride == (1, 1):
+                return self.tensor(pad.inputs[0], node), swg, PADDING_SAME
+        return self.tensor(swg.inputs[0], node), swg, PADDING_VALID
+
+    def mvau(self, node: MatrixVectorUnit) -> None:
+        if node.xnor:
+            raise self.fail(node, "XNOR (bipolar) layers have no int8 equivalent; binary networks are an FPGA "
+                                  "target (`edge build`)")
+        out_shape = self.g.tensors[node.output].shape
+        if isinstance(self.deferred.get(node.inputs[0]), SlidingWindow):
+            x, swg, padding = self.conv_source(node)
+            kh, kw = swg.kernel
+            w = node.weights.reshape(node.mh, kh, kw, swg.channels)
+            opts = options("Conv2DOptions", padding=padding, strideH=swg.stride[0], strideW=swg.stride[1],
+                           dilationHFactor=1, dilationWFactor=1)
+            op = "CONV_2D"
+        else:
+            x = self.tensor(node.inputs[0], node)
+            if len(x.shape) == 3 and len(out_shape) == 3:  # a 1x1 convolution
+                w = node.weights.reshape(node.mh, 1, 1, node.mw)
+                opts = options("Conv2DOptions", padding=PADDING_VALID, strideH=1, strideW=1, dilationHFactor=1,
+                               dilationWFactor=1)
+                op = "CONV_2D"
+            else:
+                x = self.flat(x)
+                w = node.weights
+                opts = options("FullyConnectedOptions")
+                op = "FULLY_CONNECTED"
+        if node.thresholds is None:
+            return self.output_layer(node, x)
+        self.requant_layer(node, op, x, w, 0, node.thresholds, out_shape, opts)
+
+    def vvau(self, node: VectorVectorUnit) -> None:
+        x, swg, padding = self.conv_source(node)
+        kh, kw = swg.kernel
+        w = node.weights.T.reshape(1, kh, kw, node.channels)
+        opts = options("DepthwiseConv2DOptions", padding=padding, strideH=swg.stride[0], strideW=swg.stride[1],
+                       depthMultiplier=1, dilationHFactor=1, dilationWFactor=1)
+        if node.thresholds is None:
+            raise self.fail(node, "a depthwise layer without an activation quantiser after it")
+        self.requant_layer(node, "DEPTHWISE_CONV_2D", x, w, 3, node.thresholds, self.g.tensors[node.output].shape,
+                           opts)
+
+    def thresholding(self, node: Thresholding) -> None:
+        """Requantisation of an integer stream: fused into the depthwise/1x1 op that computes that stream."""
+        src = self.deferred.get(node.inputs[0])
+        th = node.thresholds
+        out_shape = self.g.tensors[node.output].shape
+        if isinstance(src, GlobalAccPool):  # sum over H x W = a depthwise convolution with all-one weights
+            x = self.tensor(src.inputs[0], node)
+            h, w = src.ifm
+            opts = options("DepthwiseConv2DOptions", padding=PADDING_VALID, strideH=1, strideW=1, depthMultiplier=1,
+                           dilationHFactor=1, dilationWFactor=1)
+            pooled = f"{node.output}/pool"
+            self.requant_layer(node, "DEPTHWISE_CONV_2D", x, np.ones((1, h, w, src.channels), np.int64), 3, th,
+                               (1, 1, src.channels), opts)
+            t = self.t.pop(node.output)
+            self.t[pooled] = t
+            self.t[node.output] = self.flat(t)
+            return
+        if isinstance(src, AddStreams):  # a + b = a 1x1 convolution over [a, b] with weights [I, I]
+            a, b = (self.tensor(s, node) for s in src.inputs)
+            if (a.scale, a.zero_point, a.vmin, a.vmax) != (b.scale, b.zero_point, b.vmin, b.vmax):
+                raise self.fail(node, "residual inputs with different quantisation")
+            c = src.channels
+            name = f"ir/{src.output}/concat"
+            idx = self.b.tensor(name, (1, *a.shape[:-1], 2 * c), np.int8, Quant((a.scale,), (a.zero_point,)))
+            self.b.op("CONCATENATION", [a.index, b.index], [idx], options("ConcatenationOptions", axis=-1))
+            self.record("CONCATENATION", name)
+            x = Int8Tensor(idx, name, a.scale, a.zero_point, a.vmin, a.vmax, (*a.shape[:-1], 2 * c))
+            eye = np.eye(c, dtype=np.int64)
+            w = np.concatenate([eye, eye], axis=1)
+        else:
+            x = self.tensor(node.inputs[0], node)
+            c = node.channels
+            w = np.eye(c, dtype=np.int64)
+            if len(x.shape) == 3:  # per-channel identity: a 1x1 depthwise convolution
+                opts = options("DepthwiseConv2DOptions", padding=PADDING_VALID, strideH=1, strideW=1,
+                               depthMultiplier=1, dilationHFactor=1, dilationWFactor=1)
+                self.requant_layer(node, "DEPTHWISE_CONV_2D", x, np.ones((1, 1, 1, c), np.int64), 3, th, out_shape,
+                                   opts)
+                return
+        if len(x.shape) == 3:
+            opts = options("Conv2DOptions", padding=PADDING_VALID, strideH=1, strideW=1, dilationHFactor=1,
+                           dilationWFactor=1)
+            self.requant_layer(node, "CONV_2D", x, w.reshape(c, 1, 1, -1), 0, th, out_shape, opts)
+        else:
+            self.requant_layer(node, "FULLY_CONNECTED", x, w, 0, th, out_shape, options("FullyConnectedOptions"))
+
+    def maxpool(self, node: MaxPool) -> None:
+        x = self.tensor(node.inputs[0], node)
+        out = self.new_int8(node.output, (*node.ofm, node.channels), x.scale, x.vmin, x.vmax)
+        opts = options("Pool2DOptions", padding=PADDING_VALID, strideH=node.stride[0], strideW=node.stride[1],
+                       filterHeight=node.kernel[0], filterWidth=node.kernel[1], fusedActivationFunction=ACT_NONE)
+        self.b.op("MAX_POOL_2D", [x.index], [out.index], opts)
+        self.record("MAX_POOL_2D", out.name)
+
+    # ------------------------------------------------------------------ model edges
+    def input_layer(self) -> tuple[float, int]:
+        pre = self.g.pre
+        _, qmin, qmax = quant_type(pre.bits, pre.signed, pre.narrow)
+        shape = self.g.tensors[self.g.input].shape
+        if self.io == "int8":
+            t = self.new_int8(self.g.input, shape, pre.scale, qmin, qmax, name="input")
+            self.b.inputs = [t.index]
+            return pre.scale, t.zero_point
+        x = self.b.tensor("input", (1, *shape), np.float32)
+        self.b.inputs = [x]
+        t = self.new_int8(self.g.input, shape, pre.scale, qmin, qmax)
+        self.b.op("QUANTIZE", [x], [t.index])
+        self.record("QUANTIZE", t.name)
+        if qmin + t.zero_point > -128:  # bottom clamp (k-bit unsigned input)
+            limit = self.b.const(f"{t.name}/min", np.array([qmin + t.zero_point], np.int8),
+                                 Quant((t.scale,), (t.zero_point,)))
+            idx = self.b.tensor(f"{t.name}/floor", (1, *shape), np.int8, Quant((t.scale,), (t.zero_point,)))
+            self.b.op("MAXIMUM", [t.index, limit], [idx])
+            self.record("MAXIMUM", f"{t.name}/floor")
+            self.t[self.g.input] = Int8Tensor(idx, f"{t.name}/floor", t.scale, t.zero_point, qmin, qmax, shape)
+        self.clamp_top(self.t[self.g.input], self.g.input)
+        return pre.scale, t.zero_point
+
+    def output_layer(self, node: MatrixVectorUnit, x: Int8Tensor) -> None:
+        """The last layer (no activation quantiser): float FULLY_CONNECTED, or int8 with a range-derived scale."""
+        post = self.g.post
+        if post.top_k:
+            raise self.fail(node, "a top-k output")
+        if node.output != self.g.output or len(self.g.tensors[node.output].shape) != 1:
+            raise self.fail(node, "only a fully connected last layer can end the model")
+        x = self.flat(x)
+        rows = np.arange(node.mh)
+        if post.layout.perm is not None:  # IR element i is QONNX flat element perm[i]
+            rows = np.argsort(post.layout.perm)
+        w = node.weights[rows].astype(np.float64)
+        scale, bias = post.scale[rows], post.bias[rows]
+        if self.io == "float":
+            deq = self.b.tensor(f"{x.name}/float", (1, node.mw), np.float32)
+            self.b.op("DEQUANTIZE", [x.index], [deq])
+            self.record("DEQUANTIZE", f"{x.name}/float", "float32")
+            wf = self.b.const(f"{node.name}/weights", (w * (scale / x.scale)[:, None]).astype(np.float32))
+            bf = self.b.const(f"{node.name}/bias", bias.astype(np.float32))
+            out = self.b.tensor("output", (1, node.mh), np.float32)
+            self.b.op("FULLY_CONNECTED", [deq, wf, bf], [out], options("FullyConnectedOptions"))
+            self.record("FULLY_CONNECTED", "output", "float32")
+            self.float_ops.append(f"{node.name}: the last layer runs in float32 for a float output")
+            self.b.outputs = [out]
+            return
+        lo, hi = _bounds(w.astype(np.int64), x.vmin, x.vmax)
+        y_lo, y_hi = float(np.min(lo * scale + bias)), float(np.max(hi * scale + bias))
+        s_o = max(y_hi - y_lo, 1e-12) / 255.0
+        zp_o = int(np.clip(round(-128 - y_lo / s_o), -128, 127))
+        s_w = (scale / x.scale).astype(np.float32)
+        wq = self.b.const(f"{node.name}/weights", w.astype(np.int8), Quant(tuple(s_w), (0,) * len(s_w), 0))
+        b_int = np.rint(bias / scale).astype(np.int32)
+        bq = self.b.const(f"{node.name}/bias", b_int, Quant(tuple(np.float32(x.scale) * s_w), (0,) * len(s_w)))
+        out = self.b.tensor("output", (1, node.mh), np.int8, Quant((s_o,), (zp_o,)))
+        self.b.op("FULLY_CONNECTED", [x.index, wq, bq], [out], options("FullyConnectedOptions"))
+        self.record("FULLY_CONNECTED", "output")
+        self.out_quant = (s_o, zp_o)
+        self.b.outputs = [out]
+
+    def thresholded_output(self) -> None:
+        """The model ends in an activation quantiser: its int8 tensor (or that dequantised) is the output."""
+        t = self.t[self.g.output]
+        if self.io == "int8":
+            self.out_quant = (t.scale, t.zero_point)
+            self.b.outputs = [t.index]
+            return
+        out = self.b.tensor("output", (1, *t.shape), np.float32)
+        self.b.op("DEQUANTIZE", [t.index], [out])
+        self.record("DEQUANTIZE", "output", "float32")
+        self.b.outputs = [out]
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> TfliteExport:
+        in_scale, in_zp = self.input_layer()
+        for node in self.g.nodes:
+            if isinstance(node, Padding | SlidingWindow | GlobalAccPool | AddStreams):
+                self.deferred[node.output] = node
+            elif isinstance(node, DuplicateStreams):
+                for o in node.outputs:
+                    if node.inputs[0] in self.t:
+                        self.t[o] = self.t[node.inputs[0]]
+                    else:
+                        self.deferred[o] = self.deferred[node.inputs[0]]
+            elif isinstance(node, StreamingDataWidthConverter):
+                self.t[node.output] = self.tensor(node.inputs[0], node)
+            elif isinstance(node, MatrixVectorUnit):
+                self.mvau(node)
+            elif isinstance(node, VectorVectorUnit):
+                self.vvau(node)
+            elif isinstance(node, Thresholding):
+                self.thresholding(node)
+            elif isinstance(node, MaxPool):
+                self.maxpool(node)
+            elif isinstance(node, LabelSelect):
+                raise self.fail(node, "top-k selection is not exported; export the model without --top-k")
+            else:
+                raise self.fail(node, "no TFLite mapping")
+        if not self.b.outputs:
+            self.thresholded_output()
+        widened = sorted({f"{s}: {t.vmax - t.vmin + 1}-level values held in int8" for s, t in self.t.items()
+                          if t.vmax - t.vmin + 1 < 256 and s in self.g.probes})
+        desc = f"edge: int8 TFLite from {self.where} (QAT scales kept; requantisation fitted to the exact IR)"
+        return TfliteExport(
+            flatbuffer=self.b.serialize(desc), io=self.io, input_quant=(in_scale, in_zp), output_quant=self.out_quant,
+            input_layout="nhwc" if len(self.g.tensors[self.g.input].shape) == 3 else "flat",
+            streams={s: (t.name, t.zero_point) for s, t in self.t.items()}, ops=self.ops,
+            widened=widened + self.float_ops,
+            requant={"channels": self.channels, "exact_channels": self.exact_channels, "inexact": self.inexact})
+
+
+def to_tflite(graph: DataflowGraph, where: str, io: str = "float") -> TfliteExport:
+    """The integer IR of a model as an int8 TFLite flatbuffer (raises EdgeError naming the node it cannot map)."""
+    return TfliteWriter(graph, where, io).run()
