@@ -27,6 +27,7 @@ Workflow:
   edge build   --board pynq-z2 out/model.onnx -o build/  dataflow IR, folding, estimates, HLS, simulation
   edge simulate build/                                   C-sim + cycle-level simulation vs the golden model
   edge export  --target tflite out/model.onnx            int8 TFLite / QDQ ONNX / OpenVINO / TensorRT, verified
+  edge bench   export/                                 latency on this machine (LiteRT/OpenVINO/ORT)
   edge boards  list | show NAME                          FPGA boards and edge devices we target
 
 Every command that prints results takes --json for scripts. Errors are one line on stderr, exit code 2.
@@ -426,6 +427,50 @@ def export_cmd(model: Path | None, target: str | None, board: str | None, output
         click.echo(f"error: the {target} export does not match the golden model; see {output}/export.json",
                    err=True)
         sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------------- bench
+@cli.command(name="bench", help="""Measure inference latency of an exported model on this machine.
+
+\b
+MODEL is a .tflite (LiteRT), .xml (OpenVINO IR) or QDQ .onnx (onnxruntime) file, or an `edge export` output
+directory. Runs --warmup untimed and --runs timed single-sample inferences on random inputs and reports init
+time, latency min/p50/p90/p99/max/mean, throughput, peak RSS, runtime version, threads and the host.
+The same code runs standalone on a device: copy scripts/bench_device.py (needs only numpy and one runtime);
+both write the same JSON schema.""")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--runtime", type=click.Choice(["auto", "litert", "openvino", "onnxruntime"]), default="auto",
+              show_default=True, help="Runtime to use; auto picks it from the file extension.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Inference threads.")
+@click.option("--warmup", type=int, default=20, show_default=True, help="Untimed runs first.")
+@click.option("--runs", type=int, default=200, show_default=True, help="Timed runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edge-bench/1).")
+def bench_cmd(model: Path, runtime: str, threads: int, warmup: int, runs: int, as_json: bool) -> None:
+    from edge.bench_device import BenchError, benchmark, format_table
+
+    if model.is_dir():
+        report = model / "export.json"
+        if not report.is_file():
+            raise EdgeError(f"{model}: a directory without export.json; pass the model file itself")
+        try:
+            name = json.loads(report.read_text())["path"]
+        except (ValueError, KeyError):
+            raise EdgeError(f"{report}: not an edge export report") from None
+        model = model / Path(name).name
+    bar = click.progressbar(length=runs, label="benchmarking", file=sys.stderr) if sys.stderr.isatty() else None
+    try:
+        if bar is not None:
+            with bar:
+                result = benchmark(str(model), runtime, threads, warmup, runs,
+                                   progress=lambda i: bar.update(i - bar.pos))
+        else:
+            result = benchmark(str(model), runtime, threads, warmup, runs)
+    except BenchError as exc:
+        raise EdgeError(str(exc)) from None
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(format_table(result))
 
 
 def print_per_layer(rows: list[dict]) -> None:

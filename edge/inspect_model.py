@@ -155,7 +155,7 @@ def summarize(loaded: LoadedModel) -> ModelSummary:
     model = loaded.model
     layers = [_layer(model, n) for n in model.graph.node if n.op_type in COMPUTE_OPS]
     targets = [_fpga_verdict(model, layers), _int8_verdict("tflite", model, layers),
-               _int8_verdict("openvino", model, layers)]
+               _int8_verdict("openvino", model, layers), _int8_verdict("tensorrt", model, layers)]
     return ModelSummary(
         path=str(loaded.path),
         input_shape=list(loaded.input_shape),

@@ -13,7 +13,10 @@ from edge.export.targets import export
 from edge.qonnx_io import GoldenModel, load_model
 
 BITS = [2, 4, 8]
-MODELS = ["tfc", "sfc", "cnv", "dws", "resnet"]
+MODELS = ["tfc", "sfc", "lfc", "cnv", "dws", "resnet"]
+ZOO = [pytest.param(m, b, id=f"{m}-w{b}a{b}") for m in MODELS for b in BITS]
+TFLITE_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN", "ADD",
+              "RESHAPE", "CONCATENATION", "PAD", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "MINIMUM", "MAXIMUM"}
 
 
 @pytest.mark.parametrize("bits", BITS, ids=[f"w{b}a{b}" for b in BITS])
@@ -60,8 +63,11 @@ def test_export_errors(trained, run_cli, tmp_path):
     assert not (tmp_path / "x").exists()
     code, _, err = run_cli("export", "--board", "pynq-z2", "-o", str(tmp_path / "x"))
     assert code == 2 and "is an FPGA" in err
-    code, _, err = run_cli("export", "--board", "raspberry-pi-5", "-o", str(tmp_path / "x"))
-    assert code == 2 and "target 'tflite' is not available in this version" in err
+    code, _, err = run_cli("export", "--target", "onnx", "--io", "int8", "-o", str(tmp_path / "x"))
+    assert code == 2 and "--io int8 applies to --target tflite only" in err
+    code, _, err = run_cli("export", str(trained("tfc", 1, 1) / "model.onnx"), "--target", "tflite", "-o",
+                           str(tmp_path / "x"))
+    assert code == 2 and "tflite" in err and "FPGA" in err
     np.save(tmp_path / "c.npy", np.zeros((4, 3), np.float32))
     code, _, err = run_cli("export", "--calib", str(tmp_path / "c.npy"), "-o", str(tmp_path / "x"))
     assert code == 2 and "the model takes (64,)" in err
@@ -74,3 +80,97 @@ def test_calibration_file_is_used(tmp_path, run_cli):
     assert code == 0, err
     v = json.loads(out)["verification"]
     assert v["samples"] == 40 and v["data"] == str(tmp_path / "c.npy") and v["passed"]
+
+
+@pytest.mark.parametrize("model,bits", ZOO)
+def test_tflite_keeps_the_qat_integers(trained, tmp_path, model, bits):
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.interpreter import Interpreter
+
+    loaded = load_model(trained(model, bits, bits, epochs=4) / "model.onnx")
+    report = export(loaded, "tflite", tmp_path / "out")
+    v = report["verification"]
+    assert v["passed"] and v["top1_agreement"] >= 0.995 and v["max_diff_output_lsb"] <= 1.0, v
+    if bits <= 4:  # spare int8 headroom in the weights: requantisation reproduces every threshold
+        rq = report["requantisation"]
+        assert rq["exact_channels"] == rq["channels"] > 0, rq
+        assert v["int8_tensors_equal_to_ir"], report["per_layer"]
+        assert v["max_diff_accumulator_lsb"] < 0.01, v
+    # the file itself: only the planned int8 ops, NHWC (no TRANSPOSE), per-channel int8 weights
+    buf = (tmp_path / "out" / "model.tflite").read_bytes()
+    m = schema.Model.GetRootAsModel(buf, 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    ops = {names[m.OperatorCodes(i).BuiltinCode()] for i in range(m.OperatorCodesLength())}
+    assert ops <= TFLITE_OPS, ops
+    sub = m.Subgraphs(0)
+    convs = [sub.Operators(i) for i in range(sub.OperatorsLength())
+             if names[m.OperatorCodes(sub.Operators(i).OpcodeIndex()).BuiltinCode()] in ("CONV_2D", "FULLY_CONNECTED")]
+    w = sub.Tensors(convs[0].Inputs(1))
+    assert w.Type() == schema.TensorType.INT8 and w.Quantization().ScaleLength() > 1
+    # an independent run of the written file against the golden model
+    x = np.random.default_rng(3).uniform(0, 1, size=(16, *loaded.input_shape[1:])).astype(np.float32)
+    it = Interpreter(model_path=str(tmp_path / "out" / "model.tflite"))
+    inp = it.get_input_details()[0]
+    feed = np.moveaxis(x, 1, -1) if x.ndim == 4 else x
+    it.resize_tensor_input(inp["index"], list(feed.shape))
+    it.allocate_tensors()
+    it.set_tensor(inp["index"], feed)
+    it.invoke()
+    got = it.get_tensor(it.get_output_details()[0]["index"])
+    golden = GoldenModel(loaded, batch=16).run(x)
+    assert (got.argmax(1) == golden.argmax(1)).mean() >= 15 / 16
+    assert np.abs(got - golden).max() <= v["output_lsb"] * 1.0 + 1e-6
+
+
+def test_tflite_int8_io(trained, tmp_path, run_cli):
+    code, out, err = run_cli("export", str(trained("cnv", 4, 4, epochs=4) / "model.onnx"), "--target", "tflite",
+                             "--io", "int8", "-o", str(tmp_path / "t"), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["input"]["dtype"] == "int8" and report["output"]["dtype"] == "int8"
+    assert report["input"]["layout"] == "nhwc" and report["input"]["shape"] == [-1, 8, 8, 1]
+    v = report["verification"]
+    assert v["passed"] and v["output_lsb"] == pytest.approx(report["output"]["scale"], rel=1e-6)
+
+
+OV_RESIDUAL = pytest.mark.xfail(reason="OpenVINO's int8 residual Add of k-bit branches diverges from the golden "
+                                        "model (top-1 97-99%); open, see the export notes in docs/architecture.md")
+OV_ZOO = [pytest.param(m, b, id=f"{m}-w{b}a{b}", marks=[OV_RESIDUAL] if m == "resnet" and b < 8 else [])
+          for m in MODELS for b in BITS]
+
+
+@pytest.mark.parametrize("model,bits", OV_ZOO)
+def test_openvino_zoo(trained, tmp_path, model, bits):
+    loaded = load_model(trained(model, bits, bits, epochs=4) / "model.onnx")
+    ov_report = export(loaded, "openvino", tmp_path / "ov")
+    v = ov_report["verification"]
+    # OpenVINO runs BatchNorm and requantisation in its own float order: a few activations that sit within
+    # float error of a rounding boundary can land one level off; top-1 must hold
+    assert v["top1_agreement"] >= 0.99 and v["max_diff_output_lsb"] <= 3.0, v
+    assert ov_report["int8_layers"] >= 2
+
+
+@pytest.mark.parametrize("model,bits", ZOO)
+def test_tensorrt_form(trained, tmp_path, model, bits):
+    loaded = load_model(trained(model, bits, bits, epochs=4) / "model.onnx")
+    trt = export(loaded, "tensorrt", tmp_path / "trt")
+    proto = onnx.load(str(tmp_path / "trt" / "model.trt.onnx"))
+    zps = [onnx.numpy_helper.to_array(i) for i in proto.graph.initializer if i.name.endswith("_zp")]
+    assert trt["symmetric_int8"] and all(z.dtype == np.int8 and not z.any() for z in zps)
+    script = (tmp_path / "trt" / "build_engine.sh").read_text()
+    assert "trtexec --onnx=model.trt.onnx --int8" in script and "$(dirname" in script
+    if bits < 8:  # k-bit unsigned activations fit symmetric int8 exactly; the 8-bit input is offset exactly
+        assert trt["verification"]["passed"] and trt["verification"]["max_abs_diff"] < 1e-4, trt["verification"]
+        assert not trt["reduced"]
+    else:  # 8-bit unsigned activations lose one bit in symmetric int8, and the report says so
+        assert any("7 bits" in r for r in trt["reduced"])
+
+
+def test_per_layer_points_at_each_tensor(tmp_path, run_cli):
+    code, out, err = run_cli("export", "--target", "tflite", "-o", str(tmp_path / "t"), "--per-layer")
+    assert code == 0, err
+    assert "ir/input" in out and "differing values" in out and "<- first divergence" not in out
+    code, out, err = run_cli("export", "--target", "onnx", "-o", str(tmp_path / "o"), "--per-layer", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["per_layer"]
+    assert len(rows) >= 4 and all(r["mismatches"] == 0 for r in rows)

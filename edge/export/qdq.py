@@ -143,7 +143,8 @@ class QdqConverter:
         if offset:
             self.nodes.append(helper.make_node("DequantizeLinear", [f"{out}_q", sc, zp], [f"{out}_dq"],
                                                name=f"{node.name}_dq"))
-            self.nodes.append(helper.make_node("Add", [f"{out}_dq", f"{out}_offset"], [out], name=f"{node.name}_unshift"))
+            self.nodes.append(helper.make_node("Add", [f"{out}_dq", f"{out}_offset"], [out],
+                                               name=f"{node.name}_unshift"))
         else:
             self.nodes.append(helper.make_node("DequantizeLinear", [f"{out}_q", sc, zp], [out],
                                                name=f"{node.name}_dq"))

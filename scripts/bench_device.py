@@ -1,0 +1,1 @@
+../edge/bench_device.py
