@@ -133,13 +133,7 @@ def test_tflite_int8_io(trained, tmp_path, run_cli):
     assert v["passed"] and v["output_lsb"] == pytest.approx(report["output"]["scale"], rel=1e-6)
 
 
-OV_RESIDUAL = pytest.mark.xfail(reason="OpenVINO's int8 residual Add of k-bit branches diverges from the golden "
-                                        "model (top-1 97-99%); open, see the export notes in docs/architecture.md")
-OV_ZOO = [pytest.param(m, b, id=f"{m}-w{b}a{b}", marks=[OV_RESIDUAL] if m == "resnet" and b < 8 else [])
-          for m in MODELS for b in BITS]
-
-
-@pytest.mark.parametrize("model,bits", OV_ZOO)
+@pytest.mark.parametrize("model,bits", ZOO)
 def test_openvino_zoo(trained, tmp_path, model, bits):
     loaded = load_model(trained(model, bits, bits, epochs=4) / "model.onnx")
     ov_report = export(loaded, "openvino", tmp_path / "ov")
