@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Distance kept from a rounding boundary, relative to the output level: a float32 requantisation (XNNPACK) errs
-# by a few 1e-8 relative, a Q31 fixed-point one (TFLite reference) by ~1e-9; 1e-6 leaves a wide safety factor.
-MARGIN = 1e-6
+# Distance kept from a rounding boundary, relative to the magnitudes a runtime handles on the way: the level, the
+# lower end of the range (OpenVINO's FakeQuantize subtracts it before rounding) and the scaled accumulator and
+# bias terms (added in float after an int8 convolution). Each float32 operation errs by at most 6e-8 of its
+# magnitude; 3e-7 covers a few of them. (A Q31 fixed-point requantisation errs by ~1e-9.)
+MARGIN = 3e-7
 OFFSETS = 64  # candidate biases tried around the best straight-line fit, per channel
 CHUNK = 64  # channels evaluated together (memory: CHUNK * OFFSETS * constraints floats)
 
@@ -88,8 +90,18 @@ def _line_fit(tau: np.ndarray, active: np.ndarray, lo: np.ndarray, hi: np.ndarra
     return u, r
 
 
+def _tolerance(cons: _Constraints, base: int, terms: np.ndarray, margin: float) -> np.ndarray:
+    """(C, N) distance to keep from each boundary: margin times the magnitudes involved (see MARGIN)."""
+    return margin * (np.abs(cons.c) + abs(base) + terms[:, None] + 1)
+
+
+def _terms(lo: np.ndarray, hi: np.ndarray, u: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Largest |scaled accumulator| + |scaled bias| in levels, per channel (u acc units per level)."""
+    return (np.maximum(np.abs(lo), np.abs(hi)) + np.abs(r)) / np.maximum(u, 1e-12)
+
+
 def _search(cons: _Constraints, r0: np.ndarray, u: np.ndarray, fold: np.ndarray,
-            margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            tol: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each channel, the bias nearest the fit for which some slope satisfies every constraint."""
     j = np.arange(OFFSETS)
     steps = (j + 1) // 2 * np.where(j % 2 == 1, 1, -1)  # 0, +1, -1, +2, -2, ...
@@ -97,7 +109,6 @@ def _search(cons: _Constraints, r0: np.ndarray, u: np.ndarray, fold: np.ndarray,
     cand = start[:, None] + steps[None, :]  # (C, J) bias in folded units
     r = cand / fold[:, None]
     x = cons.t[:, None, :] + r[:, :, None]  # (C, J, N)
-    tol = margin * (np.abs(cons.c) + 1)
     bound = np.where(cons.ge, cons.c + tol, cons.c - tol)[:, None, :]
     ge = cons.ge[:, None, :]
     valid = cons.valid[:, None, :]
@@ -128,13 +139,14 @@ def fit_requant(values: np.ndarray, descending: np.ndarray, base: int, lo: np.nd
     cons = _constraints(tau, a_lo, a_hi, base)
     fold = np.maximum(127 // np.maximum(np.asarray(weight_max, np.int64), 1), 1)
     u, r0 = _line_fit(tau, cons.active, a_lo, a_hi, base)
+    tol = _tolerance(cons, base, _terms(a_lo, a_hi, u, r0), MARGIN)
     bias = np.zeros(len(tau), np.int64)
     slope = np.zeros(len(tau))
     exact = np.zeros(len(tau), bool)
     for s in range(0, len(tau), CHUNK):
         part = slice(s, s + CHUNK)
         sub = _Constraints(cons.t[part], cons.c[part], cons.ge[part], cons.valid[part], cons.active[part])
-        bias[part], slope[part], exact[part] = _search(sub, r0[part], u[part], fold[part], MARGIN)
+        bias[part], slope[part], exact[part] = _search(sub, r0[part], u[part], fold[part], tol[part])
     sign = np.where(descending, -1, 1).astype(np.int64)
     mult = slope / fold
     constant = ~cons.active.any(1)  # the same level everywhere: zero weights and the level as bias
@@ -154,6 +166,7 @@ def check_requant(rq: Requant, values: np.ndarray, descending: np.ndarray, base:
     tau, a_lo, a_hi = _ascending(values, np.asarray(descending, bool), np.asarray(lo), np.asarray(hi))
     cons = _constraints(tau, a_lo, a_hi, base)
     v = multiplier[:, None] * (rq.fold[:, None] * cons.t + rq.bias[:, None])
-    tol = margin * (np.abs(cons.c) + 1)
+    slope = np.maximum(multiplier * rq.fold, 1e-300)
+    tol = _tolerance(cons, base, _terms(a_lo, a_hi, 1.0 / slope, rq.bias / rq.fold), margin)
     good = np.where(cons.ge, v >= cons.c + tol, v <= cons.c - tol) | ~cons.valid
     return good.all(1) | (rq.sign == 0)

@@ -210,12 +210,42 @@ def export_onnx(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.ndarra
             "onnxruntime_optimised": fused.as_dict()}, proto
 
 
+def int8_program_onnx(loaded: LoadedModel, tmp: Path) -> tuple[Path, Any, Any] | None:
+    """The TFLite writer's int8 program (fitted requantisation from the integer IR) as QDQ ONNX, when every
+    requantisation is exact; None otherwise (8-bit weights), or when the model does not lower."""
+    from edge.export.qdq import fake_quant_safe_scale
+    from edge.export.tflite import to_int8_onnx
+    from fpga.lower import lower
+
+    try:
+        graph = lower(loaded)
+        program = to_int8_onnx(graph, str(loaded.path),
+                               lambda s, t: fake_quant_safe_scale(s, t.quant.value_range[1]))
+    except EdgeError:
+        return None
+    if program.requant["exact_channels"] != program.requant["channels"]:
+        return None
+    path = tmp / "model.int8.onnx"
+    path.write_bytes(program.flatbuffer)
+    return path, program, graph
+
+
 def export_openvino(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.ndarray, lsb: np.ndarray,
                     data: str) -> dict[str, Any]:
+    """OpenVINO IR from the exact int8 program when it exists (its activations are the IR's integers whatever
+    order OpenVINO folds scales in), else from the QDQ model of the QONNX graph."""
     import openvino as ov
 
-    report, proto = export_onnx(loaded, tmp, x, golden, lsb, data, target="openvino")
-    model = ov.convert_model(str(tmp / report["path"]))
+    program = int8_program_onnx(loaded, tmp)
+    if program is not None:
+        onnx_path, prog, _ = program
+        report = {"path": onnx_path.name, "widened": prog.widened, "form": "int8 program from the integer IR "
+                  "(fitted per-channel requantisation)"}
+    else:
+        report, _ = export_onnx(loaded, tmp, x, golden, lsb, data, target="openvino")
+        report["form"] = "QDQ of the QONNX graph (8-bit weights: OpenVINO folds BatchNorm itself)"
+        onnx_path = tmp / report["path"]
+    model = ov.convert_model(str(onnx_path))
     ov.save_model(model, str(tmp / "model.xml"))
     core = ov.Core()
     name = model.inputs[0].get_any_name()
@@ -231,9 +261,47 @@ def export_openvino(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.nd
         if kind not in ("Input", "Output", "Const"):
             layers.append({"name": op.get_friendly_name(), "type": kind, "precision": prec})
     check = compare(out, golden, lsb, f"openvino {ov.__version__} CPU", data, exact=False)
-    return {"path": "model.xml", "qdq_onnx": report["path"], "widened": report["widened"],
+    return {"path": "model.xml", "qdq_onnx": onnx_path.name, "form": report["form"], "widened": report["widened"],
             "verification": check.as_dict(), "layers": layers,
             "int8_layers": sum(1 for layer in layers if layer["precision"] in ("i8", "u8"))}
+
+
+def int8_program_per_layer(loaded: LoadedModel, tmp: Path, x: np.ndarray) -> list[dict[str, Any]]:
+    """OpenVINO running the int8 program: every int8 tensor against the integer IR, in levels."""
+    import openvino as ov
+
+    from fpga.execute import execute, quantize_input
+
+    program = int8_program_onnx(loaded, tmp)
+    assert program is not None
+    path, prog, graph = program
+    proto = onnx.load(str(path))
+    ir = execute(graph, quantize_input(graph.pre, x), keep_all=True)
+    wanted = {name: (stream, zp) for stream, (name, zp) in prog.streams.items()
+              if stream in ir and (stream in graph.probes or stream == graph.input)}
+    produced = {n.output[0] for n in proto.graph.node}
+    names = [n for n in wanted if n in produced]
+    zero = {i.name[: -len("/zero_point")]: int(onnx.numpy_helper.to_array(i)) for i in proto.graph.initializer
+            if i.name.endswith("/zero_point")}
+    extra = with_outputs(proto, names)
+    onnx.save(extra, str(tmp / "per_layer.onnx"))
+    model = ov.convert_model(str(tmp / "per_layer.onnx"))
+    (tmp / "per_layer.onnx").unlink()
+    model.reshape({model.inputs[0].get_any_name(): list(x.shape)})
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    res = compiled(x)
+    rows = []
+    for port in compiled.outputs:
+        for n in port.get_names():
+            if n in wanted:
+                stream, _ = wanted[n]
+                got = np.asarray(res[port]).astype(np.int64) - zero[n]
+                ref = ir[stream]
+                ref = np.moveaxis(ref, -1, 1) if ref.ndim == 4 else ref
+                d = np.abs(got.reshape(ref.shape) - ref)
+                rows.append({"tensor": n, "ir_stream": stream, "mismatches": int((d > 0).sum()), "values": int(d.size),
+                             "max_diff_lsb": float(d.max())})
+    return rows
 
 
 def export_tflite(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.ndarray, lsb: np.ndarray, data: str,
@@ -289,7 +357,9 @@ def export(loaded: LoadedModel, target: str, out_dir: Path, calib: Path | None =
         else:
             report = export_openvino(loaded, tmp, x, golden, lsb, data)
         report.update(target=target, source=str(loaded.path), seconds=round(time.perf_counter() - t0, 2))
-        if per_layer and target != "tflite":  # tflite always compares every int8 tensor with the integer IR
+        if per_layer and target == "openvino" and report["qdq_onnx"] == "model.int8.onnx":
+            report["per_layer"] = int8_program_per_layer(loaded, tmp, x)
+        elif per_layer and target != "tflite":  # tflite always compares every int8 tensor with the integer IR
             proto = onnx.load(str(tmp / (report.get("qdq_onnx") or report["path"])))
             golden_all = GoldenModel(loaded, batch=len(x)).run_all(x)
             report["per_layer"] = qdq_per_layer(proto, x, golden_all, target)

@@ -75,6 +75,10 @@ class TfliteExport:
     requant: dict[str, Any] = field(default_factory=dict)
 
 
+def t_quant(t: Int8Tensor) -> Quant:
+    return Quant((t.scale,), (t.zero_point,), value_range=(t.vmin, t.vmax))
+
+
 def _zero_point(vmin: int, vmax: int) -> int:
     """Unsigned values end at int8's 127 (RELU clamps at the zero point); signed ones start at -128."""
     if vmax - vmin > 255:
@@ -99,13 +103,13 @@ def _same_pads(size: int, k: int, s: int) -> tuple[int, int]:
 class TfliteWriter:
     """One IR -> TFLite conversion (stateful while it walks the IR)."""
 
-    def __init__(self, graph: DataflowGraph, where: str, io: str = "float") -> None:
+    def __init__(self, graph: DataflowGraph, where: str, io: str = "float", builder: Any = None) -> None:
         if io not in IO_MODES:
             raise EdgeError(f"unknown --io '{io}'; choose float or int8")
         self.g = graph
         self.where = where
         self.io = io
-        self.b = TfliteModelBuilder()
+        self.b = builder if builder is not None else TfliteModelBuilder()
         self.t: dict[str, Int8Tensor] = {}
         self.deferred: dict[str, Node] = {}
         self.out_quant: tuple[float, int] | None = None
@@ -127,7 +131,7 @@ class TfliteWriter:
                  name: str | None = None) -> Int8Tensor:
         zp = _zero_point(vmin, vmax)
         name = name or f"ir/{stream}"
-        idx = self.b.tensor(name, (1, *shape), np.int8, Quant((scale,), (zp,)))
+        idx = self.b.tensor(name, (1, *shape), np.int8, Quant((scale,), (zp,), value_range=(vmin, vmax)))
         t = Int8Tensor(idx, name, scale, zp, vmin, vmax, shape)
         self.t[stream] = t
         return t
@@ -142,7 +146,7 @@ class TfliteWriter:
             return t
         limit = self.b.const(f"{t.name}/max", np.array([top], np.int8), Quant((t.scale,), (t.zero_point,)))
         out_name = f"{t.name}/clamped"
-        idx = self.b.tensor(out_name, (1, *t.shape), np.int8, Quant((t.scale,), (t.zero_point,)))
+        idx = self.b.tensor(out_name, (1, *t.shape), np.int8, t_quant(t))
         self.b.op("MINIMUM", [t.index, limit], [idx])
         self.record("MINIMUM", out_name)
         clamped = Int8Tensor(idx, out_name, t.scale, t.zero_point, t.vmin, t.vmax, t.shape)
@@ -174,7 +178,7 @@ class TfliteWriter:
         n = int(np.prod(t.shape))
         shape = self.b.const(f"{t.name}/flat_shape", np.array([-1, n], np.int32))
         name = f"{t.name}/flat"
-        idx = self.b.tensor(name, (1, n), np.int8, Quant((t.scale,), (t.zero_point,)))
+        idx = self.b.tensor(name, (1, n), np.int8, t_quant(t))
         self.b.op("RESHAPE", [t.index, shape], [idx], options("ReshapeOptions", newShape=[-1, n]))
         self.record("RESHAPE", name)
         return Int8Tensor(idx, name, t.scale, t.zero_point, t.vmin, t.vmax, (n,))
@@ -286,7 +290,7 @@ class TfliteWriter:
                 raise self.fail(node, "residual inputs with different quantisation")
             c = src.channels
             name = f"ir/{src.output}/concat"
-            idx = self.b.tensor(name, (1, *a.shape[:-1], 2 * c), np.int8, Quant((a.scale,), (a.zero_point,)))
+            idx = self.b.tensor(name, (1, *a.shape[:-1], 2 * c), np.int8, t_quant(a))
             self.b.op("CONCATENATION", [a.index, b.index], [idx], options("ConcatenationOptions", axis=-1))
             self.record("CONCATENATION", name)
             x = Int8Tensor(idx, name, a.scale, a.zero_point, a.vmin, a.vmax, (*a.shape[:-1], 2 * c))
@@ -334,7 +338,7 @@ class TfliteWriter:
         if qmin + t.zero_point > -128:  # bottom clamp (k-bit unsigned input)
             limit = self.b.const(f"{t.name}/min", np.array([qmin + t.zero_point], np.int8),
                                  Quant((t.scale,), (t.zero_point,)))
-            idx = self.b.tensor(f"{t.name}/floor", (1, *shape), np.int8, Quant((t.scale,), (t.zero_point,)))
+            idx = self.b.tensor(f"{t.name}/floor", (1, *shape), np.int8, t_quant(t))
             self.b.op("MAXIMUM", [t.index, limit], [idx])
             self.record("MAXIMUM", f"{t.name}/floor")
             self.t[self.g.input] = Int8Tensor(idx, f"{t.name}/floor", t.scale, t.zero_point, qmin, qmax, shape)
@@ -358,7 +362,11 @@ class TfliteWriter:
             deq = self.b.tensor(f"{x.name}/float", (1, node.mw), np.float32)
             self.b.op("DEQUANTIZE", [x.index], [deq])
             self.record("DEQUANTIZE", f"{x.name}/float", "float32")
-            wf = self.b.const(f"{node.name}/weights", (w * (scale / x.scale)[:, None]).astype(np.float32))
+            if getattr(self.b, "int8_weights_in_float_layers", False):  # ONNX: Gemm(DQ(x), DQ(w int8)) stays int8
+                s_row = (scale / x.scale).astype(np.float32)
+                wf = self.b.const(f"{node.name}/weights", w.astype(np.int8), Quant(tuple(s_row), (0,) * len(s_row), 0))
+            else:
+                wf = self.b.const(f"{node.name}/weights", (w * (scale / x.scale)[:, None]).astype(np.float32))
             bf = self.b.const(f"{node.name}/bias", bias.astype(np.float32))
             out = self.b.tensor("output", (1, node.mh), np.float32)
             self.b.op("FULLY_CONNECTED", [deq, wf, bf], [out], options("FullyConnectedOptions"))
@@ -434,3 +442,10 @@ class TfliteWriter:
 def to_tflite(graph: DataflowGraph, where: str, io: str = "float") -> TfliteExport:
     """The integer IR of a model as an int8 TFLite flatbuffer (raises EdgeError naming the node it cannot map)."""
     return TfliteWriter(graph, where, io).run()
+
+
+def to_int8_onnx(graph: DataflowGraph, where: str, input_scale_fn: Any = None) -> TfliteExport:
+    """The same int8 program as QDQ ONNX (NCHW, float I/O): `flatbuffer` then holds the ONNX model bytes."""
+    from edge.export.int8_onnx import OnnxInt8Builder
+
+    return TfliteWriter(graph, where, "float", OnnxInt8Builder(input_scale_fn)).run()

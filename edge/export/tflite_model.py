@@ -27,6 +27,7 @@ class Quant:
     scale: tuple[float, ...]
     zero_point: tuple[int, ...]
     axis: int = 0
+    value_range: tuple[int, int] | None = None  # integer values an activation holds (not written to TFLite)
 
 
 @dataclass
