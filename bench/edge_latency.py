@@ -49,6 +49,7 @@ def export_seconds(loaded, target: str, out: Path) -> float:
     import openvino as ov
 
     from edge.export.qdq import to_qdq, to_tensorrt_qdq
+    from edge.export.targets import int8_program_onnx
     from edge.export.tflite import to_tflite
     from fpga.lower import lower
 
@@ -57,9 +58,12 @@ def export_seconds(loaded, target: str, out: Path) -> float:
             onnx.save(to_qdq(loaded)[0], str(out / "m.onnx"))
         elif target == "tflite":
             (out / "m.tflite").write_bytes(to_tflite(lower(loaded), "bench").flatbuffer)
-        elif target == "openvino":
-            onnx.save(to_qdq(loaded, "openvino")[0], str(out / "o.onnx"))
-            ov.save_model(ov.convert_model(str(out / "o.onnx")), str(out / "m.xml"))
+        elif target == "openvino":  # as `edge export` does it: the int8 program when exact, else QDQ of QONNX
+            program = int8_program_onnx(loaded, out)
+            src = program[0] if program is not None else out / "o.onnx"
+            if program is None:
+                onnx.save(to_qdq(loaded, "openvino")[0], str(src))
+            ov.save_model(ov.convert_model(str(src)), str(out / "m.xml"))
         else:
             onnx.save(to_tensorrt_qdq(loaded)[0], str(out / "t.onnx"))
 
