@@ -363,7 +363,8 @@ Targets:
   onnx      standard QDQ ONNX (int8 Q/DQ, per-channel weights); checked exact with onnxruntime
   tflite    int8 TFLite written directly (no TensorFlow): NHWC, per-channel weights, requantisation fitted
             so that every int8 tensor equals the exact integer model; runs on LiteRT
-  openvino  IR (.xml/.bin) converted from the QDQ model; run on the CPU, per-layer precision reported
+  openvino  IR (.xml/.bin): the tflite int8 program as Q/DQ (weights <= 4 bits), else the QDQ model;
+            run on the CPU, each layer's runtime precision reported
   tensorrt  QDQ ONNX in TensorRT's symmetric-int8 form plus build_engine.sh (trtexec) for the device
 \b
 Every export runs the result and compares it with the QONNX golden model on the digits test set (or --calib
@@ -412,6 +413,8 @@ def export_cmd(model: Path | None, target: str | None, board: str | None, output
             click.echo(f"  precision widened: {note}")
         for note in report.get("reduced", []):
             click.echo(f"  precision reduced: {note}")
+        for note in report.get("notes", []):
+            click.echo(f"  note: {note}")
         if "requantisation" in report:
             rq = report["requantisation"]
             click.echo(f"  requantisation exact in {rq['exact_channels']} of {rq['channels']} channels")

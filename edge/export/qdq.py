@@ -51,6 +51,7 @@ class QdqConverter:
     def __init__(self, loaded: LoadedModel, target: str, int8_only: bool = False) -> None:
         self.int8_only = int8_only  # TensorRT: symmetric int8 Q/DQ only (no uint8)
         self.reduced: list[str] = []
+        self.notes: list[str] = []
         self.act_outputs: set[str] = set()
         self.loaded = loaded
         self.model = loaded.model
@@ -113,7 +114,7 @@ class QdqConverter:
                 # the model input: shift [0, 255] to [-128, 127] around Q/DQ (exact; integers shift exactly)
                 offset = float(128 * s)
                 qmin, qmax = -128, 127
-                self.widened.append(f"{node.name}: 8-bit unsigned input quantised as int8 around an offset of "
+                self.notes.append(f"{node.name}: 8-bit unsigned input quantised as int8 around an offset of "
                                     "128 steps (exact; the first layer's input is offset in float)")
             elif qmax > 127:  # 8-bit unsigned: int8 keeps 7 of its bits at twice the step
                 s = s * np.float32(2)
@@ -205,9 +206,11 @@ def to_qdq(loaded: LoadedModel, target: str = "onnx") -> tuple[onnx.ModelProto, 
     return conv.run(), conv.widened
 
 
-def to_tensorrt_qdq(loaded: LoadedModel) -> tuple[onnx.ModelProto, list[str], list[str]]:
+def to_tensorrt_qdq(loaded: LoadedModel) -> tuple[onnx.ModelProto, list[str], list[str], list[str]]:
     """QDQ ONNX in TensorRT's explicit-quantisation form: every Q/DQ symmetric int8 (zero point 0).
 
-    Returns the model, where precision is widened, and where it is reduced (8-bit unsigned activations)."""
+    Returns the model, where precision is widened, where it is reduced (8-bit unsigned activations), and notes
+    on exact rewrites (the offset 8-bit input)."""
     conv = QdqConverter(loaded, "tensorrt", int8_only=True)
-    return conv.run(), conv.widened, conv.reduced
+    proto = conv.run()
+    return proto, conv.widened, conv.reduced, conv.notes

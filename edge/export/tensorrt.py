@@ -26,7 +26,7 @@ def export_tensorrt(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.nd
                     compare: Callable[..., Any]) -> dict[str, Any]:
     from edge.export.targets import _ort_run
 
-    proto, widened, reduced = to_tensorrt_qdq(loaded)
+    proto, widened, reduced, notes = to_tensorrt_qdq(loaded)
     onnx.save(proto, str(tmp / "model.trt.onnx"))
     input_name = proto.graph.input[0].name
     shape = (1, *loaded.input_shape[1:])
@@ -37,4 +37,5 @@ def export_tensorrt(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.nd
     check = compare(_ort_run(proto, x, optimise=False), golden, lsb, "onnxruntime on the Q/DQ model (TensorRT "
                     "itself is not run here)", data, exact=not reduced)
     return {"path": "model.trt.onnx", "build_script": script.name, "widened": widened, "reduced": reduced,
+            "notes": notes,
             "symmetric_int8": q_types <= {onnx.TensorProto.INT8}, "verification": check.as_dict()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,10 @@ class TfliteRunner:
 
         self.model = model
         self.version = getattr(ai_edge_litert, "__version__", "?")
-        self.interp = Interpreter(model_content=model.flatbuffer, num_threads=threads,
-                                  experimental_preserve_all_tensors=keep_tensors)
+        with warnings.catch_warnings():  # keeping every tensor is what the per-layer check is for
+            warnings.simplefilter("ignore", UserWarning)
+            self.interp = Interpreter(model_content=model.flatbuffer, num_threads=threads,
+                                      experimental_preserve_all_tensors=keep_tensors)
         self.names = {t["name"]: t["index"] for t in self.interp.get_tensor_details()}
 
     def run_float(self, x: np.ndarray, pre: InputQuant) -> np.ndarray:
