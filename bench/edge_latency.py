@@ -59,7 +59,7 @@ def export_seconds(loaded, target: str, out: Path) -> float:
         elif target == "tflite":
             (out / "m.tflite").write_bytes(to_tflite(lower(loaded), "bench").flatbuffer)
         elif target == "openvino":  # as `edge export` does it: the int8 program when exact, else QDQ of QONNX
-            program = int8_program_onnx(loaded, out)
+            program = int8_program_onnx(lower(loaded), "bench", out)
             src = program[0] if program is not None else out / "o.onnx"
             if program is None:
                 onnx.save(to_qdq(loaded, "openvino")[0], str(src))

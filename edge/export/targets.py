@@ -14,6 +14,7 @@ from edge.errors import EdgeError
 from edge.export.qdq import to_qdq
 from edge.fsutil import atomic_output_dir, write_json
 from edge.qonnx_io import GoldenModel, LoadedModel
+from fpga.ir import DataflowGraph
 
 TARGETS = ("onnx", "tflite", "openvino", "tensorrt")
 TOP1_FLOOR = 0.995
@@ -37,17 +38,6 @@ class Verification:
         return {"samples": self.samples, "data": self.data, "runtime": self.runtime,
                 "top1_agreement": self.top1_agreement, "max_abs_diff": self.max_abs_diff,
                 "max_diff_output_lsb": self.max_diff_lsb, "passed": self.passed, **self.extra}
-
-
-def output_lsb(loaded: LoadedModel, n_out: int) -> np.ndarray:
-    """One output LSB per output channel: the scale of the last integer accumulator (from the exact lowering)."""
-    from fpga.lower import lower
-
-    try:
-        scale = np.abs(lower(loaded).post.scale)
-    except EdgeError:
-        return np.full(n_out, np.nan)
-    return np.broadcast_to(scale, (n_out,)).astype(np.float64)
 
 
 def calibration_data(loaded: LoadedModel, calib: Path | None) -> tuple[np.ndarray, str]:
@@ -74,46 +64,60 @@ def int8_output_lsb(golden: np.ndarray, acc_lsb: np.ndarray) -> float:
     return max(span / 255.0, float(np.nanmax(acc_lsb)) if np.isfinite(acc_lsb).any() else 0.0)
 
 
-GOLDEN_TIES: set[int] = set()  # set per export: samples where the golden model's float32 rounding sits on a tie
+@dataclass(frozen=True)
+class Reference:
+    """What every export is checked against: the inputs, the golden outputs, the integer IR (when the model
+    lowers), one accumulator LSB per output, and the samples at golden float ties."""
+
+    x: np.ndarray
+    data: str
+    golden: np.ndarray
+    graph: DataflowGraph | None
+    acc_lsb: np.ndarray
+    ties: frozenset[int]
+
+    def compare(self, ours: np.ndarray, runtime: str, exact: bool, out_step: float | None = None) -> Verification:
+        """Exact (QDQ ONNX): equal up to float32 rounding. Otherwise top-1 agreement and |delta| <= 1 int8 output
+        LSB; both distances are reported, in int8 output LSB (the criterion) and in accumulator LSB.
+
+        Samples where some QONNX quantiser receives a value on a rounding boundary (and the integer IR took the
+        other side) are left out of the |delta| bound, not out of top-1: there the golden model's own answer
+        depends on float summation order, so an int8 runtime may legitimately differ."""
+        golden, lsb = self.golden, self.acc_lsb
+        ours = ours.reshape(golden.shape)
+        diff = np.abs(ours.astype(np.float64) - golden.astype(np.float64))
+        ties = sorted(i for i in self.ties if i < len(diff))
+        if not exact and ties:
+            diff[ties] = 0.0
+        acc = diff.reshape(len(diff), -1) / lsb.reshape(1, -1) if ours.ndim == 2 else diff / np.nanmax(lsb)
+        top1 = float((ours.argmax(1) == golden.argmax(1)).mean()) if ours.ndim == 2 else 1.0
+        acc_max = float(np.nanmax(acc)) if np.isfinite(acc).any() else float("nan")
+        step = out_step if out_step is not None else int8_output_lsb(golden, lsb)
+        out_lsb = float(diff.max()) / step
+        if exact:
+            ok = bool(np.allclose(ours, golden, rtol=1e-5, atol=1e-5 * np.abs(golden).max()))
+        else:
+            ok = top1 >= TOP1_FLOOR and out_lsb <= MAX_LSB
+        return Verification(len(ours), self.data, top1, float(diff.max()), out_lsb, runtime, ok,
+                            {"max_diff_accumulator_lsb": acc_max, "output_lsb": step,
+                             "golden_tie_samples_excluded": 0 if exact else len(ties)})
 
 
-def golden_ties(loaded: LoadedModel, x: np.ndarray) -> set[int]:
-    """Samples in which some QONNX quantiser receives a value on a rounding boundary (up to float32 error).
-
-    There the golden model's own answer depends on float summation order (batch size, kernel choice); the
-    integer IR and the int8 runtimes may legitimately take the other side, so those samples are left out of the
-    |delta| bound (but not out of top-1 agreement) and counted in the report."""
+def reference(loaded: LoadedModel, calib: Path | None, ties: bool) -> Reference:
+    """Golden outputs on the verification data, and the integer IR lowered once for everything that needs it."""
     from fpga.lower import lower
     from fpga.verify import verify
 
+    x, data = calibration_data(loaded, calib)
+    golden = GoldenModel(loaded, batch=len(x)).run(x)
+    n_out = int(np.prod(golden.shape[1:]))
     try:
-        return set(verify(lower(loaded), loaded, x).tie_samples)
+        graph = lower(loaded)
     except EdgeError:
-        return set()
-
-
-def compare(ours: np.ndarray, golden: np.ndarray, lsb: np.ndarray, runtime: str, data: str,
-            exact: bool, out_step: float | None = None) -> Verification:
-    """Exact (QDQ ONNX): equal up to float32 rounding. Otherwise top-1 agreement and |delta| <= 1 int8 output LSB.
-
-    Both distances are reported: in int8 output LSB (the criterion) and in LSB of the last accumulator."""
-    ours = ours.reshape(golden.shape)
-    diff = np.abs(ours.astype(np.float64) - golden.astype(np.float64))
-    ties = sorted(i for i in GOLDEN_TIES if i < len(diff))
-    if not exact and ties:
-        diff[ties] = 0.0
-    acc = diff.reshape(len(diff), -1) / lsb.reshape(1, -1) if ours.ndim == 2 else diff / np.nanmax(lsb)
-    top1 = float((ours.argmax(1) == golden.argmax(1)).mean()) if ours.ndim == 2 else 1.0
-    acc_lsb = float(np.nanmax(acc)) if np.isfinite(acc).any() else float("nan")
-    step = out_step if out_step is not None else int8_output_lsb(golden, lsb)
-    out_lsb = float(diff.max()) / step
-    if exact:
-        ok = bool(np.allclose(ours, golden, rtol=1e-5, atol=1e-5 * np.abs(golden).max()))
-    else:
-        ok = top1 >= TOP1_FLOOR and out_lsb <= MAX_LSB
-    return Verification(len(ours), data, top1, float(diff.max()), out_lsb, runtime, ok,
-                        {"max_diff_accumulator_lsb": acc_lsb, "output_lsb": step,
-                         "golden_tie_samples_excluded": 0 if exact else len(ties)})
+        return Reference(x, data, golden, None, np.full(n_out, np.nan), frozenset())
+    acc_lsb = np.broadcast_to(np.abs(graph.post.scale), (n_out,)).astype(np.float64)
+    tie_samples = frozenset(verify(graph, loaded, x).tie_samples) if ties else frozenset()
+    return Reference(x, data, golden, graph, acc_lsb, tie_samples)
 
 
 def _ort_run(proto: onnx.ModelProto, x: np.ndarray, optimise: bool) -> np.ndarray:
@@ -197,52 +201,50 @@ def qdq_per_layer(proto: onnx.ModelProto, x: np.ndarray, golden_all: dict[str, n
     return per_layer_rows(got, golden_all, probes)
 
 
-def export_onnx(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.ndarray, lsb: np.ndarray, data: str,
+def export_onnx(loaded: LoadedModel, tmp: Path, ref: Reference,
                 target: str = "onnx") -> tuple[dict[str, Any], onnx.ModelProto]:
     proto, widened = to_qdq(loaded, target)
     path = tmp / "model.qdq.onnx"
     onnx.save(proto, str(path))
-    exact = compare(_ort_run(proto, x, optimise=False), golden, lsb, "onnxruntime (no graph optimisation)", data,
-                    exact=True)
-    fused = compare(_ort_run(proto, x, optimise=True), golden, lsb, "onnxruntime (default: fused int8 kernels)",
-                    data, exact=False)
+    exact = ref.compare(_ort_run(proto, ref.x, optimise=False), "onnxruntime (no graph optimisation)", exact=True)
+    fused = ref.compare(_ort_run(proto, ref.x, optimise=True), "onnxruntime (default: fused int8 kernels)",
+                        exact=False)
     return {"path": path.name, "widened": widened, "verification": exact.as_dict(),
             "onnxruntime_optimised": fused.as_dict()}, proto
 
 
-def int8_program_onnx(loaded: LoadedModel, tmp: Path) -> tuple[Path, Any, Any] | None:
+def int8_program_onnx(graph: DataflowGraph | None, where: str, tmp: Path) -> tuple[Path, Any] | None:
     """The TFLite writer's int8 program (fitted requantisation from the integer IR) as QDQ ONNX, when every
     requantisation is exact; None otherwise (8-bit weights), or when the model does not lower."""
     from edge.export.qdq import fake_quant_safe_scale
     from edge.export.tflite import to_int8_onnx
-    from fpga.lower import lower
 
+    if graph is None:
+        return None
     try:
-        graph = lower(loaded)
-        program = to_int8_onnx(graph, str(loaded.path),
-                               lambda s, t: fake_quant_safe_scale(s, t.quant.value_range[1]))
+        program = to_int8_onnx(graph, where, lambda s, t: fake_quant_safe_scale(s, t.quant.value_range[1]))
     except EdgeError:
         return None
     if program.requant["exact_channels"] != program.requant["channels"]:
         return None
     path = tmp / "model.int8.onnx"
     path.write_bytes(program.flatbuffer)
-    return path, program, graph
+    return path, program
 
 
-def export_openvino(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.ndarray, lsb: np.ndarray,
-                    data: str) -> dict[str, Any]:
+def export_openvino(loaded: LoadedModel, tmp: Path, ref: Reference, per_layer: bool) -> dict[str, Any]:
     """OpenVINO IR from the exact int8 program when it exists (its activations are the IR's integers whatever
     order OpenVINO folds scales in), else from the QDQ model of the QONNX graph."""
     import openvino as ov
 
-    program = int8_program_onnx(loaded, tmp)
+    x = ref.x
+    program = int8_program_onnx(ref.graph, str(loaded.path), tmp)
     if program is not None:
-        onnx_path, prog, _ = program
+        onnx_path, prog = program
         report = {"path": onnx_path.name, "widened": prog.widened, "form": "int8 program from the integer IR "
                   "(fitted per-channel requantisation)"}
     else:
-        report, _ = export_onnx(loaded, tmp, x, golden, lsb, data, target="openvino")
+        report, _ = export_onnx(loaded, tmp, ref, target="openvino")
         report["form"] = "QDQ of the QONNX graph (8-bit weights: OpenVINO folds BatchNorm itself)"
         onnx_path = tmp / report["path"]
     model = ov.convert_model(str(onnx_path))
@@ -260,22 +262,27 @@ def export_openvino(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.nd
         prec = rt["runtimePrecision"].astype(str) if "runtimePrecision" in rt else "?"
         if kind not in ("Input", "Output", "Const"):
             layers.append({"name": op.get_friendly_name(), "type": kind, "precision": prec})
-    check = compare(out, golden, lsb, f"openvino {ov.__version__} CPU", data, exact=False)
-    return {"path": "model.xml", "qdq_onnx": onnx_path.name, "form": report["form"], "widened": report["widened"],
-            "verification": check.as_dict(), "layers": layers,
-            "int8_layers": sum(1 for layer in layers if layer["precision"] in ("i8", "u8"))}
+    check = ref.compare(out, f"openvino {ov.__version__} CPU", exact=False)
+    result = {"path": "model.xml", "qdq_onnx": onnx_path.name, "form": report["form"], "widened": report["widened"],
+              "verification": check.as_dict(), "layers": layers,
+              "int8_layers": sum(1 for layer in layers if layer["precision"] in ("i8", "u8"))}
+    if per_layer:
+        if program is not None:
+            result["per_layer"] = int8_program_per_layer(program[1], ref, tmp)
+        else:
+            golden_all = GoldenModel(loaded, batch=len(x)).run_all(x)
+            result["per_layer"] = qdq_per_layer(onnx.load(str(onnx_path)), x, golden_all, "openvino")
+    return result
 
 
-def int8_program_per_layer(loaded: LoadedModel, tmp: Path, x: np.ndarray) -> list[dict[str, Any]]:
+def int8_program_per_layer(prog: Any, ref: Reference, tmp: Path) -> list[dict[str, Any]]:
     """OpenVINO running the int8 program: every int8 tensor against the integer IR, in levels."""
     import openvino as ov
 
     from fpga.execute import execute, quantize_input
 
-    program = int8_program_onnx(loaded, tmp)
-    assert program is not None
-    path, prog, graph = program
-    proto = onnx.load(str(path))
+    graph, x = ref.graph, ref.x
+    proto = onnx.ModelProto.FromString(prog.flatbuffer)
     ir = execute(graph, quantize_input(graph.pre, x), keep_all=True)
     wanted = {name: (stream, zp) for stream, (name, zp) in prog.streams.items()
               if stream in ir and (stream in graph.probes or stream == graph.input)}
@@ -304,25 +311,25 @@ def int8_program_per_layer(loaded: LoadedModel, tmp: Path, x: np.ndarray) -> lis
     return rows
 
 
-def export_tflite(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.ndarray, lsb: np.ndarray, data: str,
-                  io: str) -> dict[str, Any]:
+def export_tflite(loaded: LoadedModel, tmp: Path, ref: Reference, io: str) -> dict[str, Any]:
     from edge.export.tflite import to_tflite
     from edge.export.tflite_run import TfliteRunner
     from fpga.execute import execute, quantize_input
     from fpga.lower import lower
 
-    graph = lower(loaded)
+    graph = ref.graph if ref.graph is not None else lower(loaded)  # lower() raises the error naming the node
+    x = ref.x
     model = to_tflite(graph, str(loaded.path), io)
     (tmp / "model.tflite").write_bytes(model.flatbuffer)
     runner = TfliteRunner(model, threads=1, keep_tensors=True)
     out = runner.run_float(x, graph.pre)
     step = model.output_quant[0] if model.output_quant else None  # int8 output: its own step is the LSB
-    check = compare(out, golden, lsb, f"LiteRT {runner.version} CPU", data, exact=False, out_step=step)
+    check = ref.compare(out, f"LiteRT {runner.version} CPU", exact=False, out_step=step)
     # every int8 tensor against the integer IR (itself bit-exact with the golden model)
     ir = execute(graph, quantize_input(graph.pre, x), keep_all=True)
     layers = []
     for stream, (name, zp) in model.streams.items():
-        if stream in ir and stream in graph.probes or stream == graph.input:
+        if stream in ir and (stream in graph.probes or stream == graph.input):
             got = (runner.tensor(name).astype(np.int64) - zp).reshape(ir[stream].shape)
             d = np.abs(got - ir[stream])
             layers.append({"tensor": name, "ir_stream": stream, "mismatches": int((d > 0).sum()),
@@ -338,29 +345,23 @@ def export(loaded: LoadedModel, target: str, out_dir: Path, calib: Path | None =
     """Write `target` into out_dir (atomically) and verify it; returns the export report."""
     if target not in TARGETS:
         raise EdgeError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}")
-    x, data = calibration_data(loaded, calib)
-    golden = GoldenModel(loaded, batch=len(x)).run(x)
-    lsb = output_lsb(loaded, int(np.prod(golden.shape[1:])))
-    GOLDEN_TIES.clear()
-    if target != "onnx":
-        GOLDEN_TIES.update(golden_ties(loaded, x))
+    ref = reference(loaded, calib, ties=target != "onnx")
+    x = ref.x
     t0 = time.perf_counter()
     with atomic_output_dir(out_dir) as tmp:
         if target == "onnx":
-            report, _ = export_onnx(loaded, tmp, x, golden, lsb, data)
-        elif target == "tflite":
-            report = export_tflite(loaded, tmp, x, golden, lsb, data, io)
+            report, _ = export_onnx(loaded, tmp, ref)
+        elif target == "tflite":  # always compares every int8 tensor with the integer IR
+            report = export_tflite(loaded, tmp, ref, io)
         elif target == "tensorrt":
             from edge.export.tensorrt import export_tensorrt
 
-            report = export_tensorrt(loaded, tmp, x, golden, lsb, data, compare)
+            report = export_tensorrt(loaded, tmp, ref)
         else:
-            report = export_openvino(loaded, tmp, x, golden, lsb, data)
+            report = export_openvino(loaded, tmp, ref, per_layer)
         report.update(target=target, source=str(loaded.path), seconds=round(time.perf_counter() - t0, 2))
-        if per_layer and target == "openvino" and report["qdq_onnx"] == "model.int8.onnx":
-            report["per_layer"] = int8_program_per_layer(loaded, tmp, x)
-        elif per_layer and target != "tflite":  # tflite always compares every int8 tensor with the integer IR
-            proto = onnx.load(str(tmp / (report.get("qdq_onnx") or report["path"])))
+        if per_layer and target in ("onnx", "tensorrt"):
+            proto = onnx.load(str(tmp / report["path"]))
             golden_all = GoldenModel(loaded, batch=len(x)).run_all(x)
             report["per_layer"] = qdq_per_layer(proto, x, golden_all, target)
         write_json(tmp / "export.json", report)

@@ -3,17 +3,18 @@ the engine on the device. TensorRT does not run here; onnxruntime runs the same 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import onnx
 
 from edge.export.qdq import to_tensorrt_qdq
 from edge.qonnx_io import LoadedModel
+
+if TYPE_CHECKING:
+    from edge.export.targets import Reference
 
 
 def build_script(onnx_name: str, input_name: str, shape: tuple[int, ...]) -> str:
@@ -22,8 +23,7 @@ def build_script(onnx_name: str, input_name: str, shape: tuple[int, ...]) -> str
                                      shape="x".join(str(d) for d in shape))
 
 
-def export_tensorrt(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.ndarray, lsb: np.ndarray, data: str,
-                    compare: Callable[..., Any]) -> dict[str, Any]:
+def export_tensorrt(loaded: LoadedModel, tmp: Path, ref: Reference) -> dict[str, Any]:
     from edge.export.targets import _ort_run
 
     proto, widened, reduced, notes = to_tensorrt_qdq(loaded)
@@ -34,8 +34,8 @@ def export_tensorrt(loaded: LoadedModel, tmp: Path, x: np.ndarray, golden: np.nd
     script.write_text(build_script("model.trt.onnx", input_name, shape))
     script.chmod(0o755)
     q_types = {i.data_type for i in proto.graph.initializer if i.name.endswith("_zp")}
-    check = compare(_ort_run(proto, x, optimise=False), golden, lsb, "onnxruntime on the Q/DQ model (TensorRT "
-                    "itself is not run here)", data, exact=not reduced)
+    check = ref.compare(_ort_run(proto, ref.x, optimise=False), "onnxruntime on the Q/DQ model (TensorRT itself is "
+                        "not run here)", exact=not reduced)
     return {"path": "model.trt.onnx", "build_script": script.name, "widened": widened, "reduced": reduced,
             "notes": notes,
             "symmetric_int8": q_types <= {onnx.TensorProto.INT8}, "verification": check.as_dict()}
