@@ -170,3 +170,36 @@ def test_per_layer_points_at_each_tensor(tmp_path, run_cli):
     assert code == 0, err
     rows = json.loads(out)["per_layer"]
     assert len(rows) >= 4 and all(r["mismatches"] == 0 for r in rows)
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_fitted_requantisation_reproduces_every_threshold(trained, bits):
+    """Exhaustively over each layer's reachable accumulators: round(M * (f * acc + B)), clamped, in float32
+    with either rounding rule, gives the level the integer IR's thresholds give."""
+    from edge.export.requant import fit_requant
+    from edge.export.tflite import _bounds
+    from fpga.ir import MatrixVectorUnit
+    from fpga.lower import lower
+
+    graph = lower(load_model(trained("sfc", bits, bits, epochs=4) / "model.onnx"))
+    checked = 0
+    for node in graph.nodes:
+        if not isinstance(node, MatrixVectorUnit) or node.thresholds is None:
+            continue
+        th = node.thresholds
+        dtype = graph.tensors[node.inputs[0]].dtype
+        lo, hi = _bounds(node.weights, dtype.min, dtype.max)
+        rq = fit_requant(th.values, th.descending, th.base, lo, hi, np.abs(node.weights).max(1))
+        assert rq.exact.all()
+        for c in range(0, len(lo), 7):
+            acc = np.arange(lo[c], hi[c] + 1)
+            folded = (rq.sign[c] * rq.fold[c] * acc + rq.bias[c]).astype(np.float32)
+            v = folded * np.float32(rq.multiplier[c])
+            for rounded in (np.rint(v), np.floor(v + np.float32(0.5))):  # half-even and half-up
+                got = np.clip(rounded, th.base, th.base + th.levels)
+                vals = th.values[c][None, :]
+                count = (acc[:, None] <= vals) if th.descending[c] else (acc[:, None] >= vals)
+                want = th.base + count.sum(1)
+                np.testing.assert_array_equal(got, want)
+            checked += 1
+    assert checked > 10
