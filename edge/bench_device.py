@@ -28,24 +28,44 @@ class BenchError(Exception):
     """A user mistake (missing file, unknown runtime, runtime not installed): one line, exit 2."""
 
 
+# ISA features that decide which integer kernels an int8 runtime picks (and so whether a program is exact there):
+# /proc/cpuinfo flag (x86 "flags", ARM "Features") -> the name reported
+ISA_FLAGS = {"avx2": "avx2", "avx512f": "avx512f", "avx512bw": "avx512bw", "avx512_vnni": "avx512_vnni",
+             "avx_vnni": "avx_vnni", "amx_int8": "amx", "asimd": "neon", "asimddp": "dotprod", "i8mm": "i8mm"}
+
+
+def isa_features(cpuinfo_text: str) -> dict[str, bool]:
+    """Which of ISA_FLAGS' features the first CPU in a /proc/cpuinfo text has (all False when unknown)."""
+    flags: set[str] = set()
+    for line in cpuinfo_text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags = set(value.split())
+            break
+    return {name: flag in flags for flag, name in ISA_FLAGS.items()}
+
+
 def host_description() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
+    text = ""
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                key = line.split(":")[0].strip().lower()
-                if key in ("model name", "hardware", "cpu model"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+            text = f.read()
     except OSError:
         pass
+    for line in text.splitlines():
+        key = line.split(":")[0].strip().lower()
+        if key in ("model name", "hardware", "cpu model"):
+            cpu = line.split(":", 1)[1].strip()
+            break
     try:
         with open("/proc/device-tree/model") as f:  # Raspberry Pi, Jetson
             board = f.read().strip("\x00\n ")
     except OSError:
         board = ""
     return {"machine": platform.machine(), "system": f"{platform.system()} {platform.release()}", "cpu": cpu,
-            "board": board, "cores": os.cpu_count() or 1, "python": platform.python_version()}
+            "isa": isa_features(text), "board": board, "cores": os.cpu_count() or 1,
+            "python": platform.python_version()}
 
 
 def runtime_for(path: str, runtime: str) -> str:
@@ -195,6 +215,7 @@ def format_table(r: dict[str, Any]) -> str:
     lat = r["latency_ms"]
     rows = [("model", r["model"]), ("runtime", f"{r['runtime_version']}, {r['threads']} thread(s)"),
             ("host", f"{r['host']['board'] or r['host']['cpu']} ({r['host']['machine']}, {r['host']['cores']} cores)"),
+            ("ISA", " ".join(k for k, v in r["host"].get("isa", {}).items() if v) or "-"),
             ("input", f"{r['input']['dtype']} {r['input']['shape']}"), ("init", f"{r['init_ms']:.1f} ms"),
             ("latency p50 / p90 / p99", f"{lat['p50']:.3f} / {lat['p90']:.3f} / {lat['p99']:.3f} ms"),
             ("latency min / mean / max", f"{lat['min']:.3f} / {lat['mean']:.3f} / {lat['max']:.3f} ms"),

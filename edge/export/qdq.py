@@ -10,9 +10,14 @@ from onnx import TensorProto, helper, numpy_helper
 from qonnx.custom_op.general.quant import quant
 
 from edge.errors import EdgeError
+from edge.export.kernel_paths import ARM_INT16_PAIRS as ARM
+from edge.export.kernel_paths import U8S8_PAIRS as U8S8
+from edge.export.kernel_paths import LayerPaths, layer_paths, u8_operand_max
 from edge.qonnx_io import LoadedModel
 
 MIN_OPSET = 13  # per-axis DequantizeLinear
+# ops between an activation quantiser and the layer that reads it which keep its integer range
+RANGE_KEEPING = frozenset({"Flatten", "Reshape", "MaxPool", "Pad", "Transpose", "Identity", "Squeeze", "Unsqueeze"})
 
 
 def _attr(node: onnx.NodeProto, name: str, default):
@@ -59,6 +64,8 @@ class QdqConverter:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[TensorProto] = []
         self.widened: list[str] = []
+        self.paths: list[LayerPaths] = []
+        self.kernel_notes: list[str] = []
 
     def fail(self, node: onnx.NodeProto, reason: str) -> EdgeError:
         return EdgeError(f"{self.loaded.path}: node '{node.name}' ({node.op_type}) cannot go to {self.target}: "
@@ -97,9 +104,55 @@ class QdqConverter:
             s, zp = scale.reshape(-1), np.zeros(scale.size, np.int8)
         if bits < 8:
             self.widened.append(f"{node.name}: {bits}-bit weights held in int8")
-        args = [self.const(f"{out}_int8", q), self.const(f"{out}_scale", s), self.const(f"{out}_zp", zp)]
+        stored, stored_zp, suffix = q, zp, "int8"
+        rows = self.weight_rows(node, q)
+        if rows is not None:
+            layer, wr, u8_max = rows
+            paths = layer_paths(layer, wr, u8_max)
+            if not paths.exact[U8S8] and not self.int8_only:
+                # uint8 weights around zero point 128 hold the same integers; runtimes then take their u8*u8 kernels
+                # (int16 operands, int32 sums) instead of the saturating u8*s8 pairs
+                stored = (q.astype(np.int16) + 128).astype(np.uint8)
+                stored_zp, suffix = np.full(zp.shape, 128, np.uint8), "uint8"
+                self.kernel_notes.append(f"{layer}: a u8*s8 pair can reach {paths.worst_pair} > 32767 on x86 "
+                                         "without VNNI; weights stored as uint8 with zero point 128")
+                paths = LayerPaths(layer, u8_max, paths.worst_pair, paths.min_weight,
+                                   {**paths.exact, U8S8: True, ARM: True})
+            self.paths.append(paths)
+        args = [self.const(f"{out}_{suffix}", stored), self.const(f"{out}_scale", s),
+                self.const(f"{out}_zp", stored_zp)]
         kwargs = {"axis": axis} if axis is not None else {}
         self.nodes.append(helper.make_node("DequantizeLinear", args, [out], name=f"{node.name}_dq", **kwargs))
+
+    def input_u8_max(self, tensor: str) -> int:
+        """The largest u8 operand a pair kernel sees for this layer input: the unsigned quantiser's top (stored as
+        uint8 from zero), else 255 (signed int8 enters as x + 128; an unknown producer is taken at its worst)."""
+        producer = self.model.find_producer(tensor)
+        while producer is not None and producer.op_type in RANGE_KEEPING:
+            producer = self.model.find_producer(producer.input[0])
+        if producer is None or producer.op_type != "Quant":
+            return 255
+        bits = self.model.get_initializer(producer.input[3])
+        if bits is None or _attr(producer, "signed", 1):
+            return 255
+        _, qmax = _qrange(int(np.asarray(bits).item()), False, bool(_attr(producer, "narrow", 0)))
+        if self.int8_only or qmax > 255:
+            return 255
+        return u8_operand_max(0, qmax, stored_unsigned=True)
+
+    def weight_rows(self, node: onnx.NodeProto, q: np.ndarray) -> tuple[str, np.ndarray, int] | None:
+        """(layer name, integer weights with one row per output, its input's largest u8 operand) for the Conv,
+        MatMul or Gemm that reads this weight quantiser; None for any other consumer."""
+        users = [u for u in self.model.find_consumers(node.output[0]) or [] if u.op_type in ("Conv", "MatMul", "Gemm")]
+        if len(users) != 1 or len(users[0].input) < 2 or users[0].input[1] != node.output[0]:
+            return None
+        user = users[0]
+        w = q.astype(np.int64)
+        if user.op_type == "Conv" or user.op_type == "Gemm" and _attr(user, "transB", 0):
+            rows = w.reshape(len(w), -1)
+        else:
+            rows = w.reshape(w.shape[0], -1).T
+        return user.name, rows, self.input_u8_max(user.input[0])
 
     def activation(self, node: onnx.NodeProto) -> None:
         scale, bits, signed, narrow = self.quant_params(node)
@@ -200,10 +253,11 @@ class QdqConverter:
         return proto
 
 
-def to_qdq(loaded: LoadedModel, target: str = "onnx") -> tuple[onnx.ModelProto, list[str]]:
-    """The QDQ ONNX model and the list of places where precision is widened (k-bit values held in int8)."""
+def to_qdq(loaded: LoadedModel, target: str = "onnx") -> tuple[onnx.ModelProto, list[str], QdqConverter]:
+    """The QDQ ONNX model, the places where precision is widened (k-bit values held in int8), and the converter
+    (its `paths` and `kernel_notes` say how each int8 layer fares on every kernel path)."""
     conv = QdqConverter(loaded, target)
-    return conv.run(), conv.widened
+    return conv.run(), conv.widened, conv
 
 
 def to_tensorrt_qdq(loaded: LoadedModel) -> tuple[onnx.ModelProto, list[str], list[str], list[str]]:

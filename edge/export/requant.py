@@ -131,13 +131,16 @@ def _search(cons: _Constraints, r0: np.ndarray, u: np.ndarray, fold: np.ndarray,
 
 
 def fit_requant(values: np.ndarray, descending: np.ndarray, base: int, lo: np.ndarray, hi: np.ndarray,
-                weight_max: np.ndarray) -> Requant:
+                weight_max: np.ndarray, fold_cap: np.ndarray | None = None) -> Requant:
     """Requantisation for thresholds `values` (C, levels) over reachable accumulators [lo, hi] per channel.
 
-    weight_max: per channel, the largest |weight| (so the fold keeps weights within int8's +-127)."""
+    weight_max: per channel, the largest |weight| (so the fold keeps weights within int8's +-127); fold_cap: per
+    channel, a further limit on the fold (the u8*s8 pair bound of `kernel_paths.max_fold`)."""
     tau, a_lo, a_hi = _ascending(values, np.asarray(descending, bool), np.asarray(lo), np.asarray(hi))
     cons = _constraints(tau, a_lo, a_hi, base)
     fold = np.maximum(127 // np.maximum(np.asarray(weight_max, np.int64), 1), 1)
+    if fold_cap is not None:
+        fold = np.maximum(np.minimum(fold, np.asarray(fold_cap, np.int64)), 1)
     u, r0 = _line_fit(tau, cons.active, a_lo, a_hi, base)
     tol = _tolerance(cons, base, _terms(a_lo, a_hi, u, r0), MARGIN)
     bias = np.zeros(len(tau), np.int64)

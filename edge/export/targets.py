@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import onnx
 
+from edge.bench_device import host_description
 from edge.errors import EdgeError
+from edge.export.kernel_paths import U8S8_PAIRS, summarise
 from edge.export.qdq import to_qdq
 from edge.fsutil import atomic_output_dir, write_json
 from edge.qonnx_io import GoldenModel, LoadedModel
@@ -203,14 +205,15 @@ def qdq_per_layer(proto: onnx.ModelProto, x: np.ndarray, golden_all: dict[str, n
 
 def export_onnx(loaded: LoadedModel, tmp: Path, ref: Reference,
                 target: str = "onnx") -> tuple[dict[str, Any], onnx.ModelProto]:
-    proto, widened = to_qdq(loaded, target)
+    proto, widened, conv = to_qdq(loaded, target)
     path = tmp / "model.qdq.onnx"
     onnx.save(proto, str(path))
     exact = ref.compare(_ort_run(proto, ref.x, optimise=False), "onnxruntime (no graph optimisation)", exact=True)
     fused = ref.compare(_ort_run(proto, ref.x, optimise=True), "onnxruntime (default: fused int8 kernels)",
                         exact=False)
     return {"path": path.name, "widened": widened, "verification": exact.as_dict(),
-            "onnxruntime_optimised": fused.as_dict()}, proto
+            "onnxruntime_optimised": fused.as_dict(),
+            "kernel_paths": {**summarise(conv.paths), "notes": conv.kernel_notes}}, proto
 
 
 def int8_program_onnx(graph: DataflowGraph | None, where: str, tmp: Path) -> tuple[Path, Any] | None:
@@ -242,7 +245,7 @@ def export_openvino(loaded: LoadedModel, tmp: Path, ref: Reference, per_layer: b
     if program is not None:
         onnx_path, prog = program
         report = {"path": onnx_path.name, "widened": prog.widened, "form": "int8 program from the integer IR "
-                  "(fitted per-channel requantisation)"}
+                  "(fitted per-channel requantisation)", "kernel_paths": prog.kernel_paths}
     else:
         report, _ = export_onnx(loaded, tmp, ref, target="openvino")
         report["form"] = "QDQ of the QONNX graph (8-bit weights: OpenVINO folds BatchNorm itself)"
@@ -264,7 +267,7 @@ def export_openvino(loaded: LoadedModel, tmp: Path, ref: Reference, per_layer: b
             layers.append({"name": op.get_friendly_name(), "type": kind, "precision": prec})
     check = ref.compare(out, f"openvino {ov.__version__} CPU", exact=False)
     result = {"path": "model.xml", "qdq_onnx": onnx_path.name, "form": report["form"], "widened": report["widened"],
-              "verification": check.as_dict(), "layers": layers,
+              "kernel_paths": report["kernel_paths"], "verification": check.as_dict(), "layers": layers,
               "int8_layers": sum(1 for layer in layers if layer["precision"] in ("i8", "u8"))}
     if per_layer:
         if program is not None:
@@ -337,6 +340,8 @@ def export_tflite(loaded: LoadedModel, tmp: Path, ref: Reference, io: str) -> di
     check.extra["int8_tensors_equal_to_ir"] = all(layer["mismatches"] == 0 for layer in layers)
     return {"path": "model.tflite", "io": io, "input": runner.input_info(), "output": runner.output_info(),
             "ops": model.ops, "widened": model.widened, "requantisation": model.requant,
+            "kernel_paths": {**model.kernel_paths, "paths": {**model.kernel_paths["paths"], U8S8_PAIRS: "not taken "
+                             "by LiteRT (its x86 kernels widen int8 to int16)"}},
             "verification": check.as_dict(), "per_layer": layers}
 
 
@@ -359,7 +364,8 @@ def export(loaded: LoadedModel, target: str, out_dir: Path, calib: Path | None =
             report = export_tensorrt(loaded, tmp, ref)
         else:
             report = export_openvino(loaded, tmp, ref, per_layer)
-        report.update(target=target, source=str(loaded.path), seconds=round(time.perf_counter() - t0, 2))
+        report.update(target=target, source=str(loaded.path), seconds=round(time.perf_counter() - t0, 2),
+                      host=host_description())
         if per_layer and target in ("onnx", "tensorrt"):
             proto = onnx.load(str(tmp / report["path"]))
             golden_all = GoldenModel(loaded, batch=len(x)).run_all(x)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.export.kernel_paths import LayerPaths, layer_paths, max_fold, summarise, u8_operand_max
 from edge.export.requant import MARGIN, check_requant, fit_requant
 from edge.export.tflite_model import (
     ACT_NONE,
@@ -60,6 +61,19 @@ class Int8Tensor:
     shape: tuple[int, ...]  # per sample, NHWC or flat
 
 
+@dataclass(frozen=True)
+class Int8Layer:
+    """One requantising int8 layer as written: its IR node, input stream, and int8 weights with output channels
+    first in the IR's reduction order (for the kernel-path models)."""
+
+    node: str
+    input_stream: str
+    weights: np.ndarray  # (C, K) for MVAU rows, (C, K) per channel for a depthwise layer
+    depthwise: bool
+    input_range: tuple[int, int]
+    u8_max: int
+
+
 @dataclass
 class TfliteExport:
     """The flatbuffer and what a runner needs to feed and read it."""
@@ -73,6 +87,8 @@ class TfliteExport:
     ops: list[dict[str, str]] = field(default_factory=list)
     widened: list[str] = field(default_factory=list)
     requant: dict[str, Any] = field(default_factory=dict)
+    kernel_paths: dict[str, Any] = field(default_factory=dict)  # kernel_paths.summarise of every int8 layer
+    int8_layers: list[Int8Layer] = field(default_factory=list)
 
 
 def t_quant(t: Int8Tensor) -> Quant:
@@ -118,6 +134,8 @@ class TfliteWriter:
         self.channels = 0
         self.inexact: list[str] = []
         self.float_ops: list[str] = []
+        self.paths: list[LayerPaths] = []
+        self.int8_layers: list[Int8Layer] = []
 
     # ------------------------------------------------------------------ helpers
     def fail(self, node: Node, reason: str) -> EdgeError:
@@ -191,8 +209,17 @@ class TfliteWriter:
             raise self.fail(node, "bipolar outputs have no int8 equivalent (binary networks are an FPGA target)")
         wc = np.moveaxis(w.astype(np.int64), axis, 0)  # channels first, for bounds and folding
         lo, hi = _bounds(wc, x.vmin, x.vmax)
-        rq = fit_requant(th.values, th.descending, th.base, lo, hi, np.abs(wc).reshape(len(wc), -1).max(1))
+        # the int8 program also runs as QDQ ONNX, where non-negative inputs are uint8 from zero (int8_onnx.py)
+        u8_max = u8_operand_max(x.vmin, x.vmax, stored_unsigned=x.vmin >= 0)
+        rq = fit_requant(th.values, th.descending, th.base, lo, hi, np.abs(wc).reshape(len(wc), -1).max(1),
+                         fold_cap=max_fold(wc, u8_max))
         scaled = wc * (rq.sign * rq.fold).reshape(-1, *([1] * (wc.ndim - 1)))
+        if np.abs(scaled).max(initial=0) > 127:
+            raise self.fail(node, "a weight of -128 in a channel whose sign is flipped does not fit int8; "
+                                  "train with narrow-range weights (Brevitas' default)")
+        self.paths.append(layer_paths(node.name, scaled, u8_max))
+        self.int8_layers.append(Int8Layer(node.name, node.inputs[0], scaled.reshape(len(scaled), -1),
+                                          op == "DEPTHWISE_CONV_2D", (x.vmin, x.vmax), u8_max))
         w8 = np.moveaxis(scaled, 0, axis).astype(np.int8)
         vmin, vmax = th.base, th.base + th.levels
         s_out = self.scale_of(node.output)
@@ -362,7 +389,11 @@ class TfliteWriter:
             deq = self.b.tensor(f"{x.name}/float", (1, node.mw), np.float32)
             self.b.op("DEQUANTIZE", [x.index], [deq])
             self.record("DEQUANTIZE", f"{x.name}/float", "float32")
-            if getattr(self.b, "int8_weights_in_float_layers", False):  # ONNX: Gemm(DQ(x), DQ(w int8)) stays int8
+            u8_max = u8_operand_max(x.vmin, x.vmax, stored_unsigned=x.vmin >= 0)
+            paths = layer_paths(node.name, w.astype(np.int64), u8_max)
+            int8_gemm = getattr(self.b, "int8_weights_in_float_layers", False) and all(paths.exact.values())
+            if int8_gemm:  # ONNX: Gemm(DQ(x), DQ(w int8)) runs as an int8 Gemm with a float output
+                self.paths.append(paths)
                 s_row = (scale / x.scale).astype(np.float32)
                 wf = self.b.const(f"{node.name}/weights", w.astype(np.int8), Quant(tuple(s_row), (0,) * len(s_row), 0))
             else:
@@ -379,6 +410,7 @@ class TfliteWriter:
         s_o = max(y_hi - y_lo, 1e-12) / 255.0
         zp_o = int(np.clip(round(-128 - y_lo / s_o), -128, 127))
         s_w = (scale / x.scale).astype(np.float32)
+        self.paths.append(layer_paths(node.name, w.astype(np.int64), u8_operand_max(x.vmin, x.vmax, x.vmin >= 0)))
         wq = self.b.const(f"{node.name}/weights", w.astype(np.int8), Quant(tuple(s_w), (0,) * len(s_w), 0))
         b_int = np.rint(bias / scale).astype(np.int32)
         bq = self.b.const(f"{node.name}/bias", b_int, Quant(tuple(np.float32(x.scale) * s_w), (0,) * len(s_w)))
@@ -436,7 +468,8 @@ class TfliteWriter:
             input_layout="nhwc" if len(self.g.tensors[self.g.input].shape) == 3 else "flat",
             streams={s: (t.name, t.zero_point) for s, t in self.t.items()}, ops=self.ops,
             widened=widened + self.float_ops,
-            requant={"channels": self.channels, "exact_channels": self.exact_channels, "inexact": self.inexact})
+            requant={"channels": self.channels, "exact_channels": self.exact_channels, "inexact": self.inexact},
+            kernel_paths=summarise(self.paths), int8_layers=self.int8_layers)
 
 
 def to_tflite(graph: DataflowGraph, where: str, io: str = "float") -> TfliteExport:
