@@ -23,6 +23,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
 from edge.errors import EdgeError
+from edge.normalise import normalise
 
 QUANT_OPS = frozenset({"Quant", "BipolarQuant", "Trunc"})
 # Ops the toolchain understands after cleanup. Anything else is rejected at load time, naming the node.
@@ -39,6 +40,7 @@ class LoadedModel:
 
     path: Path
     model: ModelWrapper
+    rewrites: tuple[str, ...] = ()  # what normalisation did, one line per rewrite
 
     @property
     def input_name(self) -> str:
@@ -74,7 +76,107 @@ def _read(path: Path) -> onnx.ModelProto:
         raise EdgeError(f"{path}: not an ONNX model or truncated (protobuf parse failed: {exc})") from None
     if not proto.graph.node:
         raise EdgeError(f"{path}: not an ONNX model (the parsed graph has no nodes)")
+    _load_external_data(path, proto)
     return proto
+
+
+def _load_external_data(path: Path, proto: onnx.ModelProto) -> None:
+    """Tensors stored beside the model (torch's dynamo exporter writes `model.onnx.data`), read only from files
+    inside the model's own folder."""
+    from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
+
+    base = path.resolve().parent
+    for tensor in onnx.external_data_helper._get_all_tensors(proto):
+        if not uses_external_data(tensor):
+            continue
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        target = (base / location).resolve()
+        if not location or base not in target.parents or not target.is_file():
+            raise EdgeError(f"{path}: tensor '{tensor.name}' refers to external data '{location}', which is not a "
+                            "file beside the model; keep the .onnx and its data file in one folder")
+        try:
+            load_external_data_for_tensor(tensor, str(base))
+        except (OSError, ValueError) as exc:
+            raise EdgeError(f"{path}: external data of tensor '{tensor.name}' is unreadable ({exc})") from None
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+
+
+def _check_graph(path: Path, proto: onnx.ModelProto) -> None:
+    """Every node input exists, nothing is computed twice, the graph has no cycle, and each quantiser's constant
+    parameters are valid (scale positive and finite, integer bit width >= 1): one line naming the node."""
+    known = {i.name for i in proto.graph.initializer} | {i.name for i in proto.graph.input} | {""}
+    produced: set[str] = set()
+    for node in proto.graph.node:
+        produced.update(o for o in node.output if o)
+    for index, node in enumerate(proto.graph.node):
+        name = node.name or f"#{index}"
+        for i in node.input:
+            if i not in known and i not in produced:
+                raise EdgeError(f"{path}: node '{name}' ({node.op_type}) reads '{i}', which no node, initializer or "
+                                "input provides")
+    order = _topological(proto)
+    if order is None:
+        raise EdgeError(f"{path}: the graph has a cycle; ONNX graphs must be acyclic")
+    for out in proto.graph.output:
+        if out.name not in produced and out.name not in known:
+            raise EdgeError(f"{path}: graph output '{out.name}' is not computed by any node")
+    inits = {i.name: i for i in proto.graph.initializer}
+    for index, node in enumerate(proto.graph.node):
+        if node.op_type not in ("Quant", "BipolarQuant", "Trunc"):
+            continue
+        name = node.name or f"#{index}"
+
+        def const(k: int, node: onnx.NodeProto = node) -> np.ndarray | None:
+            if len(node.input) <= k or node.input[k] not in inits:
+                return None
+            try:
+                return onnx.numpy_helper.to_array(inits[node.input[k]]).astype(np.float64)
+            except (ValueError, TypeError):
+                return None
+
+        scale = const(1)
+        if scale is not None and (scale.size == 0 or not np.all(np.isfinite(scale)) or np.any(scale <= 0)):
+            raise EdgeError(f"{path}: node '{name}' ({node.op_type}) has a scale that is not positive and finite; "
+                            "re-export the model")
+        bit_index = {"Quant": 3, "Trunc": 3}.get(node.op_type)
+        for k in ([bit_index, 4] if node.op_type == "Trunc" else [bit_index]) if bit_index else []:
+            bits = const(k)
+            if bits is not None and (bits.size != 1 or not np.isfinite(bits).all() or bits.item() < 1
+                                     or bits.item() != round(bits.item()) or bits.item() > 32):
+                raise EdgeError(f"{path}: node '{name}' ({node.op_type}) has bit width {bits.reshape(-1)[:1]}; "
+                                "expected a whole number from 1 to 32")
+        zp = const(2)
+        if zp is not None and not np.all(np.isfinite(zp)):
+            raise EdgeError(f"{path}: node '{name}' ({node.op_type}) has a zero-point that is not finite")
+
+
+def _topological(proto: onnx.ModelProto) -> list[int] | None:
+    """Node indices in an order where producers come first, or None when the graph has a cycle."""
+    producer = {o: i for i, n in enumerate(proto.graph.node) for o in n.output if o}
+    deps = [{producer[i] for i in n.input if i in producer} - {idx} | ({idx} if any(producer.get(i) == idx
+            for i in n.input) else set()) for idx, n in enumerate(proto.graph.node)]
+    state = [0] * len(deps)
+    order: list[int] = []
+    for root in range(len(deps)):
+        stack = [(root, iter(deps[root]))]
+        if state[root]:
+            continue
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                order.append(node)
+                stack.pop()
+            elif state[nxt] == 1:
+                return None
+            elif state[nxt] == 0:
+                state[nxt] = 1
+                stack.append((nxt, iter(deps[nxt])))
+    return order
 
 
 def _check_inputs(path: Path, proto: onnx.ModelProto) -> None:
@@ -133,22 +235,34 @@ def cleanup(model: ModelWrapper) -> ModelWrapper:
 
 
 def load_model(path: str | Path) -> LoadedModel:
-    """Load a QONNX file, reject what the toolchain cannot handle, and return the cleaned, annotated model."""
+    """Load a QONNX file, normalise it (edge.normalise), reject what the toolchain cannot handle, and return the
+    cleaned, annotated model with the list of rewrites."""
     path = Path(path)
     proto = _read(path)
     _check_inputs(path, proto)
-    _check_ops(path, proto)
+    _check_graph(path, proto)
+    if not any(n.op_type in QUANT_OPS for n in proto.graph.node):
+        _check_ops(path, proto)  # names the first unsupported op of a float model, or says it is float
     try:
-        model = cleanup(ModelWrapper(proto))
+        model = ModelWrapper(proto)
+        for node in model.graph.node:
+            if node.op_type in QUANT_OPS:
+                node.domain = "qonnx.custom_op.general"
+        model, rewrites = normalise(model)
+        _check_ops(path, model.model)
+        model = cleanup(model)
         model = model.transform(InferShapes())
+    except EdgeError:
+        raise
     except Exception as exc:  # qonnx/onnx raise many types on malformed graphs
-        raise EdgeError(f"{path}: shape inference failed ({type(exc).__name__}: {exc})") from None
+        raise EdgeError(f"{path}: shape inference failed ({type(exc).__name__}: {str(exc).splitlines()[0]})") \
+            from None
     model = model.transform(InferDataTypes())
     for out in model.graph.output:
         shape = model.get_tensor_shape(out.name)
         if shape is None or any(d is None or d <= 0 for d in shape):
             raise EdgeError(f"{path}: output '{out.name}' has an unknown shape after inference")
-    return LoadedModel(path, model)
+    return LoadedModel(path, model, tuple(rewrites))
 
 
 def with_batch(model: ModelWrapper, batch: int) -> ModelWrapper:

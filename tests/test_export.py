@@ -30,9 +30,13 @@ def test_qdq_onnx_is_exact(trained, tmp_path, model, bits):
     ops = {n.op_type for n in proto.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops and not ops & {"Quant", "BipolarQuant"}
     assert all(o.domain in ("", "ai.onnx") for o in proto.opset_import)
-    # weights are int8 initialisers holding the QAT integers: at most 2**(bits-1) - 1 in magnitude (narrow range)
-    w = [onnx.numpy_helper.to_array(i) for i in proto.graph.initializer if i.name.endswith("_int8")]
+    # weights are int8 initialisers holding the QAT integers: at most 2**(bits-1) - 1 in magnitude (narrow range);
+    # where a u8*s8 pair could saturate on x86 without VNNI, uint8 around zero point 128 holds the same integers
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
+    w = [a.astype(np.int64) for n, a in inits.items() if n.endswith("_int8")]
+    w += [a.astype(np.int64) - 128 for n, a in inits.items() if n.endswith("_uint8")]
     assert w and all(np.abs(a).max() <= 2 ** (bits - 1) - 1 for a in w)
+    assert report["kernel_paths"]["paths"]["x86-u8s8-pairs"] == "exact"
     # per-channel scales stay per-channel
     dq = [n for n in proto.graph.node if n.op_type == "DequantizeLinear"]
     dq_axes = [a.i for n in dq for a in n.attribute if a.name == "axis"]

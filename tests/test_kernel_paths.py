@@ -21,6 +21,7 @@ from edge.export.kernel_paths import (
     worst_pair,
 )
 from edge.export.targets import export
+from edge.export.tflite import _zero_point
 from edge.qonnx_io import load_model
 from fpga.execute import execute, quantize_input
 from fpga.ir import MatrixVectorUnit, VectorVectorUnit
@@ -105,55 +106,71 @@ def _layer_inputs(graph, ir, node) -> tuple[np.ndarray, bool]:
     return x.reshape(-1, node.mw), False
 
 
-@pytest.mark.parametrize("model,bits", ZOO)
-def test_every_int8_program_is_exact_on_every_kernel_path(trained, tmp_path, model, bits):
-    """The exported program's int8 layers, run through each kernel model on the IR's own integers, give the
-    exact accumulators; the static bound holds too (it covers every input, not only these)."""
-    from edge.export.targets import calibration_data
-    from edge.export.tflite import to_tflite
-
-    loaded = load_model(trained(model, bits, bits, epochs=4) / "model.onnx")
-    graph = lower(loaded)
-    program = to_tflite(graph, str(loaded.path))
-    assert program.kernel_paths["paths"] == {"x86-u8s8-pairs": "exact", "arm-int16-pairs": "exact", "int32": "exact"}
-    x, _ = calibration_data(loaded, None)
-    ir = execute(graph, quantize_input(graph.pre, x[:64]), keep_all=True)
+def _check_layers(program, graph, ir, path: str) -> int:
+    """Run each MVAU/VVAU of a program through one kernel model on the IR's own integers; returns layers checked."""
     nodes = {n.name: n for n in graph.nodes}
+    skip = set(program.kernel_paths.get("uint8_weight_layers", [])) if path == U8S8_PAIRS else set()
     checked = 0
     for layer in program.int8_layers:
         node = nodes[layer.node]
-        if not isinstance(node, MatrixVectorUnit | VectorVectorUnit):
-            continue  # pools and residual adds: all-one weights, covered by the static bound
+        if not isinstance(node, MatrixVectorUnit | VectorVectorUnit) or layer.node in skip:
+            continue  # pools and residual adds (all-one weights) are covered by the static bound; uint8 layers
+            # take u8*u8 kernels
         xs, depthwise = _layer_inputs(graph, ir, node)
-        vmin = layer.input_range[0]
-        offset = 0 if vmin >= 0 else -vmin  # stored as uint8 from zero, or int8 that enters the pairs as x + 128
+        vmin, vmax = layer.input_range
+        # QDQ ONNX: uint8 from zero, or int8 that enters the pairs as x + 128; TFLite: the stored int8 is value +
+        # zero point, and the kernel subtracts zero point * sum(w) afterwards
+        qdq_offset = 0 if vmin >= 0 else -vmin
+        offset = qdq_offset if path == U8S8_PAIRS else _zero_point(vmin, vmax)
+
+        def model(x, w, offset=offset):
+            if path == U8S8_PAIRS:
+                return dot_u8s8_pairs(x + offset, w) - offset * w.sum(1)[None, :]
+            return dot_arm_int16_pairs(x + offset, w) - offset * w.sum(1)[None, :]
+
         if depthwise:
             for c in range(xs.shape[2]):
-                xc = xs[:, :, c]
-                want = dot_int32(xc, layer.weights[c : c + 1])
-                got = dot_u8s8_pairs(xc + offset, layer.weights[c : c + 1]) - offset * layer.weights[c].sum()
-                np.testing.assert_array_equal(got, want)
+                w = layer.weights[c : c + 1]
+                np.testing.assert_array_equal(model(xs[:, :, c], w), dot_int32(xs[:, :, c], w), err_msg=layer.node)
         else:
-            want = dot_int32(xs, layer.weights)
-            got = dot_u8s8_pairs(xs + offset, layer.weights) - offset * layer.weights.sum(1)[None, :]
-            np.testing.assert_array_equal(got, want, err_msg=layer.node)
-            np.testing.assert_array_equal(dot_arm_int16_pairs(xs, layer.weights), want)
+            np.testing.assert_array_equal(model(xs, layer.weights), dot_int32(xs, layer.weights), err_msg=layer.node)
         checked += 1
-    assert checked >= 2
+    return checked
+
+
+@pytest.mark.parametrize("model,bits", ZOO)
+def test_every_int8_program_is_exact_on_every_kernel_path(trained, tmp_path, model, bits):
+    """Each exported program's int8 layers, run through the kernel models its runtimes may pick, on the IR's own
+    integers, give the exact accumulators: the QDQ ONNX form (OpenVINO, onnxruntime) on the x86 u8*s8 pairs, the
+    TFLite file on ARM's int16 pairs. The static bound holds too (it covers every input, not only these)."""
+    from edge.export.targets import calibration_data
+    from edge.export.tflite import to_int8_onnx, to_tflite
+
+    loaded = load_model(trained(model, bits, bits, epochs=4) / "model.onnx")
+    graph = lower(loaded)
+    x, _ = calibration_data(loaded, None)
+    ir = execute(graph, quantize_input(graph.pre, x[:64]), keep_all=True)
+    onnx_form = to_int8_onnx(graph, str(loaded.path))
+    tflite = to_tflite(graph, str(loaded.path))
+    assert onnx_form.kernel_paths["paths"] == {U8S8_PAIRS: "exact", "arm-int16-pairs": "exact", "int32": "exact"}
+    assert tflite.kernel_paths["paths"]["arm-int16-pairs"] == tflite.kernel_paths["paths"]["int32"] == "exact"
+    assert tflite.kernel_paths["paths"][U8S8_PAIRS].startswith("not taken by LiteRT")
+    assert _check_layers(onnx_form, graph, ir, U8S8_PAIRS) + len(onnx_form.kernel_paths["uint8_weight_layers"]) >= 2
+    assert _check_layers(tflite, graph, ir, "arm-int16-pairs") >= 2
     report = export(loaded, "openvino", tmp_path / "ov")
     assert report["kernel_paths"]["paths"][U8S8_PAIRS] == "exact" and report["verification"]["passed"]
     assert report["host"]["isa"] == host_description()["isa"]
 
 
 def test_the_model_catches_an_unbounded_program(trained, monkeypatch):
-    """Without the pair bound on the weight fold (the previous writer), the model flags the first layer of the
-    bundled-style TFC (8-bit pixels x weights folded to +-127), on any host."""
+    """Without the pair bound on the weight fold (the previous writer), the model flags the first layer of a
+    digits TFC (8-bit pixels x weights folded to +-127), on any host."""
     import edge.export.tflite as tflite
 
     loaded = load_model(trained("tfc", 2, 2, epochs=4) / "model.onnx")
     graph = lower(loaded)
     monkeypatch.setattr(tflite, "max_fold", lambda w, u8_max: np.full(len(w), 127))
-    program = tflite.to_tflite(graph, str(loaded.path))
+    program = tflite.to_int8_onnx(graph, str(loaded.path))
     assert program.kernel_paths["paths"][U8S8_PAIRS] != "exact"
     first = program.int8_layers[0]
     xs = np.full((1, first.weights.shape[1]), first.u8_max)

@@ -43,6 +43,8 @@ class OnnxInt8Builder:
     # the float last layer keeps int8 weights with per-row scales: runtimes then run it as an int8 Gemm with a
     # float output instead of a float Gemm (which OpenVINO's default CPU precision would run in bf16)
     int8_weights_in_float_layers = True
+    # OpenVINO and onnxruntime run u8*s8 products on the saturating pair path on x86 without VNNI (kernel_paths)
+    u8s8_pair_path = True
 
     def __init__(self, input_scale_fn: Any = None) -> None:
         self.t: list[_Tensor] = []
@@ -53,6 +55,7 @@ class OnnxInt8Builder:
         self.float_of: dict[int, str] = {}
         self.params: dict[int, tuple[str, str]] = {}
         self.input_scale_fn = input_scale_fn  # adjusts the model-input QuantizeLinear scale (OpenVINO)
+        self.uint8_weights: set[str] = set()  # weight constants to store as uint8 around zero point 128
 
     # ------------------------------------------------------------------ builder interface
     def tensor(self, name: str, shape: tuple[int, ...], dtype: type, quant: Quant | None = None,
@@ -141,9 +144,13 @@ class OnnxInt8Builder:
             data = np.transpose(data, (3, 0, 1, 2))  # (1, KH, KW, C) -> (C, 1, KH, KW)
         if t.quant is None:
             return self.init(f"{t.name}/f32", data.astype(np.float32))
-        q = self.init(f"{t.name}/int8", data.astype(np.int8))
         s = self.init(f"{t.name}/scales", np.asarray(t.quant.scale, np.float32))
-        z = self.init(f"{t.name}/zeros", np.zeros(len(t.quant.scale), np.int8))
+        if t.name in self.uint8_weights:  # same integers around zero point 128: runtimes take u8*u8 kernels
+            q = self.init(f"{t.name}/uint8", (data.astype(np.int16) + 128).astype(np.uint8))
+            z = self.init(f"{t.name}/zeros", np.full(len(t.quant.scale), 128, np.uint8))
+        else:
+            q = self.init(f"{t.name}/int8", data.astype(np.int8))
+            z = self.init(f"{t.name}/zeros", np.zeros(len(t.quant.scale), np.int8))
         return self.node("DequantizeLinear", [q, s, z], f"{t.name}/dq", axis=0)
 
     def bias(self, b: int) -> str:

@@ -12,7 +12,7 @@ import onnx
 
 from edge.bench_device import host_description
 from edge.errors import EdgeError
-from edge.export.kernel_paths import U8S8_PAIRS, summarise
+from edge.export.kernel_paths import summarise
 from edge.export.qdq import to_qdq
 from edge.fsutil import atomic_output_dir, write_json
 from edge.qonnx_io import GoldenModel, LoadedModel
@@ -340,8 +340,7 @@ def export_tflite(loaded: LoadedModel, tmp: Path, ref: Reference, io: str) -> di
     check.extra["int8_tensors_equal_to_ir"] = all(layer["mismatches"] == 0 for layer in layers)
     return {"path": "model.tflite", "io": io, "input": runner.input_info(), "output": runner.output_info(),
             "ops": model.ops, "widened": model.widened, "requantisation": model.requant,
-            "kernel_paths": {**model.kernel_paths, "paths": {**model.kernel_paths["paths"], U8S8_PAIRS: "not taken "
-                             "by LiteRT (its x86 kernels widen int8 to int16)"}},
+            "kernel_paths": model.kernel_paths,
             "verification": check.as_dict(), "per_layer": layers}
 
 

@@ -10,13 +10,13 @@ or in int8 with an output scale from its reachable range for `--io int8`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.export.kernel_paths import LayerPaths, layer_paths, max_fold, summarise, u8_operand_max
+from edge.export.kernel_paths import U8S8_PAIRS, LayerPaths, layer_paths, max_fold, summarise, u8_operand_max
 from edge.export.requant import MARGIN, check_requant, fit_requant
 from edge.export.tflite_model import (
     ACT_NONE,
@@ -136,6 +136,7 @@ class TfliteWriter:
         self.float_ops: list[str] = []
         self.paths: list[LayerPaths] = []
         self.int8_layers: list[Int8Layer] = []
+        self.uint8_layers: list[str] = []  # QDQ ONNX form: full fold in uint8 weights (u8*u8 kernels)
 
     # ------------------------------------------------------------------ helpers
     def fail(self, node: Node, reason: str) -> EdgeError:
@@ -209,15 +210,27 @@ class TfliteWriter:
             raise self.fail(node, "bipolar outputs have no int8 equivalent (binary networks are an FPGA target)")
         wc = np.moveaxis(w.astype(np.int64), axis, 0)  # channels first, for bounds and folding
         lo, hi = _bounds(wc, x.vmin, x.vmax)
-        # the int8 program also runs as QDQ ONNX, where non-negative inputs are uint8 from zero (int8_onnx.py)
+        # as QDQ ONNX, non-negative inputs are uint8 from zero (int8_onnx.py); LiteRT never takes the u8*s8 pairs
         u8_max = u8_operand_max(x.vmin, x.vmax, stored_unsigned=x.vmin >= 0)
-        rq = fit_requant(th.values, th.descending, th.base, lo, hi, np.abs(wc).reshape(len(wc), -1).max(1),
-                         fold_cap=max_fold(wc, u8_max))
+        w_max = np.abs(wc).reshape(len(wc), -1).max(1)
+        rq = fit_requant(th.values, th.descending, th.base, lo, hi, w_max)
+        uint8_weights = False
+        if getattr(self.b, "u8s8_pair_path", False):
+            capped = fit_requant(th.values, th.descending, th.base, lo, hi, w_max, fold_cap=max_fold(wc, u8_max))
+            if capped.exact.all() or not rq.exact.all():
+                rq = capped
+            else:  # the full fold is needed for an exact bias: keep it, in uint8 weights that avoid the pairs
+                uint8_weights = True
+                self.b.uint8_weights.add(f"{node.name}/weights")
         scaled = wc * (rq.sign * rq.fold).reshape(-1, *([1] * (wc.ndim - 1)))
         if np.abs(scaled).max(initial=0) > 127:
             raise self.fail(node, "a weight of -128 in a channel whose sign is flipped does not fit int8; "
                                   "train with narrow-range weights (Brevitas' default)")
-        self.paths.append(layer_paths(node.name, scaled, u8_max))
+        paths = layer_paths(node.name, scaled, u8_max)
+        if uint8_weights:
+            paths = replace(paths, exact={**paths.exact, U8S8_PAIRS: True})
+            self.uint8_layers.append(node.name)
+        self.paths.append(paths)
         self.int8_layers.append(Int8Layer(node.name, node.inputs[0], scaled.reshape(len(scaled), -1),
                                           op == "DEPTHWISE_CONV_2D", (x.vmin, x.vmax), u8_max))
         w8 = np.moveaxis(scaled, 0, axis).astype(np.int8)
@@ -432,6 +445,12 @@ class TfliteWriter:
         self.record("DEQUANTIZE", "output", "float32")
         self.b.outputs = [out]
 
+    def kernel_summary(self) -> dict[str, Any]:
+        summary = summarise(self.paths)
+        if not getattr(self.b, "u8s8_pair_path", False):
+            summary["paths"][U8S8_PAIRS] = "not taken by LiteRT (its x86 kernels widen int8 to int16)"
+        return {**summary, "uint8_weight_layers": self.uint8_layers}
+
     # ------------------------------------------------------------------ driver
     def run(self) -> TfliteExport:
         in_scale, in_zp = self.input_layer()
@@ -469,7 +488,8 @@ class TfliteWriter:
             streams={s: (t.name, t.zero_point) for s, t in self.t.items()}, ops=self.ops,
             widened=widened + self.float_ops,
             requant={"channels": self.channels, "exact_channels": self.exact_channels, "inexact": self.inexact},
-            kernel_paths=summarise(self.paths), int8_layers=self.int8_layers)
+            kernel_paths=self.kernel_summary(),
+            int8_layers=self.int8_layers)
 
 
 def to_tflite(graph: DataflowGraph, where: str, io: str = "float") -> TfliteExport:
