@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import onnx
+
 from boards.schema import FpgaBoard
 from edge.fsutil import atomic_output_dir, write_json
 from edge.qonnx_io import LoadedModel
@@ -33,7 +35,7 @@ def write_build(graph: DataflowGraph, report: dict[str, Any], out_dir: Path, loa
     with atomic_output_dir(out_dir) as tmp:
         save_graph(graph, tmp)
         write_json(tmp / "folding.json", folding_to_data(graph))
-        shutil.copyfile(loaded.path, tmp / MODEL_COPY)
+        onnx.save(loaded.model.model, str(tmp / MODEL_COPY))  # normalised, data inline (no external file)
         project = tmp / "hls"
         generate(graph, board, project)
         report["hls"] = {"project": "hls/", "simulated": opts.simulate}

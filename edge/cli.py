@@ -149,6 +149,8 @@ def inspect(model: Path | None, as_json: bool) -> None:
         emit_json(summary.as_dict())
         return
     click.echo(f"{summary.path}: input {summary.input_shape} -> output {summary.output_shape}, {summary.nodes} nodes")
+    for rewrite in summary.normalisation:
+        click.echo(f"normalised: {rewrite}")
     rows = [[layer.name, layer.op, "x".join(map(str, layer.weight_shape)), layer.input_quant, layer.weight_quant,
              "x".join(map(str, layer.output_shape)), layer.macs, layer.weight_bits] for layer in summary.layers]
     rows.append(["total", "", "", "", "", "", summary.total_macs, summary.total_weight_bits])

@@ -70,6 +70,7 @@ class ModelSummary:
     layers: list[LayerInfo]
     targets: list[TargetVerdict]
     metadata: dict[str, str]
+    normalisation: list[str]  # what the front end rewrote, one line per rewrite
 
     @property
     def total_macs(self) -> int:
@@ -164,4 +165,5 @@ def summarize(loaded: LoadedModel) -> ModelSummary:
         layers=layers,
         targets=targets,
         metadata=loaded.metadata(),
+        normalisation=list(loaded.rewrites),
     )

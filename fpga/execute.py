@@ -23,9 +23,29 @@ from fpga.ir import (
     VectorVectorUnit,
 )
 
+HOST_FUNCS = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide}
+
+
+def apply_host_ops(pre: InputQuant, x: np.ndarray) -> np.ndarray:
+    """The preprocessing the model does before its input quantiser, in float32 exactly as ONNX does it."""
+    x = np.asarray(x, np.float32)
+    if pre.raw_shape:
+        x = x.reshape(len(x), *pre.raw_shape)
+    for op in pre.host_ops:
+        if op.op == "Reshape":
+            x = x.reshape(len(x), *[int(d) for d in op.const])
+            continue
+        c = np.asarray(op.const, np.float32)
+        a, b = (c, x) if op.const_first else (x, c)
+        x = HOST_FUNCS[op.op](a, b).astype(np.float32)
+    return x
+
 
 def quantize_input(pre: InputQuant, x: np.ndarray) -> np.ndarray:
-    """Host-side input quantisation, with qonnx's own Quant function so that it matches the golden model."""
+    """Host-side input step: the model's own preprocessing ops, then quantisation with qonnx's own Quant function
+    so that it matches the golden model."""
+    if pre.host_ops:
+        x = apply_host_ops(pre, x)
     y = quant(np.asarray(x, np.float32), np.float32(pre.scale), np.float32(0.0), np.float32(pre.bits),
               int(pre.signed), int(pre.narrow), pre.rounding_mode)
     q = np.rint(np.asarray(y, np.float64) / pre.scale).astype(np.int64)

@@ -304,15 +304,28 @@ class TensorInfo:
 
 
 @dataclass(frozen=True, eq=False)
+class HostOp:
+    """One float32 op the host applies before the input quantiser, as ONNX computes it (IEEE float32 element-wise
+    ops round identically in numpy, so the step is exact): Mul/Add/Sub/Div by a constant, or Reshape."""
+
+    op: str  # Mul, Add, Sub, Div, Reshape
+    const: np.ndarray  # the constant (ONNX broadcasting, batch axis included), or the per-sample shape for Reshape
+    const_first: bool = False  # Sub/Div with the constant as the left operand
+
+
+@dataclass(frozen=True, eq=False)
 class InputQuant:
-    """Host-side step before the accelerator: quantise float input to integers, NCHW -> NHWC."""
+    """Host-side step before the accelerator: preprocessing ops, then quantise float input to integers,
+    NCHW -> NHWC."""
 
     scale: float
     bits: int
     signed: bool
     narrow: bool
     rounding_mode: str
-    onnx_shape: tuple[int, ...]  # per sample, as the QONNX model takes it
+    onnx_shape: tuple[int, ...]  # per sample, at the input quantiser
+    host_ops: tuple[HostOp, ...] = ()  # applied first, to the model input
+    raw_shape: tuple[int, ...] = ()  # per sample, as the QONNX model takes it (when host_ops reshape)
 
 
 @dataclass(frozen=True, eq=False)

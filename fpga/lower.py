@@ -29,6 +29,7 @@ from fpga.ir import (
     DataflowGraph,
     DuplicateStreams,
     GlobalAccPool,
+    HostOp,
     InputQuant,
     LabelSelect,
     Layout,
@@ -50,6 +51,7 @@ QUANTISERS = ("Quant", "BipolarQuant")
 # Element-wise ops allowed between an accumulator and the next quantiser: they become thresholds.
 CHAIN_OPS = frozenset({"Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Clip", "HardTanh", "Identity"})
 LAYOUT_OPS = frozenset({"Flatten", "Reshape", "Identity"})
+HOST_ELEMENTWISE = frozenset({"Mul", "Add", "Sub", "Div"})
 
 
 @dataclass
@@ -317,11 +319,15 @@ class Lowering:
         node = acc.node
         if chain:
             fn = self.chain_fn(chain, acc.onnx_tensor, end, acc, rank)
-            zeros = np.zeros((1, len(acc.lo)), np.int64)
-            bias = fn(zeros)[0]
-            scale = fn(zeros + 1)[0] - bias
-            probe = np.stack([acc.lo, acc.hi])
-            if not np.allclose(fn(probe), bias + scale * probe, rtol=1e-4, atol=1e-6):
+            # the line through the two ends of the reachable range: a slope from fn(1) - fn(0) carries float32
+            # rounding of the chain's constants, multiplied by every accumulator step
+            lo, hi = acc.lo.astype(np.int64), np.maximum(acc.hi, acc.lo + 1).astype(np.int64)
+            f_lo, f_hi = fn(lo[None, :])[0], fn(hi[None, :])[0]
+            scale = (f_hi - f_lo) / (hi - lo)
+            bias = f_lo - scale * lo
+            probe = np.stack([acc.lo, acc.hi, (acc.lo + acc.hi) // 2])
+            got = fn(probe)
+            if not np.allclose(got, bias + scale * probe, rtol=1e-4, atol=1e-5 * np.abs(got).max(initial=1e-1)):
                 raise self.fail(chain[-1], "the graph output is not an affine function of the last accumulator")
         else:
             scale = acc.scale * acc.mul * np.ones(len(acc.lo))
@@ -363,7 +369,37 @@ class Lowering:
         return nxt[0]
 
     # ------------------------------------------------------------------ op lowerings
-    def lower_input(self, node: NodeProto) -> None:
+    def host_prefix(self) -> tuple[NodeProto | None, list[HostOp]]:
+        """Follow the model input through constant element-wise ops (`2 * x - 1`, `(x - mean) / std`) and
+        reshapes to the input quantiser: those become exact host-side ops in front of the accelerator."""
+        tensor = self.model.graph.input[0].name
+        ops: list[HostOp] = []
+        rank = len(self.model.get_tensor_shape(tensor))
+        while True:
+            users = self.consumers(tensor)
+            if len(users) != 1:
+                return None, []
+            node = users[0]
+            if node.op_type in QUANTISERS and node.input[0] == tensor:
+                return node, ops
+            if node.op_type in HOST_ELEMENTWISE:
+                others = [i for i in node.input if i != tensor]
+                c = self.init(others[0]) if len(others) == 1 else None
+                if c is None:
+                    raise self.fail(node, "preprocessing before the input quantiser must use constants")
+                if c.ndim >= rank and c.shape[0] != 1:
+                    raise self.fail(node, "a preprocessing constant varies along the batch axis")
+                ops.append(HostOp(node.op_type, np.asarray(c, np.float32), const_first=node.input[0] != tensor))
+            elif node.op_type in ("Reshape", "Flatten"):
+                ops.append(HostOp("Reshape", np.asarray(self.shape(node.output[0]), np.int64)))
+                rank = len(self.shape(node.output[0])) + 1
+            else:
+                raise self.fail(node, f"{node.op_type} between the model input and its input quantiser cannot run "
+                                      "exactly on the host; only Mul/Add/Sub/Div by constants and Reshape/Flatten")
+            self.done.add(node.name)
+            tensor = node.output[0]
+
+    def lower_input(self, node: NodeProto, host_ops: list[HostOp] | None = None) -> None:
         shape = self.shape(node.input[0])
         if node.op_type == "BipolarQuant":
             raise self.fail(node, "a bipolar input quantiser is not supported; quantise the input to 2..8 bits")
@@ -376,7 +412,9 @@ class Lowering:
         mode = mode.decode() if isinstance(mode, bytes) else mode
         nbits = int(np.asarray(bits).item())
         dtype, _, _ = quant_type(nbits, signed, narrow)
-        self.pre = InputQuant(float(np.asarray(scale).item()), nbits, signed, narrow, mode, shape)
+        raw = self.shape(self.model.graph.input[0].name) if host_ops else ()
+        self.pre = InputQuant(float(np.asarray(scale).item()), nbits, signed, narrow, mode, shape,
+                              host_ops=tuple(host_ops or ()), raw_shape=raw)
         layout = Layout("nhwc") if len(shape) == 3 else Layout("flat")
         value_shape = (shape[1], shape[2], shape[0]) if len(shape) == 3 else (int(np.prod(shape)),)
         self.tensors["input"] = TensorInfo(value_shape, dtype)
@@ -569,14 +607,15 @@ class Lowering:
     # ------------------------------------------------------------------ driver
     def run(self) -> DataflowGraph:
         graph_in = self.model.graph.input[0].name
+        input_quant, host_ops = self.host_prefix()
         for node in self.model.graph.node:
             if node.name in self.done:
                 continue
             op = node.op_type
             if op in QUANTISERS and self.init(node.input[0]) is not None:
                 continue  # weight quantiser: read by the layer that uses it
-            if op in QUANTISERS and node.input[0] == graph_in:
-                self.lower_input(node)
+            if node is input_quant:
+                self.lower_input(node, host_ops)
             elif op in ("MatMul", "Gemm"):
                 self.lower_matmul(node)
             elif op == "Conv":

@@ -14,6 +14,7 @@ from fpga.datatypes import IntType
 from fpga.ir import (
     NODE_TYPES,
     DataflowGraph,
+    HostOp,
     InputQuant,
     Layout,
     Node,
@@ -48,6 +49,8 @@ class _Writer:
                     "base": v.base, "step": v.step, "out_dtype": v.out_dtype.name}
         if isinstance(v, Layout):
             return {"kind": v.kind, "perm": None if v.perm is None else self.array(f"{key}.perm", v.perm)}
+        if isinstance(v, HostOp):
+            return self.obj(key, v)
         if isinstance(v, tuple | list):
             return [self.value(f"{key}.{i}", x) for i, x in enumerate(v)]
         if isinstance(v, np.integer | np.floating):
@@ -126,7 +129,10 @@ def load_graph(directory: Path) -> DataflowGraph:
         input=data["input"],
         output=data["output"],
         pre=InputQuant(scale=pre["scale"], bits=pre["bits"], signed=pre["signed"], narrow=pre["narrow"],
-                       rounding_mode=pre["rounding_mode"], onnx_shape=tuple(pre["onnx_shape"])),
+                       rounding_mode=pre["rounding_mode"], onnx_shape=tuple(pre["onnx_shape"]),
+                       host_ops=tuple(HostOp(h["op"], arrays[h["const"]["npz"]], h["const_first"])
+                                      for h in pre.get("host_ops", [])),
+                       raw_shape=tuple(pre.get("raw_shape", []))),
         post=OutputAffine(scale=arrays[post["scale"]["npz"]], bias=arrays[post["bias"]["npz"]],
                           onnx_shape=tuple(post["onnx_shape"]), layout=_layout(post["layout"], arrays),
                           top_k=post["top_k"]),

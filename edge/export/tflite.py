@@ -364,6 +364,11 @@ class TfliteWriter:
     # ------------------------------------------------------------------ model edges
     def input_layer(self) -> tuple[float, int]:
         pre = self.g.pre
+        if pre.host_ops:
+            ops = ", ".join(op.op for op in pre.host_ops)
+            raise EdgeError(f"{self.where}: the model preprocesses its input before the input quantiser ({ops}); "
+                            "the int8 TFLite writer does not emit that yet: export --target onnx or openvino, or "
+                            "move the preprocessing out of the model")
         _, qmin, qmax = quant_type(pre.bits, pre.signed, pre.narrow)
         shape = self.g.tensors[self.g.input].shape
         if self.io == "int8":
