@@ -372,7 +372,7 @@ Targets:
 Every export runs the result and compares it with the QONNX golden model on the digits test set (or --calib
 x.npy, or random inputs): top-1 agreement >= 99.5% and max |delta| <= 1 LSB of an int8 output (the golden
 outputs' range / 255); QDQ ONNX must match exactly. A failing check exits 1. A --board picks its runtime's
-target. Bipolar (w1a1) models are FPGA-only: `edge build`.""")
+target. Bipolar (w1a1) values are held in int8 as -1/+1 (exact), so one BNN runs on an FPGA and on these.""")
 @click.argument("model", required=False, type=click.Path(path_type=Path))
 @click.option("--target", type=click.Choice(["onnx", "tflite", "openvino", "tensorrt"]), default=None,
               help="Output format (default: the board's, else onnx).")

@@ -144,10 +144,7 @@ def _int8_verdict(target: str, model: ModelWrapper, layers: list[LayerInfo]) -> 
                if n.op_type not in INT8_TARGET_OPS]
     for layer in layers:
         for what, q in (("weights", layer.weight_quant), ("input", layer.input_quant)):
-            if q == "bipolar":
-                reasons.append(f"node '{layer.name}': bipolar {what} (w1a1) have no int8 equivalent; "
-                               "binary networks are an FPGA target")
-            elif q == "float":
+            if q == "float":
                 reasons.append(f"node '{layer.name}': float {what}; int8 export needs quantised {what}")
     return TargetVerdict(target, not reasons, reasons)
 

@@ -41,11 +41,43 @@ def apply_host_ops(pre: InputQuant, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def host_ops_at_quantiser(pre: InputQuant) -> list[tuple[str, np.ndarray, bool]]:
+    """The element-wise host ops re-based onto the quantiser's per-sample shape (`pre.onnx_shape`): each constant
+    is broadcast where it applied, carried through the later reshapes, and reduced again along every axis on which
+    it is constant. Element for element the same float32 operations, so an exported model that takes its input in
+    the quantiser's shape computes what the QONNX model computes. Returns (op, constant (1, *onnx_shape)-shaped or
+    reduced, constant first)."""
+    shape = tuple(pre.raw_shape) or tuple(pre.onnx_shape)
+    rebased: list[tuple[str, np.ndarray, bool]] = []
+    for op in pre.host_ops:
+        if op.op == "Reshape":
+            shape = tuple(int(d) for d in op.const)
+            rebased = [(name, c.reshape(1, *shape) if c.size > 1 else c, first) for name, c, first in rebased]
+            continue
+        c = np.asarray(op.const, np.float32)
+        while c.ndim > len(shape) + 1 and c.shape[0] == 1:  # leading unit axes broadcast to nothing
+            c = c[0]
+        c = c.reshape(()) if c.size == 1 else np.broadcast_to(c, (1, *shape)).copy()
+        rebased.append((op.op, c, op.const_first))
+    out = []
+    for name, c, first in rebased:
+        if c.size > 1:
+            c = c.reshape(1, *pre.onnx_shape)
+            for axis in range(1, c.ndim):
+                if np.all(c == c.take([0], axis=axis)):
+                    c = c.take([0], axis=axis)
+        out.append((name, np.asarray(c, np.float32), first))
+    return out
+
+
 def quantize_input(pre: InputQuant, x: np.ndarray) -> np.ndarray:
     """Host-side input step: the model's own preprocessing ops, then quantisation with qonnx's own Quant function
     so that it matches the golden model."""
     if pre.host_ops:
         x = apply_host_ops(pre, x)
+    if pre.bipolar:  # qonnx's BipolarQuant: sign with sign(0) = +1
+        q = np.where(np.asarray(x, np.float32) >= 0, 1, -1).astype(np.int64)
+        return np.moveaxis(q, 1, -1) if q.ndim == 4 else q.reshape(len(q), -1)
     y = quant(np.asarray(x, np.float32), np.float32(pre.scale), np.float32(0.0), np.float32(pre.bits),
               int(pre.signed), int(pre.narrow), pre.rounding_mode)
     q = np.rint(np.asarray(y, np.float64) / pre.scale).astype(np.int64)

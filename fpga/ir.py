@@ -326,6 +326,7 @@ class InputQuant:
     onnx_shape: tuple[int, ...]  # per sample, at the input quantiser
     host_ops: tuple[HostOp, ...] = ()  # applied first, to the model input
     raw_shape: tuple[int, ...] = ()  # per sample, as the QONNX model takes it (when host_ops reshape)
+    bipolar: bool = False  # BipolarQuant: x >= 0 -> +1, else -1 (bits 1, signed)
 
 
 @dataclass(frozen=True, eq=False)

@@ -401,8 +401,18 @@ class Lowering:
 
     def lower_input(self, node: NodeProto, host_ops: list[HostOp] | None = None) -> None:
         shape = self.shape(node.input[0])
+        raw = self.shape(self.model.graph.input[0].name) if host_ops else ()
+        layout = Layout("nhwc") if len(shape) == 3 else Layout("flat")
+        value_shape = (shape[1], shape[2], shape[0]) if len(shape) == 3 else (int(np.prod(shape)),)
         if node.op_type == "BipolarQuant":
-            raise self.fail(node, "a bipolar input quantiser is not supported; quantise the input to 2..8 bits")
+            scale = self.init(node.input[1])
+            if scale is None or np.asarray(scale).size != 1:
+                raise self.fail(node, "the bipolar input quantiser needs one constant scale")
+            self.pre = InputQuant(float(np.asarray(scale).item()), 1, True, False, "ROUND", shape,
+                                  host_ops=tuple(host_ops or ()), raw_shape=raw, bipolar=True)
+            self.tensors["input"] = TensorInfo(value_shape, BIPOLAR)
+            self.publish(node.output[0], "input", BIPOLAR, np.asarray(scale, np.float64).reshape(()), layout)
+            return
         scale, zp, bits = (self.init(node.input[i]) for i in (1, 2, 3))
         if scale is None or zp is None or bits is None or np.any(zp != 0) or np.asarray(scale).size != 1:
             raise self.fail(node, "the input quantiser needs one constant scale, a zero-point of 0 and a constant "
@@ -412,11 +422,8 @@ class Lowering:
         mode = mode.decode() if isinstance(mode, bytes) else mode
         nbits = int(np.asarray(bits).item())
         dtype, _, _ = quant_type(nbits, signed, narrow)
-        raw = self.shape(self.model.graph.input[0].name) if host_ops else ()
         self.pre = InputQuant(float(np.asarray(scale).item()), nbits, signed, narrow, mode, shape,
                               host_ops=tuple(host_ops or ()), raw_shape=raw)
-        layout = Layout("nhwc") if len(shape) == 3 else Layout("flat")
-        value_shape = (shape[1], shape[2], shape[0]) if len(shape) == 3 else (int(np.prod(shape)),)
         self.tensors["input"] = TensorInfo(value_shape, dtype)
         self.publish(node.output[0], "input", dtype, np.asarray(scale, np.float64).reshape(()), layout)
 

@@ -20,7 +20,9 @@ from onnx import TensorProto, helper, numpy_helper
 from edge.export.tflite_model import PADDING_SAME, Quant
 
 NP_TO_ONNX = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int8): TensorProto.INT8,
-              np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int32): TensorProto.INT32}
+              np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int32): TensorProto.INT32,
+              np.dtype(np.bool_): TensorProto.BOOL}
+ELEMENTWISE = {"MUL": "Mul", "ADD": "Add", "SUB": "Sub", "DIV": "Div"}
 
 
 @dataclass
@@ -56,6 +58,8 @@ class OnnxInt8Builder:
         self.params: dict[int, tuple[str, str]] = {}
         self.input_scale_fn = input_scale_fn  # adjusts the model-input QuantizeLinear scale (OpenVINO)
         self.uint8_weights: set[str] = set()  # weight constants to store as uint8 around zero point 128
+        self.raw_shape: tuple[int, ...] = ()  # the model input's own per-sample shape, when it is reshaped
+        self.preprocessed: set[int] = set()  # float tensors computed by the input preprocessing
 
     # ------------------------------------------------------------------ builder interface
     def tensor(self, name: str, shape: tuple[int, ...], dtype: type, quant: Quant | None = None,
@@ -67,7 +71,14 @@ class OnnxInt8Builder:
         return self.tensor(name, tuple(data.shape), data.dtype.type, quant, np.asarray(data))
 
     def op(self, kind: str, inputs: list[int], outputs: list[int], options: Any = None) -> None:
+        if kind in ELEMENTWISE:
+            return self._elementwise(ELEMENTWISE[kind], inputs, outputs[0])
         getattr(self, f"_{kind.lower()}")(inputs, outputs[0], options)
+
+    def raw_input(self, x: int, raw_shape: tuple[int, ...]) -> None:
+        """The graph input keeps the model's own shape; a Reshape to the quantiser's shape comes first."""
+        self.raw_shape = tuple(raw_shape)
+        self.t[x].name = "input/reshaped"
 
     def serialize(self, description: str) -> bytes:
         def info(i: int) -> onnx.ValueInfoProto:
@@ -75,7 +86,13 @@ class OnnxInt8Builder:
             shape = ["batch", *_nchw(t.shape)[1:]]
             return helper.make_tensor_value_info(t.name, NP_TO_ONNX[t.dtype], shape)
 
-        graph = helper.make_graph(self.nodes, "edge_int8", [info(i) for i in self.inputs],
+        inputs = [info(i) for i in self.inputs]
+        if self.raw_shape:
+            target = self.init("input/shape", np.asarray([-1, *_nchw(self.t[self.inputs[0]].shape)[1:]], np.int64))
+            self.nodes.insert(0, helper.make_node("Reshape", ["input", target], [self.t[self.inputs[0]].name],
+                                                  name="input/Reshape"))
+            inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", *self.raw_shape])]
+        graph = helper.make_graph(self.nodes, "edge_int8", inputs,
                                   [info(i) for i in self.outputs], self.inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="edge",
                                   producer_version="int8-qdq", doc_string=description)
@@ -178,7 +195,44 @@ class OnnxInt8Builder:
             s = self.input_scale_fn(s, t)
         self.params[out] = (self.init(f"{t.name}/scale", s), self.init(f"{t.name}/zero_point",
                                                                         self.onnx_zero_point(out)))
-        self.node("QuantizeLinear", [self.t[ins[0]].name, *self.params[out]], t.name)
+        x = self.t[ins[0]].name
+        if ins[0] in self.preprocessed:
+            # OpenVINO folds a Mul/Add in front of a FakeQuantize into its input range, which rounds differently
+            # from the float32 ops (measured: 1 input value in 786k off by one level); a Max with the lowest float
+            # computes nothing but keeps the ops apart
+            lowest = self.init(f"{x}/lowest", np.float32(np.finfo(np.float32).min))
+            x = self.node("Max", [x, lowest], f"{x}/unfused")
+        self.node("QuantizeLinear", [x, *self.params[out]], t.name)
+
+    def _elementwise(self, op: str, ins: list[int], out: int) -> None:
+        """A float op of the input preprocessing; NHWC constants go back to NCHW."""
+        names = []
+        for i in ins:
+            t = self.t[i]
+            if t.data is not None:
+                data = np.transpose(t.data, (0, 3, 1, 2)) if t.data.ndim == 4 else t.data
+                names.append(self.init(t.name, np.ascontiguousarray(data, np.float32)))
+            else:
+                names.append(t.name)
+        self.node(op, names, self.t[out].name)
+        self.preprocessed.add(out)
+
+    def _greater_equal(self, ins: list[int], out: int, _: Any) -> None:
+        zero = self.init(self.t[ins[1]].name, np.float32(0))
+        x = self.t[ins[0]].name
+        if ins[0] in self.preprocessed:  # as before a QuantizeLinear: the comparison sees the float32 values
+            lowest = self.init(f"{x}/lowest", np.float32(np.finfo(np.float32).min))
+            x = self.node("Max", [x, lowest], f"{x}/unfused")
+        self.node("GreaterOrEqual", [x, zero], self.t[out].name)
+
+    def _select_v2(self, ins: list[int], out: int, _: Any) -> None:
+        """Where(condition, +1, -1) in float at the output's scale, then QuantizeLinear (exact: +-1 levels)."""
+        vals = []
+        for i in ins[1:]:
+            t = self.t[i]
+            level = float(t.data.reshape(-1)[0]) - t.quant.zero_point[0]
+            vals.append(self.init(t.name, np.float32(level * np.float32(t.quant.scale[0]))))
+        self.q(self.node("Where", [self.t[ins[0]].name, *vals], f"{self.t[out].name}/sign"), out, clip=False)
 
     def _dequantize(self, ins: list[int], out: int, _: Any) -> None:
         self.t[out].flat_from = self.t[ins[0]].flat_from

@@ -178,6 +178,13 @@ class QdqConverter:
         full = (-128, 127) if signed else (0, 255)
         x = node.input[0]
         out = node.output[0]
+        producer = self.model.find_producer(x)
+        if self.target == "openvino" and producer is not None and producer.op_type in ("Mul", "Add", "Sub", "Div"):
+            # OpenVINO folds an element-wise op in front of a FakeQuantize into its input range, which rounds
+            # differently from the float32 op; a Max with the lowest float computes nothing but keeps them apart
+            lowest = self.const(f"{out}_lowest", np.float32(np.finfo(np.float32).min))
+            self.nodes.append(helper.make_node("Max", [x, lowest], [f"{out}_unfused"], name=f"{node.name}_unfuse"))
+            x = f"{out}_unfused"
         if offset:
             off = self.const(f"{out}_offset", np.float32(offset))
             self.nodes.append(helper.make_node("Sub", [x, off], [f"{out}_shifted"], name=f"{node.name}_shift"))
@@ -205,6 +212,52 @@ class QdqConverter:
             self.nodes.append(helper.make_node("DequantizeLinear", [f"{out}_q", sc, zp], [out],
                                                name=f"{node.name}_dq"))
 
+    def bipolar_scale(self, node: onnx.NodeProto) -> np.ndarray:
+        scale = self.model.get_initializer(node.input[1])
+        if scale is None:
+            raise self.fail(node, "the bipolar scale must be a constant")
+        return np.asarray(scale, np.float32)
+
+    def bipolar_weight(self, node: onnx.NodeProto) -> None:
+        """Binary weights: +-1 in int8 (exact), with the BipolarQuant scale per tensor or per channel."""
+        w = self.model.get_initializer(node.input[0])
+        scale = self.bipolar_scale(node)
+        q = np.where(w >= 0, 1, -1).astype(np.int8)
+        out = node.output[0]
+        if scale.size == 1:
+            s, zp, kwargs = scale.reshape(()), np.zeros((), np.int8), {}
+        else:
+            varying = [i for i, d in enumerate(scale.shape) if d != 1]
+            if len(varying) != 1:
+                raise self.fail(node, f"weight scale of shape {scale.shape} is neither per-tensor nor per-channel")
+            s, zp, kwargs = scale.reshape(-1), np.zeros(scale.size, np.int8), {"axis": varying[0]}
+        self.widened.append(f"{node.name}: bipolar weights held in int8 as -1/+1")
+        rows = self.weight_rows(node, q)
+        if rows is not None:
+            self.paths.append(layer_paths(*rows))
+        args = [self.const(f"{out}_int8", q), self.const(f"{out}_scale", s), self.const(f"{out}_zp", zp)]
+        self.nodes.append(helper.make_node("DequantizeLinear", args, [out], name=f"{node.name}_dq", **kwargs))
+
+    def bipolar_activation(self, node: onnx.NodeProto) -> None:
+        """sign(x) with sign(0) = +1 as BipolarQuant defines it: GreaterOrEqual and Where pick +-scale exactly,
+        then a Q/DQ pair holds the result as int8 -1/+1 so that the next layer runs in int8."""
+        scale = self.bipolar_scale(node)
+        if scale.size != 1:
+            raise self.fail(node, "activation scales must be per-tensor")
+        s = scale.reshape(())
+        out = node.output[0]
+        zero, pos, neg = (self.const(f"{out}_{k}", np.float32(v)) for k, v in (("zero", 0), ("pos", s), ("neg", -s)))
+        self.nodes.append(helper.make_node("GreaterOrEqual", [node.input[0], zero], [f"{out}_nonneg"],
+                                           name=f"{node.name}_ge"))
+        self.nodes.append(helper.make_node("Where", [f"{out}_nonneg", pos, neg], [f"{out}_sign"],
+                                           name=f"{node.name}_where"))
+        zp, sc = self.const(f"{out}_zp", np.zeros((), np.int8)), self.const(f"{out}_scale", s)
+        self.act_outputs.add(out)
+        self.widened.append(f"{node.name}: bipolar activations held in int8 as -1/+1")
+        self.nodes.append(helper.make_node("QuantizeLinear", [f"{out}_sign", sc, zp], [f"{out}_q"],
+                                           name=f"{node.name}_q"))
+        self.nodes.append(helper.make_node("DequantizeLinear", [f"{out}_q", sc, zp], [out], name=f"{node.name}_dq"))
+
     def residual_add(self, node: onnx.NodeProto) -> None:
         """OpenVINO's CPU plugin fuses `conv -> BN -> Q/DQ -> Add(skip) -> ReLU -> Q/DQ` into one convolution whose
         post-op chain loses the inner requantisation (measured: top-1 99.2% vs the golden model on resnet w4a4).
@@ -228,8 +281,11 @@ class QdqConverter:
                 self.residual_add(node)
                 continue
             if node.op_type == "BipolarQuant":
-                raise self.fail(node, "bipolar (w1a1) values have no int8 equivalent; binary networks are an FPGA "
-                                      "target (`edge build`)")
+                if self.model.get_initializer(node.input[0]) is not None:
+                    self.bipolar_weight(node)
+                else:
+                    self.bipolar_activation(node)
+                continue
             if node.op_type == "Trunc":
                 raise self.fail(node, "Trunc (truncating average pool) has no QDQ equivalent")
             if node.op_type == "Quant":

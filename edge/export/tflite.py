@@ -28,6 +28,7 @@ from edge.export.tflite_model import (
     options,
 )
 from fpga.datatypes import quant_type
+from fpga.execute import host_ops_at_quantiser
 from fpga.ir import (
     AddStreams,
     DataflowGraph,
@@ -108,6 +109,14 @@ def _bounds(w: np.ndarray, vmin: int, vmax: int) -> tuple[np.ndarray, np.ndarray
     lo = np.minimum(flat * vmin, flat * vmax).sum(1)
     hi = np.maximum(flat * vmin, flat * vmax).sum(1)
     return lo, hi
+
+
+def unit_step(th: Thresholds) -> Thresholds:
+    """Bipolar outputs (-1 / +1, step 2) as step-1 levels: every threshold twice, so the level jumps by two at it
+    and an int8 op with a steep enough multiplier lands on -1 or +1, never 0."""
+    if th.step == 1:
+        return th
+    return replace(th, values=np.repeat(th.values, th.step, axis=1), step=1)
 
 
 def _same_pads(size: int, k: int, s: int) -> tuple[int, int]:
@@ -206,8 +215,7 @@ class TfliteWriter:
     def requant_layer(self, node: Node, op: str, x: Int8Tensor, w: np.ndarray, axis: int, th: Thresholds,
                       out_shape: tuple[int, ...], opts: Any) -> None:
         """An int8 op whose int8 outputs reproduce the thresholds exactly; w in TFLite layout, channels on axis."""
-        if th.step != 1:
-            raise self.fail(node, "bipolar outputs have no int8 equivalent (binary networks are an FPGA target)")
+        th = unit_step(th)
         wc = np.moveaxis(w.astype(np.int64), axis, 0)  # channels first, for bounds and folding
         lo, hi = _bounds(wc, x.vmin, x.vmax)
         # as QDQ ONNX, non-negative inputs are uint8 from zero (int8_onnx.py); LiteRT never takes the u8*s8 pairs
@@ -269,9 +277,6 @@ class TfliteWriter:
         return self.tensor(swg.inputs[0], node), swg, PADDING_VALID
 
     def mvau(self, node: MatrixVectorUnit) -> None:
-        if node.xnor:
-            raise self.fail(node, "XNOR (bipolar) layers have no int8 equivalent; binary networks are an FPGA "
-                                  "target (`edge build`)")
         out_shape = self.g.tensors[node.output].shape
         if isinstance(self.deferred.get(node.inputs[0]), SlidingWindow):
             x, swg, padding = self.conv_source(node)
@@ -294,7 +299,10 @@ class TfliteWriter:
                 op = "FULLY_CONNECTED"
         if node.thresholds is None:
             return self.output_layer(node, x)
-        self.requant_layer(node, op, x, w, 0, node.thresholds, out_shape, opts)
+        th = node.thresholds
+        if node.xnor:  # thresholds count matching bits p; the int8 op computes the dot product 2p - MW
+            th = replace(th, values=2 * th.values - node.mw)
+        self.requant_layer(node, op, x, w, 0, th, out_shape, opts)
 
     def vvau(self, node: VectorVectorUnit) -> None:
         x, swg, padding = self.conv_source(node)
@@ -362,21 +370,51 @@ class TfliteWriter:
         self.record("MAX_POOL_2D", out.name)
 
     # ------------------------------------------------------------------ model edges
+    def host_ops(self, x: int, shape: tuple[int, ...]) -> int:
+        """The model's own preprocessing (`2 * x - 1`, `(x - mean) / std`) as float32 ops before the quantiser,
+        element for element what ONNX computes (constants re-based onto the quantiser's shape, NHWC)."""
+        for i, (op, c, first) in enumerate(host_ops_at_quantiser(self.g.pre)):
+            if c.ndim == 4:
+                c = np.moveaxis(c, 1, -1)
+            elif c.ndim > 1:
+                c = c.reshape(1, -1)
+            const = self.b.const(f"input/host{i}/{op.lower()}", np.ascontiguousarray(c, np.float32))
+            out = self.b.tensor(f"input/host{i}", (1, *shape), np.float32)
+            self.b.op(op.upper(), [const, x] if first else [x, const], [out], options(f"{op}Options"))
+            self.record(op.upper(), f"input/host{i}", "float32")
+            x = out
+        return x
+
+    def bipolar_input(self, x: int, shape: tuple[int, ...]) -> None:
+        """BipolarQuant on the input: x >= 0 selects +1, else -1, held in int8 (sign(0) = +1, as qonnx)."""
+        pre = self.g.pre
+        t = self.new_int8(self.g.input, shape, pre.scale, -1, 1)
+        zero = self.b.const("input/zero", np.zeros((1,), np.float32))
+        cond = self.b.tensor("input/nonneg", (1, *shape), np.bool_)
+        self.b.op("GREATER_EQUAL", [x, zero], [cond])
+        pos = self.b.const("input/plus_one", np.array([1 + t.zero_point], np.int8), t_quant(t))
+        neg = self.b.const("input/minus_one", np.array([-1 + t.zero_point], np.int8), t_quant(t))
+        self.b.op("SELECT_V2", [cond, pos, neg], [t.index])
+        self.record("SELECT_V2", t.name)
+
     def input_layer(self) -> tuple[float, int]:
         pre = self.g.pre
-        if pre.host_ops:
-            ops = ", ".join(op.op for op in pre.host_ops)
-            raise EdgeError(f"{self.where}: the model preprocesses its input before the input quantiser ({ops}); "
-                            "the int8 TFLite writer does not emit that yet: export --target onnx or openvino, or "
-                            "move the preprocessing out of the model")
         _, qmin, qmax = quant_type(pre.bits, pre.signed, pre.narrow)
+        if pre.bipolar:
+            qmin, qmax = -1, 1
         shape = self.g.tensors[self.g.input].shape
-        if self.io == "int8":
+        if self.io == "int8":  # the host applies the preprocessing and the quantiser (TfliteRunner, drivers)
             t = self.new_int8(self.g.input, shape, pre.scale, qmin, qmax, name="input")
             self.b.inputs = [t.index]
             return pre.scale, t.zero_point
         x = self.b.tensor("input", (1, *shape), np.float32)
         self.b.inputs = [x]
+        if pre.raw_shape and hasattr(self.b, "raw_input"):
+            self.b.raw_input(x, pre.raw_shape)  # QDQ ONNX takes the model's own input shape
+        x = self.host_ops(x, shape)
+        if pre.bipolar:
+            self.bipolar_input(x, shape)
+            return pre.scale, self.t[self.g.input].zero_point
         t = self.new_int8(self.g.input, shape, pre.scale, qmin, qmax)
         self.b.op("QUANTIZE", [x], [t.index])
         self.record("QUANTIZE", t.name)
@@ -403,6 +441,8 @@ class TfliteWriter:
             rows = np.argsort(post.layout.perm)
         w = node.weights[rows].astype(np.float64)
         scale, bias = post.scale[rows], post.bias[rows]
+        if node.xnor:  # the host affine takes the popcount p = (dot + MW) / 2
+            scale, bias = scale / 2, bias + scale * node.mw / 2
         if self.io == "float":
             deq = self.b.tensor(f"{x.name}/float", (1, node.mw), np.float32)
             self.b.op("DEQUANTIZE", [x.index], [deq])
