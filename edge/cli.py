@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -492,13 +493,34 @@ def print_per_layer(rows: list[dict]) -> None:
     click.echo(render(["tensor", "differing values", "max |delta| (LSB)", ""], table))
 
 
+def _quiet_onnxruntime() -> None:
+    """onnxruntime logs shape-merge warnings straight to the process's stderr; errors still reach us as
+    exceptions."""
+    try:
+        import onnxruntime
+
+        onnxruntime.set_default_logger_severity(3)
+    except ImportError:
+        pass
+
+
 def main() -> None:
     """Entry point: user mistakes print one line and exit 2; click's own usage errors keep their format."""
+    # library warnings (numpy overflow on a malformed scale, qonnx shape notes) are not the user's to read: every
+    # problem they hint at is checked and reported as one line
+    warnings.simplefilter("ignore")
+    _quiet_onnxruntime()
     try:
         cli.main(standalone_mode=False)
     except EdgeError as exc:
-        click.echo(f"error: {exc}", err=True)
+        # names from a model file may hold any bytes: escape control characters so the error stays one line
+        text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(exc))
+        click.echo(f"error: {text}", err=True)
         sys.exit(exc.exit_code)
+    except MemoryError:
+        click.echo("error: out of memory: the model's tensors are too large for this machine (check its input "
+                   "shape)", err=True)
+        sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,21 @@ from edge.errors import EdgeError
 from edge.normalise import normalise
 
 QUANT_OPS = frozenset({"Quant", "BipolarQuant", "Trunc"})
+# inputs each QONNX quantiser takes, and its attributes: (type, allowed values or None)
+QUANT_ARITY = {"Quant": 4, "BipolarQuant": 2, "Trunc": 5}
+ROUNDING_MODES = frozenset({"ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN",
+                            "ROUND_TO_ZERO"})
+QUANT_ATTRS: dict[str, dict[str, tuple[int, frozenset | None]]] = {
+    "Quant": {"signed": (onnx.AttributeProto.INT, frozenset({0, 1})),
+              "narrow": (onnx.AttributeProto.INT, frozenset({0, 1})),
+              "rounding_mode": (onnx.AttributeProto.STRING, ROUNDING_MODES)},
+    "Trunc": {"signed": (onnx.AttributeProto.INT, frozenset({0, 1})),
+              "narrow": (onnx.AttributeProto.INT, frozenset({0, 1})),
+              "rounding_mode": (onnx.AttributeProto.STRING, ROUNDING_MODES)},
+    "BipolarQuant": {},
+}
+REQUIRED_QUANT_ATTRS = {"Quant": ("signed", "narrow", "rounding_mode"), "Trunc": ("rounding_mode",),
+                        "BipolarQuant": ()}
 # Ops the toolchain understands after cleanup. Anything else is rejected at load time, naming the node.
 SUPPORTED_OPS = QUANT_OPS | frozenset({
     "MatMul", "Gemm", "Conv", "Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Clip",
@@ -108,8 +124,13 @@ def _check_graph(path: Path, proto: onnx.ModelProto) -> None:
     parameters are valid (scale positive and finite, integer bit width >= 1): one line naming the node."""
     known = {i.name for i in proto.graph.initializer} | {i.name for i in proto.graph.input} | {""}
     produced: set[str] = set()
-    for node in proto.graph.node:
-        produced.update(o for o in node.output if o)
+    for index, node in enumerate(proto.graph.node):
+        for o in node.output:
+            if o in produced or o in known - {""}:
+                raise EdgeError(f"{path}: node '{node.name or f'#{index}'}' ({node.op_type}) writes '{o}', which "
+                                "another node, initializer or input already provides; each tensor has one source")
+            if o:
+                produced.add(o)
     for index, node in enumerate(proto.graph.node):
         name = node.name or f"#{index}"
         for i in node.input:
@@ -127,6 +148,7 @@ def _check_graph(path: Path, proto: onnx.ModelProto) -> None:
         if node.op_type not in ("Quant", "BipolarQuant", "Trunc"):
             continue
         name = node.name or f"#{index}"
+        _check_quant_node(path, node, name)
 
         def const(k: int, node: onnx.NodeProto = node) -> np.ndarray | None:
             if len(node.input) <= k or node.input[k] not in inits:
@@ -150,6 +172,30 @@ def _check_graph(path: Path, proto: onnx.ModelProto) -> None:
         zp = const(2)
         if zp is not None and not np.all(np.isfinite(zp)):
             raise EdgeError(f"{path}: node '{name}' ({node.op_type}) has a zero-point that is not finite")
+
+
+def _check_quant_node(path: Path, node: onnx.NodeProto, name: str) -> None:
+    """A QONNX quantiser has its inputs and well-typed attributes (qonnx itself fails deep inside otherwise)."""
+    arity = QUANT_ARITY[node.op_type]
+    if len(node.input) != arity or len(node.output) != 1 or not all(node.input):
+        raise EdgeError(f"{path}: node '{name}' ({node.op_type}) has {len(node.input)} inputs and "
+                        f"{len(node.output)} outputs; QONNX defines {arity} inputs and 1 output")
+    spec = QUANT_ATTRS[node.op_type]
+    present = {a.name: a for a in node.attribute}
+    for attr in REQUIRED_QUANT_ATTRS[node.op_type]:
+        if attr not in present:
+            raise EdgeError(f"{path}: node '{name}' ({node.op_type}) lacks the attribute '{attr}'; re-export the "
+                            "model")
+    for attr, a in present.items():
+        if attr not in spec:
+            raise EdgeError(f"{path}: node '{name}' ({node.op_type}) has an unknown attribute '{attr}'")
+        kind, allowed = spec[attr]
+        value = onnx.helper.get_attribute_value(a)
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace").upper()
+        if a.type != kind or (allowed is not None and value not in allowed):
+            expected = "one of " + ", ".join(sorted(str(v) for v in allowed)) if allowed else "a valid value"
+            raise EdgeError(f"{path}: node '{name}' ({node.op_type}) has {attr}={value!r}; expected {expected}")
 
 
 def _topological(proto: onnx.ModelProto) -> list[int] | None:
@@ -186,6 +232,11 @@ def _check_inputs(path: Path, proto: onnx.ModelProto) -> None:
         raise EdgeError(
             f"{path}: expected one graph input and one output, found {len(inputs)} and {len(proto.graph.output)}"
         )
+    elem = inputs[0].type.tensor_type.elem_type
+    if elem != onnx.TensorProto.FLOAT:
+        kind = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
+        raise EdgeError(f"{path}: input '{inputs[0].name}' has type {kind}; edge takes float32 model inputs (the "
+                        "input quantiser makes the integers)")
     dims = inputs[0].type.tensor_type.shape.dim
     if not dims:
         raise EdgeError(f"{path}: input '{inputs[0].name}' has no shape; export with a fixed input shape")
@@ -258,11 +309,48 @@ def load_model(path: str | Path) -> LoadedModel:
         raise EdgeError(f"{path}: shape inference failed ({type(exc).__name__}: {str(exc).splitlines()[0]})") \
             from None
     model = model.transform(InferDataTypes())
+    _check_shapes(path, model)
+    loaded = LoadedModel(path, model, tuple(rewrites))
+    _check_executes(loaded)
+    return loaded
+
+
+def _check_shapes(path: Path, model: ModelWrapper) -> None:
+    """Every tensor has a known shape (the golden model and the lowering need them all)."""
     for out in model.graph.output:
         shape = model.get_tensor_shape(out.name)
         if shape is None or any(d is None or d <= 0 for d in shape):
             raise EdgeError(f"{path}: output '{out.name}' has an unknown shape after inference")
-    return LoadedModel(path, model, tuple(rewrites))
+    for node in model.graph.node:
+        for t in node.output:
+            shape = model.get_tensor_shape(t)
+            if shape is None or any(not isinstance(d, int) or d <= 0 for d in shape):
+                raise EdgeError(f"{path}: node '{node.name}' ({node.op_type}): the shape of its output '{t}' "
+                                "cannot be inferred; check the model's input shape and this node's attributes")
+
+
+def runtime_error(exc: Exception) -> str:
+    """onnxruntime's long multi-line messages as one short line: the node it names and the reason."""
+    text = " ".join(str(exc).split())
+    node = re.search(r'In Node, \("([^"]*)", (\w+)', text) or re.search(r"Node \(([^)]*)\) Op \((\w+)\)", text)
+    reason = re.search(r"(?:, Error |\] )(.*)$", text)
+    msg = (reason.group(1) if reason else text)[:240]
+    return f"node '{node.group(1)}' ({node.group(2)}): {msg}" if node else f"{type(exc).__name__}: {msg}"
+
+
+def _check_executes(loaded: LoadedModel) -> None:
+    """qonnx executes the model on one zero input and computes the declared output shape; what it cannot run is
+    not a valid model, reported in one line instead of a failure halfway through a build."""
+    x = np.zeros((1, *loaded.input_shape[1:]), np.float32)
+    with np.errstate(all="ignore"):
+        y = GoldenModel(loaded, batch=1).run(x)
+    declared = tuple(loaded.output_shape[1:])
+    if len(y) != 1:
+        raise EdgeError(f"{loaded.path}: one input sample gives {len(y)} output samples: a reshape mixes the batch "
+                        "axis with the others; check the input shape")
+    if tuple(y.shape[1:]) != declared:
+        raise EdgeError(f"{loaded.path}: output '{loaded.output_name}' is declared with per-sample shape "
+                        f"{list(declared)} but the graph computes {list(y.shape[1:])}; re-export the model")
 
 
 def with_batch(model: ModelWrapper, batch: int) -> ModelWrapper:
@@ -299,12 +387,19 @@ class GoldenModel:
         outs = []
         for start in range(0, len(x), self.batch):
             chunk = x[start : start + self.batch]
-            model = self._model(len(chunk))
-            ctx = execute_onnx(model, {self.loaded.input_name: chunk})
-            outs.append(ctx[self.loaded.output_name])
+            outs.append(self._execute(chunk, full=False)[self.loaded.output_name])
         return np.concatenate(outs, axis=0)
+
+    def _execute(self, x: np.ndarray, full: bool) -> dict[str, np.ndarray]:
+        try:
+            model = self._model(len(x))
+            return execute_onnx(model, {self.loaded.input_name: x}, return_full_exec_context=full)
+        except EdgeError:
+            raise
+        except Exception as exc:  # onnxruntime and qonnx raise many types on graphs they cannot run
+            raise EdgeError(f"{self.loaded.path}: the golden model (qonnx) cannot execute it: "
+                            f"{runtime_error(exc)}") from None
 
     def run_all(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every intermediate tensor for one batch, by tensor name (for per-layer comparisons)."""
-        model = self._model(len(x))
-        return execute_onnx(model, {self.loaded.input_name: np.asarray(x, np.float32)}, return_full_exec_context=True)
+        return self._execute(np.asarray(x, np.float32), full=True)
