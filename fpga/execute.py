@@ -76,12 +76,20 @@ def quantize_input(pre: InputQuant, x: np.ndarray) -> np.ndarray:
     if pre.host_ops:
         x = apply_host_ops(pre, x)
     if pre.bipolar:  # qonnx's BipolarQuant: sign with sign(0) = +1
-        q = np.where(np.asarray(x, np.float32) >= 0, 1, -1).astype(np.int64)
-        return np.moveaxis(q, 1, -1) if q.ndim == 4 else q.reshape(len(q), -1)
+        return to_ir_layout(pre, np.where(np.asarray(x, np.float32) >= 0, 1, -1).astype(np.int64))
     y = quant(np.asarray(x, np.float32), np.float32(pre.scale), np.float32(0.0), np.float32(pre.bits),
               int(pre.signed), int(pre.narrow), pre.rounding_mode)
-    q = np.rint(np.asarray(y, np.float64) / pre.scale).astype(np.int64)
-    return np.moveaxis(q, 1, -1) if q.ndim == 4 else q.reshape(len(q), -1)
+    return to_ir_layout(pre, np.rint(np.asarray(y, np.float64) / pre.scale).astype(np.int64))
+
+
+def to_ir_layout(pre: InputQuant, q: np.ndarray) -> np.ndarray:
+    """A batch at the input quantiser (N, *onnx_shape) in the accelerator's order: NHWC maps, (N, 1, L, C) for a
+    1-D map, else flat features."""
+    if q.ndim == 4:
+        return np.moveaxis(q, 1, -1)
+    if pre.map_1d:
+        return np.moveaxis(q, 1, -1)[:, None]
+    return q.reshape(len(q), -1)
 
 
 def dequantize_output(post: OutputAffine, acc: np.ndarray) -> np.ndarray:

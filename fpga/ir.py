@@ -327,6 +327,7 @@ class InputQuant:
     host_ops: tuple[HostOp, ...] = ()  # applied first, to the model input
     raw_shape: tuple[int, ...] = ()  # per sample, as the QONNX model takes it (when host_ops reshape)
     bipolar: bool = False  # BipolarQuant: x >= 0 -> +1, else -1 (bits 1, signed)
+    map_1d: bool = False  # a (C, L) input feeding Conv1d: streamed as a (1, L, C) feature map
 
 
 @dataclass(frozen=True, eq=False)
@@ -351,16 +352,16 @@ class Layout:
     perm: np.ndarray | None = None
 
     def to_ir(self, x: np.ndarray) -> np.ndarray:
-        """QONNX batch (N, *onnx_shape) -> IR batch (N, *ir_shape)."""
+        """QONNX batch (N, *onnx_shape) -> IR batch (N, *ir_shape); a 1-D map (N, C, L) is (N, 1, L, C)."""
         if self.kind == "nhwc":
-            return np.moveaxis(x, 1, -1)
+            return np.moveaxis(x, 1, -1)[:, None] if x.ndim == 3 else np.moveaxis(x, 1, -1)
         flat = x.reshape(len(x), -1)
         return flat[:, self.perm] if self.perm is not None else flat
 
     def to_onnx(self, y: np.ndarray, onnx_shape: tuple[int, ...]) -> np.ndarray:
         """IR batch -> QONNX batch of per-sample shape onnx_shape."""
         if self.kind == "nhwc":
-            return np.moveaxis(y, -1, 1)
+            return np.moveaxis(y[:, 0], -1, 1) if len(onnx_shape) == 2 else np.moveaxis(y, -1, 1)
         flat = y.reshape(len(y), -1)
         if self.perm is not None:
             out = np.empty_like(flat)

@@ -67,7 +67,7 @@ class Value:
     @property
     def ir_shape(self) -> tuple[int, ...]:
         if self.layout.kind == "nhwc":
-            c, h, w = self.onnx_shape
+            c, h, w = _chw(self.onnx_shape)
             return (h, w, c)
         return (int(np.prod(self.onnx_shape)),)
 
@@ -402,14 +402,17 @@ class Lowering:
     def lower_input(self, node: NodeProto, host_ops: list[HostOp] | None = None) -> None:
         shape = self.shape(node.input[0])
         raw = self.shape(self.model.graph.input[0].name) if host_ops else ()
-        layout = Layout("nhwc") if len(shape) == 3 else Layout("flat")
-        value_shape = (shape[1], shape[2], shape[0]) if len(shape) == 3 else (int(np.prod(shape)),)
+        feature_map = len(shape) == 3 or (len(shape) == 2 and self.feeds_conv(node.output[0]))
+        layout = Layout("nhwc") if feature_map else Layout("flat")
+        c, h, w = _chw(shape) if feature_map else (0, 0, 0)
+        value_shape = (h, w, c) if feature_map else (int(np.prod(shape)),)
         if node.op_type == "BipolarQuant":
             scale = self.init(node.input[1])
             if scale is None or np.asarray(scale).size != 1:
                 raise self.fail(node, "the bipolar input quantiser needs one constant scale")
             self.pre = InputQuant(float(np.asarray(scale).item()), 1, True, False, "ROUND", shape,
-                                  host_ops=tuple(host_ops or ()), raw_shape=raw, bipolar=True)
+                                  host_ops=tuple(host_ops or ()), raw_shape=raw, bipolar=True,
+                                  map_1d=feature_map and len(shape) == 2)
             self.tensors["input"] = TensorInfo(value_shape, BIPOLAR)
             self.publish(node.output[0], "input", BIPOLAR, np.asarray(scale, np.float64).reshape(()), layout)
             return
@@ -423,9 +426,13 @@ class Lowering:
         nbits = int(np.asarray(bits).item())
         dtype, _, _ = quant_type(nbits, signed, narrow)
         self.pre = InputQuant(float(np.asarray(scale).item()), nbits, signed, narrow, mode, shape,
-                              host_ops=tuple(host_ops or ()), raw_shape=raw)
+                              host_ops=tuple(host_ops or ()), raw_shape=raw, map_1d=feature_map and len(shape) == 2)
         self.tensors["input"] = TensorInfo(value_shape, dtype)
         self.publish(node.output[0], "input", dtype, np.asarray(scale, np.float64).reshape(()), layout)
+
+    def feeds_conv(self, tensor: str) -> bool:
+        """A (C, L) tensor read by a Conv or MaxPool is a 1-D feature map; otherwise it is a feature vector."""
+        return any(n.op_type in ("Conv", "MaxPool") for n in self.consumers(tensor))
 
     def lower_matmul(self, node: NodeProto) -> None:
         x = self.take(node.input[0], node)
@@ -485,19 +492,23 @@ class Lowering:
             raise self.fail(node, "Conv input is not a feature map")
         if len(node.input) > 2 and node.input[2]:
             raise self.fail(node, "Conv with a bias input is not supported; export the bias as a separate Add")
-        if any(d != 1 for d in self.attr(node, "dilations", [1, 1])):
+        if any(d != 1 for d in self.attr(node, "dilations", [1])):
             raise self.fail(node, "dilated convolutions are not supported")
         if self.attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             raise self.fail(node, "auto_pad is not supported; export with explicit pads")
         s_x = self.scalar_scale(x, node)
         w, s, dtype_w = self.weights(node, node.input[1])
+        if w.ndim == 3:  # Conv1d: a (1, k) kernel over a (1, L) map
+            w, s = w[:, :, None, :], s[:, :, None, :]
+        if w.ndim != 4:
+            raise self.fail(node, f"{w.ndim - 2}-D convolutions are not supported (1-D and 2-D are)")
         cout, cin_g, kh, kw = w.shape
         h, wd, cin = x.ir_shape
         group = int(self.attr(node, "group", 1))
         s_row = np.broadcast_to(self.per_row_scale(s.reshape(cout, -1), 1, lambda r: self.fail(node, r)), (cout,))
-        pads = tuple(int(p) for p in self.attr(node, "pads", [0, 0, 0, 0]))
-        stride = tuple(int(v) for v in self.attr(node, "strides", [1, 1]))
-        _, oh, ow = self.shape(node.output[0])
+        pads = tuple(_as_2d(self.attr(node, "pads", [0, 0, 0, 0]), 0))
+        stride = tuple(_as_2d(self.attr(node, "strides", [1, 1]), 1))
+        _, oh, ow = _chw(self.shape(node.output[0]))
         stream, dtype = self.claim(x), x.dtype
         if any(pads):
             # zero padding: a bipolar stream cannot carry 0, so it widens to a 2-bit signed stream
@@ -540,12 +551,15 @@ class Lowering:
             raise self.fail(node, "MaxPool with padding or ceil_mode is not supported")
         if np.any(x.scale <= 0):
             raise self.fail(node, "MaxPool on a tensor with a non-positive scale")
-        kernel = tuple(int(v) for v in self.attr(node, "kernel_shape"))
-        stride = tuple(int(v) for v in self.attr(node, "strides", kernel))
-        if kernel != stride or kernel[0] != kernel[1]:
-            raise self.fail(node, f"MaxPool {kernel} with stride {stride}: only square, non-overlapping pools")
+        kernel = tuple(_as_2d(self.attr(node, "kernel_shape"), 1))
+        stride = tuple(_as_2d(self.attr(node, "strides", kernel), 1))
+        if kernel != stride or (kernel[0] != kernel[1] and kernel[0] != 1):
+            raise self.fail(node, f"MaxPool {kernel} with stride {stride}: only square (or 1-D), non-overlapping "
+                                  "pools")
+        if x.layout.kind != "nhwc":
+            raise self.fail(node, "MaxPool input is not a feature map")
         h, wd, c = x.ir_shape
-        _, oh, ow = self.shape(node.output[0])
+        _, oh, ow = _chw(self.shape(node.output[0]))
         out = self.fresh("t")
         self.add_node(MaxPool(name=self.fresh("MaxPool"), inputs=(self.claim(x),), output=out, ifm=(h, wd),
                               ofm=(oh, ow), channels=c, kernel=kernel, stride=stride, dtype=x.dtype),
@@ -602,7 +616,7 @@ class Lowering:
         elif len(out_shape) == 1:
             layout = x.layout
             if x.layout.kind == "nhwc":
-                c, h, w = x.onnx_shape
+                c, h, w = _chw(x.onnx_shape)
                 # IR element (h, w, c) sits at (h*W + w)*C + c and holds QONNX element c*H*W + h*W + w
                 idx = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
                 layout = Layout("flat", None if c == 1 or h * w == 1 else idx)
@@ -669,6 +683,24 @@ class _Passthrough(Node):
         object.__setattr__(self, "output", stream)
         object.__setattr__(self, "pe", 1)
         object.__setattr__(self, "simd", 1)
+
+
+def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(C, H, W) of a feature map; a 1-D map (C, L) is (C, 1, L)."""
+    if len(shape) == 2:
+        return shape[0], 1, shape[1]
+    c, h, w = shape
+    return c, h, w
+
+
+def _as_2d(values: list[int] | tuple[int, ...], fill: int) -> list[int]:
+    """A 1-D kernel attribute (k,) or pads (b, e) as the 2-D one with a unit H axis."""
+    v = [int(x) for x in values]
+    if len(v) == 1:
+        return [fill, v[0]]
+    if len(v) == 2 and fill == 0:  # pads: begin, end -> top, left, bottom, right
+        return [0, v[0], 0, v[1]]
+    return v
 
 
 def _with_thresholds(node: Node, th: Thresholds) -> Node:

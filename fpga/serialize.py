@@ -132,7 +132,8 @@ def load_graph(directory: Path) -> DataflowGraph:
                        rounding_mode=pre["rounding_mode"], onnx_shape=tuple(pre["onnx_shape"]),
                        host_ops=tuple(HostOp(h["op"], arrays[h["const"]["npz"]], h["const_first"])
                                       for h in pre.get("host_ops", [])),
-                       raw_shape=tuple(pre.get("raw_shape", [])), bipolar=bool(pre.get("bipolar", False))),
+                       raw_shape=tuple(pre.get("raw_shape", [])), bipolar=bool(pre.get("bipolar", False)),
+                       map_1d=bool(pre.get("map_1d", False))),
         post=OutputAffine(scale=arrays[post["scale"]["npz"]], bias=arrays[post["bias"]["npz"]],
                           onnx_shape=tuple(post["onnx_shape"]), layout=_layout(post["layout"], arrays),
                           top_k=post["top_k"]),

@@ -140,8 +140,8 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
         k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, top=t, left=left, bottom=b, right=r,
                  in_b=src.bits, in_k=kind_code(src), b=node.dtype.bits)
     elif isinstance(node, MaxPool):
-        k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kernel=node.kernel[0], oh=node.ofm[0],
-                 ow=node.ofm[1], b=node.dtype.bits, kind_code=kind_code(node.dtype))
+        k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kh=node.kernel[0], kw=node.kernel[1],
+                 oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits, kind_code=kind_code(node.dtype))
     elif isinstance(node, GlobalAccPool):
         k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, in_b=node.in_dtype.bits,
                  in_k=kind_code(node.in_dtype), out_b=node.out_dtype.bits)

@@ -3,13 +3,13 @@ exported with `export_qonnx` exactly as their users do, through the front end, `
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from boards.registry import load_board
+from edge.corpus import FINN_EXAMPLES, bnn_pynq
 from edge.export.targets import export
 from edge.qonnx_io import GoldenModel, load_model
 from fpga.build import BuildOptions, compile_model
@@ -19,31 +19,6 @@ BUILDS = ["tfc_1w1a", "tfc_1w2a", "tfc_2w2a", "sfc_1w1a", "sfc_1w2a", "sfc_2w2a"
           "cnv_1w1a", "cnv_1w2a", "cnv_2w2a"]
 
 
-def bnn_pynq(name: str, out: Path, dynamo: bool = True) -> Path:
-    """brevitas_examples' model with random weights and randomised BatchNorm/TensorNorm statistics, exported with
-    brevitas' export_qonnx (torch's default exporter, or the TorchScript one with dynamo=False)."""
-    import torch
-    from brevitas.export import export_qonnx
-    from brevitas_examples.bnn_pynq.models import model_with_cfg
-
-    torch.manual_seed(0)
-    model, _ = model_with_cfg(name, pretrained=False)
-    g = torch.Generator().manual_seed(1)
-    for mod in model.modules():
-        if getattr(mod, "running_mean", None) is not None:
-            mod.running_mean.copy_(torch.randn(mod.running_mean.shape, generator=g) * 0.5)
-            mod.running_var.copy_(torch.rand(mod.running_var.shape, generator=g) + 0.5)
-            mod.weight.data.copy_(torch.randn(mod.weight.shape, generator=g))
-            mod.bias.data.copy_(torch.randn(mod.bias.shape, generator=g) * 0.2)
-    model.eval()
-    shape = (1, 3, 32, 32) if name.startswith("cnv") else (1, 1, 28, 28)
-    path = out / f"{name}{'' if dynamo else '_ts'}.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        export_qonnx(model, torch.rand(shape), str(path), **({} if dynamo else {"dynamo": False}))
-    return path
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("bnn_pynq")
@@ -51,7 +26,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
 
     def get(name: str, dynamo: bool = True) -> Path:
         if (name, dynamo) not in cache:
-            cache[(name, dynamo)] = bnn_pynq(name, out, dynamo)
+            cache[(name, dynamo)] = FINN_EXAMPLES[name](out) if name in FINN_EXAMPLES else bnn_pynq(name, out, dynamo)
         return cache[(name, dynamo)]
 
     return get
@@ -136,3 +111,30 @@ def test_bnn_pynq_exports(corpus, tmp_path, name, target):
         assert any(op["op"] in ("MUL", "SUB", "ADD") for op in report["ops"])  # 2x - 1 in the model itself
     if target == "openvino":
         assert report["form"].startswith("int8 program"), report["form"]
+
+
+@pytest.mark.parametrize("name", ["kws_mlp_w3a3", "unsw_mlp_w2a2", "radioml_vgg10_w4a4"])
+def test_finn_examples_architectures_build_with_simulation(corpus, tmp_path, run_cli, name):
+    """finn-examples' KWS and UNSW-NB15 MLPs and RadioML's 1-D VGG10 (Conv1d, MaxPool1d on 2 x 1024 I/Q
+    samples): IR, C-sim and cycle simulation bit-exact on pynq-z2."""
+    code, out, err = run_cli("build", "--board", "pynq-z2", str(corpus(name)), "-o", str(tmp_path / "b"), "--json")
+    assert code == 0, err
+    import json
+
+    report = json.loads(out)
+    assert report["verification"]["bit_exact"], report["verification"]
+    assert report["simulation"]["passed"], report["simulation"]
+
+
+# OpenVINO on the 1-D VGG10's int8 program: ~1% of int8 values one level off from the first Conv1d on (AVX2
+# host, issue 9 notes); its other three targets are checked here
+@pytest.mark.parametrize("target", ["onnx", "tflite", "openvino", "tensorrt"])
+@pytest.mark.parametrize("name", ["kws_mlp_w3a3", "unsw_mlp_w2a2", "radioml_vgg10_w4a4"])
+def test_finn_examples_architectures_export(corpus, tmp_path, name, target, request):
+    if name.startswith("radioml") and target == "openvino":
+        request.applymarker(pytest.mark.xfail(reason="known gap: OpenVINO's 1-D convolution differs by one level "
+                                                     "in ~1% of values", strict=True))
+    report = export(load_model(corpus(name)), target, tmp_path / "out")
+    assert report["verification"]["passed"], report["verification"]
+    if target == "tflite":
+        assert report["verification"]["int8_tensors_equal_to_ir"]

@@ -409,8 +409,9 @@ class TfliteWriter:
             return pre.scale, t.zero_point
         x = self.b.tensor("input", (1, *shape), np.float32)
         self.b.inputs = [x]
-        if pre.raw_shape and hasattr(self.b, "raw_input"):
-            self.b.raw_input(x, pre.raw_shape)  # QDQ ONNX takes the model's own input shape
+        raw = pre.raw_shape or (pre.onnx_shape if pre.map_1d else ())
+        if raw and hasattr(self.b, "raw_input"):
+            self.b.raw_input(x, raw)  # QDQ ONNX takes the model's own input shape
         x = self.host_ops(x, shape)
         if pre.bipolar:
             self.bipolar_input(x, shape)

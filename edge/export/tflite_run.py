@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from edge.export.tflite import TfliteExport
-from fpga.execute import quantize_input
+from fpga.execute import quantize_input, to_ir_layout
 from fpga.ir import InputQuant
 
 
@@ -33,8 +33,9 @@ class TfliteRunner:
             q = quantize_input(pre, x) + self.model.input_quant[1]
             feed = q.astype(np.int8)
         else:
-            feed = np.moveaxis(x, 1, -1) if x.ndim == 4 else x.reshape(len(x), -1)
-            feed = np.ascontiguousarray(feed, np.float32)
+            # the model takes its input at the quantiser's shape, in the accelerator's order (NHWC / flat)
+            x = np.asarray(x, np.float32).reshape(len(x), *pre.onnx_shape)
+            feed = np.ascontiguousarray(to_ir_layout(pre, x), np.float32)
         inp = self.interp.get_input_details()[0]
         self.interp.resize_tensor_input(inp["index"], list(feed.shape))
         self.interp.allocate_tensors()

@@ -111,9 +111,11 @@ struct SlidingWindow {
     }
 };
 
-// Non-overlapping max pooling (kernel == stride); rows and columns past OH*K, OW*K are read and dropped.
-// One input word per iteration; an output word when the last pixel of its window arrives.
-template <unsigned IH, unsigned IW, unsigned C, unsigned PE, unsigned K, unsigned OH, unsigned OW, int B, int KIND>
+// Non-overlapping max pooling (KH x KW windows, stride = kernel; KH = 1 for 1-D pools); rows and columns past
+// OH*KH, OW*KW are read and dropped. One input word per iteration; an output word when the last pixel of its
+// window arrives.
+template <unsigned IH, unsigned IW, unsigned C, unsigned PE, unsigned KH, unsigned KW, unsigned OH, unsigned OW,
+          int B, int KIND>
 struct MaxPool {
     static const unsigned CF = C / PE;
     typedef ap_uint<PE * B> Word;
@@ -121,7 +123,7 @@ struct MaxPool {
     unsigned frames, frame, y, x, cf;
     MaxPool(unsigned n) : frames(n), frame(0), y(0), x(0), cf(0) {}
     bool done() const { return frame >= frames; }
-    bool last_of_window() const { return y < OH * K && x < OW * K && y % K == K - 1 && x % K == K - 1; }
+    bool last_of_window() const { return y < OH * KH && x < OW * KW && y % KH == KH - 1 && x % KW == KW - 1; }
     template <class I, class O>
     bool can_step(I& in, O& out) {
         return !done() && !in.empty() && !(last_of_window() && out.full());
@@ -129,9 +131,9 @@ struct MaxPool {
     template <class I, class O>
     void step(I& in, O& out) {
         Word w = in.read();
-        if (y < OH * K && x < OW * K) {
-            unsigned ox = x / K;
-            bool first = y % K == 0 && x % K == 0;
+        if (y < OH * KH && x < OW * KW) {
+            unsigned ox = x / KW;
+            bool first = y % KH == 0 && x % KW == 0;
             for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
                 long long v = get_elem<B, KIND>(w, p);

@@ -1,0 +1,121 @@
+"""Models nobody here designed, for tests and benchmarks: FINN's reference networks from brevitas_examples (shipped
+in the brevitas wheel) and finn-examples' other architectures written from their published descriptions. Random
+weights and randomised BatchNorm statistics, exported with brevitas' `export_qonnx` exactly as users do."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+BNN_PYNQ = ("tfc_1w1a", "tfc_1w2a", "tfc_2w2a", "sfc_1w1a", "sfc_1w2a", "sfc_2w2a", "lfc_1w1a", "lfc_1w2a",
+            "cnv_1w1a", "cnv_1w2a", "cnv_2w2a")
+
+
+def randomise_batchnorm(model: nn.Module, seed: int = 1) -> None:
+    """BatchNorm/TensorNorm statistics and affine parameters away from their identity defaults."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mod in model.modules():
+            if getattr(mod, "running_mean", None) is not None:
+                mod.running_mean.copy_(torch.randn(mod.running_mean.shape, generator=g) * 0.5)
+                mod.running_var.copy_(torch.rand(mod.running_var.shape, generator=g) + 0.5)
+                mod.weight.data.copy_(torch.randn(mod.weight.shape, generator=g))
+                mod.bias.data.copy_(torch.randn(mod.bias.shape, generator=g) * 0.2)
+
+
+def _export(model: nn.Module, shape: tuple[int, ...], path: Path, dynamo: bool = True) -> Path:
+    from brevitas.export import export_qonnx
+
+    model.eval()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # torch.onnx prints progress
+        warnings.simplefilter("ignore")
+        export_qonnx(model, torch.rand(shape), str(path), **({} if dynamo else {"dynamo": False}))
+    return path
+
+
+def bnn_pynq(name: str, out: Path, dynamo: bool = True) -> Path:
+    """brevitas_examples' bnn_pynq network `name` (tfc/sfc/lfc/cnv), exported with torch's default exporter or
+    the TorchScript one (dynamo=False)."""
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    torch.manual_seed(0)
+    model, _ = model_with_cfg(name, pretrained=False)
+    randomise_batchnorm(model)
+    shape = (1, 3, 32, 32) if name.startswith("cnv") else (1, 1, 28, 28)
+    return _export(model, shape, out / f"{name}{'' if dynamo else '_ts'}.onnx", dynamo)
+
+
+def _mlp(features: int, hidden: tuple[int, ...], classes: int, wbits: int, abits: int,
+         in_bits: int) -> nn.Module:
+    import brevitas.nn as qnn
+
+    layers: list[nn.Module] = [qnn.QuantIdentity(bit_width=in_bits, return_quant_tensor=True)]
+    width = features
+    for h in hidden:
+        layers += [qnn.QuantLinear(width, h, bias=True, weight_bit_width=wbits), nn.BatchNorm1d(h),
+                   nn.Dropout(0.1), qnn.QuantReLU(bit_width=abits, return_quant_tensor=True)]
+        width = h
+    layers.append(qnn.QuantLinear(width, classes, bias=True, weight_bit_width=wbits))
+    return nn.Sequential(*layers)
+
+
+def kws_mlp(out: Path) -> Path:
+    """finn-examples' keyword-spotting MLP: 490 MFCC features (10 x 49), three hidden layers of 64, 12 classes,
+    3-bit weights and activations, 8-bit input."""
+    torch.manual_seed(0)
+    model = _mlp(490, (64, 64, 64), 12, 3, 3, 8)
+    randomise_batchnorm(model)
+    return _export(model, (1, 490), out / "kws_mlp_w3a3.onnx")
+
+
+def unsw_mlp(out: Path) -> Path:
+    """FINN's UNSW-NB15 intrusion-detection MLP: 600 binarised features -> 64 -> 64 -> 64 -> 1, w2a2."""
+    torch.manual_seed(0)
+    model = _mlp(600, (64, 64, 64), 1, 2, 2, 2)
+    randomise_batchnorm(model)
+    return _export(model, (1, 600), out / "unsw_mlp_w2a2.onnx")
+
+
+class RadioMlVgg10(nn.Module):
+    """finn-examples' RadioML 2018 VGG10: 2 x 1024 I/Q samples, seven Conv1d(64, k=3, pad=1) + BatchNorm + ReLU
+    + MaxPool1d(2) blocks, two dense layers of 128, 24 classes; w4a4, 8-bit input."""
+
+    def __init__(self, channels: int = 64, length: int = 1024) -> None:
+        import brevitas.nn as qnn
+
+        super().__init__()
+        layers: list[nn.Module] = [qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)]
+        c_in = 2
+        for _ in range(7):
+            layers += [qnn.QuantConv1d(c_in, channels, 3, padding=1, bias=False, weight_bit_width=4),
+                       nn.BatchNorm1d(channels), qnn.QuantReLU(bit_width=4, return_quant_tensor=True),
+                       nn.MaxPool1d(2)]
+            c_in = channels
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            qnn.QuantLinear(channels * (length // 128), 128, bias=True, weight_bit_width=4), nn.BatchNorm1d(128),
+            qnn.QuantReLU(bit_width=4, return_quant_tensor=True),
+            qnn.QuantLinear(128, 128, bias=True, weight_bit_width=4), nn.BatchNorm1d(128),
+            qnn.QuantReLU(bit_width=4, return_quant_tensor=True),
+            qnn.QuantLinear(128, 24, bias=True, weight_bit_width=4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        return self.classifier(x.reshape(x.shape[0], -1))
+
+
+def radioml_vgg10(out: Path) -> Path:
+    torch.manual_seed(0)
+    model = RadioMlVgg10()
+    randomise_batchnorm(model)
+    return _export(model, (1, 2, 1024), out / "radioml_vgg10_w4a4.onnx")
+
+
+FINN_EXAMPLES: dict[str, Callable[[Path], Path]] = {"kws_mlp_w3a3": kws_mlp, "unsw_mlp_w2a2": unsw_mlp,
+                                                    "radioml_vgg10_w4a4": radioml_vgg10}
