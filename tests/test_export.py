@@ -69,9 +69,6 @@ def test_export_errors(trained, run_cli, tmp_path):
     assert code == 2 and "is an FPGA" in err
     code, _, err = run_cli("export", "--target", "onnx", "--io", "int8", "-o", str(tmp_path / "x"))
     assert code == 2 and "--io int8 applies to --target tflite only" in err
-    code, _, err = run_cli("export", str(trained("tfc", 1, 1) / "model.onnx"), "--target", "tflite", "-o",
-                           str(tmp_path / "x"))
-    assert code == 2 and "tflite" in err and "FPGA" in err
     np.save(tmp_path / "c.npy", np.zeros((4, 3), np.float32))
     code, _, err = run_cli("export", "--calib", str(tmp_path / "c.npy"), "-o", str(tmp_path / "x"))
     assert code == 2 and "the model takes (64,)" in err
