@@ -117,5 +117,33 @@ def radioml_vgg10(out: Path) -> Path:
     return _export(model, (1, 2, 1024), out / "radioml_vgg10_w4a4.onnx")
 
 
+class TruncAvgPoolNet(nn.Module):
+    """A small CNN that downsamples with brevitas' TruncAvgPool2d (AveragePool + Trunc in QONNX) on 8 x 8 digits."""
+
+    def __init__(self) -> None:
+        import brevitas.nn as qnn
+
+        super().__init__()
+        self.quant = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.conv = qnn.QuantConv2d(1, 8, 3, padding=1, weight_bit_width=4, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.relu = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.pool = qnn.TruncAvgPool2d(kernel_size=2, stride=2, bit_width=4)
+        self.fc = qnn.QuantLinear(8 * 4 * 4, 10, weight_bit_width=4, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.relu(self.bn(self.conv(self.quant(x)))))
+        return self.fc(x.reshape(x.shape[0], -1))
+
+
+def trunc_avgpool(out: Path) -> Path:
+    torch.manual_seed(0)
+    model = TruncAvgPoolNet()
+    randomise_batchnorm(model)
+    return _export(model, (1, 1, 8, 8), out / "trunc_avgpool.onnx")
+
+
+IDIOMS: dict[str, Callable[[Path], Path]] = {"trunc_avgpool": trunc_avgpool}
+
 FINN_EXAMPLES: dict[str, Callable[[Path], Path]] = {"kws_mlp_w3a3": kws_mlp, "unsw_mlp_w2a2": unsw_mlp,
                                                     "radioml_vgg10_w4a4": radioml_vgg10}

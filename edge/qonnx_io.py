@@ -28,7 +28,7 @@ from edge.normalise import normalise
 
 QUANT_OPS = frozenset({"Quant", "BipolarQuant", "Trunc"})
 # inputs each QONNX quantiser takes, and its attributes: (type, allowed values or None)
-QUANT_ARITY = {"Quant": 4, "BipolarQuant": 2, "Trunc": 5}
+QUANT_ARITY = {"Quant": (4,), "BipolarQuant": (2,), "Trunc": (5, 6)}  # Trunc v1 / v2 (with an output scale)
 ROUNDING_MODES = frozenset({"ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN",
                             "ROUND_TO_ZERO"})
 QUANT_ATTRS: dict[str, dict[str, tuple[int, frozenset | None]]] = {
@@ -162,8 +162,13 @@ def _check_graph(path: Path, proto: onnx.ModelProto) -> None:
         if scale is not None and (scale.size == 0 or not np.all(np.isfinite(scale)) or np.any(scale <= 0)):
             raise EdgeError(f"{path}: node '{name}' ({node.op_type}) has a scale that is not positive and finite; "
                             "re-export the model")
-        bit_index = {"Quant": 3, "Trunc": 3}.get(node.op_type)
-        for k in ([bit_index, 4] if node.op_type == "Trunc" else [bit_index]) if bit_index else []:
+        bit_inputs = {"Quant": [3], "Trunc": [3, len(node.input) - 1]}.get(node.op_type, [])
+        if node.op_type == "Trunc" and len(node.input) == 6:
+            out_scale = const(4)
+            if out_scale is not None and (not np.all(np.isfinite(out_scale)) or np.any(out_scale <= 0)):
+                raise EdgeError(f"{path}: node '{name}' (Trunc) has an output scale that is not positive and "
+                                "finite; re-export the model")
+        for k in bit_inputs:
             bits = const(k)
             if bits is not None and (bits.size != 1 or not np.isfinite(bits).all() or bits.item() < 1
                                      or bits.item() != round(bits.item()) or bits.item() > 32):
@@ -177,9 +182,10 @@ def _check_graph(path: Path, proto: onnx.ModelProto) -> None:
 def _check_quant_node(path: Path, node: onnx.NodeProto, name: str) -> None:
     """A QONNX quantiser has its inputs and well-typed attributes (qonnx itself fails deep inside otherwise)."""
     arity = QUANT_ARITY[node.op_type]
-    if len(node.input) != arity or len(node.output) != 1 or not all(node.input):
+    if len(node.input) not in arity or len(node.output) != 1 or not all(node.input):
         raise EdgeError(f"{path}: node '{name}' ({node.op_type}) has {len(node.input)} inputs and "
-                        f"{len(node.output)} outputs; QONNX defines {arity} inputs and 1 output")
+                        f"{len(node.output)} outputs; QONNX defines {' or '.join(map(str, arity))} inputs and 1 "
+                        "output")
     spec = QUANT_ATTRS[node.op_type]
     present = {a.name: a for a in node.attribute}
     for attr in REQUIRED_QUANT_ATTRS[node.op_type]:

@@ -227,7 +227,7 @@ class Lowering:
             if dynamic != [tensor]:
                 raise self.fail(node, "expected one streamed input after the accumulator (a residual Add must take "
                                       "two quantised tensors of one scale)")
-            if node.op_type in QUANTISERS:
+            if node.op_type in (*QUANTISERS, "Trunc"):
                 chain.append(node)
                 return chain, node.output[0], node
             if node.op_type not in CHAIN_OPS:
@@ -283,6 +283,9 @@ class Lowering:
         if q.op_type == "BipolarQuant":
             out_scale = np.asarray(self.init(q.input[1]), np.float64)
             dtype, qmin, qmax, step = BIPOLAR, -1, 1, 2
+        elif q.op_type == "Trunc":
+            out_scale, dtype, qmin, qmax = self.trunc_output(q)
+            step = 1
         else:
             scale, zp, bits = (self.init(q.input[i]) for i in (1, 2, 3))
             if scale is None or bits is None or zp is None or np.any(zp != 0):
@@ -313,6 +316,20 @@ class Lowering:
         for n in chain:
             self.done.add(n.name)
         self.publish(end, stream, dtype, out_scale.reshape(()), layout)
+
+    def trunc_output(self, q: NodeProto) -> tuple[np.ndarray, IntType, int, int]:
+        """Output scale and integer type of a Trunc (v1: scale * 2**(in_bits - out_bits); v2: its input 4)."""
+        consts = [self.init(i) for i in q.input[1:]]
+        if any(c is None for c in consts) or np.any(consts[1] != 0):
+            raise self.fail(q, "Trunc needs constant scales and bit widths and a zero-point of 0")
+        scale, _, in_bits = (np.asarray(c, np.float64) for c in consts[:3])
+        if len(q.input) == 6:
+            out_scale, out_bits = np.asarray(consts[3], np.float64), int(np.asarray(consts[4]).item())
+        else:
+            out_bits = int(np.asarray(consts[3]).item())
+            out_scale = scale * 2.0 ** (float(in_bits) - out_bits)
+        dtype, qmin, qmax = quant_type(out_bits, bool(self.attr(q, "signed", 1)), bool(self.attr(q, "narrow", 0)))
+        return out_scale, dtype, qmin, qmax
 
     def host_affine(self, acc: Accumulator, chain: list[NodeProto], end: str, rank: int, layout: Layout) -> None:
         """The graph output is affine in the accumulator: the host computes it as acc * scale + bias."""
@@ -566,6 +583,35 @@ class Lowering:
                       (oh, ow, c), x.dtype)
         self.publish(node.output[0], out, x.dtype, x.scale, x.layout)
 
+    def lower_avgpool(self, node: NodeProto) -> None:
+        """k x k average pooling with stride k: a sliding window and a VVAU with all-one weights (the window sum);
+        the 1/k**2 and the following Trunc or quantiser become its thresholds."""
+        x = self.take(node.input[0], node)
+        if x.layout.kind != "nhwc":
+            raise self.fail(node, "AveragePool input is not a feature map")
+        kernel = tuple(_as_2d(self.attr(node, "kernel_shape"), 1))
+        stride = tuple(_as_2d(self.attr(node, "strides", kernel), 1))
+        if any(self.attr(node, "pads", [0, 0, 0, 0])) or self.attr(node, "ceil_mode", 0):
+            raise self.fail(node, "AveragePool with padding or ceil_mode is not supported")
+        h, wd, c = x.ir_shape
+        _, oh, ow = _chw(self.shape(node.output[0]))
+        k = kernel[0] * kernel[1]
+        win = self.fresh("t")
+        self.add_node(SlidingWindow(name=self.fresh("SlidingWindow"), inputs=(self.claim(x),), output=win, ifm=(h, wd),
+                                    ofm=(oh, ow), channels=c, kernel=kernel, stride=stride, dtype=x.dtype,
+                                    depthwise=True), (oh, ow, k * c), x.dtype)
+        ones = np.ones((c, k), np.int64)
+        lo, hi = self.dot_bounds(ones, x.dtype)
+        acc_dtype = smallest_type(int(lo.min()), int(hi.max()))
+        out = self.fresh("t")
+        unit = VectorVectorUnit(name=self.fresh("VVAU"), inputs=(win,), output=out, channels=c, k=k,
+                                vectors=oh * ow, weights=ones, in_dtype=x.dtype, w_dtype=IntType(2, True),
+                                acc_dtype=acc_dtype)
+        self.add_node(unit, (oh, ow, c), acc_dtype)
+        scale = np.broadcast_to(x.scale, (c,)).astype(np.float64) / k
+        acc = Accumulator(unit, node.output[0], lo, hi, scale, np.zeros(c))
+        self.finish(acc, self.next_of(node.output[0]))
+
     def lower_global_pool(self, node: NodeProto) -> None:
         x = self.take(node.input[0], node)
         h, wd, c = x.ir_shape
@@ -645,6 +691,8 @@ class Lowering:
                 self.lower_maxpool(node)
             elif op == "GlobalAveragePool":
                 self.lower_global_pool(node)
+            elif op == "AveragePool":
+                self.lower_avgpool(node)
             elif op == "Add" and all(i in self.values for i in node.input):
                 self.lower_add(node)
             elif op in LAYOUT_OPS and node.input[0] in self.values:

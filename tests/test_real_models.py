@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from boards.registry import load_board
-from edge.corpus import FINN_EXAMPLES, bnn_pynq
+from edge.corpus import FINN_EXAMPLES, IDIOMS, bnn_pynq
 from edge.export.targets import export
 from edge.qonnx_io import GoldenModel, load_model
 from fpga.build import BuildOptions, compile_model
@@ -26,7 +26,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
 
     def get(name: str, dynamo: bool = True) -> Path:
         if (name, dynamo) not in cache:
-            cache[(name, dynamo)] = FINN_EXAMPLES[name](out) if name in FINN_EXAMPLES else bnn_pynq(name, out, dynamo)
+            makers = {**FINN_EXAMPLES, **IDIOMS}
+            cache[(name, dynamo)] = makers[name](out) if name in makers else bnn_pynq(name, out, dynamo)
         return cache[(name, dynamo)]
 
     return get
@@ -113,7 +114,7 @@ def test_bnn_pynq_exports(corpus, tmp_path, name, target):
         assert report["form"].startswith("int8 program"), report["form"]
 
 
-@pytest.mark.parametrize("name", ["kws_mlp_w3a3", "unsw_mlp_w2a2", "radioml_vgg10_w4a4"])
+@pytest.mark.parametrize("name", ["kws_mlp_w3a3", "unsw_mlp_w2a2", "radioml_vgg10_w4a4", "trunc_avgpool"])
 def test_finn_examples_architectures_build_with_simulation(corpus, tmp_path, run_cli, name):
     """finn-examples' KWS and UNSW-NB15 MLPs and RadioML's 1-D VGG10 (Conv1d, MaxPool1d on 2 x 1024 I/Q
     samples): IR, C-sim and cycle simulation bit-exact on pynq-z2."""
@@ -138,3 +139,16 @@ def test_finn_examples_architectures_export(corpus, tmp_path, name, target, requ
     assert report["verification"]["passed"], report["verification"]
     if target == "tflite":
         assert report["verification"]["int8_tensors_equal_to_ir"]
+
+
+def test_trunc_avgpool_on_int8_targets_is_reported_not_hidden(corpus, run_cli, tmp_path):
+    """Trunc rounds sum/4 half to even: level boundaries 3, 5, 3, 5 apart, which no linear int8 requantisation
+    reproduces. TFLite says which channels may differ and fails its check; the QDQ form refuses in one line."""
+    code, out, err = run_cli("export", str(corpus("trunc_avgpool")), "--target", "tflite", "-o",
+                             str(tmp_path / "t"), "--json")
+    import json
+
+    report = json.loads(out)
+    assert code == 1 and report["requantisation"]["inexact"], report["requantisation"]
+    code, _, err = run_cli("export", str(corpus("trunc_avgpool")), "--target", "onnx", "-o", str(tmp_path / "o"))
+    assert code == 2 and "Trunc" in err and len(err.strip().splitlines()) == 1
