@@ -143,7 +143,39 @@ def trunc_avgpool(out: Path) -> Path:
     return _export(model, (1, 1, 8, 8), out / "trunc_avgpool.onnx")
 
 
-IDIOMS: dict[str, Callable[[Path], Path]] = {"trunc_avgpool": trunc_avgpool}
+class CeilPoolNet(nn.Module):
+    """Odd feature maps pooled with MaxPool2d(2, ceil_mode=True) and a padded MaxPool2d(2, padding=1), flattened
+    with x.view(x.size(0), -1)."""
+
+    def __init__(self) -> None:
+        import brevitas.nn as qnn
+
+        super().__init__()
+        self.quant = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.conv1 = qnn.QuantConv2d(1, 8, 2, weight_bit_width=4, bias=False)  # 8x8 -> 7x7
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu1 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.pool1 = nn.MaxPool2d(2, ceil_mode=True)  # 7x7 -> 4x4
+        self.conv2 = qnn.QuantConv2d(8, 8, 2, weight_bit_width=4, bias=False)  # 4x4 -> 3x3
+        self.bn2 = nn.BatchNorm2d(8)
+        self.relu2 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.pool2 = nn.MaxPool2d(2, padding=1)  # 3x3 -> 2x2
+        self.fc = qnn.QuantLinear(8 * 2 * 2, 10, weight_bit_width=4, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(self.relu1(self.bn1(self.conv1(self.quant(x)))))
+        x = self.pool2(self.relu2(self.bn2(self.conv2(x))))
+        return self.fc(x.view(x.size(0), -1))
+
+
+def ceil_pool(out: Path) -> Path:
+    torch.manual_seed(0)
+    model = CeilPoolNet()
+    randomise_batchnorm(model)
+    return _export(model, (1, 1, 8, 8), out / "ceil_pool.onnx")
+
+
+IDIOMS: dict[str, Callable[[Path], Path]] = {"trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool}
 
 FINN_EXAMPLES: dict[str, Callable[[Path], Path]] = {"kws_mlp_w3a3": kws_mlp, "unsw_mlp_w2a2": unsw_mlp,
                                                     "radioml_vgg10_w4a4": radioml_vgg10}

@@ -563,9 +563,10 @@ class Lowering:
                   in_stream=stream, in_dtype=dtype, pad_zero=any(pads))
 
     def lower_maxpool(self, node: NodeProto) -> None:
+        """Non-overlapping max pooling. Padding (explicit pads, or the partial last windows of ceil_mode) becomes
+        zero padding in front, exact for non-negative values: ONNX pads with -inf, and a window always holds at
+        least one real value >= 0."""
         x = self.take(node.input[0], node)
-        if any(self.attr(node, "pads", [0, 0, 0, 0])) or self.attr(node, "ceil_mode", 0):
-            raise self.fail(node, "MaxPool with padding or ceil_mode is not supported")
         if np.any(x.scale <= 0):
             raise self.fail(node, "MaxPool on a tensor with a non-positive scale")
         kernel = tuple(_as_2d(self.attr(node, "kernel_shape"), 1))
@@ -573,15 +574,31 @@ class Lowering:
         if kernel != stride or (kernel[0] != kernel[1] and kernel[0] != 1):
             raise self.fail(node, f"MaxPool {kernel} with stride {stride}: only square (or 1-D), non-overlapping "
                                   "pools")
+        if any(d != 1 for d in self.attr(node, "dilations", [1])):
+            raise self.fail(node, "dilated MaxPool is not supported")
         if x.layout.kind != "nhwc":
             raise self.fail(node, "MaxPool input is not a feature map")
         h, wd, c = x.ir_shape
         _, oh, ow = _chw(self.shape(node.output[0]))
+        top, left, bottom, right = _as_2d(self.attr(node, "pads", [0, 0, 0, 0]), 0)
+        # rows/columns the windows reach beyond the padded map (ceil_mode), padded as well
+        bottom += max(0, oh * kernel[0] - (top + h + bottom))
+        right += max(0, ow * kernel[1] - (left + wd + right))
+        stream, dtype = self.claim(x), x.dtype
+        if any((top, left, bottom, right)):
+            if dtype.min < 0:
+                raise self.fail(node, "MaxPool with padding or ceil_mode on signed values: ONNX pads with -inf, "
+                                      "which the integer stream cannot hold; pool after a ReLU or without padding")
+            padded = self.fresh("t")
+            pad = Padding(name=self.fresh("Padding"), inputs=(stream,), output=padded, ifm=(h, wd), channels=c,
+                          pads=(top, left, bottom, right), dtype=dtype)
+            self.add_node(pad, (*pad.ofm, c), dtype)
+            stream, (h, wd) = padded, pad.ofm
         out = self.fresh("t")
-        self.add_node(MaxPool(name=self.fresh("MaxPool"), inputs=(self.claim(x),), output=out, ifm=(h, wd),
-                              ofm=(oh, ow), channels=c, kernel=kernel, stride=stride, dtype=x.dtype),
-                      (oh, ow, c), x.dtype)
-        self.publish(node.output[0], out, x.dtype, x.scale, x.layout)
+        self.add_node(MaxPool(name=self.fresh("MaxPool"), inputs=(stream,), output=out, ifm=(h, wd),
+                              ofm=(oh, ow), channels=c, kernel=kernel, stride=stride, dtype=dtype),
+                      (oh, ow, c), dtype)
+        self.publish(node.output[0], out, dtype, x.scale, x.layout)
 
     def lower_avgpool(self, node: NodeProto) -> None:
         """k x k average pooling with stride k: a sliding window and a VVAU with all-one weights (the window sum);
