@@ -175,7 +175,44 @@ def ceil_pool(out: Path) -> Path:
     return _export(model, (1, 1, 8, 8), out / "ceil_pool.onnx")
 
 
-IDIOMS: dict[str, Callable[[Path], Path]] = {"trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool}
+class PerChannelActNet(nn.Module):
+    """A per-channel activation quantiser (as MobileNet's brevitas_examples use) feeding a depthwise convolution,
+    which keeps every channel's scale apart."""
+
+    def __init__(self, channels: int = 8) -> None:
+        import brevitas.nn as qnn
+
+        super().__init__()
+        self.quant = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.conv = qnn.QuantConv2d(1, channels, 3, padding=1, weight_bit_width=4, bias=False)
+        self.bn = nn.BatchNorm2d(channels)
+        self.relu = qnn.QuantReLU(bit_width=4, return_quant_tensor=True, scaling_per_output_channel=True,
+                                  per_channel_broadcastable_shape=(1, channels, 1, 1),
+                                  scaling_stats_permute_dims=(1, 0, 2, 3))
+        self.dw = qnn.QuantConv2d(channels, channels, 3, padding=1, groups=channels, weight_bit_width=4, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.relu2 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.fc = qnn.QuantLinear(channels * 8 * 8, 10, weight_bit_width=4, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu2(self.bn2(self.dw(self.relu(self.bn(self.conv(self.quant(x)))))))
+        return self.fc(x.reshape(x.shape[0], -1))
+
+
+def per_channel_act(out: Path) -> Path:
+    torch.manual_seed(0)
+    model = PerChannelActNet()
+    randomise_batchnorm(model)
+    model.train()  # the per-channel scales come from runtime statistics: let them see some data
+    with torch.no_grad():
+        for _ in range(40):
+            model(torch.rand(8, 1, 8, 8))
+    randomise_batchnorm(model)
+    return _export(model, (1, 1, 8, 8), out / "per_channel_act.onnx")
+
+
+IDIOMS: dict[str, Callable[[Path], Path]] = {"trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool,
+                                             "per_channel_act": per_channel_act}
 
 FINN_EXAMPLES: dict[str, Callable[[Path], Path]] = {"kws_mlp_w3a3": kws_mlp, "unsw_mlp_w2a2": unsw_mlp,
                                                     "radioml_vgg10_w4a4": radioml_vgg10}

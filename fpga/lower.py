@@ -294,11 +294,15 @@ class Lowering:
             dtype, qmin, qmax = quant_type(int(np.asarray(bits).item()), bool(self.attr(q, "signed", 1)),
                                            bool(self.attr(q, "narrow", 0)))
             step = 1
-        if out_scale.size != 1:
-            raise self.fail(q, "activation quantiser has per-channel scales; expected one scale per tensor")
+        if out_scale.size not in (1, channels) or (out_scale.size > 1 and
+                                                   int(np.max(out_scale.shape)) != out_scale.size):
+            raise self.fail(q, f"activation scale of shape {out_scale.shape} is neither per-tensor nor per-channel")
+        out_scale = out_scale.reshape(-1) if out_scale.size > 1 else out_scale.reshape(())
+        if out_scale.size > 1 and layout.perm is not None:
+            raise self.fail(q, "per-channel activation scales after a flatten are not supported")
 
         def levels(a: np.ndarray) -> np.ndarray:
-            return np.rint(fn(a) / float(out_scale.reshape(-1)[0])).astype(np.int64)
+            return np.rint(fn(a) / out_scale).astype(np.int64)
 
         th = derive_thresholds(levels, acc.lo, acc.hi, qmin, qmax, step, dtype, f"{self.path}: node '{q.name}'")
         node = acc.node
@@ -315,7 +319,7 @@ class Lowering:
                                        in_dtype=self.tensors[node.output].dtype, thresholds=th), out_shape, dtype)
         for n in chain:
             self.done.add(n.name)
-        self.publish(end, stream, dtype, out_scale.reshape(()), layout)
+        self.publish(end, stream, dtype, out_scale, layout)
 
     def trunc_output(self, q: NodeProto) -> tuple[np.ndarray, IntType, int, int]:
         """Output scale and integer type of a Trunc (v1: scale * 2**(in_bits - out_bits); v2: its input 4)."""
@@ -513,15 +517,16 @@ class Lowering:
             raise self.fail(node, "dilated convolutions are not supported")
         if self.attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             raise self.fail(node, "auto_pad is not supported; export with explicit pads")
-        s_x = self.scalar_scale(x, node)
         w, s, dtype_w = self.weights(node, node.input[1])
+        group = int(self.attr(node, "group", 1))
+        # a depthwise layer keeps each channel apart, so a per-channel input scale stays exact
+        s_x = np.asarray(x.scale, np.float64) if group > 1 and group == x.channels else self.scalar_scale(x, node)
         if w.ndim == 3:  # Conv1d: a (1, k) kernel over a (1, L) map
             w, s = w[:, :, None, :], s[:, :, None, :]
         if w.ndim != 4:
             raise self.fail(node, f"{w.ndim - 2}-D convolutions are not supported (1-D and 2-D are)")
         cout, cin_g, kh, kw = w.shape
         h, wd, cin = x.ir_shape
-        group = int(self.attr(node, "group", 1))
         s_row = np.broadcast_to(self.per_row_scale(s.reshape(cout, -1), 1, lambda r: self.fail(node, r)), (cout,))
         pads = tuple(_as_2d(self.attr(node, "pads", [0, 0, 0, 0]), 0))
         stride = tuple(_as_2d(self.attr(node, "strides", [1, 1]), 1))
@@ -639,17 +644,18 @@ class Lowering:
                              channels=c, in_dtype=x.dtype, out_dtype=dtype)
         self.add_node(unit, (c,), dtype)
         acc = Accumulator(unit, node.output[0], np.full(c, lo), np.full(c, hi),
-                          np.full(c, self.scalar_scale(x, node) / (h * wd)), np.zeros(c), fusable=False)
+                          np.broadcast_to(x.scale, (c,)).astype(np.float64) / (h * wd), np.zeros(c), fusable=False)
         self.finish(acc, self.next_of(node.output[0]))
 
     def lower_add(self, node: NodeProto) -> None:
         a, b = (self.take(i, node) for i in node.input)
         if a.ir_shape != b.ir_shape or a.layout.kind != b.layout.kind:
             raise self.fail(node, "residual Add of tensors with different shapes")
-        sa, sb = self.scalar_scale(a, node), self.scalar_scale(b, node)
-        if sa != sb:
-            raise self.fail(node, f"residual Add of tensors with different scales ({sa:g} and {sb:g}); quantise both "
-                                  "branches with one shared quantiser so that they add as integers")
+        sa, sb = np.broadcast_to(a.scale, (a.channels,)), np.broadcast_to(b.scale, (b.channels,))
+        if not np.array_equal(sa, sb):
+            raise self.fail(node, f"residual Add of tensors with different scales ({float(sa[0]):g} and "
+                                  f"{float(sb[0]):g}); quantise both branches with one shared quantiser so that "
+                                  "they add as integers")
         lo, hi = a.dtype.min + b.dtype.min, a.dtype.max + b.dtype.max
         dtype = smallest_type(lo, hi)
         shape = a.ir_shape

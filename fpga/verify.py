@@ -77,6 +77,12 @@ class VerifyReport:
         }
 
 
+def _channel_scale(scale: np.ndarray, ndim: int) -> np.ndarray:
+    """A per-channel scale (C,) shaped to divide an ONNX batch (N, C, ...) along its channel axis."""
+    scale = np.asarray(scale, np.float64)
+    return scale.reshape(-1, *([1] * (ndim - 2))) if scale.size > 1 else scale
+
+
 def _tie_mask(loaded: LoadedModel, ctx: dict[str, np.ndarray], onnx_tensor: str, scale: np.ndarray) -> np.ndarray:
     """Where the float value entering the quantiser that produced `onnx_tensor` sits on a decision boundary."""
     producer = loaded.model.find_producer(onnx_tensor)
@@ -93,8 +99,8 @@ def verify(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray) -> VerifyRe
     """Teacher-forced per-probe comparison plus end-to-end output agreement on the batch x."""
     golden = GoldenModel(loaded, batch=len(x))
     ctx = golden.run_all(x)
-    forced = {s: p.layout.to_ir(np.rint(ctx[p.onnx_tensor] / p.scale).astype(np.int64))
-              for s, p in graph.probes.items()}
+    forced = {s: p.layout.to_ir(np.rint(ctx[p.onnx_tensor] / _channel_scale(p.scale, ctx[p.onnx_tensor].ndim))
+                                .astype(np.int64)) for s, p in graph.probes.items()}
     report = VerifyReport(samples=len(x))
     env = {graph.input: quantize_input(graph.pre, x)}
     computed: dict[str, np.ndarray] = {}
@@ -110,7 +116,8 @@ def verify(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray) -> VerifyRe
             env[name] = forced.get(name, out)
     for stream, probe in graph.probes.items():
         diff = computed[stream] != forced[stream]
-        ties = probe.layout.to_ir(_tie_mask(loaded, ctx, probe.onnx_tensor, probe.scale))
+        ties = probe.layout.to_ir(_tie_mask(loaded, ctx, probe.onnx_tensor,
+                                            _channel_scale(probe.scale, ctx[probe.onnx_tensor].ndim)))
         report.probes.append(ProbeResult(stream, probe.onnx_tensor, int(diff.size), int(diff.sum()),
                                          int((diff & ties).sum())))
         report.tie_samples |= set(np.flatnonzero((diff & ties).reshape(len(x), -1).any(1)).tolist())

@@ -115,7 +115,7 @@ def test_bnn_pynq_exports(corpus, tmp_path, name, target):
 
 
 @pytest.mark.parametrize("name", ["kws_mlp_w3a3", "unsw_mlp_w2a2", "radioml_vgg10_w4a4", "trunc_avgpool",
-                                  "ceil_pool"])
+                                  "ceil_pool", "per_channel_act"])
 def test_finn_examples_architectures_build_with_simulation(corpus, tmp_path, run_cli, name):
     """finn-examples' KWS and UNSW-NB15 MLPs and RadioML's 1-D VGG10 (Conv1d, MaxPool1d on 2 x 1024 I/Q
     samples): IR, C-sim and cycle simulation bit-exact on pynq-z2."""
@@ -153,3 +153,20 @@ def test_trunc_avgpool_on_int8_targets_is_reported_not_hidden(corpus, run_cli, t
     assert code == 1 and report["requantisation"]["inexact"], report["requantisation"]
     code, _, err = run_cli("export", str(corpus("trunc_avgpool")), "--target", "onnx", "-o", str(tmp_path / "o"))
     assert code == 2 and "Trunc" in err and len(err.strip().splitlines()) == 1
+
+
+def test_per_channel_activation_scales(corpus, run_cli, tmp_path):
+    """Per-channel scales into a depthwise conv: the int8 program keeps them exact (requantisation is fitted on
+    the integers); the QDQ form, whose QuantizeLinear takes one activation scale, refuses in one line."""
+    import onnx
+
+    path = corpus("per_channel_act")
+    proto = onnx.load(str(path))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
+    scales = [inits[n.input[1]] for n in proto.graph.node if n.op_type == "Quant" and n.input[1] in inits]
+    assert any(s.size > 1 and len(np.unique(s)) > 1 for s in scales)  # really per channel
+    for target in ("tflite", "openvino"):
+        report = export(load_model(path), target, tmp_path / target)
+        assert report["verification"]["passed"], (target, report["verification"])
+    code, _, err = run_cli("export", str(path), "--target", "onnx", "-o", str(tmp_path / "o"))
+    assert code == 2 and "per-tensor" in err and len(err.strip().splitlines()) == 1
