@@ -214,5 +214,20 @@ def per_channel_act(out: Path) -> Path:
 IDIOMS: dict[str, Callable[[Path], Path]] = {"trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool,
                                              "per_channel_act": per_channel_act}
 
-FINN_EXAMPLES: dict[str, Callable[[Path], Path]] = {"kws_mlp_w3a3": kws_mlp, "unsw_mlp_w2a2": unsw_mlp,
-                                                    "radioml_vgg10_w4a4": radioml_vgg10}
+def mobilenet_v1(out: Path) -> Path:
+    """brevitas_examples' ImageNet `quant_mobilenet_v1_4b` (w4a4, per-channel activation scales, TruncAvgPool,
+    Int32Bias) behind an 8-bit input quantiser, as finn-examples feeds it 8-bit pixels."""
+    import brevitas.nn as qnn
+    from brevitas_examples.imagenet_classification.models import model_with_cfg
+
+    torch.manual_seed(0)
+    net, _ = model_with_cfg("quant_mobilenet_v1_4b", pretrained=None)
+    randomise_batchnorm(net)
+    model = nn.Sequential(qnn.QuantIdentity(bit_width=8, return_quant_tensor=True), net)
+    return _export(model, (1, 3, 224, 224), out / "mobilenet_v1_w4a4.onnx")
+
+
+FINN_EXAMPLES: dict[str, Callable[[Path], Path]] = {
+    "mobilenet_v1_w4a4": mobilenet_v1, "kws_mlp_w3a3": kws_mlp, "unsw_mlp_w2a2": unsw_mlp,
+    "radioml_vgg10_w4a4": radioml_vgg10,
+}

@@ -95,8 +95,8 @@ def quant_of(model: ModelWrapper, tensor: str) -> QuantInfo | None:
         return None
     if producer.op_type == "BipolarQuant":
         return QuantInfo(1, True, True)
-    if producer.op_type == "Quant":
-        bits = model.get_initializer(producer.input[3])
+    if producer.op_type in ("Quant", "Trunc"):  # Trunc: its output bit width is its last input
+        bits = model.get_initializer(producer.input[3 if producer.op_type == "Quant" else -1])
         signed = next((a.i for a in producer.attribute if a.name == "signed"), 1)
         return QuantInfo(int(np.asarray(bits).item()) if bits is not None else 0, bool(signed), False)
     return None

@@ -18,6 +18,15 @@ from fpga.verify import verify
 from fpga.width import insert_width_converters
 
 VERIFY_SAMPLES = 64
+# integer elements the teacher-forced verification may hold at once (all IR streams of all samples, int64, and as
+# many golden float tensors): ~1.6 GB per copy. Large models (ImageNet MobileNet) verify on fewer samples.
+VERIFY_ELEMENT_BUDGET = 200_000_000
+
+
+def verify_sample_count(graph: DataflowGraph, wanted: int) -> int:
+    """As many of `wanted` samples as fit the element budget, at least 2."""
+    per_sample = sum(int(np.prod(t.shape)) for t in graph.tensors.values())
+    return max(2, min(wanted, VERIFY_ELEMENT_BUDGET // max(per_sample, 1)))
 
 
 @dataclass
@@ -51,5 +60,6 @@ def compile_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions) -> 
     report["source"] = str(loaded.path)
     report["folding_source"] = str(opts.folding) if opts.folding else "optimised"
     if opts.verify_samples and not opts.top_k:
-        report["verification"] = verify(graph, loaded, random_inputs(loaded, opts.verify_samples, opts.seed)).as_dict()
+        n = verify_sample_count(graph, opts.verify_samples)
+        report["verification"] = verify(graph, loaded, random_inputs(loaded, n, opts.seed)).as_dict()
     return graph, report

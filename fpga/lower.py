@@ -196,6 +196,23 @@ class Lowering:
         dtype, _, _ = quant_type(int(np.asarray(bits).item()), bool(signed), bool(narrow))
         return w_int, s, dtype
 
+    def bias(self, node: NodeProto, tensor: str) -> np.ndarray:
+        """A layer bias: a constant, or a quantised constant (brevitas' Int32Bias: a Quant on the initializer),
+        as the float32 values the golden model adds."""
+        value = self.init(tensor)
+        if value is not None:
+            return np.asarray(value, np.float32).astype(np.float64)
+        q = self.model.find_producer(tensor)
+        params = [self.init(i) for i in q.input] if q is not None and q.op_type == "Quant" else [None]
+        if any(p is None for p in params):
+            raise self.fail(node, "the bias must be a constant or a quantised constant")
+        mode = self.attr(q, "rounding_mode", b"ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        b, s, z, bits = (np.asarray(v, np.float32) for v in params)
+        y = quant(b, s, z, bits, int(self.attr(q, "signed", 1)), int(self.attr(q, "narrow", 0)), mode)
+        self.done.add(q.name)
+        return np.asarray(y, np.float32).astype(np.float64)
+
     @staticmethod
     def per_row_scale(s: np.ndarray, axis: int, where: Callable[[str], EdgeError]) -> np.ndarray:
         """The weight scale per output channel; it must not vary along the reduction axis."""
@@ -470,10 +487,7 @@ class Lowering:
                 w, s = w.T, s.T
             s_row = self.per_row_scale(s, 1, lambda r: self.fail(node, r))
             if len(node.input) > 2 and node.input[2]:
-                bias = self.init(node.input[2])
-                if bias is None:
-                    raise self.fail(node, "Gemm bias must be a constant")
-                offset = np.broadcast_to(np.asarray(bias, np.float64).reshape(-1), (w.shape[0],))
+                offset = np.broadcast_to(self.bias(node, node.input[2]).reshape(-1), (w.shape[0],))
         else:
             w, s, dtype_w = self.weights(node, node.input[1])
             w, s = w.T, s.T  # MatMul B is (MW, MH); the MVAU keeps (MH, MW)
@@ -511,8 +525,7 @@ class Lowering:
         x = self.take(node.input[0], node)
         if x.layout.kind != "nhwc":
             raise self.fail(node, "Conv input is not a feature map")
-        if len(node.input) > 2 and node.input[2]:
-            raise self.fail(node, "Conv with a bias input is not supported; export the bias as a separate Add")
+        conv_bias = self.bias(node, node.input[2]) if len(node.input) > 2 and node.input[2] else None
         if any(d != 1 for d in self.attr(node, "dilations", [1])):
             raise self.fail(node, "dilated convolutions are not supported")
         if self.attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
@@ -561,10 +574,12 @@ class Lowering:
                                     k=kh * kw, vectors=oh * ow, weights=wk, in_dtype=dtype, w_dtype=dtype_w,
                                     acc_dtype=acc_dtype)
             self.add_node(unit, (oh, ow, cout), acc_dtype)
-            acc = Accumulator(unit, node.output[0], lo, hi, scale, np.zeros(cout))
+            offset = np.zeros(cout) if conv_bias is None else np.broadcast_to(conv_bias.reshape(-1), (cout,))
+            acc = Accumulator(unit, node.output[0], lo, hi, scale, offset)
             return self.finish(acc, self.next_of(node.output[0]))
         wm = w.transpose(0, 2, 3, 1).reshape(cout, kh * kw * cin)  # columns in the SWG's (kh, kw, c) order
-        self.mvau(node, wm, dtype_w, scale, np.zeros(0), vectors=oh * ow, out_shape=(oh, ow, cout),
+        offset = np.zeros(0) if conv_bias is None else np.broadcast_to(conv_bias.reshape(-1), (cout,))
+        self.mvau(node, wm, dtype_w, scale, offset, vectors=oh * ow, out_shape=(oh, ow, cout),
                   in_stream=stream, in_dtype=dtype, pad_zero=any(pads))
 
     def lower_maxpool(self, node: NodeProto) -> None:

@@ -170,3 +170,16 @@ def test_per_channel_activation_scales(corpus, run_cli, tmp_path):
         assert report["verification"]["passed"], (target, report["verification"])
     code, _, err = run_cli("export", str(path), "--target", "onnx", "-o", str(tmp_path / "o"))
     assert code == 2 and "per-tensor" in err and len(err.strip().splitlines()) == 1
+
+
+def test_imagenet_mobilenet_v1_builds_bit_exact(corpus, run_cli, tmp_path):
+    """brevitas_examples' quant_mobilenet_v1_4b (random weights): per-channel activation scales into depthwise
+    convolutions, TruncAvgPool, Int32Bias; IR bit-exact on an Alveo U250 (verified on as many samples as fit)."""
+    code, out, err = run_cli("build", "--board", "alveo-u250", str(corpus("mobilenet_v1_w4a4")), "-o",
+                             str(tmp_path / "b"), "--no-sim", "--json")
+    assert code == 0, err
+    import json
+
+    report = json.loads(out)
+    v = report["verification"]
+    assert v["bit_exact"] and v["samples"] >= 2 and v["values_compared"] > 0, v
