@@ -211,7 +211,41 @@ def per_channel_act(out: Path) -> Path:
     return _export(model, (1, 1, 8, 8), out / "per_channel_act.onnx")
 
 
-IDIOMS: dict[str, Callable[[Path], Path]] = {"trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool,
+class ConcatNet(nn.Module):
+    """Two branches (3x3 and 1x1 convolutions) quantised by one shared QuantReLU and concatenated along channels,
+    as in inception-style and DenseNet-style blocks."""
+
+    def __init__(self) -> None:
+        import brevitas.nn as qnn
+
+        super().__init__()
+        self.quant = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.stem = qnn.QuantConv2d(1, 8, 3, padding=1, weight_bit_width=4, bias=False)
+        self.bn0 = nn.BatchNorm2d(8)
+        self.relu0 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.a = qnn.QuantConv2d(8, 8, 3, padding=1, weight_bit_width=4, bias=False)
+        self.bn_a = nn.BatchNorm2d(8)
+        self.b = qnn.QuantConv2d(8, 4, 1, weight_bit_width=4, bias=False)
+        self.bn_b = nn.BatchNorm2d(4)
+        self.shared = qnn.QuantReLU(bit_width=4)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = qnn.QuantLinear(12 * 4 * 4, 10, weight_bit_width=4, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu0(self.bn0(self.stem(self.quant(x))))
+        y = torch.cat([self.shared(self.bn_a(self.a(x))), self.shared(self.bn_b(self.b(x)))], dim=1)
+        y = self.pool(y)
+        return self.fc(y.reshape(y.shape[0], -1))
+
+
+def concat(out: Path) -> Path:
+    torch.manual_seed(0)
+    model = ConcatNet()
+    randomise_batchnorm(model)
+    return _export(model, (1, 1, 8, 8), out / "concat.onnx")
+
+
+IDIOMS: dict[str, Callable[[Path], Path]] = {"concat": concat, "trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool,
                                              "per_channel_act": per_channel_act}
 
 def mobilenet_v1(out: Path) -> Path:

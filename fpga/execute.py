@@ -18,6 +18,7 @@ from fpga.ir import (
     OutputAffine,
     Padding,
     SlidingWindow,
+    StreamingConcat,
     StreamingDataWidthConverter,
     Thresholding,
     VectorVectorUnit,
@@ -155,6 +156,8 @@ def run_node(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
         return [x]
     if isinstance(node, AddStreams):
         return [ins[0] + ins[1]]
+    if isinstance(node, StreamingConcat):
+        return [np.concatenate([ins[0], ins[1]], axis=-1)]
     if isinstance(node, DuplicateStreams):
         return [x, x.copy()]
     if isinstance(node, LabelSelect):

@@ -7,6 +7,7 @@ channels, and #{i : acc <= T[c, i]} for descending ones (a negative BatchNorm sc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
@@ -232,6 +233,25 @@ class AddStreams(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class StreamingConcat(Node):
+    """Channel concatenation of two streams (FINN's StreamingConcat): per vector, the channels of the first input,
+    then those of the second; PE divides both channel counts."""
+
+    channels: tuple[int, int] = (0, 0)
+    vectors: int = 1
+    in_dtypes: tuple[IntType, IntType] = (BIPOLAR, BIPOLAR)
+    out_dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "StreamingConcat"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": math.gcd(*self.channels)}
+
+    def cycles(self) -> int:
+        return sum(self.channels) // self.pe * self.vectors
+
+
+@dataclass(frozen=True, eq=False)
 class DuplicateStreams(Node):
     """Copies one stream to two consumers (the fork before a residual branch)."""
 
@@ -284,7 +304,7 @@ class StreamingDataWidthConverter(Node):
 NODE_TYPES: dict[str, type[Node]] = {
     cls.kind: cls
     for cls in (MatrixVectorUnit, VectorVectorUnit, Thresholding, SlidingWindow, Padding, MaxPool, GlobalAccPool,
-                AddStreams, DuplicateStreams, LabelSelect, StreamingDataWidthConverter)
+                AddStreams, StreamingConcat, DuplicateStreams, LabelSelect, StreamingDataWidthConverter)
 }
 
 

@@ -40,6 +40,7 @@ from fpga.ir import (
     Padding,
     Probe,
     SlidingWindow,
+    StreamingConcat,
     TensorInfo,
     Thresholding,
     Thresholds,
@@ -683,6 +684,43 @@ class Lowering:
                           np.full(shape[-1], sa), np.zeros(shape[-1]), fusable=False)
         self.finish(acc, self.next_of(node.output[0]))
 
+    def lower_concat(self, node: NodeProto) -> None:
+        """Concat along channels (feature maps) or features (vectors) of quantised tensors: a chain of two-input
+        StreamingConcat nodes; the result carries each part's scale per channel (one scale when they agree)."""
+        parts = [self.take(i, node) for i in node.input]
+        rank = len(self.model.get_tensor_shape(node.output[0]))
+        axis = int(self.attr(node, "axis", 1))
+        if axis < 0:
+            axis += rank
+        layouts = {p.layout.kind for p in parts}
+        if axis != 1 or len(layouts) != 1 or any(p.layout.perm is not None for p in parts):
+            raise self.fail(node, "only Concat along channels (axis 1) of feature maps, or of unpermuted feature "
+                                  "vectors, is supported")
+        if len({p.ir_shape[:-1] for p in parts}) != 1:
+            raise self.fail(node, "Concat of feature maps with different spatial sizes")
+        cur = parts[0]
+        stream, dtype = self.claim(cur), cur.dtype
+        channels = cur.channels
+        scales = [np.broadcast_to(cur.scale, (cur.channels,))]
+        for p in parts[1:]:
+            out_dtype = smallest_type(min(dtype.min, p.dtype.min), max(dtype.max, p.dtype.max))
+            if dtype.bipolar and p.dtype.bipolar:
+                out_dtype = BIPOLAR
+            elif dtype.bipolar or p.dtype.bipolar:
+                raise self.fail(node, "Concat of bipolar and integer streams is not supported")
+            shape = (*cur.ir_shape[:-1], channels + p.channels)
+            out = self.fresh("t")
+            self.add_node(StreamingConcat(name=self.fresh("StreamingConcat"), inputs=(stream, self.claim(p)),
+                                          output=out, channels=(channels, p.channels),
+                                          vectors=int(np.prod(shape[:-1])), in_dtypes=(dtype, p.dtype),
+                                          out_dtype=out_dtype), shape, out_dtype)
+            stream, dtype, channels = out, out_dtype, channels + p.channels
+            scales.append(np.broadcast_to(p.scale, (p.channels,)))
+        scale = np.concatenate(scales).astype(np.float64)
+        if np.all(scale == scale[0]):
+            scale = scale[:1].reshape(())
+        self.publish(node.output[0], stream, dtype, scale, parts[0].layout)
+
     def lower_requant(self, node: NodeProto) -> None:
         """Element-wise ops and a quantiser applied to an already-quantised tensor: a Thresholding node."""
         x = self.take(node.input[0], node)
@@ -731,6 +769,8 @@ class Lowering:
                 self.lower_global_pool(node)
             elif op == "AveragePool":
                 self.lower_avgpool(node)
+            elif op == "Concat" and all(i in self.values for i in node.input):
+                self.lower_concat(node)
             elif op == "Add" and all(i in self.values for i in node.input):
                 self.lower_add(node)
             elif op in LAYOUT_OPS and node.input[0] in self.values:

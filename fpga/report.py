@@ -11,6 +11,7 @@ from fpga.ir import (
     GlobalAccPool,
     MatrixVectorUnit,
     Node,
+    StreamingConcat,
     Thresholding,
     VectorVectorUnit,
 )
@@ -37,6 +38,8 @@ def _shape(node: Node) -> str:
         return f"{node.channels}ch k{node.k} x{node.vectors}"
     if isinstance(node, Thresholding | AddStreams):
         return f"{node.channels}ch x{node.vectors}"
+    if isinstance(node, StreamingConcat):
+        return f"{node.channels[0]}+{node.channels[1]}ch x{node.vectors}"
     if isinstance(node, GlobalAccPool):
         return f"{node.ifm[0]}x{node.ifm[1]}x{node.channels}"
     ifm = getattr(node, "ifm", None)

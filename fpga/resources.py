@@ -21,6 +21,7 @@ from fpga.ir import (
     Node,
     Padding,
     SlidingWindow,
+    StreamingConcat,
     StreamingDataWidthConverter,
     Thresholding,
     Thresholds,
@@ -166,6 +167,9 @@ def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[
         lut = CONTROL_LUTS + node.pe * node.out_dtype.bits + mem.luts
         return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
     if isinstance(node, AddStreams):
+        lut = CONTROL_LUTS / 2 + node.pe * node.out_dtype.bits
+        return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+    if isinstance(node, StreamingConcat):  # an input select and the element re-packing
         lut = CONTROL_LUTS / 2 + node.pe * node.out_dtype.bits
         return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
     if isinstance(node, DuplicateStreams):

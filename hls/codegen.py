@@ -27,6 +27,7 @@ from fpga.ir import (
     Node,
     Padding,
     SlidingWindow,
+    StreamingConcat,
     StreamingDataWidthConverter,
     Thresholding,
     Thresholds,
@@ -149,6 +150,10 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
         a, b = node.in_dtypes
         k.update(words=node.vectors * node.channels // node.pe, a_b=a.bits, a_k=kind_code(a), b_b=b.bits,
                  b_k=kind_code(b), out_b=node.out_dtype.bits)
+    elif isinstance(node, StreamingConcat):
+        a, b = node.in_dtypes
+        k.update(vectors=node.vectors, ca=node.channels[0], cb=node.channels[1], a_b=a.bits, a_k=kind_code(a),
+                 b_b=b.bits, b_k=kind_code(b), out_b=node.out_dtype.bits, out_k=kind_code(node.out_dtype))
     elif isinstance(node, DuplicateStreams):
         k.update(words=node.vectors * node.channels // node.pe, width=node.pe * node.dtype.bits)
     elif isinstance(node, LabelSelect):

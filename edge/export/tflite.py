@@ -40,6 +40,7 @@ from fpga.ir import (
     Node,
     Padding,
     SlidingWindow,
+    StreamingConcat,
     StreamingDataWidthConverter,
     Thresholding,
     Thresholds,
@@ -361,6 +362,16 @@ class TfliteWriter:
         else:
             self.requant_layer(node, "FULLY_CONNECTED", x, w, 0, th, out_shape, options("FullyConnectedOptions"))
 
+    def concat(self, node: StreamingConcat) -> None:
+        a, b = (self.tensor(s, node) for s in node.inputs)
+        if (a.scale, a.zero_point) != (b.scale, b.zero_point):
+            raise self.fail(node, "Concat of tensors with different int8 quantisation (scale or range); quantise "
+                                  "both inputs with one shared quantiser")
+        shape = self.g.tensors[node.output].shape
+        out = self.new_int8(node.output, shape, a.scale, min(a.vmin, b.vmin), max(a.vmax, b.vmax))
+        self.b.op("CONCATENATION", [a.index, b.index], [out.index], options("ConcatenationOptions", axis=-1))
+        self.record("CONCATENATION", out.name)
+
     def maxpool(self, node: MaxPool) -> None:
         x = self.tensor(node.inputs[0], node)
         out = self.new_int8(node.output, (*node.ofm, node.channels), x.scale, x.vmin, x.vmax)
@@ -519,6 +530,8 @@ class TfliteWriter:
                 self.thresholding(node)
             elif isinstance(node, MaxPool):
                 self.maxpool(node)
+            elif isinstance(node, StreamingConcat):
+                self.concat(node)
             elif isinstance(node, LabelSelect):
                 raise self.fail(node, "top-k selection is not exported; export the model without --top-k")
             else:

@@ -77,6 +77,46 @@ struct AddStreams {
     }
 };
 
+// Channel concatenation (FINN's StreamingConcat): per vector, CA / PE words of the first input, then CB / PE of
+// the second, each element re-packed to the output type. One word per iteration.
+template <unsigned PE, unsigned VECTORS, unsigned CA, unsigned CB, int A_B, int A_K, int B_B, int B_K, int OUT_B,
+          int OUT_K>
+struct StreamingConcat {
+    static const unsigned WA = CA / PE, WB = CB / PE;
+    unsigned frames, frame, v, i;
+    StreamingConcat(unsigned n) : frames(n), frame(0), v(0), i(0) {}
+    bool done() const { return frame >= frames; }
+    template <class IA, class IB, class O>
+    bool can_step(IA& a, IB& b, O& out) {
+        return !done() && !out.full() && (i < WA ? !a.empty() : !b.empty());
+    }
+    template <class IA, class IB, class O>
+    void step(IA& a, IB& b, O& out) {
+        ap_uint<PE * OUT_B> o = 0;
+        if (i < WA) {
+            ap_uint<PE * A_B> x = a.read();
+            for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                set_elem<OUT_B, OUT_K>(o, p, get_elem<A_B, A_K>(x, p));
+            }
+        } else {
+            ap_uint<PE * B_B> y = b.read();
+            for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                set_elem<OUT_B, OUT_K>(o, p, get_elem<B_B, B_K>(y, p));
+            }
+        }
+        out.write(o);
+        if (++i == WA + WB) {
+            i = 0;
+            if (++v == VECTORS) {
+                v = 0;
+                frame++;
+            }
+        }
+    }
+};
+
 // Copies every word to two streams (the fork before a residual branch).
 template <unsigned WORDS, int WIDTH>
 struct DuplicateStreams {
