@@ -1,7 +1,7 @@
 """Benchmark (not a test): the real-model corpus through every path, as a table.
 
-Each model of edge.corpus (FINN's 11 bnn_pynq networks, finn-examples' KWS, UNSW-NB15 and RadioML architectures;
-random weights, randomised BatchNorm) goes through `edge build --board pynq-z2` (IR vs golden, C-sim, cycle sim)
+Each model of edge.corpus (FINN's 11 bnn_pynq networks, finn-examples' KWS, UNSW-NB15 and RadioML architectures,
+small models for each front-end idiom; random weights, randomised BatchNorm) goes through `edge build --board pynq-z2` (IR vs golden, C-sim, cycle sim)
 and `edge export` to all four targets, each as a separate process as a user would run it. Reports pass/fail,
 build and export time, and the build's estimated FPS and peak utilisation.
 
@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.corpus import BNN_PYNQ, FINN_EXAMPLES, bnn_pynq  # noqa: E402
+from edge.corpus import BNN_PYNQ, FINN_EXAMPLES, IDIOMS, bnn_pynq  # noqa: E402
 from edge.table import render  # noqa: E402
 
 TARGETS = ("onnx", "tflite", "openvino", "tensorrt")
@@ -68,7 +68,7 @@ def one_model(name: str, path: Path, work: Path, simulate: bool) -> dict[str, An
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default = [*BNN_PYNQ, *(m for m in FINN_EXAMPLES if m != "mobilenet_v1_w4a4")]
+    default = [*BNN_PYNQ, *(m for m in FINN_EXAMPLES if m != "mobilenet_v1_w4a4"), *IDIOMS]
     parser.add_argument("--models", default=",".join(default),
                         help="comma-separated names (mobilenet_v1_w4a4 too, on a board that fits it)")
     parser.add_argument("--no-sim", action="store_true", help="skip C-sim and cycle simulation in the builds")
@@ -78,7 +78,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in args.models.split(","):
-            path = FINN_EXAMPLES[name](work) if name in FINN_EXAMPLES else bnn_pynq(name, work)
+            makers = {**FINN_EXAMPLES, **IDIOMS}
+            path = makers[name](work) if name in makers else bnn_pynq(name, work)
             rows.append(one_model(name, path, work, not args.no_sim))
             print(f"{name}: {rows[-1].get('build')} ({rows[-1]['build_seconds']} s)", file=sys.stderr)
     headers = ["model", "build", "csim", "cycle sim", "onnx", "tflite", "openvino", "tensorrt", "build s", "FPS",
