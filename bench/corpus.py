@@ -3,7 +3,8 @@
 Each model of edge.corpus (FINN's 11 bnn_pynq networks, finn-examples' KWS, UNSW-NB15 and RadioML architectures,
 small models for each front-end idiom; random weights, randomised BatchNorm) goes through
 `edge build --board pynq-z2` (IR vs golden, C-sim, cycle sim) and `edge export` to all four targets, each as a
-separate process as a user would run it. Reports pass/fail, build and export time, and the build's estimated FPS and peak utilisation.
+separate process as a user would run it. Reports pass/fail, build and export time, and the build's estimated
+FPS and peak utilisation.
 
     python bench/corpus.py [--models tfc_1w1a,cnv_1w1a] [--no-sim] [--out bench/results/corpus.json]
 """
