@@ -39,6 +39,14 @@ def _export(model: nn.Module, shape: tuple[int, ...], path: Path, dynamo: bool =
     return path
 
 
+def _seeded_export(make: Callable[[], nn.Module], shape: tuple[int, ...], path: Path) -> Path:
+    """A model built under seed 0, with randomised BatchNorm statistics, exported to QONNX."""
+    torch.manual_seed(0)
+    model = make()
+    randomise_batchnorm(model)
+    return _export(model, shape, path)
+
+
 def bnn_pynq(name: str, out: Path, dynamo: bool = True) -> Path:
     """brevitas_examples' bnn_pynq network `name` (tfc/sfc/lfc/cnv), exported with torch's default exporter or
     the TorchScript one (dynamo=False)."""
@@ -68,18 +76,12 @@ def _mlp(features: int, hidden: tuple[int, ...], classes: int, wbits: int, abits
 def kws_mlp(out: Path) -> Path:
     """finn-examples' keyword-spotting MLP: 490 MFCC features (10 x 49), three hidden layers of 64, 12 classes,
     3-bit weights and activations, 8-bit input."""
-    torch.manual_seed(0)
-    model = _mlp(490, (64, 64, 64), 12, 3, 3, 8)
-    randomise_batchnorm(model)
-    return _export(model, (1, 490), out / "kws_mlp_w3a3.onnx")
+    return _seeded_export(lambda: _mlp(490, (64, 64, 64), 12, 3, 3, 8), (1, 490), out / "kws_mlp_w3a3.onnx")
 
 
 def unsw_mlp(out: Path) -> Path:
     """FINN's UNSW-NB15 intrusion-detection MLP: 600 binarised features -> 64 -> 64 -> 64 -> 1, w2a2."""
-    torch.manual_seed(0)
-    model = _mlp(600, (64, 64, 64), 1, 2, 2, 2)
-    randomise_batchnorm(model)
-    return _export(model, (1, 600), out / "unsw_mlp_w2a2.onnx")
+    return _seeded_export(lambda: _mlp(600, (64, 64, 64), 1, 2, 2, 2), (1, 600), out / "unsw_mlp_w2a2.onnx")
 
 
 class RadioMlVgg10(nn.Module):
@@ -111,10 +113,7 @@ class RadioMlVgg10(nn.Module):
 
 
 def radioml_vgg10(out: Path) -> Path:
-    torch.manual_seed(0)
-    model = RadioMlVgg10()
-    randomise_batchnorm(model)
-    return _export(model, (1, 2, 1024), out / "radioml_vgg10_w4a4.onnx")
+    return _seeded_export(RadioMlVgg10, (1, 2, 1024), out / "radioml_vgg10_w4a4.onnx")
 
 
 class TruncAvgPoolNet(nn.Module):
@@ -137,10 +136,7 @@ class TruncAvgPoolNet(nn.Module):
 
 
 def trunc_avgpool(out: Path) -> Path:
-    torch.manual_seed(0)
-    model = TruncAvgPoolNet()
-    randomise_batchnorm(model)
-    return _export(model, (1, 1, 8, 8), out / "trunc_avgpool.onnx")
+    return _seeded_export(TruncAvgPoolNet, (1, 1, 8, 8), out / "trunc_avgpool.onnx")
 
 
 class CeilPoolNet(nn.Module):
@@ -169,10 +165,7 @@ class CeilPoolNet(nn.Module):
 
 
 def ceil_pool(out: Path) -> Path:
-    torch.manual_seed(0)
-    model = CeilPoolNet()
-    randomise_batchnorm(model)
-    return _export(model, (1, 1, 8, 8), out / "ceil_pool.onnx")
+    return _seeded_export(CeilPoolNet, (1, 1, 8, 8), out / "ceil_pool.onnx")
 
 
 class PerChannelActNet(nn.Module):
@@ -239,10 +232,7 @@ class ConcatNet(nn.Module):
 
 
 def concat(out: Path) -> Path:
-    torch.manual_seed(0)
-    model = ConcatNet()
-    randomise_batchnorm(model)
-    return _export(model, (1, 1, 8, 8), out / "concat.onnx")
+    return _seeded_export(ConcatNet, (1, 1, 8, 8), out / "concat.onnx")
 
 
 IDIOMS: dict[str, Callable[[Path], Path]] = {"concat": concat, "trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool,
