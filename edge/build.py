@@ -11,11 +11,14 @@ from typing import Any
 import onnx
 
 from boards.schema import FpgaBoard
+from edge.errors import EdgeError
 from edge.fsutil import atomic_output_dir, write_json
 from edge.qonnx_io import LoadedModel
-from fpga.build import BuildOptions, random_inputs
+from fpga.build import BuildOptions, compile_model, random_inputs
 from fpga.folding import folding_to_data
 from fpga.ir import DataflowGraph
+from fpga.report import build_report
+from fpga.resources import Resources
 from fpga.serialize import save_graph
 from hls.codegen import generate
 from hls.flow import simulate_project
@@ -27,24 +30,70 @@ def synthesis_commands(out_dir: Path) -> list[str]:
     return [f"cd {out_dir / 'hls'} && vitis_hls -f run_hls.tcl"]
 
 
-def write_build(graph: DataflowGraph, report: dict[str, Any], out_dir: Path, loaded: LoadedModel, board: FpgaBoard,
-                opts: BuildOptions, log: Callable[[str], None] = lambda _: None) -> None:
-    """Write IR, folding, the HLS project and the report; C-sim and cycle-simulate unless told not to.
+MAX_REFOLDS = 3  # folding passes with the sized FIFOs held back before giving up on the cap
+REFOLD_MARGIN = 1.1  # hold back a little more than the overshoot: the new folding's FIFOs differ
 
-    Everything is written to a temporary directory that replaces out_dir only when it is complete."""
+
+def over_cap(report: dict[str, Any]) -> list[str]:
+    """Resources whose utilisation exceeds the report's cap."""
+    cap = report["utilisation_cap"]
+    return [k for k, u in report["totals"]["utilisation"].items() if u > cap + 1e-9]
+
+
+def _overshoot(report: dict[str, Any], board: FpgaBoard) -> Resources:
+    avail, used, cap = board.resources.as_dict(), report["totals"]["resources"], report["utilisation_cap"]
+    extra = {k: max(0.0, used[k] - cap * avail[k]) * REFOLD_MARGIN for k in ("lut", "ff", "bram36", "uram", "dsp")}
+    return Resources(**extra)
+
+
+def _cap_error(report: dict[str, Any], board: FpgaBoard) -> EdgeError:
+    k = over_cap(report)[0]
+    worst = max(report["layers"] + report["fifos"], key=lambda r: r[k])
+    name = worst.get("name") or f"FIFO {worst['stream']} ({worst['depth']} x {worst['width']} bits)"
+    return EdgeError(f"{board.name}: after FIFO sizing {k.upper()} is at {report['totals']['utilisation'][k]:.1%} "
+                     f"of the part, over --util-cap {report['utilisation_cap']:.0%} (largest user: {name}); "
+                     "lower --target-fps or raise --util-cap")
+
+
+def build_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, out_dir: Path,
+                log: Callable[[str], None] = lambda _: None) -> tuple[DataflowGraph, dict[str, Any]]:
+    """Compile, generate the HLS project, C-sim and cycle-simulate (sizing the FIFOs), keep every resource under
+    the cap, and write IR, folding, project and report. The output directory appears complete or not at all.
+
+    If the sized FIFOs push a resource over the cap, the model is folded again with the overshoot held back."""
+    graph, report = compile_model(loaded, board, opts)
     with atomic_output_dir(out_dir) as tmp:
+        project = tmp / "hls"
+        reserve = Resources()
+        for attempt in range(MAX_REFOLDS + 1):
+            shutil.rmtree(project, ignore_errors=True)
+            generate(graph, board, project)
+            report["hls"] = {"project": "hls/", "simulated": opts.simulate}
+            if not opts.simulate:
+                break
+            log(f"C-sim and cycle-level simulation of {opts.sim_frames} frames (g++), FIFO sizing...")
+            x = random_inputs(loaded, opts.sim_frames, opts.seed + 1)
+            simulation, _ = simulate_project(graph, board, project, x)
+            depths = (simulation.get("fifo_sizing") or {}).get("depths")
+            sized = {**report, **build_report(graph, board, opts.cap, depths), "simulation": simulation}
+            if not over_cap(sized) or opts.folding is not None:
+                report = sized
+                break
+            if attempt == MAX_REFOLDS:
+                raise _cap_error(sized, board)
+            reserve = reserve + _overshoot(sized, board)
+            log(f"sized FIFOs put {', '.join(k.upper() for k in over_cap(sized))} over the cap; folding again")
+            verification = report.get("verification")
+            graph, report = compile_model(loaded, board, opts, reserve, verify_ir=False)
+            if verification is not None:
+                report["verification"] = verification  # folding does not change what the IR computes
+            report["refolds"] = attempt + 1
         save_graph(graph, tmp)
         write_json(tmp / "folding.json", folding_to_data(graph))
         onnx.save(loaded.model.model, str(tmp / MODEL_COPY))  # normalised, data inline (no external file)
-        project = tmp / "hls"
-        generate(graph, board, project)
-        report["hls"] = {"project": "hls/", "simulated": opts.simulate}
-        if opts.simulate:
-            log(f"C-sim and cycle-level simulation of {opts.sim_frames} frames (g++)...")
-            x = random_inputs(loaded, opts.sim_frames, opts.seed + 1)
-            report["simulation"], _ = simulate_project(graph, board, project, x)
         report["synthesis"] = run_synthesis(project, opts.synth, out_dir)
         write_json(tmp / "report.json", report)
+    return graph, report
 
 
 def run_synthesis(project: Path, wanted: bool, final_dir: Path) -> dict[str, Any]:

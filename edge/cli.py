@@ -200,9 +200,9 @@ def build(model: Path | None, board: str, output: Path, util_cap: float, target_
 
     from boards import load_board
     from boards.schema import FpgaBoard
-    from edge.build import write_build
+    from edge.build import build_model
     from edge.qonnx_io import load_model
-    from fpga.build import BuildOptions, compile_model
+    from fpga.build import BuildOptions
 
     target = load_board(board)
     if not isinstance(target, FpgaBoard):
@@ -217,8 +217,7 @@ def build(model: Path | None, board: str, output: Path, util_cap: float, target_
                         verify_samples=verify_samples, simulate=simulate, sim_frames=sim_frames, synth=synth)
     log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
     log(f"lowering {loaded.path.name} and folding for {target.name}...")
-    graph, report = compile_model(loaded, target, opts)
-    write_build(graph, report, output, loaded, target, opts, log)
+    _, report = build_model(loaded, target, opts, output, log)
     if as_json:
         emit_json(report)
     else:
@@ -235,6 +234,10 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
              r["dsp"]] for r in report["layers"]]
     t = report["totals"]
     res, util = t["resources"], t["utilisation"]
+    fifo = t["fifo_resources"]
+    deep = sum(1 for f in report["fifos"] if f["style"] != "none")
+    rows.append([f"FIFOs ({deep} of {len(report['fifos'])})", "StreamingFIFO", "", "", "", "", "", fifo["lut"],
+                 fifo["bram36"], fifo["dsp"]])
     rows.append(["total", "", "", "", "", "", t["latency_cycles"], res["lut"], res["bram36"], res["dsp"]])
     click.echo(f"{report['source']} -> {report['board']} ({report['part']}, {report['clock_mhz']:g} MHz)")
     click.echo(render(["node", "op", "shape", "bits", "PE", "SIMD", "cycles", "LUT", "BRAM36", "DSP"], rows))
@@ -242,6 +245,7 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
         f"\nthroughput {t['fps']:,.0f} FPS (bottleneck {t['bottleneck']}, {t['bottleneck_cycles']:,} cycles/frame); "
         f"latency {t['latency_us']:,.1f} us"
     )
+    click.echo(f"FIFO depths: {report['fifo_depths']}")
     click.echo("utilisation " + ", ".join(f"{k.upper()} {util[k]:.1%}" for k in ("lut", "ff", "bram36", "uram", "dsp"))
                + f" (cap {report['utilisation_cap']:.0%})")
     v = report.get("verification")
@@ -323,7 +327,7 @@ def simulate(build_dir: Path, frames: int, input_file: Path | None, output_file:
                    + (f" ({check.ties} float32 ties)" if check.ties else ""))
         click.echo(f"{c['steady_cycles_per_frame']:,.1f} cycles/frame (estimate {c['analytical_cycles_per_frame']:,}), "
                    f"{c['fps']:,.0f} FPS and first-frame latency {c['first_frame_latency_us']:,.2f} us at "
-                   f"{board.clock_mhz:g} MHz")
+                   f"{board.clock_mhz:g} MHz; simulator {c['cycles_per_second'] / 1e6:,.2f} M cycles/s")
         rows = [[k, v["busy"], v["stall"], f"{v['utilisation']:.0%}"] for k, v in c["kernels"].items()]
         click.echo(render(["kernel", "busy", "stall", "utilisation"], rows))
         if output_file is not None:

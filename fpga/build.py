@@ -14,6 +14,7 @@ from fpga.folding import apply_folding_file, fold_to_budget
 from fpga.ir import DataflowGraph
 from fpga.lower import lower
 from fpga.report import build_report
+from fpga.resources import Resources
 from fpga.verify import verify
 from fpga.width import insert_width_converters
 
@@ -48,18 +49,21 @@ def random_inputs(loaded: LoadedModel, n: int, seed: int) -> np.ndarray:
     return rng.uniform(-0.25, 1.25, size=(n, *loaded.input_shape[1:])).astype(np.float32)
 
 
-def compile_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions) -> tuple[DataflowGraph, dict[str, Any]]:
-    """Lower, fold and estimate; check the IR against the golden model on random inputs."""
+def compile_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, reserve: Resources | None = None,
+                  verify_ir: bool = True) -> tuple[DataflowGraph, dict[str, Any]]:
+    """Lower, fold and estimate; check the IR against the golden model on random inputs.
+
+    `reserve` is held back from the folding's budget (the build's second pass after FIFO sizing)."""
     graph = lower(loaded, top_k=opts.top_k)
     if opts.folding is not None:
         graph = apply_folding_file(graph, opts.folding)
     else:
-        graph = fold_to_budget(graph, board, opts.cap, opts.target_fps)
+        graph = fold_to_budget(graph, board, opts.cap, opts.target_fps, reserve)
     graph = insert_width_converters(graph)
     report = build_report(graph, board, opts.cap)
     report["source"] = str(loaded.path)
     report["folding_source"] = str(opts.folding) if opts.folding else "optimised"
-    if opts.verify_samples and not opts.top_k:
+    if verify_ir and opts.verify_samples and not opts.top_k:
         n = verify_sample_count(graph, opts.verify_samples)
         report["verification"] = verify(graph, loaded, random_inputs(loaded, n, opts.seed)).as_dict()
     return graph, report

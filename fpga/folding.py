@@ -1,10 +1,13 @@
 """Folding: the legal PE/SIMD choices per node, and the optimiser that picks them for a board.
 
 Throughput of a dataflow pipeline is set by its slowest node, so the optimiser searches the bottleneck:
-for a candidate bottleneck T every node independently takes its cheapest legal folding with cycles <= T,
-and the smallest T whose total fits the budget wins (feasibility only grows with T, so a binary search over
-the finite set of achievable cycle counts finds the optimum of the model). "Cheapest" is resources weighted by
-scarcity; when a budget is violated, the weight of that resource is raised and the choice repeated.
+for a candidate bottleneck T every node takes its cheapest legal folding with cycles <= T, and the smallest T
+whose total fits the budget wins (feasibility only grows with T, so a binary search over the finite set of
+achievable cycle counts finds it). "Cheapest" is resources weighted by scarcity, and a node's cost includes the
+streams around it: the FIFO on each stream and a width converter wherever a producer's words differ from its
+consumer's, so neighbours are steered to matching widths. When a budget is violated, the weight of that resource
+is raised and the choice repeated. The total the optimiser checks is what the report adds up: nodes, width
+converters, AXI adapters and FIFOs at the default depth, minus any `reserve` (e.g. the simulation's sized FIFOs).
 """
 
 from __future__ import annotations
@@ -12,18 +15,23 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from boards.schema import FpgaBoard
 from edge.errors import EdgeError
-from fpga.ir import DataflowGraph, Node
-from fpga.resources import Resources, estimate
-from fpga.width import io_cycles
+from fpga.datatypes import IntType
+from fpga.ir import DataflowGraph, DuplicateStreams, Node, StreamingDataWidthConverter
+from fpga.resources import Resources, estimate, fifo_estimate
+from fpga.width import DEFAULT_FIFO_DEPTH, axi_elems, in_elems, io_cycles, out_elems
 
 RESOURCE_KEYS = ("lut", "ff", "bram36", "uram", "dsp")
 FOLDING_FORMAT = "edge-folding/1"
 REWEIGHT_ROUNDS = 12
+DESCENT_SWEEPS = 6
 
 
 def divisors(n: int) -> list[int]:
@@ -37,10 +45,12 @@ class FoldOption:
     simd: int
     cycles: int
     res: Resources
+    in_elems: int = 1  # elements per input word at this folding
+    out_elems: int = 1  # elements per output word
 
 
 def fold_options(node: Node, uram: bool) -> list[FoldOption]:
-    """Every legal (PE, SIMD) of a node with its cycles and resources."""
+    """Every legal (PE, SIMD) of a node with its cycles, resources and stream widths."""
     limits = node.fold_limits()
     pes = divisors(limits["pe"]) if "pe" in limits else [1]
     simds = divisors(limits["simd"]) if "simd" in limits else [1]
@@ -48,108 +58,205 @@ def fold_options(node: Node, uram: bool) -> list[FoldOption]:
     for pe in pes:
         for simd in simds:
             folded = node.with_fold(pe, simd)
-            options.append(FoldOption(pe, simd, folded.cycles(), estimate(folded, uram)[0]))
+            options.append(FoldOption(pe, simd, folded.cycles(), estimate(folded, uram)[0], in_elems(folded),
+                                      out_elems(folded)))
     return options
 
 
-def budget(board: FpgaBoard, cap: float) -> dict[str, float]:
-    r = board.resources
-    return {"lut": r.lut * cap, "ff": r.ff * cap, "bram36": r.bram36 * cap, "uram": r.uram * cap, "dsp": r.dsp * cap}
+def budget(board: FpgaBoard, cap: float, reserve: Resources | None = None) -> dict[str, float]:
+    r, z = board.resources, reserve or Resources()
+    return {"lut": r.lut * cap - z.lut, "ff": r.ff * cap - z.ff, "bram36": r.bram36 * cap - z.bram36,
+            "uram": r.uram * cap - z.uram, "dsp": r.dsp * cap - z.dsp}
 
 
-def _vec(res: Resources) -> dict[str, float]:
-    return {k: getattr(res, k) for k in RESOURCE_KEYS}
+def _vec(res: Resources) -> np.ndarray:
+    return np.array([getattr(res, k) for k in RESOURCE_KEYS], dtype=np.float64)
 
 
-def _cost(res: Resources, weights: dict[str, float]) -> float:
-    return sum(getattr(res, k) * w for k, w in weights.items())
+@lru_cache(maxsize=65536)
+def stream_cost(n_out: int, n_in: int, dtype: IntType, elems: int, from_host: bool = False,
+                to_host: bool = False) -> tuple[float, ...]:
+    """Resources of one stream as insert_width_converters builds it: the FIFO its producer writes, and where the
+    word sizes differ (or at an AXI port, always) a width converter plus the FIFO after it. Host ports have none."""
+    total = Resources() if from_host else fifo_estimate(n_out * dtype.bits, DEFAULT_FIFO_DEPTH)[0]
+    if n_in != n_out or from_host or to_host:
+        dwc = StreamingDataWidthConverter(name="w", inputs=("a",), output="b", in_elems=n_out, out_elems=n_in,
+                                          elems=elems, dtype=dtype)
+        total = total + estimate(dwc)[0]
+        if not to_host:
+            total = total + fifo_estimate(n_in * dtype.bits, DEFAULT_FIFO_DEPTH)[0]
+    return tuple(_vec(total))
 
 
-def _pick(options: list[list[FoldOption]], limit: int, weights: dict[str, float]) -> list[FoldOption] | None:
+@dataclass(frozen=True)
+class Edge:
+    """A stream between node `src` and node `dst` (-1: the host's AXI port, whose width `axi` is fixed)."""
+
+    src: int
+    dst: int
+    dtype: IntType
+    elems: int
+    axi: int = 0
+
+
+def graph_edges(graph: DataflowGraph) -> list[Edge]:
+    """Every stream of the (un-converted) graph, host ports included."""
+    index = {}
+    for i, n in enumerate(graph.nodes):
+        for o in (n.outputs if isinstance(n, DuplicateStreams) else (n.output,)):
+            index[o] = i
+    edges = []
+    for j, n in enumerate(graph.nodes):
+        for src in n.inputs:
+            t = graph.tensors[src]
+            elems = int(np.prod(t.shape))
+            if src == graph.input:
+                edges.append(Edge(-1, j, t.dtype, elems, axi_elems(elems, t.dtype.bits)))
+            else:
+                edges.append(Edge(index[src], j, t.dtype, elems))
+    t = graph.tensors[graph.output]
+    elems = int(np.prod(t.shape))
+    edges.append(Edge(index[graph.output], -1, t.dtype, elems, axi_elems(elems, t.dtype.bits)))
+    return edges
+
+
+class _Problem:
+    """Options of every node as arrays, and the streams between them, for fast repeated picks."""
+
+    def __init__(self, graph: DataflowGraph, uram: bool) -> None:
+        self.options = [fold_options(n, uram) for n in graph.nodes]
+        self.res = [np.array([_vec(o.res) for o in opts]) for opts in self.options]
+        self.cycles = [np.array([o.cycles for o in opts]) for opts in self.options]
+        self.lanes = [np.array([o.pe * o.simd + o.pe * 1e-3 for o in opts]) for opts in self.options]
+        self.w_in = [np.array([o.in_elems for o in opts]) for opts in self.options]
+        self.w_out = [np.array([o.out_elems for o in opts]) for opts in self.options]
+        self.edges = graph_edges(graph)
+        self.touching: list[list[Edge]] = [[] for _ in graph.nodes]
+        for e in self.edges:
+            for k in {e.src, e.dst} - {-1}:
+                self.touching[k].append(e)
+
+    def edge_vec(self, e: Edge, picks: list[int], node: int | None = None, width: int | None = None) -> np.ndarray:
+        """Resources of stream e at the current picks (with node's width replaced by `width`)."""
+        def w(k: int, out: bool) -> int:
+            if k == node:
+                return int(width)  # type: ignore[arg-type]
+            return int((self.w_out if out else self.w_in)[k][picks[k]])
+        n_out = e.axi if e.src == -1 else w(e.src, True)
+        n_in = e.axi if e.dst == -1 else w(e.dst, False)
+        return np.array(stream_cost(n_out, n_in, e.dtype, e.elems, e.src == -1, e.dst == -1))
+
+    def local_cost(self, k: int, picks: list[int], weights: np.ndarray) -> np.ndarray:
+        """Weighted cost of every option of node k, its streams included, neighbours held at their picks."""
+        cost = self.res[k] @ weights
+        for e in self.touching[k]:
+            widths = self.w_out[k] if e.src == k else self.w_in[k]
+            table = {int(x): float(self.edge_vec(e, picks, k, int(x)) @ weights) for x in np.unique(widths)}
+            cost = cost + np.array([table[int(x)] for x in widths])
+        return cost
+
+    def total(self, picks: list[int]) -> np.ndarray:
+        t = sum((self.res[k][p] for k, p in enumerate(picks)), np.zeros(len(RESOURCE_KEYS)))
+        for e in self.edges:
+            t = t + self.edge_vec(e, picks)
+        return t
+
+
+def _pick(prob: _Problem, limit: int, weights: np.ndarray) -> list[int] | None:
+    """Cheapest options meeting `limit` under `weights`: independent picks, then coordinate descent over nodes
+    with the streams' costs (converters, FIFOs) until no node changes."""
     picks = []
-    for opts in options:
-        ok = [o for o in opts if o.cycles <= limit]
-        if not ok:
+    for k in range(len(prob.options)):
+        ok = prob.cycles[k] <= limit
+        if not ok.any():
             return None
-        # cheapest under the weights; among equals the fewest lanes (simplest hardware)
-        picks.append(min(ok, key=lambda o: (_cost(o.res, weights), o.pe * o.simd, o.pe)))
+        cost = np.where(ok, prob.res[k] @ weights + prob.lanes[k] * 1e-9, np.inf)
+        picks.append(int(np.argmin(cost)))
+    for _ in range(DESCENT_SWEEPS):
+        changed = False
+        for k in range(len(picks)):
+            cost = prob.local_cost(k, picks, weights) + prob.lanes[k] * 1e-9  # equal cost: fewest lanes
+            cost = np.where(prob.cycles[k] <= limit, cost, np.inf)
+            best = int(np.argmin(cost))
+            if cost[best] < cost[picks[k]] - 1e-12:
+                picks[k] = best
+                changed = True
+        if not changed:
+            break
     return picks
 
 
-def _total(picks: list[FoldOption]) -> dict[str, float]:
-    total = dict.fromkeys(RESOURCE_KEYS, 0.0)
-    for p in picks:
-        for k, v in _vec(p.res).items():
-            total[k] += v
-    return total
-
-
-def _fits(total: dict[str, float], avail: dict[str, float]) -> bool:
-    return all(total[k] <= avail[k] + 1e-9 for k in RESOURCE_KEYS)
-
-
-def _feasible(options: list[list[FoldOption]], limit: int, avail: dict[str, float]) -> list[FoldOption] | None:
+def _feasible(prob: _Problem, limit: int, avail: np.ndarray) -> list[int] | None:
     """Cheapest picks meeting `limit` that fit `avail`, re-weighting scarce resources; None if none found."""
-    weights = {k: (1.0 / avail[k] if avail[k] > 0 else 1e9) for k in RESOURCE_KEYS}
+    weights = np.where(avail > 0, 1.0 / np.maximum(avail, 1e-9), 1e9)
     for _ in range(REWEIGHT_ROUNDS):
-        picks = _pick(options, limit, weights)
+        picks = _pick(prob, limit, weights)
         if picks is None:
             return None
-        total = _total(picks)
-        if _fits(total, avail):
+        total = prob.total(picks)
+        if np.all(total <= avail + 1e-9):
             return picks
-        for k in RESOURCE_KEYS:
-            if total[k] > avail[k]:
-                weights[k] *= 4.0 * (total[k] / max(avail[k], 1e-9))
+        over = total > avail
+        weights = np.where(over, weights * 4.0 * (total / np.maximum(avail, 1e-9)), weights)
     return None
 
 
-def _apply(graph: DataflowGraph, picks: list[FoldOption]) -> DataflowGraph:
-    return graph.with_nodes(tuple(n.with_fold(p.pe, p.simd) for n, p in zip(graph.nodes, picks, strict=True)))
+def _apply(graph: DataflowGraph, prob: _Problem, picks: list[int]) -> DataflowGraph:
+    return graph.with_nodes(tuple(n.with_fold(prob.options[k][p].pe, prob.options[k][p].simd)
+                                  for k, (n, p) in enumerate(zip(graph.nodes, picks, strict=True))))
 
 
-def fold_to_budget(graph: DataflowGraph, board: FpgaBoard, cap: float = 0.8,
-                   target_fps: float | None = None) -> DataflowGraph:
-    """Fold every node for the highest throughput that fits `cap` of the board (or `target_fps` cheapest)."""
+def fold_to_budget(graph: DataflowGraph, board: FpgaBoard, cap: float = 0.8, target_fps: float | None = None,
+                   reserve: Resources | None = None) -> DataflowGraph:
+    """Fold every node for the highest throughput that fits `cap` of the board (or `target_fps` cheapest).
+
+    The budget covers nodes, width converters, AXI adapters and default-depth FIFOs; `reserve` is held back
+    (the build passes the sized FIFOs' excess over the default when a simulated design came out over the cap)."""
     uram = board.resources.uram > 0
-    avail = budget(board, cap)
-    options = [fold_options(n, uram) for n in graph.nodes]
+    avail_d = budget(board, cap, reserve)
+    avail = np.array([avail_d[k] for k in RESOURCE_KEYS])
+    prob = _Problem(graph, uram)
     # fully unfolded bottleneck; the AXI ports' own cycles are a floor no folding goes below
-    slowest = max(max(min(o.cycles for o in opts) for opts in options), io_cycles(graph))
-    candidates = sorted({o.cycles for opts in options for o in opts if o.cycles >= slowest})
+    slowest = max(max(int(c.min()) for c in prob.cycles), io_cycles(graph))
+    candidates = sorted({int(c) for cs in prob.cycles for c in cs if c >= slowest})
     if target_fps is not None:
         limit = math.floor(board.clock_hz / target_fps)
         if limit < slowest:
             raise EdgeError(f"--target-fps {target_fps:g} needs {limit} cycles per frame at {board.clock_mhz:g} MHz "
                             f"but the fastest folding takes {slowest}")
-        picks = _feasible(options, limit, avail)
+        picks = _feasible(prob, limit, avail)
         if picks is None:
             raise EdgeError(f"--target-fps {target_fps:g} does not fit {board.name} at {cap:.0%}: "
-                            + _deficit(options, limit, avail))
-        return _apply(graph, picks)
+                            + _deficit(graph, prob, limit, avail))
+        return _apply(graph, prob, picks)
     lo, hi = 0, len(candidates) - 1
-    if _feasible(options, candidates[hi], avail) is None:
+    if _feasible(prob, candidates[hi], avail) is None:
         raise EdgeError(f"the model does not fit {board.name} even fully folded (PE=SIMD=1) at {cap:.0%} "
-                        "utilisation: " + _deficit(options, candidates[hi], avail))
+                        "utilisation: " + _deficit(graph, prob, candidates[hi], avail))
     while lo < hi:
         mid = (lo + hi) // 2
-        if _feasible(options, candidates[mid], avail) is not None:
+        if _feasible(prob, candidates[mid], avail) is not None:
             hi = mid
         else:
             lo = mid + 1
-    picks = _feasible(options, candidates[lo], avail)
+    picks = _feasible(prob, candidates[lo], avail)
     assert picks is not None
-    return _apply(graph, picks)
+    return _apply(graph, prob, picks)
 
 
-def _deficit(options: list[list[FoldOption]], limit: int, avail: dict[str, float]) -> str:
-    """Which resource is short and by how much, for the leanest picks meeting `limit`."""
-    weights = {k: (1.0 / avail[k] if avail[k] > 0 else 1e9) for k in RESOURCE_KEYS}
-    lean = _pick(options, limit, weights)
+def _deficit(graph: DataflowGraph, prob: _Problem, limit: int, avail: np.ndarray) -> str:
+    """Which resource is short, by how much, and which layer needs most of it, for the leanest picks."""
+    weights = np.where(avail > 0, 1.0 / np.maximum(avail, 1e-9), 1e9)
+    lean = _pick(prob, limit, weights)
     assert lean is not None
-    total = _total(lean)
-    short = [f"{k.upper()} needs {total[k]:,.0f}, budget {avail[k]:,.0f} (over by {total[k] - avail[k]:,.0f})"
-             for k in RESOURCE_KEYS if total[k] > avail[k]]
+    total = prob.total(lean)
+    short = []
+    for i, k in enumerate(RESOURCE_KEYS):
+        if total[i] > avail[i] + 1e-9:
+            used = [float(prob.res[j][p][i]) for j, p in enumerate(lean)]
+            worst = int(np.argmax(used))
+            short.append(f"{k.upper()} needs {total[i]:,.0f}, budget {max(avail[i], 0):,.0f} (over by "
+                         f"{total[i] - avail[i]:,.0f}; largest user {graph.nodes[worst].name} with {used[worst]:,.0f})")
     return "; ".join(short) or "no combination of foldings fits all budgets at once"
 
 

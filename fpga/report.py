@@ -15,7 +15,8 @@ from fpga.ir import (
     Thresholding,
     VectorVectorUnit,
 )
-from fpga.resources import Resources, estimate
+from fpga.resources import Resources, estimate, fifo_estimate
+from fpga.width import DEFAULT_FIFO_DEPTH, inner_streams, stream_bits
 
 
 def _bits(node: Node, graph: DataflowGraph) -> str:
@@ -47,7 +48,23 @@ def _shape(node: Node) -> str:
     return f"{ifm[0]}x{ifm[1]}x{ch}" if ifm else (f"{ch}ch" if ch else "")
 
 
-def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float) -> dict[str, Any]:
+def fifo_rows(graph: DataflowGraph, depths: dict[str, int] | None) -> tuple[list[dict[str, Any]], Resources]:
+    """One row per inner stream FIFO (width, depth, implementation, resources) and their sum.
+
+    Depths are the simulation's sized ones when given, otherwise DEFAULT_FIFO_DEPTH."""
+    bits = stream_bits(graph)
+    rows, total = [], Resources()
+    for name in inner_streams(graph):
+        depth = int((depths or {}).get(name, DEFAULT_FIFO_DEPTH))
+        res, style = fifo_estimate(bits[name], depth)
+        total = total + res
+        rows.append({"stream": name, "width": bits[name], "depth": depth, "style": style, **res.as_dict()})
+    return rows, total
+
+
+def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float,
+                 depths: dict[str, int] | None = None) -> dict[str, Any]:
+    """Per-node and per-FIFO resources and cycles, and the totals against the board (FIFOs included)."""
     uram = board.resources.uram > 0
     layers = []
     total = Resources()
@@ -58,6 +75,8 @@ def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float) -> dict[str
             "name": node.name, "op": node.kind, "shape": _shape(node), "bits": _bits(node, graph),
             "pe": node.pe, "simd": node.simd, "cycles": node.cycles(), **res.as_dict(), "memory": memories,
         })
+    fifos, fifo_total = fifo_rows(graph, depths)
+    total = total + fifo_total
     bottleneck = max(layers, key=lambda r: r["cycles"])
     cycles = bottleneck["cycles"]
     clock = board.clock_hz
@@ -70,6 +89,8 @@ def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float) -> dict[str
         "clock_mhz": board.clock_mhz,
         "utilisation_cap": cap,
         "layers": layers,
+        "fifos": fifos,
+        "fifo_depths": "simulated" if depths else f"default {DEFAULT_FIFO_DEPTH} (not simulated)",
         "totals": {
             "bottleneck": bottleneck["name"],
             "bottleneck_cycles": cycles,
@@ -78,6 +99,7 @@ def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float) -> dict[str
             "latency_cycles": sum(r["cycles"] for r in layers),
             "latency_us": sum(r["cycles"] for r in layers) / clock * 1e6,
             "resources": used,
+            "fifo_resources": fifo_total.as_dict(),
             "utilisation": {k: (used[k] / avail[k] if avail[k] else 0.0) for k in used},
         },
     }

@@ -42,6 +42,16 @@ XNOR_LUTS_PER_LANE = 4.0  # XNOR + HLS popcount adder tree per input bit; calibr
 DSP_MIN_PRODUCT_BITS = 11  # a W x A multiplier with W + A >= 11 goes to a DSP48 (HLS default binding)
 
 
+# Stream FIFOs, implemented the way Vivado builds a FINN StreamingFIFO: up to FIFO_SRL_MAX_DEPTH words as shift
+# registers (one SRLC32E LUT per bit per 32 words, FINN's Q_srl), deeper ones as an AXI-stream FIFO in block RAM
+# (depth rounded up to a power of two). Depth <= FIFO_SHALLOW_DEPTH is the kernels' own output register.
+FIFO_SHALLOW_DEPTH = 2
+FIFO_SRL_MAX_DEPTH = 256
+SRL_DEPTH = 32
+FIFO_SRL_CONTROL_LUTS = 8  # full/empty flags and the read address of the SRL chain
+FIFO_BRAM_CONTROL_LUTS = 60  # read/write pointers, their comparison and the output register's handshake
+
+
 @dataclass(frozen=True)
 class Resources:
     lut: float = 0.0
@@ -57,6 +67,19 @@ class Resources:
     def as_dict(self) -> dict[str, float]:
         return {"lut": round(self.lut), "ff": round(self.ff), "bram36": self.bram36, "uram": self.uram,
                 "dsp": round(self.dsp)}
+
+
+def fifo_estimate(width: int, depth: int) -> tuple[Resources, str]:
+    """Resources of one stream FIFO of `width` bits x `depth` words, and its style ("none", "srl", "bram")."""
+    if depth <= FIFO_SHALLOW_DEPTH or width <= 0:
+        return Resources(), "none"
+    addr = math.ceil(math.log2(depth))
+    if depth <= FIFO_SRL_MAX_DEPTH:
+        lut = width * math.ceil(depth / SRL_DEPTH) + FIFO_SRL_CONTROL_LUTS + addr
+        return Resources(lut=lut, ff=width + 2 * addr), "srl"
+    words = 1 << addr
+    lut = FIFO_BRAM_CONTROL_LUTS + 2 * addr
+    return Resources(lut=lut, ff=width + 4 * addr, bram36=bram18_count(width, words) / 2), "bram"
 
 
 def bram18_count(width: int, depth: int) -> int:

@@ -20,6 +20,9 @@ from fpga.ir import (
 )
 
 AXI_BITS = 64  # width of the accelerator's AXI-stream ports (a Zynq HP port)
+# FIFO depth of every inner stream when no cycle-level simulation has sized them (one SRL32 per bit: slack for
+# small rate mismatches at the price of one LUT per bit of stream width)
+DEFAULT_FIFO_DEPTH = 32
 
 
 def in_elems(node: Node) -> int:
@@ -102,3 +105,19 @@ def insert_width_converters(graph: DataflowGraph, axi_bits: int = AXI_BITS) -> D
     new_nodes.append(_dwc(f"WidthConverter_{count}", graph.output, out_stream, producer_words[graph.output], out_axi,
                           t_out))
     return replace(graph, nodes=tuple(new_nodes), tensors=tensors, input=host_in, output=out_stream)
+
+
+def stream_bits(graph: DataflowGraph) -> dict[str, int]:
+    """Bits per word of every stream: what its producer writes (the graph input: what its consumer reads)."""
+    bits: dict[str, int] = {}
+    for n in graph.nodes:
+        for o in (n.outputs if isinstance(n, DuplicateStreams) else (n.output,)):
+            bits[o] = out_elems(n) * graph.tensors[o].dtype.bits
+    first = next(n for n in graph.nodes if graph.input in n.inputs)
+    bits[graph.input] = in_elems(first) * graph.tensors[graph.input].dtype.bits
+    return bits
+
+
+def inner_streams(graph: DataflowGraph) -> list[str]:
+    """Streams between two kernels, each one FIFO (the host-side ports are the DMA's)."""
+    return [s for s in stream_bits(graph) if s not in (graph.input, graph.output)]

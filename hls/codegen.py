@@ -33,11 +33,11 @@ from fpga.ir import (
     Thresholds,
     VectorVectorUnit,
 )
-from fpga.width import in_elems, out_elems
+from fpga.width import DEFAULT_FIFO_DEPTH, in_elems, out_elems
 from hls.headers import KERNEL_INCLUDE, ap_types_dir
 
 TEMPLATES = Path(__file__).parent / "templates"
-DEFAULT_DEPTH = 2
+DEFAULT_DEPTH = DEFAULT_FIFO_DEPTH  # without a simulation's sizing: what the estimate assumes
 HEX = np.array(list("0123456789abcdef"))
 
 

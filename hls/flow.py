@@ -52,6 +52,7 @@ def simulate_project(graph: DataflowGraph, board: FpgaBoard, project: Path, x: n
     else:
         sim = run_cycle_sim(project, x_int, depths)
     sim_s = time.perf_counter() - t2
+    runs = [sim] if sizing is None else sizing.runs
     sim_exact = sim.outputs.shape == expected.shape and bool(np.array_equal(sim.outputs, expected))
     bottleneck = analytical_cycles(graph)
     steady = sim.steady_cycles_per_frame
@@ -74,9 +75,13 @@ def simulate_project(graph: DataflowGraph, board: FpgaBoard, project: Path, x: n
                         for k, v in sim.kernels.items()},
             "fifos": sim.fifos,
             "seconds": round(sim_s, 2),
+            # simulated clock cycles per wall-clock second, over every simulator run of this build
+            "cycles_per_second": round(sum(r.cycles for r in runs) / max(sum(r.seconds for r in runs), 1e-9)),
         },
         "fifo_sizing": None if sizing is None else {
             "depths": sizing.depths,
+            "unbounded_peaks": sizing.peaks,
+            "simulations": len(sizing.runs),
             "unbounded_cycles": sizing.unbounded.cycles,
             "sized_cycles": sizing.sized.cycles,
             "no_deadlock_no_throughput_loss": sizing.throughput_kept,

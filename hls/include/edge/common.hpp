@@ -16,6 +16,61 @@ namespace edge {
 
 enum Kind { UNSIGNED = 0, SIGNED = 1, BIPOLAR = 2 };
 
+#ifdef EDGE_CYCLE_SIM
+// Cycle simulation: a W-bit stream word held as plain 64-bit limbs (limb 0 = bits 0..63, unused high bits zero).
+// Same packing as ap_uint<W>, but copying, packing and unpacking cost a few machine words instead of an
+// arbitrary-precision object; the simulator moves millions of them.
+template <int W>
+struct Bits {
+    static const int L = (W + 63) / 64;
+    unsigned long long l[L];
+    Bits() {}
+    Bits(int zero) {  // only `word = 0` is used by the kernels
+        for (int i = 0; i < L; i++) l[i] = (unsigned long long)zero;
+    }
+};
+template <int W>
+using word_t = Bits<W>;
+
+// n bits (n <= 64) of a limb array starting at bit `pos`.
+inline unsigned long long get_bits(const unsigned long long* limbs, unsigned pos, unsigned n) {
+    const unsigned l = pos / 64, off = pos % 64;
+    unsigned long long v = limbs[l] >> off;
+    if (off + n > 64) v |= limbs[l + 1] << (64 - off);
+    return n >= 64 ? v : (v & ((1ULL << n) - 1));
+}
+
+// Overwrite n bits (n <= 64) of a limb array at bit `pos` with the low n bits of v.
+inline void put_bits(unsigned long long* limbs, unsigned pos, unsigned n, unsigned long long v) {
+    const unsigned l = pos / 64, off = pos % 64;
+    const unsigned long long mask = n >= 64 ? ~0ULL : ((1ULL << n) - 1);
+    v &= mask;
+    limbs[l] = (limbs[l] & ~(mask << off)) | (v << off);
+    if (off + n > 64) {
+        const unsigned spill = off + n - 64;
+        const unsigned long long hi = (1ULL << spill) - 1;
+        limbs[l + 1] = (limbs[l + 1] & ~hi) | (v >> (64 - off));
+    }
+}
+
+template <int B, int K, int W>
+inline long long get_elem(const Bits<W>& word, unsigned index) {
+    const unsigned long long v = get_bits(word.l, index * B, B);
+    if (K == BIPOLAR) return v ? 1 : -1;
+    if (K == SIGNED && B < 64 && (v >> (B - 1))) return (long long)v - (1LL << B);
+    return (long long)v;
+}
+
+template <int B, int K, int W>
+inline void set_elem(Bits<W>& word, unsigned index, long long value) {
+    const unsigned long long raw = K == BIPOLAR ? (value > 0 ? 1ULL : 0ULL) : (unsigned long long)value;
+    put_bits(word.l, index * B, B, raw);
+}
+#else
+template <int W>
+using word_t = ap_uint<W>;
+#endif
+
 // Integer value of the element at `index` of a packed word.
 template <int B, int K, int W>
 inline long long get_elem(const ap_uint<W>& word, unsigned index) {
@@ -37,6 +92,20 @@ inline void set_elem(ap_uint<W>& word, unsigned index, long long value) {
     if (K == BIPOLAR) raw = value > 0 ? 1 : 0;
     else raw = (ap_uint<B>)(ap_int<B + 1>)value;
     word.range(index * B + B - 1, index * B) = raw;
+}
+
+// A weight of B <= 64 bits stored as one 64-bit limb (the VVAU's weight memory), as an integer.
+template <int B, int K>
+inline long long weight_elem(unsigned long long raw) {
+#pragma HLS INLINE
+#if !defined(__SYNTHESIS__) && !defined(EDGE_NO_FAST_CSIM)
+    if (K == BIPOLAR) return (raw & 1) ? 1 : -1;
+    const unsigned long long v = B >= 64 ? raw : (raw & ((1ULL << B) - 1));
+    if (K == SIGNED && B < 64 && (v >> (B - 1))) return (long long)v - (1LL << B);
+    return (long long)v;
+#else
+    return get_elem<B, K>(ap_uint<B>(raw), 0);
+#endif
 }
 
 // Assemble a W-bit word from its 64-bit limbs (limb 0 = bits 0..63): wiring only in hardware.

@@ -15,8 +15,8 @@ template <unsigned MW, unsigned MH, unsigned PE, unsigned SIMD, unsigned VECTORS
 struct Mvau {
     static const unsigned SF = MW / SIMD;
     static const unsigned NF = MH / PE;
-    typedef ap_uint<SIMD * IN_B> InWord;
-    typedef ap_uint<PE * OUT_B> OutWord;
+    typedef word_t<SIMD * IN_B> InWord;
+    typedef word_t<PE * OUT_B> OutWord;
     typedef ap_uint<SIMD * W_B> WWord;
     static const unsigned WL = (SIMD * W_B + 63) / 64;  // 64-bit limbs per weight word
 
@@ -52,8 +52,12 @@ struct Mvau {
 #if !defined(__SYNTHESIS__) && !defined(EDGE_NO_FAST_CSIM)
         // C-sim / cycle simulation: the same arithmetic on 64-bit limbs, without per-element ap_uint operations
         static const unsigned XL = (SIMD * IN_B + 63) / 64;
+#ifdef EDGE_CYCLE_SIM
+        const unsigned long long* xl = x.l;  // the simulator's words are limbs already
+#else
         unsigned long long xl[XL];
         to_limbs<SIMD * IN_B>(x, xl);
+#endif
         long long xv[SIMD];
         if (!XNOR)
             for (unsigned s = 0; s < SIMD; s++) xv[s] = elem_from_limbs<IN_B, IN_K>(xl, s);
@@ -121,8 +125,8 @@ template <unsigned C, unsigned K, unsigned PE, unsigned VECTORS, int IN_B, int I
           int OUT_K, unsigned LEVELS, int BASE, int STEP, typename AccT>
 struct Vvau {
     static const unsigned CF = C / PE;
-    typedef ap_uint<PE * IN_B> InWord;
-    typedef ap_uint<PE * OUT_B> OutWord;
+    typedef word_t<PE * IN_B> InWord;
+    typedef word_t<PE * OUT_B> OutWord;
 
     const unsigned long long (*weights)[CF * K][1];  // [PE][CF * K][one limb]
     const AccT (*thresholds)[CF][LEVELS > 0 ? LEVELS : 1];
@@ -149,7 +153,7 @@ struct Vvau {
         InWord x = in.read();
         for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-            acc[cf][p] += get_elem<IN_B, IN_K>(x, p) * get_elem<W_B, W_K>(ap_uint<W_B>(weights[p][cf * K + k][0]), 0);
+            acc[cf][p] += get_elem<IN_B, IN_K>(x, p) * weight_elem<W_B, W_K>(weights[p][cf * K + k][0]);
         }
         if (k == K - 1) {
             OutWord o = 0;
@@ -194,8 +198,8 @@ struct Thresholding {
     }
     template <class I, class O>
     void step(I& in, O& out) {
-        ap_uint<PE * IN_B> x = in.read();
-        ap_uint<PE * OUT_B> o = 0;
+        word_t<PE * IN_B> x = in.read();
+        word_t<PE * OUT_B> o = 0;
         for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
             set_elem<OUT_B, OUT_K>(o, p, threshold<LEVELS, AccT>(get_elem<IN_B, IN_K>(x, p), thresholds[p][cf],

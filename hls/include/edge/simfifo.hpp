@@ -3,30 +3,50 @@
 #ifndef EDGE_SIMFIFO_HPP
 #define EDGE_SIMFIFO_HPP
 
-#include <deque>
-#include <utility>
+#include <vector>
 
 namespace edge {
 
 extern unsigned long long sim_now;  // the current clock cycle
 
+// A ring buffer that grows by doubling (an unbounded FIFO measures its peak occupancy without a fixed size).
 template <typename T>
 struct SimFifo {
-    std::deque<std::pair<T, unsigned long long> > items;  // value, cycle from which the consumer sees it
+    std::vector<T> data;
+    std::vector<unsigned long long> ready;  // cycle from which the consumer sees each word
+    unsigned long long head, count, mask;
     unsigned long long depth;
     unsigned latency;  // producer's pipeline depth
     unsigned long long peak;
-    SimFifo() : depth(2), latency(1), peak(0) {}
-    bool empty() const { return items.empty() || items.front().second > sim_now; }
-    bool full() const { return items.size() >= depth; }
+    SimFifo() : data(16), ready(16), head(0), count(0), mask(15), depth(2), latency(1), peak(0) {}
+    bool empty() const { return count == 0 || ready[head] > sim_now; }
+    bool full() const { return count >= depth; }
     T read() {
-        T v = items.front().first;
-        items.pop_front();
-        return v;
+        const unsigned long long at = head;
+        head = (head + 1) & mask;
+        count--;
+        return data[at];
     }
     void write(const T& v) {
-        items.push_back(std::make_pair(v, sim_now + latency));
-        if (items.size() > peak) peak = items.size();
+        if (count == data.size()) grow();
+        const unsigned long long at = (head + count) & mask;
+        data[at] = v;
+        ready[at] = sim_now + latency;
+        if (++count > peak) peak = count;
+    }
+
+   private:
+    void grow() {
+        std::vector<T> d(data.size() * 2);
+        std::vector<unsigned long long> r(data.size() * 2);
+        for (unsigned long long i = 0; i < count; i++) {
+            d[i] = data[(head + i) & mask];
+            r[i] = ready[(head + i) & mask];
+        }
+        data.swap(d);
+        ready.swap(r);
+        head = 0;
+        mask = data.size() - 1;
     }
 };
 

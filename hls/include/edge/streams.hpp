@@ -12,12 +12,22 @@ namespace edge {
 template <unsigned IN, unsigned OUT, unsigned ELEMS, int B>
 struct WidthConverter {
     static const unsigned CAP = IN + OUT;
+#ifdef EDGE_CYCLE_SIM
+    Bits<CAP * B> held;  // the simulator keeps the held elements as one bit queue, oldest in bit 0
+#else
     ap_uint<B> held[CAP];
+#endif
     unsigned head, fill;
     unsigned long long frames, rd, wr;
-    WidthConverter(unsigned n) : head(0), fill(0), frames(n), rd(0), wr(0) {}
+    WidthConverter(unsigned n) : head(0), fill(0), frames(n), rd(0), wr(0) {
+#ifdef EDGE_CYCLE_SIM
+        held = 0;
+#endif
+    }
     bool done() const { return rd >= frames * (ELEMS / IN) && wr >= frames * (ELEMS / OUT); }
-    bool wants_read() const { return rd < frames * (ELEMS / IN) && fill + IN <= CAP; }
+    // room for IN more elements once this iteration's write (if any) has left: read and write in one clock
+    bool room(bool writing) const { return rd < frames * (ELEMS / IN) && fill - (writing ? OUT : 0) + IN <= CAP; }
+    bool wants_read() const { return room(false); }
     bool wants_write() const { return fill >= OUT; }
     template <class I, class O>
     bool can_step(I& in, O& out) {
@@ -26,7 +36,36 @@ struct WidthConverter {
     template <class I, class O>
     void step(I& in, O& out) {
         bool do_write = wants_write() && !out.full();
-        bool do_read = wants_read() && !in.empty();
+        bool do_read = room(do_write) && !in.empty();
+#ifdef EDGE_CYCLE_SIM
+        if (do_write) {  // the lowest OUT*B bits leave; the rest shift down
+            Bits<OUT * B> o;
+            const unsigned n = OUT * B, limbs = Bits<CAP * B>::L;
+            for (int l = 0; l < Bits<OUT * B>::L; l++) {
+                const unsigned bits = (l + 1) * 64 <= (int)n ? 64 : n - l * 64;
+                o.l[l] = get_bits(held.l, l * 64, bits);
+            }
+            const unsigned q = n / 64, r = n % 64;
+            for (unsigned l = 0; l < limbs; l++) {
+                unsigned long long lo = l + q < limbs ? held.l[l + q] : 0ULL;
+                unsigned long long hi = l + q + 1 < limbs ? held.l[l + q + 1] : 0ULL;
+                held.l[l] = r ? ((lo >> r) | (hi << (64 - r))) : lo;
+            }
+            out.write(o);
+            fill -= OUT;
+            wr++;
+        }
+        if (do_read) {  // IN*B new bits land above the held ones
+            const Bits<IN * B> w = in.read();
+            const unsigned n = IN * B;
+            for (int l = 0; l < Bits<IN * B>::L; l++) {
+                const unsigned bits = (l + 1) * 64 <= (int)n ? 64 : n - l * 64;
+                put_bits(held.l, fill * B + l * 64, bits, w.l[l]);
+            }
+            fill += IN;
+            rd++;
+        }
+#else
         if (do_write) {
             ap_uint<OUT * B> o = 0;
             for (unsigned i = 0; i < OUT; i++) {
@@ -47,6 +86,7 @@ struct WidthConverter {
             fill += IN;
             rd++;
         }
+#endif
     }
 };
 
@@ -62,9 +102,9 @@ struct AddStreams {
     }
     template <class IA, class IB, class O>
     void step(IA& a, IB& b, O& out) {
-        ap_uint<PE * A_B> x = a.read();
-        ap_uint<PE * B_B> y = b.read();
-        ap_uint<PE * OUT_B> o = 0;
+        word_t<PE * A_B> x = a.read();
+        word_t<PE * B_B> y = b.read();
+        word_t<PE * OUT_B> o = 0;
         for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
             set_elem<OUT_B, SIGNED>(o, p, get_elem<A_B, A_K>(x, p) + get_elem<B_B, B_K>(y, p));
@@ -92,15 +132,15 @@ struct StreamingConcat {
     }
     template <class IA, class IB, class O>
     void step(IA& a, IB& b, O& out) {
-        ap_uint<PE * OUT_B> o = 0;
+        word_t<PE * OUT_B> o = 0;
         if (i < WA) {
-            ap_uint<PE * A_B> x = a.read();
+            word_t<PE * A_B> x = a.read();
             for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
                 set_elem<OUT_B, OUT_K>(o, p, get_elem<A_B, A_K>(x, p));
             }
         } else {
-            ap_uint<PE * B_B> y = b.read();
+            word_t<PE * B_B> y = b.read();
             for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
                 set_elem<OUT_B, OUT_K>(o, p, get_elem<B_B, B_K>(y, p));
@@ -129,7 +169,7 @@ struct DuplicateStreams {
     }
     template <class I, class OA, class OB>
     void step(I& in, OA& a, OB& b) {
-        ap_uint<WIDTH> w = in.read();
+        word_t<WIDTH> w = in.read();
         a.write(w);
         b.write(w);
         if (++i == WORDS) {
@@ -155,7 +195,7 @@ struct LabelSelect {
     template <class I, class O>
     void step(I& in, O& out) {
         if (reading()) {
-            ap_uint<PE * IN_B> w = in.read();
+            word_t<PE * IN_B> w = in.read();
             for (unsigned p = 0; p < PE; p++) {
                 long long v = get_elem<IN_B, IN_K>(w, p);
                 unsigned label = i * PE + p;
@@ -173,7 +213,8 @@ struct LabelSelect {
             }
             i++;
         } else {
-            ap_uint<OUT_B> o = top_i[emitted];
+            word_t<OUT_B> o = 0;
+            set_elem<OUT_B, UNSIGNED>(o, 0, top_i[emitted]);
             out.write(o);
             if (++emitted == K) {
                 emitted = 0;

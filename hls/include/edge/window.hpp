@@ -24,9 +24,9 @@ struct Padding {
     }
     template <class I, class O>
     void step(I& in, O& out) {
-        ap_uint<SIMD * B> w = 0;  // the integer 0 (activations have zero-point 0)
+        word_t<SIMD * B> w = 0;  // the integer 0 (activations have zero-point 0)
         if (inside()) {
-            ap_uint<SIMD * IN_B> x = in.read();
+            word_t<SIMD * IN_B> x = in.read();
             for (unsigned s = 0; s < SIMD; s++) {
 #pragma HLS UNROLL
                 set_elem<B, SIGNED>(w, s, get_elem<IN_B, IN_K>(x, s));
@@ -59,7 +59,7 @@ struct SlidingWindow {
     static const unsigned READS = IH * ROW;
     static const unsigned WRITES = OH * OW * KH * KW * CF;
     static const unsigned BUF = (KH + (SH > KH ? SH : KH)) * ROW;
-    typedef ap_uint<SIMD * B> Word;
+    typedef word_t<SIMD * B> Word;
     Word buffer[BUF];
     unsigned long long frames, rd, wr;
     unsigned oy, ox, ky, kx, cf, wframe;
@@ -118,7 +118,7 @@ template <unsigned IH, unsigned IW, unsigned C, unsigned PE, unsigned KH, unsign
           int B, int KIND>
 struct MaxPool {
     static const unsigned CF = C / PE;
-    typedef ap_uint<PE * B> Word;
+    typedef word_t<PE * B> Word;
     long long best[OW][CF][PE];
     unsigned frames, frame, y, x, cf;
     MaxPool(unsigned n) : frames(n), frame(0), y(0), x(0), cf(0) {}
@@ -175,14 +175,14 @@ struct GlobalAccPool {
     }
     template <class I, class O>
     void step(I& in, O& out) {
-        ap_uint<PE * IN_B> w = in.read();
+        word_t<PE * IN_B> w = in.read();
         for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
             long long v = get_elem<IN_B, IN_K>(w, p);
             acc[cf][p] = pix == 0 ? v : acc[cf][p] + v;
         }
         if (pix == H * W - 1) {
-            ap_uint<PE * OUT_B> o = 0;
+            word_t<PE * OUT_B> o = 0;
             for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
                 set_elem<OUT_B, SIGNED>(o, p, acc[cf][p]);
