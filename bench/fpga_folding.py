@@ -24,16 +24,20 @@ import torch
 from torch import nn
 
 from boards import load_board
+from edge.corpus import FINN_EXAMPLES
 from edge.errors import EdgeError
 from edge.qonnx_io import load_model
 from edge.table import render
 from edge.train import export_qonnx_file
 from edge.zoo import finn_cnv, finn_mlp
+from fpga.build import random_inputs
 from fpga.folding import fold_to_budget
 from fpga.ir import MatrixVectorUnit, MaxPool, SlidingWindow
 from fpga.lower import lower
 from fpga.report import build_report
-from fpga.resources import DSP_MIN_PRODUCT_BITS, XNOR_LUTS_PER_LANE, _mult_luts
+from fpga.resources import DSP_MIN_PRODUCT_BITS, XNOR_LUTS_PER_LANE, Resources, _mult_luts
+from fpga.width import insert_width_converters
+from hls.flow import simulate_project
 
 BOARDS = ("pynq-z2", "zcu104", "alveo-u250")
 CLOCK_MHZ = 100.0
@@ -46,6 +50,11 @@ BNN_PYNQ_CNV_W1A1 = 9_150
 FINN_CNV_W1A1_FOLDING = [(16, 3), (32, 32), (16, 32), (16, 32), (4, 32), (1, 32), (1, 4), (1, 8), (5, 1)]
 FINN_CNV_W1A1_PUBLISHED = {"lut": 21_135, "ff": 31_517, "bram36": 98 + 9 / 2, "dsp": 0, "bottleneck_cycles": 32_768}
 FINN_TFC_W1A1_FOLDING = [(16, 49), (8, 8), (8, 8), (10, 8)]
+# Second published point, not used for calibration: FINN's UNSW-NB15 MLP w2a2 (cybersecurity notebooks, finn v0.6)
+# on xc7z020 at 100 MHz, 8,667 LUT, 22 BRAM18, 211 cycles latency; folding from the notebook's target_fps=1e6
+# build (final_hw_config.json): (PE, SIMD) per MVAU.
+FINN_UNSW_FOLDING = [(32, 15), (4, 16), (4, 16), (1, 1)]
+FINN_UNSW_PUBLISHED = {"lut": 8_667, "bram36": 22 / 2, "latency_cycles": 211}
 
 
 def random_model(name: str, bits: int) -> nn.Module:
@@ -143,7 +152,9 @@ def main() -> int:
                                  f"{run['fraction_of_ceiling']:.0%}", f"{pub[1]:,}" if pub else "-",
                                  round(lower_s + fold_s, 2)])
                 if name == "cnv" and bits == 1:
-                    results["calibration"]["cnv_w1a1"] = calibrate_cnv(graph)
+                    folded = with_folding(graph, FINN_CNV_W1A1_FOLDING, [3, 32, 32, 32, 32, 32])
+                    results["calibration"]["cnv_w1a1"] = calibrate(folded, loaded, FINN_CNV_W1A1_PUBLISHED,
+                                                                   Path(tmp) / "cnv_cal")
                 if name == "tfc" and bits == 1:
                     tfc = with_folding(graph, FINN_TFC_W1A1_FOLDING, [])
                     results["calibration"]["tfc_w1a1_cycles"] = max(n.cycles() for n in tfc.nodes)
@@ -153,14 +164,18 @@ def main() -> int:
     print(f"(BNN-PYNQ CNV-W1A1: {BNN_PYNQ_CNV_W1A1:,} img/s on xc7z020 at 100 MHz)")
     for note in notes:
         print("  " + note)
-    cal = results["calibration"]["cnv_w1a1"]
-    print("\nResource model on finn-examples' CNV-w1a1 folding (xc7z020, 100 MHz), accelerator only:")
-    crow = [[k, f"{cal['predicted'][k]:,.1f}", f"{cal['published'][k]:,.1f}",
-             f"{(cal['predicted'][k] / cal['published'][k] - 1):+.0%}" if cal["published"][k] else "-"]
-            for k in ("lut", "ff", "bram36", "dsp", "bottleneck_cycles")]
-    print(render(["", "predicted", "published", "error"], crow))
-    print("BRAM: inter-layer FIFOs are not in the model until the cycle-level simulation sizes them (FINN's "
-          "published figure includes its sized FIFOs).")
+        unsw = load_model(FINN_EXAMPLES["unsw_mlp_w2a2"](Path(tmp)))
+        folded = with_folding(lower(unsw), FINN_UNSW_FOLDING, [])
+        results["calibration"]["unsw_w2a2"] = calibrate(folded, unsw, FINN_UNSW_PUBLISHED, Path(tmp) / "unsw_cal")
+    for key, title in (("cnv_w1a1", "finn-examples' CNV-w1a1 (calibration point)"),
+                       ("unsw_w2a2", "FINN's UNSW-NB15 MLP w2a2 (held-out point)")):
+        cal = results["calibration"][key]
+        print(f"\nResource model on {title} folding (xc7z020, 100 MHz), FIFOs sized by the cycle simulation:")
+        crow = [[k, f"{cal['predicted'][k]:,.1f}", f"{cal['published'][k]:,.1f}",
+                 f"{(cal['predicted'][k] / cal['published'][k] - 1):+.1%}" if cal["published"][k] else "-"]
+                for k in cal["published"] if k in cal["predicted"]]
+        print(render(["", "predicted", "published", "error"], crow))
+        print(f"  of which FIFOs: {cal['fifo_resources']}; converters: {cal['converter_resources']}")
     print(f"TFC-w1a1 with finn-examples' folding: {results['calibration']['tfc_w1a1_cycles']} cycles/frame "
           "(published: 64)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -169,14 +184,22 @@ def main() -> int:
     return 0
 
 
-def calibrate_cnv(graph) -> dict:
+def calibrate(folded, loaded, published: dict, project: Path) -> dict:
+    """Our estimate of a published FINN build at its own folding: nodes, width converters and the FIFOs our
+    cycle-level simulation sizes (4 frames), against the published post-synthesis figures."""
     board = dataclasses.replace(load_board("pynq-z2"), clock_mhz=CLOCK_MHZ)
-    folded = with_folding(graph, FINN_CNV_W1A1_FOLDING, [3, 32, 32, 32, 32, 32])
-    rep = build_report(folded, board, 1.0)
+    graph = insert_width_converters(folded)
+    sim, _ = simulate_project(graph, board, project, random_inputs(loaded, 4, seed=0))
+    rep = build_report(graph, board, 1.0, sim["fifo_sizing"]["depths"])
     res = rep["totals"]["resources"]
+    dwc = sum((Resources(r["lut"], r["ff"], r["bram36"]) for r in rep["layers"]
+               if r["op"] == "StreamingDataWidthConverter"), Resources())
     predicted = {"lut": res["lut"], "ff": res["ff"], "bram36": res["bram36"], "dsp": res["dsp"],
-                 "bottleneck_cycles": rep["totals"]["bottleneck_cycles"]}
-    return {"predicted": predicted, "published": FINN_CNV_W1A1_PUBLISHED,
+                 "bottleneck_cycles": rep["totals"]["bottleneck_cycles"],
+                 "latency_cycles": sim["cycle_sim"]["first_frame_latency_cycles"]}
+    return {"predicted": predicted, "published": published, "fifo_resources": rep["totals"]["fifo_resources"],
+            "converter_resources": dwc.as_dict(), "simulation_passed": sim["passed"],
+            "fifo_depths": sim["fifo_sizing"]["depths"],
             "per_layer": [{k: r[k] for k in ("name", "pe", "simd", "cycles", "lut", "bram36", "memory")}
                           for r in rep["layers"]]}
 

@@ -57,6 +57,8 @@ def fold_options(node: Node, uram: bool) -> list[FoldOption]:
     options = []
     for pe in pes:
         for simd in simds:
+            if not node.fold_ok(pe, simd):
+                continue
             folded = node.with_fold(pe, simd)
             options.append(FoldOption(pe, simd, folded.cycles(), estimate(folded, uram)[0], in_elems(folded),
                                       out_elems(folded)))
@@ -296,8 +298,10 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
                 raise EdgeError(f"{path}: node '{node.name}': {key} must be a whole number >= 1, got {value!r}")
             if value > 1 and key not in limits:
                 raise EdgeError(f"{path}: node '{node.name}' ({node.kind}) has no {key.upper()} folding")
-            if key in limits and limits[key] % value:
-                raise EdgeError(f"{path}: node '{node.name}': {key.upper()}={value} must divide {limits[key]} "
-                                f"(legal: {', '.join(map(str, divisors(limits[key])))})")
+            legal = [d for d in divisors(limits[key]) if (node.fold_ok(d, simd) if key == "pe" else
+                                                          node.fold_ok(pe, d))] if key in limits else []
+            if key in limits and value not in legal:
+                raise EdgeError(f"{path}: node '{node.name}': {key.upper()}={value} is not a legal folding "
+                                f"(legal: {', '.join(map(str, legal))})")
         nodes.append(node.with_fold(pe, simd))
     return graph.with_nodes(tuple(nodes))

@@ -36,6 +36,10 @@ class Node:
         """Clock cycles per sample at the current folding, one pipelined iteration per cycle (II=1)."""
         raise NotImplementedError
 
+    def fold_ok(self, pe: int, simd: int) -> bool:
+        """Legality beyond divisibility (fold_limits); most nodes need nothing more."""
+        return True
+
     def with_fold(self, pe: int, simd: int) -> Node:
         return replace(self, pe=pe, simd=simd)
 
@@ -144,11 +148,22 @@ class SlidingWindow(Node):
 
     kind: ClassVar[str] = "SlidingWindow"
 
+    @property
+    def pixels(self) -> int:
+        """Window pixels per output word: SIMD above the channel count writes SIMD/C neighbouring kx positions at
+        once (FINN's parallel window along kw), for layers with few channels such as the first convolution."""
+        return max(1, self.simd // self.channels)
+
     def fold_limits(self) -> dict[str, int]:
-        return {"simd": self.channels}
+        return {"simd": self.channels if self.depthwise else self.channels * self.kernel[1]}
+
+    def fold_ok(self, pe: int, simd: int) -> bool:
+        if self.channels % simd == 0:
+            return True
+        return not self.depthwise and simd % self.channels == 0 and self.kernel[1] % (simd // self.channels) == 0
 
     def cycles(self) -> int:
-        reads = self.ifm[0] * self.ifm[1] * self.channels // self.simd
+        reads = self.ifm[0] * self.ifm[1] * self.channels // min(self.simd, self.channels)
         writes = self.ofm[0] * self.ofm[1] * self.kernel[0] * self.kernel[1] * self.channels // self.simd
         return max(reads, writes)
 

@@ -173,8 +173,10 @@ def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[
         # last windows leave, so frames overlap without a stall
         kh = node.kernel[0]
         rows = kh + max(kh, node.stride[0])
-        words = node.ifm[1] * node.channels // node.simd
-        mem = map_memory(node.simd * node.dtype.bits, words, copies=rows, uram_available=u)
+        lanes = min(node.simd, node.channels)  # elements per buffer word
+        # a multi-pixel SWG banks each row by column (pixels banks) to read that many pixels per clock
+        words = math.ceil(node.ifm[1] * node.channels // lanes / node.pixels)
+        mem = map_memory(lanes * node.dtype.bits, words, copies=rows * node.pixels, uram_available=u)
         lut = CONTROL_LUTS * 2 + node.simd * node.dtype.bits * 2 + mem.luts  # address generation + output mux
         return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
     if isinstance(node, Padding):

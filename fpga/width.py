@@ -27,7 +27,9 @@ DEFAULT_FIFO_DEPTH = 32
 
 def in_elems(node: Node) -> int:
     """Elements per input word."""
-    if isinstance(node, MatrixVectorUnit | SlidingWindow | Padding):
+    if isinstance(node, SlidingWindow):
+        return min(node.simd, node.channels)  # a multi-pixel SWG still reads one pixel per word
+    if isinstance(node, MatrixVectorUnit | Padding):
         return node.simd
     if isinstance(node, StreamingDataWidthConverter):
         return node.in_elems

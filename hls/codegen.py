@@ -1,4 +1,4 @@
-"""Generate the HLS project of a folded dataflow graph: params.hpp, top.cpp, tb.cpp, sim.cpp, TCL, Makefile.
+"""Generate the HLS project of a folded dataflow graph: params, top.cpp, tb.cpp, sim.cpp, TCL, Makefile.
 
 Python computes numbers (template parameters, packed weight words, thresholds); the C++ lives in the jinja
 templates under hls/templates and the kernel library under hls/include/edge.
@@ -134,7 +134,8 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
         k.update(_threshold_arrays(node.thresholds, node.channels, node.pe))
     elif isinstance(node, SlidingWindow):
         k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kh=node.kernel[0], kw=node.kernel[1],
-                 sh=node.stride[0], sw=node.stride[1], oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits)
+                 sh=node.stride[0], sw=node.stride[1], oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits,
+                 pixels=node.pixels)
     elif isinstance(node, Padding):
         t, left, b, r = node.pads
         src = graph.tensors[node.inputs[0]].dtype
@@ -206,7 +207,7 @@ def generate(graph: DataflowGraph, board: FpgaBoard, out_dir: Path, depths: dict
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = project_context(graph, board, depths)
     env = _env()
-    for name in ("params.hpp", "top.cpp", "tb.cpp", "sim.cpp", "run_hls.tcl", "Makefile"):
+    for name in ("params.hpp", "params.cpp", "top.cpp", "tb.cpp", "sim.cpp", "run_hls.tcl", "Makefile"):
         (out_dir / name).write_text(env.get_template(f"{name}.j2").render(**ctx), encoding="utf-8")
     inc = out_dir / "include" / "edge"
     inc.mkdir(parents=True, exist_ok=True)

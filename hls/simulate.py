@@ -37,23 +37,46 @@ def _cxx() -> str:
     return cxx
 
 
-def compile_binary(project: Path, sources: list[str], binary: str, extra_flags: tuple[str, ...] = ()) -> Path:
-    """g++ the sources into project/binary; skipped when the sources and flags have not changed."""
-    cmd = [_cxx(), *CXXFLAGS, *extra_flags, f"-I{project / 'include'}", f"-I{ap_types_dir()}", f"-I{project}",
-           *[str(project / s) for s in sources], "-o", str(project / binary)]
+PARAMS_FLAGS = ["-O0", "-std=c++14", "-w"]  # params.cpp is constant data: nothing to optimise, much to parse
+
+
+def _build(project: Path, cmd: list[str], output: str, inputs: list[Path]) -> Path:
+    """Run a g++ command producing project/output unless the command and every input are unchanged."""
     digest = hashlib.sha256(" ".join(cmd).encode())
-    for name in sorted([*sources, "params.hpp", *(p.name for p in (project / "include" / "edge").glob("*.hpp"))]):
-        path = project / name if (project / name).exists() else project / "include" / "edge" / name
+    for path in sorted(inputs):
         digest.update(path.read_bytes())
-    stamp = project / f".{binary}.sha256"
-    if (project / binary).exists() and stamp.exists() and stamp.read_text() == digest.hexdigest():
-        return project / binary
+    stamp = project / f".{output}.sha256"
+    if (project / output).exists() and stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return project / output
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"g++ failed building {binary} in {project}:\n{tail}")
+        raise RuntimeError(f"g++ failed building {output} in {project}:\n{tail}")
     stamp.write_text(digest.hexdigest())
-    return project / binary
+    return project / output
+
+
+def _includes(project: Path) -> list[str]:
+    return [f"-I{project / 'include'}", f"-I{ap_types_dir()}", f"-I{project}"]
+
+
+def _headers(project: Path) -> list[Path]:
+    return [project / "params.hpp", *(project / "include" / "edge").glob("*.hpp")]
+
+
+def params_object(project: Path) -> Path:
+    """params.cpp compiled once (it can be megabytes of weights) and linked into every binary."""
+    cmd = [_cxx(), *PARAMS_FLAGS, *_includes(project), "-c", str(project / "params.cpp"), "-o",
+           str(project / "params.o")]
+    return _build(project, cmd, "params.o", [project / "params.cpp", *_headers(project)])
+
+
+def compile_binary(project: Path, sources: list[str], binary: str, extra_flags: tuple[str, ...] = ()) -> Path:
+    """g++ the sources (and params.o) into project/binary; skipped when nothing has changed."""
+    params = params_object(project)
+    cmd = [_cxx(), *CXXFLAGS, *extra_flags, *_includes(project), *[str(project / s) for s in sources], str(params),
+           "-o", str(project / binary)]
+    return _build(project, cmd, binary, [*(project / s for s in sources), params, *_headers(project)])
 
 
 @dataclass
@@ -66,7 +89,8 @@ class CsimResult:
 
 
 def compile_all(project: Path) -> None:
-    """Build the C-sim and the cycle simulator side by side (two g++ processes)."""
+    """Build params.o, then the C-sim and the cycle simulator side by side (two g++ processes)."""
+    params_object(project)
     with ThreadPoolExecutor(max_workers=2) as pool:
         for f in [pool.submit(compile_binary, project, ["tb.cpp", "top.cpp"], "csim.bin"),
                   pool.submit(compile_binary, project, ["sim.cpp"], "sim.bin")]:
@@ -128,18 +152,21 @@ class SimResult:
 
 
 def run_cycle_sim(project: Path, x_int: np.ndarray | None, depths: dict[str, int] | None = None,
-                  binary: Path | None = None) -> SimResult:
+                  binary: Path | None = None, timing_only: bool = False) -> SimResult:
     """Cycle-level simulation; FIFO depths from `depths` (unbounded when None).
 
-    With `binary` (already compiled) and x_int None, re-runs on the input.txt already in the project."""
+    With `binary` (already compiled) and x_int None, re-runs on the input.txt already in the project.
+    `timing_only` skips the dot-product arithmetic (same cycles and occupancy; outputs meaningless)."""
     if binary is None:
         binary = compile_binary(project, ["sim.cpp"], "sim.bin")
     if x_int is not None:
         write_frames(project / "input.txt", x_int)
-    args = [str(binary), str(project)]
+    args = [str(binary), str(project), "-"]
     if depths is not None:
         (project / DEPTHS_FILE).write_text("".join(f"{k} {v}\n" for k, v in depths.items()), encoding="utf-8")
-        args.append(str(project / DEPTHS_FILE))
+        args[2] = str(project / DEPTHS_FILE)
+    if timing_only:
+        args.append("timing")
     t0 = time.perf_counter()
     result = subprocess.run(args, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -170,54 +197,62 @@ def _keeps_throughput(run: SimResult, free: SimResult) -> bool:
             and run.steady_cycles_per_frame <= free.steady_cycles_per_frame)
 
 
-REFINE_FIFOS = 16  # the largest FIFOs after the common cap are shrunk one by one
+REFINE_FIFOS = 12  # FIFOs still deep after the common cap, shrunk one by one, the costliest first
+REFINE_MIN_DEPTH = 32  # below this a FIFO is one SRL32 per bit: not worth simulations to shrink further
 
 
 def size_fifos(project: Path, graph: DataflowGraph, x_int: np.ndarray) -> FifoSizing:
     """The smallest FIFO depths (found by search) that keep the unbounded design's cycles, proven by simulation.
 
     A FIFO's peak occupancy with unbounded FIFOs overstates what it needs: a fast producer simply runs ahead.
-    So: (1) one common cap, the smallest power of two with no loss; (2) the largest FIFOs (bits x depth)
-    each shrunk by bisection with the others fixed. Every accepted step is a simulation that keeps throughput."""
+    (1) One common cap, the smallest power of two with no loss (bisection). Setting every FIFO to the peak it
+    reached in that run replays the run exactly, so those depths need no further proof. (2) The costliest FIFOs
+    still deeper than one SRL32 are shrunk one by one (first to the minimum, else by bisection). Trial runs are
+    timing-only (no kernel's reads or writes depend on data); a final full run proves the result, outputs too."""
     binary = compile_binary(project, ["sim.cpp"], "sim.bin")
     free = run_cycle_sim(project, x_int, None, binary)
     if free.deadlock:
         raise RuntimeError(f"{project}: the dataflow graph deadlocks even with unbounded FIFOs")
-    peaks = {name: max(MIN_DEPTH, int(f["peak"])) for name, f in free.fifos.items()}
     host = {graph.input: MIN_DEPTH, graph.output: MIN_DEPTH}  # host-side ports: the DMA's own buffering
+    peaks = {name: max(MIN_DEPTH, int(f["peak"])) for name, f in free.fifos.items() if name not in host}
     runs: list[SimResult] = [free]
 
-    def keeps(depths: dict[str, int]) -> bool:
-        run = run_cycle_sim(project, None, {**depths, **host}, binary)
+    def attempt(depths: dict[str, int]) -> dict[str, int] | None:
+        """Simulate; if throughput is kept, the depths each FIFO actually reached (which replay this run)."""
+        run = run_cycle_sim(project, None, {**depths, **host}, binary, timing_only=True)
         runs.append(run)
-        return _keeps_throughput(run, free)
+        if not _keeps_throughput(run, free):
+            return None
+        return {n: max(MIN_DEPTH, min(d, int(run.fifos[n]["peak"]))) for n, d in depths.items()}
 
-    top = max(peaks.values())
+    top = max(peaks.values(), default=MIN_DEPTH)
     caps = sorted({1 << e for e in range(1, top.bit_length()) if 1 << e < top} | {top})
-    lo, hi = 0, len(caps) - 1  # caps[hi] = every FIFO at its peak: always enough in this deterministic model
+    depths = dict(peaks)  # replays the unbounded run
+    lo, hi = 0, len(caps) - 1
     while lo < hi:
         mid = (lo + hi) // 2
-        if keeps({n: min(p, caps[mid]) for n, p in peaks.items()}):
-            hi = mid
+        reached = attempt({n: min(p, caps[mid]) for n, p in peaks.items()})
+        if reached is not None:
+            hi, depths = mid, reached
         else:
             lo = mid + 1
-    depths = {n: min(p, caps[lo]) for n, p in peaks.items()}
     widths = stream_bits(graph)
-    big = sorted((n for n, d in depths.items() if d > MIN_DEPTH and n not in host),
-                 key=lambda n: -depths[n] * widths.get(n, 1))
-    for name in big[:REFINE_FIFOS]:
-        lo_d, hi_d = MIN_DEPTH, depths[name]
-        if keeps({**depths, name: MIN_DEPTH}):  # most FIFOs need no depth at all: one run settles them
-            depths[name] = MIN_DEPTH
+    deep = sorted((n for n, d in depths.items() if d > REFINE_MIN_DEPTH), key=lambda n: -depths[n] * widths.get(n, 1))
+    for name in deep[:REFINE_FIFOS]:
+        if name not in depths or depths[name] <= REFINE_MIN_DEPTH:
+            continue  # an earlier accepted run already shrank it
+        reached = attempt({**depths, name: MIN_DEPTH})  # a producer that merely runs ahead needs no depth
+        if reached is not None:
+            depths = reached
             continue
-        lo_d += 1
+        lo_d, hi_d = MIN_DEPTH + 1, depths[name]
         while lo_d < hi_d:
             mid = (lo_d + hi_d) // 2
-            if keeps({**depths, name: mid}):
-                hi_d = mid
+            reached = attempt({**depths, name: mid})
+            if reached is not None:
+                hi_d, depths = mid, reached
             else:
                 lo_d = mid + 1
-        depths[name] = hi_d
     sized = run_cycle_sim(project, None, {**depths, **host}, binary)
     runs.append(sized)
     return FifoSizing({**depths, **host}, free, sized, peaks, runs)

@@ -13,11 +13,13 @@ from edge.cli import bundled_model_path
 from edge.errors import EdgeError
 from edge.qonnx_io import load_model
 from fpga.execute import run_model
-from fpga.folding import RESOURCE_KEYS, budget, fold_options, fold_to_budget
+from fpga.folding import RESOURCE_KEYS, budget, fold_options, fold_to_budget, graph_edges, stream_cost
 from fpga.ir import MatrixVectorUnit
 from fpga.lower import lower
+from fpga.report import build_report
 from fpga.resources import bram18_count, estimate, map_memory
 from fpga.serialize import load_graph, save_graph
+from fpga.width import insert_width_converters
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +41,18 @@ def test_fold_options_are_legal_and_cycles_follow_the_mvau_formula(cnv_graph):
                 assert opt.cycles == (node.mh // opt.pe) * (node.mw // opt.simd) * node.vectors
 
 
-def _lower_bound(options, limit, key):
-    """No folding meeting `limit` can use less of `key` than this (each node at its own minimum)."""
-    return sum(min(getattr(o.res, key) for o in opts if o.cycles <= limit) for opts in options)
+def _lower_bound(graph, options, limit, key):
+    """No folding meeting `limit` can use less of `key` than this: each node at its own minimum, plus each
+    stream (FIFO, converter) at the minimum over its two ends' options."""
+    i = RESOURCE_KEYS.index(key)
+    ok = [[o for o in opts if o.cycles <= limit] for opts in options]
+    nodes = sum(min(getattr(o.res, key) for o in opts) for opts in ok)
+    streams = 0.0
+    for e in graph_edges(graph):
+        outs = {e.axi} if e.src == -1 else {o.out_elems for o in ok[e.src]}
+        ins = {e.axi} if e.dst == -1 else {o.in_elems for o in ok[e.dst]}
+        streams += min(stream_cost(a, b, e.dtype, e.elems, e.src == -1, e.dst == -1)[i] for a in outs for b in ins)
+    return nodes + streams
 
 
 @pytest.mark.parametrize("board_name", ["pynq-z2", "zcu104"])
@@ -50,15 +61,16 @@ def test_optimiser_is_optimal_under_the_model(cnv_graph, board_name):
     folded = fold_to_budget(cnv_graph, board, cap=0.8)
     avail = budget(board, 0.8)
     best = max(n.cycles() for n in folded.nodes)
-    total = {k: sum(getattr(estimate(n, board.resources.uram > 0)[0], k) for n in folded.nodes) for k in RESOURCE_KEYS}
-    assert all(total[k] <= avail[k] + 1e-6 for k in RESOURCE_KEYS)
+    report = build_report(insert_width_converters(folded), board, 0.8)  # nodes, converters, FIFOs
+    total = report["totals"]["resources"]
+    assert all(total[k] <= avail[k] + 1 for k in RESOURCE_KEYS)
     options = [fold_options(n, board.resources.uram > 0) for n in cnv_graph.nodes]
     floor = max(min(o.cycles for o in opts) for opts in options)
     faster = sorted({o.cycles for opts in options for o in opts if floor <= o.cycles < best})
     if faster:
         # the next faster bottleneck is impossible: some resource's lower bound already exceeds the budget
         limit = faster[-1]
-        assert any(_lower_bound(options, limit, k) > avail[k] for k in RESOURCE_KEYS)
+        assert any(_lower_bound(cnv_graph, options, limit, k) > avail[k] for k in RESOURCE_KEYS)
     else:
         assert best == floor  # already as fast as any folding allows
 
@@ -126,7 +138,7 @@ def test_folding_file_round_trip_and_errors(run_cli, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(fold))
     code, _, err = run_cli("build", "-o", str(tmp_path / "b3"), "--folding", str(bad))
-    assert code == 2 and "node 'MVAU_0': PE=7 must divide 64 (legal: 1, 2, 4, 8, 16, 32, 64)" in err
+    assert code == 2 and "node 'MVAU_0': PE=7 is not a legal folding (legal: 1, 2, 4, 8, 16, 32, 64)" in err
     assert not (tmp_path / "b3").exists()  # nothing half-written
 
     fold["folding"] = {"MVAU_9": {"pe": 1}}

@@ -17,6 +17,9 @@ namespace edge {
 enum Kind { UNSIGNED = 0, SIGNED = 1, BIPOLAR = 2 };
 
 #ifdef EDGE_CYCLE_SIM
+// Set by the simulator for timing-only runs: dot-product arithmetic is skipped (reads and writes are unchanged).
+extern bool sim_timing_only;
+
 // Cycle simulation: a W-bit stream word held as plain 64-bit limbs (limb 0 = bits 0..63, unused high bits zero).
 // Same packing as ap_uint<W>, but copying, packing and unpacking cost a few machine words instead of an
 // arbitrary-precision object; the simulator moves millions of them.
@@ -53,6 +56,15 @@ inline void put_bits(unsigned long long* limbs, unsigned pos, unsigned n, unsign
     }
 }
 
+// Place a WI-bit word as part `index` (bits [index*WI, (index+1)*WI)) of a WO-bit word.
+template <int WO, int WI>
+inline void put_part(Bits<WO>& out, unsigned index, const Bits<WI>& part) {
+    for (int l = 0; l < Bits<WI>::L; l++) {
+        const unsigned bits = (l + 1) * 64 <= WI ? 64 : WI - l * 64;
+        put_bits(out.l, index * WI + l * 64, bits, part.l[l]);
+    }
+}
+
 template <int B, int K, int W>
 inline long long get_elem(const Bits<W>& word, unsigned index) {
     const unsigned long long v = get_bits(word.l, index * B, B);
@@ -69,6 +81,12 @@ inline void set_elem(Bits<W>& word, unsigned index, long long value) {
 #else
 template <int W>
 using word_t = ap_uint<W>;
+
+template <int WO, int WI>
+inline void put_part(ap_uint<WO>& out, unsigned index, const ap_uint<WI>& part) {
+#pragma HLS INLINE
+    out.range(index * WI + WI - 1, index * WI) = part;
+}
 #endif
 
 // Integer value of the element at `index` of a packed word.
@@ -163,9 +181,22 @@ inline unsigned popcount(const ap_uint<W>& word) {
     return n;
 }
 
+// Threshold memories: ap_int<B> in synthesis (ROM width = accumulator width); plain 64-bit integers in C-sim and
+// the cycle simulation, so that params.cpp is POD data that g++ compiles quickly even for ImageNet models.
+template <typename AccT>
+struct threshold_store;
+template <int B>
+struct threshold_store<ap_int<B> > {
+#ifdef __SYNTHESIS__
+    typedef ap_int<B> type;
+#else
+    typedef long long type;
+#endif
+};
+
 // Multi-threshold activation: out = base + step * #{levels crossed}; a descending channel counts acc <= T.
-template <unsigned LEVELS, typename AccT>
-inline long long threshold(long long acc, const AccT* levels, bool descending, int base, int step) {
+template <unsigned LEVELS, typename ThrT>
+inline long long threshold(long long acc, const ThrT* levels, bool descending, int base, int step) {
 #pragma HLS INLINE
     int count = 0;
     for (unsigned l = 0; l < LEVELS; l++) {

@@ -19,15 +19,16 @@ struct Mvau {
     typedef word_t<PE * OUT_B> OutWord;
     typedef ap_uint<SIMD * W_B> WWord;
     static const unsigned WL = (SIMD * W_B + 63) / 64;  // 64-bit limbs per weight word
+    typedef typename threshold_store<AccT>::type ThrT;
 
     const unsigned long long (*weights)[NF * SF][WL];  // [PE][NF * SF][limbs]
-    const AccT (*thresholds)[NF][LEVELS > 0 ? LEVELS : 1];  // [PE][NF][LEVELS]
+    const ThrT (*thresholds)[NF][LEVELS > 0 ? LEVELS : 1];  // [PE][NF][LEVELS]
     const bool (*descending)[NF];           // [PE][NF]
     unsigned frames, frame, v, nf, sf;
     InWord buffer[SF];
     AccT acc[PE];
 
-    Mvau(const unsigned long long (*w)[NF * SF][WL], const AccT (*t)[NF][LEVELS > 0 ? LEVELS : 1], const bool (*d)[NF],
+    Mvau(const unsigned long long (*w)[NF * SF][WL], const ThrT (*t)[NF][LEVELS > 0 ? LEVELS : 1], const bool (*d)[NF],
          unsigned n)
         : weights(w), thresholds(t), descending(d), frames(n), frame(0), v(0), nf(0), sf(0) {
         for (unsigned p = 0; p < PE; p++) acc[p] = 0;
@@ -54,28 +55,32 @@ struct Mvau {
         static const unsigned XL = (SIMD * IN_B + 63) / 64;
 #ifdef EDGE_CYCLE_SIM
         const unsigned long long* xl = x.l;  // the simulator's words are limbs already
+        const bool compute = !sim_timing_only;
 #else
         unsigned long long xl[XL];
         to_limbs<SIMD * IN_B>(x, xl);
+        const bool compute = true;
 #endif
-        long long xv[SIMD];
-        if (!XNOR)
-            for (unsigned s = 0; s < SIMD; s++) xv[s] = elem_from_limbs<IN_B, IN_K>(xl, s);
-        for (unsigned p = 0; p < PE; p++) {
-            const unsigned long long* wl = weights[p][nf * SF + sf];
-            if (XNOR) {
-                unsigned n = 0;
-                for (unsigned l = 0; l < XL; l++) {
-                    unsigned long long m = ~(xl[l] ^ wl[l]);
-                    const unsigned bits = (l + 1) * 64 <= SIMD ? 64 : SIMD - l * 64;
-                    if (bits < 64) m &= (1ULL << bits) - 1;
-                    n += __builtin_popcountll(m);
+        if (compute) {
+            long long xv[SIMD];
+            if (!XNOR)
+                for (unsigned s = 0; s < SIMD; s++) xv[s] = elem_from_limbs<IN_B, IN_K>(xl, s);
+            for (unsigned p = 0; p < PE; p++) {
+                const unsigned long long* wl = weights[p][nf * SF + sf];
+                if (XNOR) {
+                    unsigned n = 0;
+                    for (unsigned l = 0; l < XL; l++) {
+                        unsigned long long m = ~(xl[l] ^ wl[l]);
+                        const unsigned bits = (l + 1) * 64 <= SIMD ? 64 : SIMD - l * 64;
+                        if (bits < 64) m &= (1ULL << bits) - 1;
+                        n += __builtin_popcountll(m);
+                    }
+                    acc[p] += n;
+                } else {
+                    long long sum = 0;
+                    for (unsigned s = 0; s < SIMD; s++) sum += xv[s] * elem_from_limbs<W_B, W_K>(wl, s);
+                    acc[p] += sum;
                 }
-                acc[p] += n;
-            } else {
-                long long sum = 0;
-                for (unsigned s = 0; s < SIMD; s++) sum += xv[s] * elem_from_limbs<W_B, W_K>(wl, s);
-                acc[p] += sum;
             }
         }
 #else
@@ -98,7 +103,7 @@ struct Mvau {
             OutWord o = 0;
             for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-                long long y = LEVELS > 0 ? threshold<LEVELS, AccT>(acc[p], thresholds[p][nf], descending[p][nf],
+                long long y = LEVELS > 0 ? threshold<LEVELS, ThrT>(acc[p], thresholds[p][nf], descending[p][nf],
                                                                     BASE, STEP)
                                          : (long long)acc[p];
                 set_elem<OUT_B, OUT_K>(o, p, y);
@@ -127,14 +132,15 @@ struct Vvau {
     static const unsigned CF = C / PE;
     typedef word_t<PE * IN_B> InWord;
     typedef word_t<PE * OUT_B> OutWord;
+    typedef typename threshold_store<AccT>::type ThrT;
 
     const unsigned long long (*weights)[CF * K][1];  // [PE][CF * K][one limb]
-    const AccT (*thresholds)[CF][LEVELS > 0 ? LEVELS : 1];
+    const ThrT (*thresholds)[CF][LEVELS > 0 ? LEVELS : 1];
     const bool (*descending)[CF];
     unsigned frames, frame, v, k, cf;
     AccT acc[CF][PE];
 
-    Vvau(const unsigned long long (*w)[CF * K][1], const AccT (*t)[CF][LEVELS > 0 ? LEVELS : 1], const bool (*d)[CF],
+    Vvau(const unsigned long long (*w)[CF * K][1], const ThrT (*t)[CF][LEVELS > 0 ? LEVELS : 1], const bool (*d)[CF],
          unsigned n)
         : weights(w), thresholds(t), descending(d), frames(n), frame(0), v(0), k(0), cf(0) {
         for (unsigned c = 0; c < CF; c++)
@@ -151,15 +157,18 @@ struct Vvau {
     template <class I, class O>
     void step(I& in, O& out) {
         InWord x = in.read();
-        for (unsigned p = 0; p < PE; p++) {
+#ifdef EDGE_CYCLE_SIM
+        if (!sim_timing_only)
+#endif
+            for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-            acc[cf][p] += get_elem<IN_B, IN_K>(x, p) * weight_elem<W_B, W_K>(weights[p][cf * K + k][0]);
-        }
+                acc[cf][p] += get_elem<IN_B, IN_K>(x, p) * weight_elem<W_B, W_K>(weights[p][cf * K + k][0]);
+            }
         if (k == K - 1) {
             OutWord o = 0;
             for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-                long long y = LEVELS > 0 ? threshold<LEVELS, AccT>(acc[cf][p], thresholds[p][cf],
+                long long y = LEVELS > 0 ? threshold<LEVELS, ThrT>(acc[cf][p], thresholds[p][cf],
                                                                     descending[p][cf], BASE, STEP)
                                          : (long long)acc[cf][p];
                 set_elem<OUT_B, OUT_K>(o, p, y);
@@ -185,11 +194,12 @@ template <unsigned C, unsigned PE, unsigned VECTORS, int IN_B, int IN_K, int OUT
           int BASE, int STEP, typename AccT>
 struct Thresholding {
     static const unsigned CF = C / PE;
-    const AccT (*thresholds)[CF][LEVELS];
+    typedef typename threshold_store<AccT>::type ThrT;
+    const ThrT (*thresholds)[CF][LEVELS];
     const bool (*descending)[CF];
     unsigned frames, frame, v, cf;
 
-    Thresholding(const AccT (*t)[CF][LEVELS], const bool (*d)[CF], unsigned n)
+    Thresholding(const ThrT (*t)[CF][LEVELS], const bool (*d)[CF], unsigned n)
         : thresholds(t), descending(d), frames(n), frame(0), v(0), cf(0) {}
     bool done() const { return frame >= frames; }
     template <class I, class O>
@@ -202,7 +212,7 @@ struct Thresholding {
         word_t<PE * OUT_B> o = 0;
         for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-            set_elem<OUT_B, OUT_K>(o, p, threshold<LEVELS, AccT>(get_elem<IN_B, IN_K>(x, p), thresholds[p][cf],
+            set_elem<OUT_B, OUT_K>(o, p, threshold<LEVELS, ThrT>(get_elem<IN_B, IN_K>(x, p), thresholds[p][cf],
                                                                  descending[p][cf], BASE, STEP));
         }
         out.write(o);

@@ -111,6 +111,72 @@ struct SlidingWindow {
     }
 };
 
+// Multi-pixel convolution input generator (FINN's parallel window along kw): for layers with few channels, each
+// output word holds PIX = SIMD / C neighbouring kx positions of one window row, so a window takes KH * KW / PIX
+// writes instead of KH * KW * C / SIMD with SIMD <= C. Input words are single pixels (C elements); the row buffer
+// is banked by column so PIX pixels are read per clock. Same read-ahead and frame overlap as SlidingWindow.
+template <unsigned IH, unsigned IW, unsigned C, unsigned PIX, unsigned KH, unsigned KW, unsigned SH, unsigned SW,
+          unsigned OH, unsigned OW, int B>
+struct SlidingWindowPixels {
+    static const unsigned KG = KW / PIX;  // writes per window row
+    static const unsigned READS = IH * IW;
+    static const unsigned WRITES = OH * OW * KH * KG;
+    static const unsigned BUF = (KH + (SH > KH ? SH : KH)) * IW;
+    typedef word_t<C * B> Pixel;
+    Pixel buffer[BUF];
+    unsigned long long frames, rd, wr;
+    unsigned oy, ox, ky, kg, wframe;
+
+    SlidingWindowPixels(unsigned n) : frames(n), rd(0), wr(0), oy(0), ox(0), ky(0), kg(0), wframe(0) {}
+    bool done() const { return rd >= frames * READS && wr >= frames * WRITES; }
+    unsigned long long first() const {  // global index of the first pixel of the next write
+        return (unsigned long long)wframe * READS + (oy * SH + ky) * IW + ox * SW + kg * PIX;
+    }
+    unsigned long long oldest() const {
+        return (unsigned long long)wframe * READS + (unsigned long long)oy * SH * IW;
+    }
+    bool wants_read() const {
+        return rd < frames * READS && (wr >= frames * WRITES || rd < oldest() + BUF);
+    }
+    bool wants_write() const { return wr < frames * WRITES && first() + PIX - 1 < rd; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return (wants_read() && !in.empty()) || (wants_write() && !out.full());
+    }
+    template <class I, class O>
+    void step(I& in, O& out) {
+        bool do_write = wants_write() && !out.full();
+        bool do_read = wants_read() && !in.empty();
+        if (do_write) {
+            word_t<PIX * C * B> o = 0;
+            const unsigned long long base = first();
+            for (unsigned j = 0; j < PIX; j++) {
+#pragma HLS UNROLL
+                put_part<PIX * C * B, C * B>(o, j, buffer[(base + j) % BUF]);
+            }
+            out.write(o);
+            wr++;
+            if (++kg == KG) {
+                kg = 0;
+                if (++ky == KH) {
+                    ky = 0;
+                    if (++ox == OW) {
+                        ox = 0;
+                        if (++oy == OH) {
+                            oy = 0;
+                            wframe++;
+                        }
+                    }
+                }
+            }
+        }
+        if (do_read) {
+            buffer[rd % BUF] = in.read();
+            rd++;
+        }
+    }
+};
+
 // Non-overlapping max pooling (KH x KW windows, stride = kernel; KH = 1 for 1-D pools); rows and columns past
 // OH*KH, OW*KW are read and dropped. One input word per iteration; an output word when the last pixel of its
 // window arrives.
