@@ -8,11 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from boards.registry import load_board
+from boards.registry import list_boards, load_board
+from boards.schema import FpgaBoard
 from edge.corpus import FINN_EXAMPLES, IDIOMS, bnn_pynq
+from edge.errors import EdgeError
 from edge.export.targets import export
 from edge.qonnx_io import GoldenModel, load_model
 from fpga.build import BuildOptions, compile_model
+from fpga.folding import fold_to_budget
+from fpga.lower import lower
+from fpga.report import build_report
+from fpga.width import insert_width_converters
 
 # all 11 bnn_pynq configs; the *_1w1a MLPs quantise their input with BipolarQuant (sign of 2x - 1)
 BUILDS = ["tfc_1w1a", "tfc_1w2a", "tfc_2w2a", "sfc_1w1a", "sfc_1w2a", "sfc_2w2a", "lfc_1w1a", "lfc_1w2a",
@@ -40,6 +46,31 @@ def test_bnn_pynq_builds_bit_exact(corpus, name):
     v = report["verification"]
     assert v["bit_exact"] and v["mismatches_other"] == 0 and v["values_compared"] > 0, v
     assert report["totals"]["utilisation"]["lut"] > 0
+
+
+FPGA_BOARDS = sorted(b.name for b in list_boards() if isinstance(b, FpgaBoard))
+
+
+@pytest.mark.parametrize("name", BUILDS + sorted(FINN_EXAMPLES) + sorted(IDIOMS))
+def test_cap_holds_on_every_fpga_board(corpus, name):
+    """Issue 11's promise on the real-model corpus: nodes + width converters + AXI adapters + FIFOs stay under the
+    cap on every FPGA board in the registry, or the build stops with one line naming the resource and layer."""
+    graph = lower(load_model(corpus(name)))
+    fitted = []
+    for board_name in FPGA_BOARDS:
+        board = load_board(board_name)
+        try:
+            folded = insert_width_converters(fold_to_budget(graph, board, 0.8))
+        except EdgeError as exc:
+            assert "largest user" in str(exc) and "\n" not in str(exc), str(exc)
+            continue
+        report = build_report(folded, board, 0.8)
+        util = report["totals"]["utilisation"]
+        assert all(u <= 0.8 + 1e-9 for u in util.values()), (board_name, util)
+        rows = report["layers"] + report["fifos"]
+        assert abs(sum(r["lut"] for r in rows) - report["totals"]["resources"]["lut"]) <= len(rows)
+        fitted.append(board_name)
+    assert "alveo-u250" in fitted
 
 
 def test_torchscript_export_is_normalised_with_the_rewrites_listed(corpus, run_cli):
@@ -175,12 +206,19 @@ def test_per_channel_activation_scales(corpus, run_cli, tmp_path):
 
 def test_imagenet_mobilenet_v1_builds_bit_exact(corpus, run_cli, tmp_path):
     """brevitas_examples' quant_mobilenet_v1_4b (random weights): per-channel activation scales into depthwise
-    convolutions, TruncAvgPool, Int32Bias; IR bit-exact on an Alveo U250 (verified on as many samples as fit)."""
+    convolutions, TruncAvgPool, Int32Bias. On an Alveo U250: IR bit-exact (as many samples as fit), folded within
+    the cap with sized FIFOs, HLS generated, C-sim and cycle simulation of 2 frames bit-exact."""
     code, out, err = run_cli("build", "--board", "alveo-u250", str(corpus("mobilenet_v1_w4a4")), "-o",
-                             str(tmp_path / "b"), "--no-sim", "--json")
+                             str(tmp_path / "b"), "--sim-frames", "2", "--json")
     assert code == 0, err
     import json
 
     report = json.loads(out)
     v = report["verification"]
     assert v["bit_exact"] and v["samples"] >= 2 and v["values_compared"] > 0, v
+    sim = report["simulation"]
+    assert sim["passed"] and sim["csim"]["passed"] and sim["cycle_sim"]["outputs_bit_exact"], sim["csim"]
+    assert sim["fifo_sizing"]["no_deadlock_no_throughput_loss"] and report["fifo_depths"] == "simulated"
+    assert abs(sim["cycle_sim"]["steady_vs_analytical"]) <= 0.05
+    assert all(u <= 0.8 + 1e-9 for u in report["totals"]["utilisation"].values())
+    assert (tmp_path / "b" / "hls" / "top.cpp").exists() and (tmp_path / "b" / "hls" / "params.cpp").exists()
