@@ -158,15 +158,15 @@ def main() -> int:
                 if name == "tfc" and bits == 1:
                     tfc = with_folding(graph, FINN_TFC_W1A1_FOLDING, [])
                     results["calibration"]["tfc_w1a1_cycles"] = max(n.cycles() for n in tfc.nodes)
+        unsw = load_model(FINN_EXAMPLES["unsw_mlp_w2a2"](Path(tmp)))
+        folded = with_folding(lower(unsw), FINN_UNSW_FOLDING, [])
+        results["calibration"]["unsw_w2a2"] = calibrate(folded, unsw, FINN_UNSW_PUBLISHED, Path(tmp) / "unsw_cal")
     print(f"Estimated throughput at {CLOCK_MHZ:g} MHz, 80% utilisation cap (ceiling: LUT budget / LUTs per MAC lane)")
     print(render(["model", "board", "FPS", "latency us", "LUT", "BRAM", "DSP", "ceiling FPS", "of ceil",
                   "FINN published", "build s"], rows))
     print(f"(BNN-PYNQ CNV-W1A1: {BNN_PYNQ_CNV_W1A1:,} img/s on xc7z020 at 100 MHz)")
     for note in notes:
         print("  " + note)
-        unsw = load_model(FINN_EXAMPLES["unsw_mlp_w2a2"](Path(tmp)))
-        folded = with_folding(lower(unsw), FINN_UNSW_FOLDING, [])
-        results["calibration"]["unsw_w2a2"] = calibrate(folded, unsw, FINN_UNSW_PUBLISHED, Path(tmp) / "unsw_cal")
     for key, title in (("cnv_w1a1", "finn-examples' CNV-w1a1 (calibration point)"),
                        ("unsw_w2a2", "FINN's UNSW-NB15 MLP w2a2 (held-out point)")):
         cal = results["calibration"][key]
