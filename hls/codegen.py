@@ -135,7 +135,7 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
     elif isinstance(node, SlidingWindow):
         k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kh=node.kernel[0], kw=node.kernel[1],
                  sh=node.stride[0], sw=node.stride[1], oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits,
-                 pixels=node.pixels)
+                 pixels=node.pixels, word_elems=min(node.simd, node.channels))
     elif isinstance(node, Padding):
         t, left, b, r = node.pads
         src = graph.tensors[node.inputs[0]].dtype

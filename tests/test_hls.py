@@ -167,4 +167,5 @@ def test_multi_pixel_sliding_window_is_exact_and_faster(trained, digits, tmp_pat
     assert summary["passed"], summary
     expected = execute(folded, quantize_input(folded.pre, x))[folded.output]
     np.testing.assert_array_equal(csim_out, expected.reshape(SIM_FRAMES, -1))
-    assert "SlidingWindowPixels<" in (tmp_path / "hls" / "top.cpp").read_text()
+    assert ", 3>" in next(line for line in (tmp_path / "hls" / "top.cpp").read_text().splitlines()
+                          if "edge::SlidingWindow<" in line)  # PIX = 3

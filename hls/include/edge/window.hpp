@@ -51,23 +51,27 @@ struct Padding {
 // room, and a window word is written once the input word it needs has been read. Input words are counted
 // across frames, so the next frame's first KH rows arrive while this frame's last windows leave and
 // consecutive frames overlap without a stall. One read and one write at most per iteration.
+// Words hold SIMD <= C elements; with PIX > 1 (SIMD = C, layers with few channels) an output word holds PIX
+// neighbouring kx positions of one window row (FINN's parallel window along kw), the buffer banked by column
+// so that PIX pixels are read per clock: KH * KW / PIX writes per window instead of KH * KW.
 template <unsigned IH, unsigned IW, unsigned C, unsigned SIMD, unsigned KH, unsigned KW, unsigned SH, unsigned SW,
-          unsigned OH, unsigned OW, int B>
+          unsigned OH, unsigned OW, int B, unsigned PIX = 1>
 struct SlidingWindow {
     static const unsigned CF = C / SIMD;
+    static const unsigned KG = KW / PIX;  // writes per window row and channel fold
     static const unsigned ROW = IW * CF;
     static const unsigned READS = IH * ROW;
-    static const unsigned WRITES = OH * OW * KH * KW * CF;
+    static const unsigned WRITES = OH * OW * KH * KG * CF;
     static const unsigned BUF = (KH + (SH > KH ? SH : KH)) * ROW;
     typedef word_t<SIMD * B> Word;
     Word buffer[BUF];
     unsigned long long frames, rd, wr;
-    unsigned oy, ox, ky, kx, cf, wframe;
+    unsigned oy, ox, ky, kg, cf, wframe;
 
-    SlidingWindow(unsigned n) : frames(n), rd(0), wr(0), oy(0), ox(0), ky(0), kx(0), cf(0), wframe(0) {}
+    SlidingWindow(unsigned n) : frames(n), rd(0), wr(0), oy(0), ox(0), ky(0), kg(0), cf(0), wframe(0) {}
     bool done() const { return rd >= frames * READS && wr >= frames * WRITES; }
-    unsigned long long needed() const {  // global index of the input word the next write needs
-        return (unsigned long long)wframe * READS + ((oy * SH + ky) * IW + ox * SW + kx) * CF + cf;
+    unsigned long long first() const {  // global index of the first input word the next write holds
+        return (unsigned long long)wframe * READS + ((oy * SH + ky) * IW + ox * SW + kg * PIX) * CF + cf;
     }
     unsigned long long oldest() const {  // first input word any remaining write of this frame may need
         return (unsigned long long)wframe * READS + (unsigned long long)oy * SH * ROW;
@@ -75,7 +79,7 @@ struct SlidingWindow {
     bool wants_read() const {
         return rd < frames * READS && (wr >= frames * WRITES || rd < oldest() + BUF);
     }
-    bool wants_write() const { return wr < frames * WRITES && needed() < rd; }
+    bool wants_write() const { return wr < frames * WRITES && first() + (PIX - 1) * CF < rd; }
     template <class I, class O>
     bool can_step(I& in, O& out) {
         return (wants_read() && !in.empty()) || (wants_write() && !out.full());
@@ -85,12 +89,18 @@ struct SlidingWindow {
         bool do_write = wants_write() && !out.full();
         bool do_read = wants_read() && !in.empty();
         if (do_write) {
-            out.write(buffer[needed() % BUF]);
+            const unsigned long long base = first();
+            word_t<PIX * SIMD * B> o = 0;
+            for (unsigned j = 0; j < PIX; j++) {
+#pragma HLS UNROLL
+                put_part<PIX * SIMD * B, SIMD * B>(o, j, buffer[(base + j * CF) % BUF]);
+            }
+            out.write(o);
             wr++;
             if (++cf == CF) {
                 cf = 0;
-                if (++kx == KW) {
-                    kx = 0;
+                if (++kg == KG) {
+                    kg = 0;
                     if (++ky == KH) {
                         ky = 0;
                         if (++ox == OW) {
@@ -99,72 +109,6 @@ struct SlidingWindow {
                                 oy = 0;
                                 wframe++;
                             }
-                        }
-                    }
-                }
-            }
-        }
-        if (do_read) {
-            buffer[rd % BUF] = in.read();
-            rd++;
-        }
-    }
-};
-
-// Multi-pixel convolution input generator (FINN's parallel window along kw): for layers with few channels, each
-// output word holds PIX = SIMD / C neighbouring kx positions of one window row, so a window takes KH * KW / PIX
-// writes instead of KH * KW * C / SIMD with SIMD <= C. Input words are single pixels (C elements); the row buffer
-// is banked by column so PIX pixels are read per clock. Same read-ahead and frame overlap as SlidingWindow.
-template <unsigned IH, unsigned IW, unsigned C, unsigned PIX, unsigned KH, unsigned KW, unsigned SH, unsigned SW,
-          unsigned OH, unsigned OW, int B>
-struct SlidingWindowPixels {
-    static const unsigned KG = KW / PIX;  // writes per window row
-    static const unsigned READS = IH * IW;
-    static const unsigned WRITES = OH * OW * KH * KG;
-    static const unsigned BUF = (KH + (SH > KH ? SH : KH)) * IW;
-    typedef word_t<C * B> Pixel;
-    Pixel buffer[BUF];
-    unsigned long long frames, rd, wr;
-    unsigned oy, ox, ky, kg, wframe;
-
-    SlidingWindowPixels(unsigned n) : frames(n), rd(0), wr(0), oy(0), ox(0), ky(0), kg(0), wframe(0) {}
-    bool done() const { return rd >= frames * READS && wr >= frames * WRITES; }
-    unsigned long long first() const {  // global index of the first pixel of the next write
-        return (unsigned long long)wframe * READS + (oy * SH + ky) * IW + ox * SW + kg * PIX;
-    }
-    unsigned long long oldest() const {
-        return (unsigned long long)wframe * READS + (unsigned long long)oy * SH * IW;
-    }
-    bool wants_read() const {
-        return rd < frames * READS && (wr >= frames * WRITES || rd < oldest() + BUF);
-    }
-    bool wants_write() const { return wr < frames * WRITES && first() + PIX - 1 < rd; }
-    template <class I, class O>
-    bool can_step(I& in, O& out) {
-        return (wants_read() && !in.empty()) || (wants_write() && !out.full());
-    }
-    template <class I, class O>
-    void step(I& in, O& out) {
-        bool do_write = wants_write() && !out.full();
-        bool do_read = wants_read() && !in.empty();
-        if (do_write) {
-            word_t<PIX * C * B> o = 0;
-            const unsigned long long base = first();
-            for (unsigned j = 0; j < PIX; j++) {
-#pragma HLS UNROLL
-                put_part<PIX * C * B, C * B>(o, j, buffer[(base + j) % BUF]);
-            }
-            out.write(o);
-            wr++;
-            if (++kg == KG) {
-                kg = 0;
-                if (++ky == KH) {
-                    ky = 0;
-                    if (++ox == OW) {
-                        ox = 0;
-                        if (++oy == OH) {
-                            oy = 0;
-                            wframe++;
                         }
                     }
                 }
