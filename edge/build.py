@@ -14,6 +14,7 @@ from boards.schema import FpgaBoard
 from edge.errors import EdgeError
 from edge.fsutil import atomic_output_dir, write_json
 from edge.qonnx_io import LoadedModel
+from edge.report_html import write_report_html
 from fpga.build import BuildOptions, compile_model, random_inputs
 from fpga.folding import folding_to_data
 from fpga.ir import DataflowGraph
@@ -93,6 +94,7 @@ def build_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, out_d
         onnx.save(loaded.model.model, str(tmp / MODEL_COPY))  # normalised, data inline (no external file)
         report["synthesis"] = run_synthesis(project, opts.synth, out_dir)
         write_json(tmp / "report.json", report)
+        write_report_html(report, tmp)
     return graph, report
 
 

@@ -267,7 +267,7 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
     syn = report.get("synthesis", {})
     if not syn.get("ran"):
         click.echo(f"synthesis skipped ({syn.get('reason')}); to run it: {'; '.join(syn.get('commands', []))}")
-    click.echo(f"wrote {output}/ir.json, ir.npz, folding.json, report.json, model.onnx, hls/")
+    click.echo(f"wrote {output}/ir.json, ir.npz, folding.json, report.json, report.html, model.onnx, hls/")
 
 
 # ---------------------------------------------------------------------------------------------- simulate
@@ -334,6 +334,33 @@ def simulate(build_dir: Path, frames: int, input_file: Path | None, output_file:
             click.echo(f"wrote {output_file}")
     if not summary["passed"]:
         sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------------- report
+@cli.command(help="""Write BUILD_DIR/report.html from its report.json and open it in the default browser.
+
+\b
+The page is self-contained (inline SVG, no scripts, nothing fetched): throughput and latency (estimate and
+cycle-level simulation), utilisation against the cap per resource, per-layer cycles with the bottleneck marked,
+LUT and BRAM per layer, and every FIFO with its depth, width, implementation and simulated peak occupancy.""")
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--open/--no-open", "open_browser", default=True, show_default=True,
+              help="Open the page in the default browser.")
+def report(build_dir: Path, open_browser: bool) -> None:
+    import webbrowser
+
+    import jinja2
+
+    from edge.report_html import write_report_html
+
+    try:
+        path = write_report_html(_read_report(build_dir), build_dir)
+    except (KeyError, TypeError, AttributeError, ValueError, jinja2.TemplateError) as exc:
+        raise EdgeError(f"{build_dir / 'report.json'}: missing or malformed field ({exc}); rebuild with "
+                        "`edge build`") from None
+    click.echo(str(path))
+    if open_browser:
+        webbrowser.open(path.resolve().as_uri())
 
 
 def _read_report(build_dir: Path) -> dict[str, Any]:

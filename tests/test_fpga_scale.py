@@ -152,6 +152,15 @@ def test_build_holds_the_cap_after_sizing_and_reports_simulator_speed(run_cli, t
     depths = report["simulation"]["fifo_sizing"]["depths"]
     assert {r["stream"]: r["depth"] for r in report["fifos"]} == {k: v for k, v in depths.items()
                                                                    if k in {r["stream"] for r in report["fifos"]}}
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count("<svg") == page.count("</svg>") >= 3 and "<script" not in page and "https://" not in page
+    assert report["totals"]["bottleneck"] in page and all(f["stream"] in page for f in report["fifos"])
+    assert f"{report['totals']['utilisation']['lut']:.1%}" in page  # utilisation bars carry the numbers
+    (out / "report.html").unlink()
+    code, stdout, err = run_cli("report", str(out), "--no-open")
+    assert code == 0 and stdout.strip().endswith("report.html") and (out / "report.html").exists(), err
+    code, _, err = run_cli("report", str(tmp_path / "nowhere"), "--no-open")
+    assert code == 2 and "no report.json" in err
     code, stdout, err = run_cli("simulate", str(out), "--frames", "3", "--json")
     assert code == 0, err
     c = json.loads(stdout)["cycle_sim"]
