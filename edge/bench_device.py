@@ -206,6 +206,7 @@ def benchmark(path: str, runtime: str = "auto", threads: int = 1, warmup: int = 
             ("min", ms.min()), ("p50", np.percentile(ms, 50)), ("p90", np.percentile(ms, 90)),
             ("p99", np.percentile(ms, 99)), ("max", ms.max()), ("mean", ms.mean()))},
         "throughput_per_s": round(1e3 / float(ms.mean()), 2),
+        "samples_ms": [round(float(v), 4) for v in ms],  # every timed run, for histograms
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "host": host_description(),
     }

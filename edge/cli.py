@@ -482,7 +482,10 @@ both write the same JSON schema.""")
 @click.option("--warmup", type=int, default=20, show_default=True, help="Untimed runs first.")
 @click.option("--runs", type=int, default=200, show_default=True, help="Timed runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edge-bench/1).")
-def bench_cmd(model: Path, runtime: str, threads: int, warmup: int, runs: int, as_json: bool) -> None:
+@click.option("--html", "html", type=click.Path(path_type=Path), default=None,
+              help="Also write a self-contained page with the latency table and a histogram of every run.")
+def bench_cmd(model: Path, runtime: str, threads: int, warmup: int, runs: int, as_json: bool,
+              html: Path | None) -> None:
     from edge.bench_device import BenchError, benchmark, format_table
 
     if model.is_dir():
@@ -508,6 +511,15 @@ def bench_cmd(model: Path, runtime: str, threads: int, warmup: int, runs: int, a
         emit_json(result)
     else:
         click.echo(format_table(result))
+    if html is not None:
+        from edge.report_html import write_bench_html
+
+        try:
+            write_bench_html(result, html)
+        except OSError as exc:
+            raise EdgeError(f"{html}: cannot write ({exc.strerror})") from None
+        if not as_json:
+            click.echo(f"wrote {html}")
 
 
 def print_per_layer(rows: list[dict]) -> None:

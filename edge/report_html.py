@@ -1,4 +1,4 @@
-"""report.html for a build: the numbers of report.json as bar charts and tables, one self-contained file.
+"""HTML reports for builds, exports and benchmarks: the JSON numbers as charts and tables, one self-contained file.
 
 Python computes the chart geometry; the markup (inline SVG, no scripts, no network) lives in
 edge/templates/report.html.j2."""
@@ -15,11 +15,26 @@ RESOURCES = ("lut", "ff", "bram36", "uram", "dsp")
 BAR_WIDTH = 520  # pixels of the longest bar
 
 
-def _bars(rows: list[tuple[str, float]], highlight: str | None = None) -> list[dict[str, Any]]:
-    """Horizontal bars scaled to the largest value."""
+def bars(rows: list[tuple[str, float]], highlight: str | None = None, fmt: str = "{:,.1f}") -> list[dict[str, Any]]:
+    """Horizontal bars scaled to the largest value, each with its label text."""
     top = max((v for _, v in rows), default=0) or 1
-    return [{"label": k, "value": v, "width": round(BAR_WIDTH * v / top, 1), "y": i * 18,
+    return [{"label": k, "value": v, "text": fmt.format(v), "width": round(BAR_WIDTH * v / top, 1), "y": i * 18,
              "hot": k == highlight} for i, (k, v) in enumerate(rows)]
+
+
+def histogram(samples_ms: list[float], bins: int = 24) -> list[dict[str, Any]]:
+    """Vertical bars of a latency histogram: x position, height and the bin's range."""
+    import numpy as np
+
+    counts, edges = np.histogram(np.asarray(samples_ms, dtype=np.float64), bins=bins)
+    top = int(counts.max()) or 1
+    return [{"x": i * 22, "h": round(160 * int(c) / top, 1), "count": int(c), "lo": float(edges[i]),
+             "hi": float(edges[i + 1])} for i, c in enumerate(counts)]
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 def build_context(report: dict[str, Any]) -> dict[str, Any]:
@@ -35,20 +50,37 @@ def build_context(report: dict[str, Any]) -> dict[str, Any]:
     fifos = [{**f, "peak": occupancy.get(f["stream"], {}).get("peak")} for f in report.get("fifos", [])]
     return {
         "r": report, "t": t, "cap": cap, "cap_x": round(BAR_WIDTH * cap, 1), "util": util,
-        "cycles": _bars([(r["name"], r["cycles"]) for r in layers], t["bottleneck"]),
-        "luts": _bars([(r["name"], r["lut"]) for r in layers]),
-        "brams": _bars([(r["name"], r["bram36"]) for r in layers if r["bram36"]]),
+        "cycles": bars([(r["name"], r["cycles"]) for r in layers], t["bottleneck"], "{:,.0f}"),
+        "luts": bars([(r["name"], r["lut"]) for r in layers], fmt="{:,.0f}"),
+        "brams": bars([(r["name"], r["bram36"]) for r in layers if r["bram36"]]),
         "fifos": fifos, "sim": sim, "verification": report.get("verification"), "bar_width": BAR_WIDTH,
     }
 
 
 def render_report(report: dict[str, Any]) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("report.html.j2").render(**build_context(report))
+    return _env().get_template("report.html.j2").render(**build_context(report))
 
 
 def write_report_html(report: dict[str, Any], out_dir: Path) -> Path:
+    """A build's report.html."""
     path = out_dir / "report.html"
     path.write_text(render_report(report), encoding="utf-8")
+    return path
+
+
+def write_export_html(report: dict[str, Any], out_dir: Path) -> Path:
+    """An export's report.html: the verification against the golden model and, with --per-layer, each tensor's
+    largest difference in LSB as bars."""
+    layers = report.get("per_layer") or []
+    ctx = {"r": report, "v": report.get("verification", {}), "bar_width": BAR_WIDTH,
+           "lsb": bars([(r["tensor"], r["max_diff_lsb"]) for r in layers], fmt="{:.2f}"), "layers": layers}
+    path = out_dir / "report.html"
+    path.write_text(_env().get_template("export.html.j2").render(**ctx), encoding="utf-8")
+    return path
+
+
+def write_bench_html(result: dict[str, Any], path: Path) -> Path:
+    """`edge bench --html`: the latency table and a histogram of every timed run."""
+    ctx = {"r": result, "hist": histogram(result["samples_ms"]), "lat": result["latency_ms"]}
+    path.write_text(_env().get_template("bench.html.j2").render(**ctx), encoding="utf-8")
     return path

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"schema", "model", "runtime", "runtime_version", "threads", "warmup", "runs", "input", "init_ms",
-        "latency_ms", "throughput_per_s", "peak_rss_mb", "host"}
+        "latency_ms", "throughput_per_s", "samples_ms", "peak_rss_mb", "host"}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,17 @@ def test_bench_each_runtime(exports, run_cli, target, runtime):
     lat = r["latency_ms"]
     assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
     assert r["runs"] == 30 and r["throughput_per_s"] > 0 and r["peak_rss_mb"] > 0 and r["host"]["cores"] >= 1
+    assert len(r["samples_ms"]) == 30 and min(r["samples_ms"]) == pytest.approx(lat["min"], abs=1e-3)
+
+
+def test_bench_html_histogram(run_cli, exports, tmp_path):
+    page = tmp_path / "bench.html"
+    code, out, err = run_cli("bench", str(exports["tflite"]), "--runs", "40", "--warmup", "2", "--html", str(page))
+    assert code == 0, err
+    html = page.read_text(encoding="utf-8")
+    assert html.count("<rect") == 24 and "<script" not in html and "latency p50" not in html  # bars, no table dump
+    assert sum(int(t.split(": ")[1].split("<")[0]) for t in html.split("<title>")[2:]) == 40  # counts add up
+    assert f"wrote {page}" in out
 
 
 def test_standalone_script_same_schema(exports, tmp_path):

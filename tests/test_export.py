@@ -171,6 +171,11 @@ def test_per_layer_points_at_each_tensor(tmp_path, run_cli):
     assert code == 0, err
     rows = json.loads(out)["per_layer"]
     assert len(rows) >= 4 and all(r["mismatches"] == 0 for r in rows)
+    for sub in ("t", "o"):  # every export writes a self-contained report.html with the per-tensor LSB bars
+        page = (tmp_path / sub / "report.html").read_text(encoding="utf-8")
+        assert "PASS" in page and "<script" not in page and page.count("<svg") == 1
+    page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert all(r["tensor"] in page for r in rows) and page.count('class="bar"') == len(rows)
 
 
 @pytest.mark.parametrize("bits", [2, 4])

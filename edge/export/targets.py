@@ -16,6 +16,7 @@ from edge.export.kernel_paths import summarise
 from edge.export.qdq import to_qdq
 from edge.fsutil import atomic_output_dir, write_json
 from edge.qonnx_io import GoldenModel, LoadedModel
+from edge.report_html import write_export_html
 from fpga.ir import DataflowGraph
 
 TARGETS = ("onnx", "tflite", "openvino", "tensorrt")
@@ -379,5 +380,6 @@ def export(loaded: LoadedModel, target: str, out_dir: Path, calib: Path | None =
             golden_all = GoldenModel(loaded, batch=len(x)).run_all(x)
             report["per_layer"] = qdq_per_layer(proto, x, golden_all, target)
         write_json(tmp / "export.json", report)
+        write_export_html(report, tmp)
     report["path"] = str(out_dir / report["path"])
     return report
