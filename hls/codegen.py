@@ -33,12 +33,13 @@ from fpga.ir import (
     Thresholds,
     VectorVectorUnit,
 )
-from fpga.width import DEFAULT_FIFO_DEPTH, in_elems, out_elems
+from fpga.width import AXI_BITS, DEFAULT_FIFO_DEPTH, in_elems, out_elems
 from hls.headers import KERNEL_INCLUDE, ap_types_dir
 
 TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_DEPTH = DEFAULT_FIFO_DEPTH  # without a simulation's sizing: what the estimate assumes
 HEX = np.array(list("0123456789abcdef"))
+MM_SHELL = "xdma-vitis"  # Alveo: the accelerator reads and writes device memory (m_axi); Zynq shells use a DMA
 
 
 def kind_code(t: IntType) -> int:
@@ -192,6 +193,9 @@ def project_context(graph: DataflowGraph, board: FpgaBoard, depths: dict[str, in
         "in_k": kind_code(t_in.dtype), "in_word_b": in_elems(first) * t_in.dtype.bits,
         "out_elems": int(np.prod(t_out.shape)), "out_word_elems": out_elems(last), "out_b": t_out.dtype.bits,
         "out_k": kind_code(t_out.dtype), "out_word_b": out_elems(last) * t_out.dtype.bits,
+        "in_words": int(np.prod(t_in.shape)) // in_elems(first),
+        "out_words": int(np.prod(t_out.shape)) // out_elems(last),
+        "axi_bits": AXI_BITS, "mm": board.shell == MM_SHELL,
         "max_latency": max(k["depth"] for k in kernels), "include_rel": "include",
         "ap_types": str(ap_types_dir()),
     }
