@@ -21,7 +21,10 @@ from fpga.ir import DataflowGraph
 from fpga.report import build_report
 from fpga.resources import Resources
 from fpga.serialize import save_graph
+from fpga.width import AXI_BITS
 from hls.codegen import generate
+from hls.deploy import write_deploy
+from hls.deploy.check import check_block_design, tclsh
 from hls.flow import simulate_project
 
 MODEL_COPY = "model.onnx"  # the golden model travels with the build, for `edge simulate`
@@ -92,10 +95,29 @@ def build_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, out_d
         save_graph(graph, tmp)
         write_json(tmp / "folding.json", folding_to_data(graph))
         onnx.save(loaded.model.model, str(tmp / MODEL_COPY))  # normalised, data inline (no external file)
+        report["deploy"] = write_deploy_package(graph, board, report, tmp / "deploy")
         report["synthesis"] = run_synthesis(project, opts.synth, out_dir)
         write_json(tmp / "report.json", report)
         write_report_html(report, tmp)
     return graph, report
+
+
+def write_deploy_package(graph: DataflowGraph, board: FpgaBoard, report: dict[str, Any],
+                         deploy: Path) -> dict[str, Any]:
+    """deploy/ (shell scripts, driver, settings) and, where tclsh is installed, the block design checked against
+    the stubbed Vivado commands."""
+    simulated = (report.get("simulation") or {}).get("cycle_sim", {})
+    fps = simulated.get("fps") or report.get("totals", {}).get("fps")
+    files = write_deploy(graph, board, deploy, fps)
+    info: dict[str, Any] = {"dir": "deploy/", "files": files, "shell": board.shell, "shell_check": None}
+    if (deploy / "block_design.tcl").exists() and tclsh() is not None:
+        check = check_block_design(deploy, AXI_BITS, board.clock_mhz)
+        if not check.passed:  # a generator bug, not the user's: say so plainly
+            raise EdgeError(f"{deploy / 'block_design.tcl'}: the generated block design fails its check: "
+                            f"{check.problems[0]}")
+        info["shell_check"] = {"passed": True, "cells": len(check.cells), "connections": len(check.connections),
+                               "addresses": len(check.addresses)}
+    return info
 
 
 def run_synthesis(project: Path, wanted: bool, final_dir: Path) -> dict[str, Any]:

@@ -336,6 +336,65 @@ def simulate(build_dir: Path, frames: int, input_file: Path | None, output_file:
         sys.exit(1)
 
 
+# ---------------------------------------------------------------------------------------------- run
+@cli.command(help="""Run a build's PYNQ driver (DEPLOY/driver/driver.py) without a board.
+
+\b
+With --sim the driver runs unchanged, under the real pynq 3.1 package, on a simulated board: pynq's MMIO,
+pynq.allocate and AXI DMA driver talk to registers that behave as the AXI DMA's and the accelerator's do, and the
+DMA moves the buffers' bytes through the cycle-level simulator of this build (raw AXI words, TLAST ends the
+receive transfer). The outputs are compared with the QONNX golden model; cycles and simulated FPS are reported.
+\b
+pynq 3.1 pins numpy<2, so it needs its own Python: --python PATH, $EDGE_PYNQ_PYTHON, or this interpreter if it
+has pynq. On a board, copy DEPLOY to it and run `python3 driver/driver.py --bitfile ... --input ... --output ...`.""")
+@click.argument("deploy", type=click.Path(path_type=Path))
+@click.option("--sim", is_flag=True, help="Run on the simulated board (required: no board is attached here).")
+@click.option("--input", "input_file", type=click.Path(path_type=Path), required=True,
+              help="Float inputs (.npy) in the model's input shape, batch first.")
+@click.option("--output", "output_file", type=click.Path(path_type=Path), required=True,
+              help="Where the driver writes the model's outputs (.npy).")
+@click.option("--python", "python", default=None, help="A Python with pynq 3.1 installed.")
+@click.option("--throughput", is_flag=True, help="Also run the driver's --throughput mode.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def run(deploy: Path, sim: bool, input_file: Path, output_file: Path, python: str | None, throughput: bool,
+        as_json: bool) -> None:
+    import numpy as np
+
+    from edge.deploy_run import compare_with_golden, read_settings, run_deploy_sim
+
+    settings = read_settings(deploy)
+    if not sim:
+        raise EdgeError(f"{deploy}: no board attached here; add --sim, or copy {deploy} to the "
+                        f"{settings['board']} and run driver/driver.py there")
+    x = _read_batch(input_file, tuple(settings["pre"]["raw_shape"] or settings["pre"]["onnx_shape"]))
+    staged = output_file.with_name(output_file.name + ".input.npy")
+    np.save(staged, x)  # float32, the layout checked: what the driver reads
+    try:
+        result = run_deploy_sim(deploy, staged, output_file, python, throughput)
+    finally:
+        staged.unlink(missing_ok=True)
+    y = np.load(output_file, allow_pickle=False)
+    result["golden"] = compare_with_golden(deploy.resolve().parent, x, y)
+    result["output"] = str(output_file)
+    result["passed"] = result["golden"]["bit_exact_vs_integer_model"] and result["golden"]["golden_close"]
+    if as_json:
+        emit_json(result)
+    else:
+        g = result["golden"]
+        exact = "bit-exact" if g["bit_exact_vs_integer_model"] else "DIFFERENT"
+        golden = ("equal up to float32 rounding" if g["golden_close"] else "DIFFERENT") + (
+            f" (max |diff| {g['max_abs_diff']:.2g}" + (f", top-1 agreement {g['top1_agreement']:.1%})"
+                                                        if "top1_agreement" in g else ")")
+            if "max_abs_diff" in g else "")
+        click.echo(f"{'PASS' if result['passed'] else 'FAIL'}: {result['frames']} frames through driver.py on the "
+                   f"simulated {settings['board']}; vs the integer model: {exact}; vs {g['against']}: {golden}")
+        click.echo(f"{result['cycles']:,} cycles in {result['batches']} DMA batch(es); "
+                   f"{result['steady_cycles_per_frame']:,.1f} cycles/frame steady = {result['fps']:,.0f} FPS at "
+                   f"{result['clock_mhz']:g} MHz; wrote {output_file}")
+    if not result["passed"]:
+        sys.exit(1)
+
+
 # ---------------------------------------------------------------------------------------------- report
 @cli.command(help="""Write BUILD_DIR/report.html from its report.json and open it in the default browser.
 

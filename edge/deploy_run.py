@@ -1,0 +1,121 @@
+"""`edge run DEPLOY --sim`: the deploy package's PYNQ driver, unchanged, on a simulated board whose DMA feeds the
+cycle-level simulator (hls/deploy/sim_device.py), then its outputs compared with the golden model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import EdgeError
+from hls.deploy import HERE as DEPLOY_CODE
+
+PYNQ_ENV = "EDGE_PYNQ_PYTHON"
+SIM_DEVICE = DEPLOY_CODE / "sim_device.py"
+
+
+def _has_pynq(python: str) -> bool:
+    try:
+        return subprocess.run([python, "-c", "import pynq"], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def pynq_python(explicit: str | None) -> str:
+    """The interpreter the driver runs under: --python, $EDGE_PYNQ_PYTHON, or this one if it has pynq."""
+    for candidate, source in ((explicit, "--python"), (os.environ.get(PYNQ_ENV), f"${PYNQ_ENV}")):
+        if candidate:
+            path = shutil.which(candidate) or candidate
+            if not _has_pynq(path):
+                raise EdgeError(f"{source} {candidate}: cannot `import pynq` there; install pynq 3.1 into it "
+                                f"(pip install pynq==3.1.2)")
+            return path
+    if _has_pynq(sys.executable):
+        return sys.executable
+    raise EdgeError("edge run --sim needs a Python with pynq 3.1 (it pins numpy<2, so it gets its own environment): "
+                    "python3 -m venv ~/.pynq && ~/.pynq/bin/pip install pynq==3.1.2, then pass "
+                    f"--python ~/.pynq/bin/python or set {PYNQ_ENV}")
+
+
+def read_settings(deploy: Path) -> dict[str, Any]:
+    path = deploy / "driver" / "settings.json"
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EdgeError(f"{deploy}: no driver/settings.json; is this the deploy/ directory of an `edge build`?") \
+            from None
+    except json.JSONDecodeError as exc:
+        raise EdgeError(f"{path}: not valid JSON ({exc})") from None
+    if settings.get("schema") != "edge-deploy/1":
+        raise EdgeError(f"{path}: not an edge deploy settings file (schema {settings.get('schema')!r})")
+    if settings.get("dma") is None:
+        raise EdgeError(f"{deploy}: built for {settings.get('board')} ({settings.get('shell')}); the simulated board "
+                        "models the Zynq shell's AXI DMA")
+    return settings
+
+
+def run_deploy_sim(deploy: Path, input_file: Path, output_file: Path, python: str | None = None,
+                   throughput: bool = False) -> dict[str, Any]:
+    """Run deploy/driver/driver.py on the simulated board; returns frames, cycles and simulated throughput."""
+    from hls.simulate import compile_binary
+
+    settings = read_settings(deploy)
+    project = deploy.parent / "hls"
+    if not (project / "sim.cpp").exists():
+        raise EdgeError(f"{project}: no sim.cpp beside the deploy package; run `edge build` again")
+    interpreter = pynq_python(python)
+    binary = compile_binary(project, ["sim.cpp"], "sim.bin")
+    with tempfile.TemporaryDirectory(prefix="edge-run-") as tmp:
+        stats_file = Path(tmp) / "stats.json"
+        cmd = [interpreter, str(SIM_DEVICE), str(deploy.resolve()), str(binary), str(Path(tmp) / "work"),
+               str(stats_file), "--", "--bitfile", "simulated", "--input", str(input_file.resolve()),
+               "--output", str(output_file.resolve())]
+        if throughput:
+            cmd.append("--throughput")
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            lines = [line for line in (result.stderr or result.stdout).strip().splitlines() if line.strip()]
+            raise EdgeError(f"{deploy / 'driver' / 'driver.py'} on the simulated board: "
+                            f"{lines[-1] if lines else f'exit {result.returncode}'}")
+        stats = json.loads(stats_file.read_text())
+    clock = settings["clock_mhz"] * 1e6
+    frames, cycles = stats["frames"], stats["cycles"]
+    # steady state from the last run's frame completions (the first frame also pays the pipeline's fill)
+    done = stats["runs"][-1]["frame_done"] if stats["runs"] else []
+    steady = (done[-1] - done[0]) / (len(done) - 1) if len(done) > 1 else float(cycles)
+    return {"frames": frames, "cycles": cycles, "batches": len(stats["runs"]),
+            "steady_cycles_per_frame": steady, "fps": clock / steady if steady else 0.0,
+            "clock_mhz": settings["clock_mhz"], "driver_stdout": result.stdout.strip(),
+            "cache_flushes": stats["cache_flushes"], "cache_invalidates": stats["cache_invalidates"]}
+
+
+def compare_with_golden(build_dir: Path, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """The driver's outputs against the build's integer model with the same host steps (must be bit-exact: same
+    integers, same float affine) and against the QONNX golden model (equal up to float32 rounding of its float
+    output layer, as `edge build` verifies; top-1 agreement for class scores)."""
+    from edge.build import MODEL_COPY
+    from edge.qonnx_io import GoldenModel, load_model
+    from fpga.execute import run_model
+    from fpga.serialize import load_graph
+
+    graph = load_graph(build_dir)
+    ours = run_model(graph, x)
+    result: dict[str, Any] = {"bit_exact_vs_integer_model": ours.shape == y.shape and bool(np.array_equal(ours, y))}
+    if graph.post.top_k:
+        result.update(against="integer model (top-k indices)", golden_close=result["bit_exact_vs_integer_model"])
+        return result
+    ref = GoldenModel(load_model(build_dir / MODEL_COPY)).run(x)
+    same_shape = ref.shape == y.shape
+    close = same_shape and bool(np.isclose(y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(initial=1.0)).all())
+    result.update(against="QONNX golden model", golden_close=close,
+                  max_abs_diff=float(np.abs(ref.astype(np.float64) - y).max()) if same_shape else float("inf"))
+    if same_shape and y.ndim == 2:
+        result["top1_agreement"] = float((y.argmax(1) == ref.argmax(1)).mean())
+    return result
