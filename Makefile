@@ -3,11 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The board's environment for `edge run --sim`: pynq 3.1 as on PYNQ 3.1 images (it pins numpy<2, pycparser 2.x),
+# so it cannot share edge's environment.
+PYNQ_VENV := .venv-pynq
+PYNQ_STAMP := $(PYNQ_VENV)/.installed
 DEMO_OUT ?= demo-build
 
 .PHONY: install demo test lint clean
 
-install: $(STAMP)
+install: $(STAMP) $(PYNQ_STAMP)
 
 # torch goes first, pinned to the local CPU wheel: installed later as a dependency it would pull GBs of CUDA.
 $(STAMP): pyproject.toml
@@ -17,15 +21,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-demo: install
+$(PYNQ_STAMP):
+	test -x $(PYNQ_VENV)/bin/python || $(PYTHON) -m venv $(PYNQ_VENV)
+	$(PYNQ_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PYNQ_VENV)/bin/python -m pip install --quiet "pynq==3.1.2" "pycparser<3"
+	touch $(PYNQ_STAMP)
+
+demo: $(STAMP)
 	$(BIN)/edge inspect
 	$(BIN)/edge build --board pynq-z2 -o $(DEMO_OUT)
 
 test: install
-	$(BIN)/python -m pytest -q
+	EDGE_PYNQ_PYTHON=$(abspath $(PYNQ_VENV))/bin/python $(BIN)/python -m pytest -q
 
-lint: install
+lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(PYNQ_VENV) $(DEMO_OUT) .pytest_cache .ruff_cache *.egg-info
