@@ -22,7 +22,7 @@ from fpga.report import build_report
 from fpga.resources import Resources
 from fpga.serialize import save_graph
 from fpga.width import AXI_BITS
-from hls.codegen import generate
+from hls.codegen import MM_SHELL, generate
 from hls.deploy import write_deploy
 from hls.deploy.check import check_block_design, tclsh
 from hls.flow import simulate_project
@@ -32,6 +32,54 @@ MODEL_COPY = "model.onnx"  # the golden model travels with the build, for `edge 
 
 def synthesis_commands(out_dir: Path) -> list[str]:
     return [f"cd {out_dir / 'hls'} && vitis_hls -f run_hls.tcl"]
+
+
+def bitfile_tools(board: FpgaBoard) -> list[str]:
+    """The vendor tools `edge build --bitfile` runs for this board's shell."""
+    return ["vitis_hls", "v++"] if board.shell == MM_SHELL else ["vitis_hls", "vivado"]
+
+
+def check_bitfile_tools(board: FpgaBoard) -> None:
+    """Fail before any work when --bitfile cannot run here."""
+    missing = [t for t in bitfile_tools(board) if shutil.which(t) is None]
+    if missing:
+        raise EdgeError(f"--bitfile needs {' and '.join(bitfile_tools(board))} on PATH (not found: "
+                        f"{', '.join(missing)}); without --bitfile the build writes deploy/ with the scripts to run "
+                        "on a machine that has them")
+
+
+def _run_tool(cmd: list[str], cwd: Path, log_file: Path) -> int:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    log_file.write_text(result.stdout + result.stderr, encoding="utf-8")
+    return result.returncode
+
+
+def build_bitfile(out_dir: Path, board: FpgaBoard, log: Callable[[str], None]) -> dict[str, Any]:
+    """Vitis HLS exports the accelerator, then Vivado builds block design -> .bit + .hwh into deploy/bitfile/
+    (Alveo: the kernel .xo; linking needs the card's platform, see deploy/README.md)."""
+    deploy, project = out_dir / "deploy", out_dir / "hls"
+    if board.shell == MM_SHELL:
+        log("vitis_hls: packaging the kernel (.xo)...")
+        code = _run_tool([shutil.which("vitis_hls") or "vitis_hls", "-f", "package_xo.tcl"], deploy,
+                         deploy / "vitis_hls_xo.log")
+        xo = deploy / "edge_top.xo"
+        if code != 0 or not xo.exists():
+            raise EdgeError(f"vitis_hls failed packaging the kernel (exit {code}); see {deploy / 'vitis_hls_xo.log'}")
+        return {"ran": True, "xo": "deploy/edge_top.xo", "next": "v++ --link (deploy/README.md)"}
+    log("vitis_hls: C-sim, synthesis, co-simulation and IP export...")
+    code = _run_tool([shutil.which("vitis_hls") or "vitis_hls", "-f", "run_hls.tcl"], project,
+                     project / "vitis_hls_run.log")
+    if code != 0:
+        raise EdgeError(f"vitis_hls failed (exit {code}); see {project / 'vitis_hls_run.log'}")
+    log("vivado: block design, synthesis, implementation, bitstream (this takes a while)...")
+    code = _run_tool([shutil.which("vivado") or "vivado", "-mode", "batch", "-source", "build_bitfile.tcl",
+                      "-tclargs", "2"], deploy, deploy / "vivado.log")
+    bit, hwh = deploy / "bitfile" / "edge.bit", deploy / "bitfile" / "edge.hwh"
+    if code != 0 or not (bit.exists() and hwh.exists()):
+        raise EdgeError(f"vivado did not produce bitfile/edge.bit and edge.hwh (exit {code}); "
+                        f"see {deploy / 'vivado.log'}")
+    return {"ran": True, "bitfile": "deploy/bitfile/edge.bit", "hwh": "deploy/bitfile/edge.hwh",
+            "log": "deploy/vivado.log"}
 
 
 MAX_REFOLDS = 3  # folding passes with the sized FIFOs held back before giving up on the cap

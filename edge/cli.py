@@ -192,15 +192,19 @@ MODEL defaults to the bundled TFC w2a2 digits model.""")
 @click.option("--sim-frames", type=click.IntRange(min=2), default=16, show_default=True,
               help="Frames for the simulations (steady state is measured over the second half).")
 @click.option("--synth", is_flag=True, help="Also run Vitis HLS (csim, csynth, cosim, export) if vitis_hls is on PATH.")
+@click.option("--bitfile", is_flag=True,
+              help="Also build deploy/bitfile/edge.bit + .hwh (Vitis HLS, then Vivado on the block design); needs "
+                   "both on PATH. Alveo: the kernel .xo.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
 def build(model: Path | None, board: str, output: Path, util_cap: float, target_fps: float | None,
           folding_file: Path | None, clock_mhz: float | None, top_k: int, verify_samples: int, simulate: bool,
-          sim_frames: int, synth: bool, as_json: bool) -> None:
+          sim_frames: int, synth: bool, bitfile: bool, as_json: bool) -> None:
     import dataclasses
 
     from boards import load_board
     from boards.schema import FpgaBoard
-    from edge.build import build_model
+    from edge.build import build_bitfile, build_model, check_bitfile_tools
+    from edge.fsutil import write_json
     from edge.qonnx_io import load_model
     from fpga.build import BuildOptions
 
@@ -212,12 +216,18 @@ def build(model: Path | None, board: str, output: Path, util_cap: float, target_
         target = dataclasses.replace(target, clock_mhz=clock_mhz)
     if target_fps is not None and folding_file is not None:
         raise EdgeError("--target-fps and --folding exclude each other: a folding file fixes the throughput")
+    if bitfile:
+        check_bitfile_tools(target)
     loaded = load_model(model or bundled_model_path())
     opts = BuildOptions(cap=util_cap, target_fps=target_fps, folding=folding_file, top_k=top_k,
-                        verify_samples=verify_samples, simulate=simulate, sim_frames=sim_frames, synth=synth)
+                        verify_samples=verify_samples, simulate=simulate, sim_frames=sim_frames,
+                        synth=synth and not bitfile)
     log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
     log(f"lowering {loaded.path.name} and folding for {target.name}...")
     _, report = build_model(loaded, target, opts, output, log)
+    if bitfile:
+        report["bitfile"] = build_bitfile(output, target, log)
+        write_json(output / "report.json", report)
     if as_json:
         emit_json(report)
     else:

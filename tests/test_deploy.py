@@ -80,6 +80,7 @@ def test_block_design_runs_under_tclsh_with_the_driver_addresses(shells: dict[st
     assert check.clock_mhz == pytest.approx(target.clock_mhz) == settings["clock_mhz"]
     report = json.loads((shells[board] / "report.json").read_text())
     assert report["deploy"]["shell_check"]["passed"]
+    assert "Block design executed by tclsh" in (shells[board] / "report.html").read_text()
     files = {p.relative_to(deploy).as_posix() for p in deploy.rglob("*") if p.is_file()}
     assert {"block_design.tcl", "build_bitfile.tcl", "README.md", "driver/driver.py", "driver/settings.json",
             "driver/host_steps.npz"} <= files
@@ -218,3 +219,37 @@ def test_alveo_build_has_link_config_and_a_memory_mapped_top(tmp_path: Path) -> 
     assert "m_axi port = in_mem" in (out / "hls" / "top.cpp").read_text()
     settings = json.loads((deploy / "driver" / "settings.json").read_text())
     assert settings["dma"] is None and settings["accelerator"]["registers"]["frames"] == 0x28
+
+
+FAKE_VITIS_HLS = """#!/bin/sh
+echo "vitis_hls $* in $(basename "$PWD")" >> "$EDGE_FAKE_LOG"
+"""
+FAKE_VIVADO = """#!/bin/sh
+echo "vivado $* in $(basename "$PWD")" >> "$EDGE_FAKE_LOG"
+mkdir -p bitfile && echo bit > bitfile/edge.bit && echo hwh > bitfile/edge.hwh
+"""
+
+
+def test_bitfile_runs_vitis_hls_then_vivado_when_they_are_on_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    """The orchestration of --bitfile with stand-in tools (no Vivado here): order, working directories, the
+    results recorded in report.json; and without the tools a one-line error before any work."""
+    out = tmp_path / "build"
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    code, _, err = run_cli("build", "--board", "pynq-z2", "-o", str(out), "--bitfile", "--no-sim")
+    assert code == 2 and "--bitfile needs vitis_hls and vivado" in err and not out.exists(), err
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name, script in (("vitis_hls", FAKE_VITIS_HLS), ("vivado", FAKE_VIVADO)):
+        (tools / name).write_text(script)
+        (tools / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+    monkeypatch.setenv("EDGE_FAKE_LOG", str(tmp_path / "calls.log"))
+    code, _, err = run_cli("build", "--board", "pynq-z2", "-o", str(out), "--bitfile", "--no-sim")
+    assert code == 0, err
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    assert calls == ["vitis_hls -f run_hls.tcl in hls",
+                     "vivado -mode batch -source build_bitfile.tcl -tclargs 2 in deploy"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["bitfile"]["bitfile"] == "deploy/bitfile/edge.bit"
+    assert (out / "deploy" / "bitfile" / "edge.hwh").exists()

@@ -188,6 +188,9 @@ def open_board(bitfile: str, settings: dict) -> Accelerator:
     """Program the PL with the bitfile and bind the accelerator and DMA by their block-design names."""
     from pynq import Overlay, allocate
 
+    if settings["dma"] is None:
+        raise SystemExit(f"{settings['board']} is an Alveo card: load the xclbin with pynq.Overlay and call the "
+                         "edge_top_1 kernel (in_mem, out_mem, frames) with pack()/unpack() from this file")
     overlay = Overlay(bitfile)
     clock = settings["clock_mhz"]
     try:  # the clock comes from the build; make sure the PS drives it so
