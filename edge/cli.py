@@ -277,7 +277,16 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
     syn = report.get("synthesis", {})
     if not syn.get("ran"):
         click.echo(f"synthesis skipped ({syn.get('reason')}); to run it: {'; '.join(syn.get('commands', []))}")
-    click.echo(f"wrote {output}/ir.json, ir.npz, folding.json, report.json, report.html, model.onnx, hls/")
+    dep = report.get("deploy") or {}
+    if dep.get("shell_check"):
+        sc = dep["shell_check"]
+        click.echo(f"deploy/: {dep['shell']} block design checked with tclsh ({sc['cells']} cells, "
+                   f"{sc['connections']} connections, {sc['addresses']} address segments); PYNQ driver in "
+                   f"deploy/driver/ (try: edge run {output}/deploy --sim --input x.npy --output y.npy)")
+    bit = report.get("bitfile") or {}
+    if bit.get("bitfile"):
+        click.echo(f"bitfile: {output}/{bit['bitfile']} + .hwh")
+    click.echo(f"wrote {output}/ir.json, ir.npz, folding.json, report.json, report.html, model.onnx, hls/, deploy/")
 
 
 # ---------------------------------------------------------------------------------------------- simulate
@@ -401,6 +410,11 @@ def run(deploy: Path, sim: bool, input_file: Path, output_file: Path, python: st
         click.echo(f"{result['cycles']:,} cycles in {result['batches']} DMA batch(es); "
                    f"{result['steady_cycles_per_frame']:,.1f} cycles/frame steady = {result['fps']:,.0f} FPS at "
                    f"{result['clock_mhz']:g} MHz; wrote {output_file}")
+        if throughput:
+            t = result["throughput"]
+            click.echo(f"--throughput: {t['frames']:,} random frames in {t['cycles']:,} simulated cycles = "
+                       f"{t['fps']:,.0f} FPS at {result['clock_mhz']:g} MHz (driver's wall clock here measures the "
+                       f"simulator: {t['driver']['images_per_s']:,.0f} images/s)")
     if not result["passed"]:
         sys.exit(1)
 

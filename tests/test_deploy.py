@@ -183,8 +183,11 @@ def test_driver_bipolar_model_on_zcu104_and_throughput_mode(trained: Callable[..
     assert code == 0, err
     result = json.loads(out)
     assert result["passed"] and result["clock_mhz"] == load_board("zcu104").clock_mhz
-    throughput = json.loads(result["driver_stdout"].splitlines()[-1])
-    assert throughput["images_per_s"] > 0 and throughput["clock_mhz"] == result["clock_mhz"]
+    assert result["frames"] == 9
+    throughput = result["throughput"]
+    assert throughput["frames"] == 1000 and throughput["driver"]["frames"] == 1000
+    assert throughput["driver"]["images_per_s"] > 0 and throughput["driver"]["clock_mhz"] == result["clock_mhz"]
+    assert throughput["fps"] == pytest.approx(result["fps"], rel=0.02)
 
 
 def test_edge_run_errors_are_one_line(shells: dict[str, Path], tmp_path: Path,
