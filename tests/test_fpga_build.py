@@ -114,7 +114,7 @@ def test_edge_build_writes_everything_and_verifies(run_cli, tmp_path):
     out = tmp_path / "build"
     code, stdout, err = run_cli("build", "--board", "pynq-z2", "-o", str(out))
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["folding.json", "hls", "ir.json", "ir.npz", "model.onnx",
+    assert sorted(p.name for p in out.iterdir()) == ["deploy", "folding.json", "hls", "ir.json", "ir.npz", "model.onnx",
                                                      "report.html", "report.json"]
     report = json.loads((out / "report.json").read_text())
     assert report["verification"]["bit_exact"] and report["verification"]["values_compared"] > 0
