@@ -355,6 +355,75 @@ def simulate(build_dir: Path, frames: int, input_file: Path | None, output_file:
         sys.exit(1)
 
 
+# ---------------------------------------------------------------------------------------------- compress
+@cli.command(help="""Compress a zoo model for a board: per-layer bit widths and channel counts chosen against the
+FPGA resource model, each candidate fine-tuned with knowledge distillation.
+
+\b
+1. trains the uniform w4a4 baseline (--epochs) and scores it on --board;
+2. screens --screen candidates (bits 2-4 per layer, 25-100% of each prunable channel group) on hardware only:
+   lowering, folding (fold_to_budget) and the resource model, as `edge build` does;
+3. fine-tunes a --shortlist of them from the baseline with the baseline as teacher (KL on T=4 logits + labels),
+   in --workers processes; finished candidates are kept in -o DIR/search/, so a rerun resumes;
+4. writes pareto.json, pareto.svg (accuracy vs FPS), train_log.jsonl, compress.json and the chosen model.onnx:
+   the best candidate within --max-acc-drop points of the baseline (fewest LUT/BRAM at --target-fps, or the most
+   FPS under --max-util).
+`edge build --util-cap F` (or `--target-fps N`) of model.onnx reports the resources and FPS compress reported.""")
+@click.option("--model", "model_name", default="cnv", show_default=True,
+              help="Zoo architecture (see `edge train --help`).")
+@click.option("--dataset", default="digits", show_default=True, help="Training data (digits ships offline).")
+@click.option("--board", default="pynq-z2", show_default=True, help="FPGA board name or a board .yaml.")
+@click.option("--target-fps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Frame rate to meet with the fewest resources.")
+@click.option("--max-util", type=click.FloatRange(0.01, 1.0), default=0.8, show_default=True,
+              help="Utilisation cap per resource (without --target-fps: the most FPS under it).")
+@click.option("--max-acc-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Accuracy points the chosen model may lose against the baseline.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Baseline training epochs.")
+@click.option("--ft-epochs", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Distilled fine-tuning epochs per candidate.")
+@click.option("--screen", type=click.IntRange(min=1), default=48, show_default=True,
+              help="Candidates scored on hardware.")
+@click.option("--shortlist", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Candidates fine-tuned.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Parallel fine-tuning.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("compress"), show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print compress.json.")
+def compress(model_name: str, dataset: str, board: str, target_fps: float | None, max_util: float,
+             max_acc_drop: float, epochs: int, ft_epochs: int, screen: int, shortlist: int, workers: int, seed: int,
+             output: Path, as_json: bool) -> None:
+    from boards import load_board
+    from boards.schema import FpgaBoard
+    from edge.compress.search import SearchConfig, run_search
+    from edge.zoo import ZOO
+
+    if model_name not in ZOO:
+        raise EdgeError(f"unknown model '{model_name}'; the zoo has {', '.join(ZOO)}")
+    target = load_board(board)
+    if not isinstance(target, FpgaBoard):
+        raise EdgeError(f"board '{target.name}' is an edge device; edge compress scores FPGA resources")
+    cfg = SearchConfig(model=model_name, dataset=dataset, board=target, target_fps=target_fps, max_util=max_util,
+                       max_acc_drop=max_acc_drop, epochs=epochs, ft_epochs=ft_epochs, shortlist=shortlist,
+                       screen=screen, workers=workers, seed=seed)
+    log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
+    summary = run_search(cfg, output, progress=not as_json, log=log)
+    if as_json:
+        emit_json(summary)
+        return
+    rows = []
+    for r in [summary["baseline"], *[p for p in summary["pareto"] if p["name"] != summary["baseline"]["name"]]]:
+        rows.append([r["name"] + (" (chosen)" if r["name"] == summary["chosen"]["name"] else ""),
+                     f"{r['accuracy']:.2%}", f"{r['fps']:,.0f}", f"{r['resources']['lut']:,}",
+                     f"{r['resources']['bram36']:g}", f"{r['utilisation']['lut']:.0%}"])
+    click.echo(render(["candidate (Pareto front)", "accuracy", "FPS", "LUT", "BRAM36", "LUT %"], rows))
+    c, b = summary["chosen"], summary["baseline"]
+    click.echo(f"chosen: {c['accuracy']:.2%} ({(c['accuracy'] - b['accuracy']) * 100:+.2f} points), "
+               f"{c['fps']:,.0f} FPS ({c['fps'] / b['fps']:.2f}x), LUT {c['resources']['lut']:,} "
+               f"({c['resources']['lut'] / max(b['resources']['lut'], 1):.2f}x) -> {c['model']}")
+    click.echo(f"wrote {output}/model.onnx, pareto.json, pareto.svg, compress.json, train_log.jsonl")
+
+
 # ---------------------------------------------------------------------------------------------- run
 @cli.command(help="""Run a build's PYNQ driver (DEPLOY/driver/driver.py) without a board.
 

@@ -84,3 +84,33 @@ def write_bench_html(result: dict[str, Any], path: Path) -> Path:
     ctx = {"r": result, "hist": histogram(result["samples_ms"]), "lat": result["latency_ms"]}
     path.write_text(_env().get_template("bench.html.j2").render(**ctx), encoding="utf-8")
     return path
+
+
+def write_pareto_svg(records: list[dict[str, Any]], front: list[dict[str, Any]], baseline: dict[str, Any],
+                     chosen: dict[str, Any], path: Path) -> Path:
+    """`edge compress`: accuracy against FPS (log scale) for every fine-tuned candidate, the Pareto front joined,
+    marker area by LUT; baseline and chosen model labelled."""
+    import math
+
+    w, h, pad = 640, 400, 60
+    fps = [max(r["fps"], 1e-9) for r in records]
+    acc = [r["accuracy"] for r in records]
+    lo_f, hi_f = math.log10(min(fps)), math.log10(max(fps))
+    lo_a, hi_a = min(acc), max(acc)
+    span_f, span_a = (hi_f - lo_f) or 1.0, (hi_a - lo_a) or 0.01
+    lut_max = max(r["resources"]["lut"] for r in records) or 1
+
+    def xy(r: dict[str, Any]) -> tuple[float, float]:
+        x = pad + (math.log10(max(r["fps"], 1e-9)) - lo_f) / span_f * (w - 2 * pad)
+        y = h - pad - (r["accuracy"] - lo_a) / span_a * (h - 2 * pad)
+        return round(x, 1), round(y, 1)
+
+    points = [{"x": xy(r)[0], "y": xy(r)[1], "r": round(3 + 9 * r["resources"]["lut"] / lut_max, 1),
+               "name": r["name"], "front": any(r is f for f in front),
+               "label": "baseline" if r is baseline else ("chosen" if r["name"] == chosen["name"] else "")}
+              for r in records]
+    line = " ".join(f"{p['x']},{p['y']}" for p in sorted((p for p in points if p["front"]), key=lambda p: p["x"]))
+    ctx = {"w": w, "h": h, "pad": pad, "points": points, "line": line,
+           "fps_range": (10**lo_f, 10**hi_f), "acc_range": (lo_a, hi_a)}
+    path.write_text(_env().get_template("pareto.svg.j2").render(**ctx), encoding="utf-8")
+    return path

@@ -5,6 +5,7 @@ distillation; every result scored by the fpga package's own folding and resource
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -205,3 +206,35 @@ def test_pruning_refuses_what_it_cannot_do() -> None:
         set_bit_widths(model, weights={list(weight_layers(model))[0]: 9})
     with pytest.raises(EdgeError, match="no weight quantiser"):
         set_bit_widths(model, weights={"nope": 3})
+
+
+def test_edge_compress_search_resumes_and_its_choice_builds_as_reported(tmp_path, run_cli) -> None:
+    out = tmp_path / "cmp"
+    args = ["compress", "--model", "tfc", "--epochs", "4", "--ft-epochs", "2", "--screen", "12", "--shortlist", "3",
+            "--workers", "2", "-o", str(out), "--json"]
+    code, stdout, err = run_cli(*args)
+    assert code == 0, err
+    result = json.loads(stdout)
+    base, chosen = result["baseline"], result["chosen"]
+    for rec in (base, chosen, *result["pareto"]):
+        assert 0 <= rec["accuracy"] <= 1 and rec["fps"] > 0
+        assert {"lut", "bram36", "dsp"} <= set(rec["resources"]) and "lut" in rec["utilisation"]
+    assert chosen["accuracy"] >= base["accuracy"] - 0.01 - 1e-9
+    assert {"wbits", "abits", "channels"} <= set(chosen["layers"][0])
+    assert result["fine_tuned"] == 3 and result["screened"] == 12
+    assert (out / "pareto.svg").read_text().count("<circle") == 4  # baseline + 3 fine-tuned
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 3 * 2 and all(row["distilled"] for row in log)
+    # rerun (as after an interrupt): the baseline and the finished candidates are reused, not trained again
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "search").rglob("*.pt")}
+    assert len(stamps) == 4
+    code, stdout2, err2 = run_cli(*args)
+    assert code == 0, err2
+    assert {p: p.stat().st_mtime_ns for p in (out / "search").rglob("*.pt")} == stamps
+    assert json.loads(stdout2)["chosen"] == chosen
+    # edge build of the chosen model shows what compress reported
+    code, stdout, err = run_cli("build", chosen["model"], "--board", "pynq-z2", "--util-cap", "0.8", "--no-sim",
+                                "-o", str(tmp_path / "build"), "--json", "--verify-samples", "4")
+    assert code == 0, err
+    totals = json.loads(stdout)["totals"]
+    assert totals["fps"] == pytest.approx(chosen["fps"]) and totals["resources"] == chosen["resources"]

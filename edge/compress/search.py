@@ -1,0 +1,315 @@
+"""`edge compress`: a search over per-layer bit widths and channel counts of a zoo model, each candidate scored by
+the fpga package's folding and resource model and, for a hardware-screened shortlist, by its accuracy after a
+short distilled QAT fine-tune from the trained uniform w4a4 baseline.
+
+1. Train the baseline (uniform w4a4) and score it on the board.
+2. Screen many candidates on hardware alone (export + lower + fold, well under a second each).
+3. Fine-tune the shortlist in parallel worker processes (results kept per candidate: an interrupted search resumes).
+4. The Pareto front over accuracy, FPS, LUT and BRAM; the chosen model is the best one within --max-acc-drop.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from boards.schema import FpgaBoard
+from edge.compress.bits import activation_layers, set_bit_widths, weight_layers
+from edge.compress.channels import ChannelGraph, analyse_channels, channel_importance, prune_channels
+from edge.compress.distill import fine_tune
+from edge.compress.score import hardware_score
+from edge.data import Dataset, load_dataset
+from edge.errors import EdgeError
+from edge.fsutil import write_json
+from edge.qonnx_io import load_model
+from edge.report_html import write_pareto_svg
+from edge.train import export_qonnx_file
+from edge.zoo import build_model, model_input_shape
+from fpga.lower import lower
+
+BASE_BITS = 4
+BIT_CHOICES = (2, 3, 4)
+KEEP_CHOICES = (1.0, 0.75, 0.5, 0.375, 0.25)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Per weight layer bits, per activation quantiser bits (the input quantiser excluded), per prunable channel
+    group the fraction of channels kept."""
+
+    wbits: tuple[int, ...]
+    abits: tuple[int, ...]
+    keep: tuple[float, ...]
+
+    @property
+    def key(self) -> str:
+        return "w" + "".join(map(str, self.wbits)) + "_a" + "".join(map(str, self.abits)) + "_k" + "-".join(
+            f"{int(k * 1000)}" for k in self.keep)
+
+
+@dataclass
+class SearchConfig:
+    model: str
+    dataset: str
+    board: FpgaBoard
+    target_fps: float | None
+    max_util: float
+    max_acc_drop: float  # accuracy points (0-100)
+    epochs: int = 10
+    ft_epochs: int = 4
+    shortlist: int = 8
+    screen: int = 48
+    workers: int = 2
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Layout:
+    """The names the candidates' tuples refer to, from the baseline model."""
+
+    weights: list[str]
+    activations: list[str]
+    groups: list[int]
+    channels: list[int]
+
+
+def layout_of(model: nn.Module, shape: tuple[int, ...]) -> Layout:
+    graph = analyse_channels(model, shape)
+    prunable = [g for g in graph.groups if g.prunable]
+    return Layout(weights=list(weight_layers(model)), activations=list(activation_layers(model))[1:],
+                  groups=[g.id for g in prunable], channels=[g.channels for g in prunable])
+
+
+def apply_candidate(base: nn.Module, shape: tuple[int, ...], cand: Candidate,
+                    graph: ChannelGraph | None = None) -> nn.Module:
+    """A copy of the trained baseline pruned (BatchNorm-scale criterion) and re-quantised as `cand` says
+    (`graph`: the baseline's channel analysis, when already done)."""
+    model = copy.deepcopy(base)
+    graph = graph or analyse_channels(model, shape)
+    prunable = [g for g in graph.groups if g.prunable]
+    keep = {}
+    for grp, ratio in zip(prunable, cand.keep, strict=True):
+        if ratio < 1.0:
+            n = max(1, int(round(grp.channels * ratio)))
+            order = np.argsort(-channel_importance(model, grp, "bn" if grp.norms else "l1"), kind="stable")
+            keep[grp.id] = np.sort(order[:n])
+    prune_channels(model, graph, keep)
+    names_w = list(weight_layers(model))
+    names_a = list(activation_layers(model))[1:]
+    set_bit_widths(model, weights={n: b for n, b in zip(names_w, cand.wbits, strict=True) if b != BASE_BITS},
+                   activations={n: b for n, b in zip(names_a, cand.abits, strict=True) if b != BASE_BITS})
+    return model
+
+
+def propose(layout: Layout, count: int, seed: int) -> list[Candidate]:
+    """Uniform settings (every bits x keep combination) then seeded per-layer mixes; first and last weight layers
+    keep 4 bits (they carry the input pixels and the class scores)."""
+    nw, na, ng = len(layout.weights), len(layout.activations), len(layout.groups)
+    out: list[Candidate] = []
+
+    def make(wb: list[int], ab: list[int], keep: list[float]) -> Candidate:
+        wb = list(wb)
+        wb[0] = wb[-1] = BASE_BITS
+        return Candidate(tuple(wb), tuple(ab), tuple(keep))
+
+    for b in BIT_CHOICES:
+        for k in KEEP_CHOICES:
+            out.append(make([b] * nw, [b] * na, [k] * ng))
+    rng = random.Random(seed)
+    while len(out) < count:
+        out.append(make([rng.choice(BIT_CHOICES) for _ in range(nw)], [rng.choice(BIT_CHOICES) for _ in range(na)],
+                        [rng.choice(KEEP_CHOICES) for _ in range(ng)]))
+    unique = list(dict.fromkeys(out))
+    return unique[:count] if len(unique) >= count else unique
+
+
+def _score(model: nn.Module, shape: tuple[int, ...], cfg: SearchConfig, path: Path | None = None) -> dict[str, Any]:
+    try:
+        hw = hardware_score(model, shape, cfg.board, cfg.max_util, cfg.target_fps, path)
+    except EdgeError as exc:
+        return {"feasible": False, "reason": str(exc)}
+    return {"feasible": True, **hw}
+
+
+def _cost(hw: dict[str, Any], cfg: SearchConfig) -> float:
+    """Lower is better: with a frame-rate target the largest LUT/BRAM utilisation, else the negative FPS."""
+    if not hw.get("feasible"):
+        return float("inf")
+    if cfg.target_fps is not None:
+        return max(hw["utilisation"]["lut"], hw["utilisation"]["bram36"])
+    return -hw["fps"]
+
+
+def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """a is no worse than b in accuracy, FPS, LUT and BRAM, and better in one."""
+    ka = (a["accuracy"], a["fps"], -a["resources"]["lut"], -a["resources"]["bram36"])
+    kb = (b["accuracy"], b["fps"], -b["resources"]["lut"], -b["resources"]["bram36"])
+    return all(x >= y for x, y in zip(ka, kb, strict=True)) and ka != kb
+
+
+def pareto(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if not any(dominates(o, r) for o in records if o is not r)]
+
+
+def load_baseline(model_name: str, data: Dataset, path: Path | str) -> nn.Module:
+    """The trained baseline from its state dict (Brevitas modules do not pickle whole)."""
+    model = build_model(model_name, data.image_shape, data.num_classes, BASE_BITS, BASE_BITS)
+    model.load_state_dict(torch.load(path, weights_only=True))
+    return model
+
+
+def load_candidate(base: nn.Module, shape: tuple[int, ...], cand: Candidate, path: Path) -> nn.Module:
+    """A fine-tuned candidate: the baseline pruned and re-quantised as `cand` says, then its own weights."""
+    model = apply_candidate(base, shape, cand)
+    model.load_state_dict(torch.load(path, weights_only=True))
+    return model
+
+
+def _train_candidate(job: dict[str, Any]) -> dict[str, Any]:
+    """Worker: fine-tune one candidate from the baseline with the baseline as teacher; writes its directory."""
+    torch.set_num_threads(1)
+    out = Path(job["dir"])
+    data = load_dataset(job["dataset"])
+    base = load_baseline(job["model"], data, job["baseline"])
+    cand = Candidate(**{k: tuple(v) for k, v in job["candidate"].items()})
+    model = apply_candidate(base, job["shape"], cand)
+    log: list[dict] = []
+    acc = fine_tune(model, data, job["shape"], epochs=job["ft_epochs"], teacher=base, seed=job["seed"], log=log)
+    out.mkdir(parents=True, exist_ok=True)
+    export_qonnx_file(model, job["shape"], out / "model.onnx", {"edge.compress": cand.key})
+    torch.save(model.state_dict(), out / "model.pt")
+    result = {"key": cand.key, "accuracy": acc, "log": log, "candidate": asdict(cand)}
+    write_json(out / "result.json", result)  # last: its presence marks the candidate done (resume)
+    return result
+
+
+def _record(name: str, acc: float, hw: dict[str, Any], model_path: str | None, layers: list[dict] | None) -> dict:
+    return {"name": name, "accuracy": acc, "fps": hw["fps"], "resources": hw["resources"],
+            "utilisation": hw["utilisation"], "bottleneck": hw["bottleneck"], "model": model_path, "layers": layers}
+
+
+def _layers(model: nn.Module, shape: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Per compute layer: weight bits, output activation bits, output channels (what the hardware sees)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        export_qonnx_file(model, shape, Path(tmp) / "m.onnx", {})
+        graph = lower(load_model(Path(tmp) / "m.onnx"))
+    rows = []
+    for n in graph.compute_nodes():
+        out_t = graph.tensors[n.output].dtype
+        channels = getattr(n, "mh", None) or getattr(n, "channels", None)
+        rows.append({"layer": n.name, "wbits": n.w_dtype.bits, "abits": out_t.bits, "channels": int(channels)})
+    return rows
+
+
+def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
+               log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """The whole search; everything it writes goes to out_dir (kept between runs: finished candidates are reused)."""
+    data: Dataset = load_dataset(cfg.dataset)
+    shape = model_input_shape(cfg.model, data.image_shape)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = out_dir / "search"
+    state.mkdir(exist_ok=True)
+    base_pt = state / "baseline.pt"
+    if base_pt.exists():
+        base = load_baseline(cfg.model, data, base_pt)
+        base_acc = json.loads((state / "baseline.json").read_text())["accuracy"]
+        log("baseline: reused from an earlier run")
+    else:
+        log(f"baseline: uniform w{BASE_BITS}a{BASE_BITS} {cfg.model}, {cfg.epochs} epochs...")
+        torch.manual_seed(cfg.seed)
+        base = build_model(cfg.model, data.image_shape, data.num_classes, BASE_BITS, BASE_BITS)
+        base_acc = fine_tune(base, data, shape, epochs=cfg.epochs, lr=0.01, seed=cfg.seed, progress=progress)
+        torch.save(base.state_dict(), base_pt)
+        write_json(state / "baseline.json", {"accuracy": base_acc})
+    base_hw = _score(base, shape, cfg, state / "baseline.onnx")
+    if not base_hw["feasible"]:
+        raise EdgeError(f"the w{BASE_BITS}a{BASE_BITS} baseline does not fit {cfg.board.name}: {base_hw['reason']}")
+    layout = layout_of(base, shape)
+    graph = analyse_channels(base, shape)
+
+    screened = []
+    for cand in tqdm(propose(layout, cfg.screen, cfg.seed), desc="hardware screening", unit="cand",
+                     disable=not progress, leave=False):
+        screened.append((cand, _score(apply_candidate(base, shape, cand, graph), shape, cfg)))
+    feasible = sorted((c for c in screened if c[1]["feasible"]), key=lambda c: _cost(c[1], cfg))
+    if not feasible:
+        raise EdgeError(f"no candidate fits {cfg.board.name} with the given target; relax --target-fps/--max-util")
+    # the shortlist: evenly spaced along the hardware cost, so that milder candidates keep the accuracy in reach
+    step = max(1, len(feasible) // cfg.shortlist)
+    shortlist = feasible[::step][:cfg.shortlist]
+
+    jobs = []
+    for cand, _ in shortlist:
+        cdir = state / "candidates" / cand.key
+        jobs.append({"dir": str(cdir), "dataset": cfg.dataset, "model": cfg.model, "baseline": str(base_pt),
+                     "candidate": asdict(cand),
+                     "shape": shape, "ft_epochs": cfg.ft_epochs, "seed": cfg.seed})
+    done = {Path(j["dir"]).name: json.loads((Path(j["dir"]) / "result.json").read_text())
+            for j in jobs if (Path(j["dir"]) / "result.json").exists()}
+    todo = [j for j in jobs if Path(j["dir"]).name not in done]
+    if done:
+        log(f"resuming: {len(done)} of {len(jobs)} candidates already fine-tuned")
+    with tqdm(total=len(jobs), initial=len(done), desc="fine-tuning candidates", unit="cand",
+              disable=not progress, leave=False) as bar:
+        if cfg.workers > 1 and len(todo) > 1:
+            quiet = os.environ.get("PYTHONWARNINGS")
+            os.environ["PYTHONWARNINGS"] = "ignore"  # workers: no import-time library warnings over the bar
+            try:
+                with mp.get_context("spawn").Pool(min(cfg.workers, len(todo))) as pool:
+                    for result in pool.imap_unordered(_train_candidate, todo):
+                        done[result["key"]] = result
+                        bar.update()
+            finally:
+                if quiet is None:
+                    os.environ.pop("PYTHONWARNINGS", None)
+                else:
+                    os.environ["PYTHONWARNINGS"] = quiet
+        else:
+            for job in todo:
+                result = _train_candidate(job)
+                done[result["key"]] = result
+                bar.update()
+
+    baseline = _record("baseline w4a4", base_acc, base_hw, str(state / "baseline.onnx"), _layers(base, shape))
+    records = [baseline]
+    hw_by_key = {c.key: hw for c, hw in shortlist}
+    with (out_dir / "train_log.jsonl").open("w", encoding="utf-8") as f:
+        for key, result in done.items():
+            for row in result["log"]:
+                f.write(json.dumps({"candidate": key, **row}) + "\n")
+            cand = Candidate(**{k: tuple(v) for k, v in result["candidate"].items()})
+            model = load_candidate(base, shape, cand, state / "candidates" / key / "model.pt")
+            records.append(_record(key, result["accuracy"], hw_by_key[key],
+                                   str(state / "candidates" / key / "model.onnx"), _layers(model, shape)))
+    front = pareto(records)
+    floor = base_acc - cfg.max_acc_drop / 100.0
+    eligible = [r for r in records if r["accuracy"] >= floor - 1e-12]
+    chosen = min(eligible, key=lambda r: _cost({"feasible": True, **r}, cfg))
+    shutil.copyfile(chosen["model"], out_dir / "model.onnx")
+    chosen = {**chosen, "model": str(out_dir / "model.onnx")}
+    summary = {"model": cfg.model, "dataset": cfg.dataset, "board": cfg.board.name,
+               "objective": {"target_fps": cfg.target_fps, "max_util": cfg.max_util,
+                             "max_acc_drop_points": cfg.max_acc_drop},
+               "baseline": baseline, "chosen": chosen, "pareto": front,
+               "screened": len(screened), "fine_tuned": len(done),
+               "sparsity_note": "unstructured sparsity is not used: the MVAU multiplies every weight"}
+    write_json(out_dir / "pareto.json", {"baseline": baseline, "chosen": chosen, "pareto": front,
+                                         "all": records})
+    write_json(out_dir / "compress.json", summary)
+    write_pareto_svg(records, front, baseline, chosen, out_dir / "pareto.svg")
+    return summary
