@@ -380,7 +380,7 @@ FPGA resource model, each candidate fine-tuned with knowledge distillation.
 @click.option("--max-acc-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Accuracy points the chosen model may lose against the baseline.")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Baseline training epochs.")
-@click.option("--ft-epochs", type=click.IntRange(min=0), default=4, show_default=True,
+@click.option("--ft-epochs", type=click.IntRange(min=0), default=8, show_default=True,
               help="Distilled fine-tuning epochs per candidate.")
 @click.option("--screen", type=click.IntRange(min=1), default=48, show_default=True,
               help="Candidates scored on hardware.")

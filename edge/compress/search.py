@@ -70,7 +70,7 @@ class SearchConfig:
     max_util: float
     max_acc_drop: float  # accuracy points (0-100)
     epochs: int = 10
-    ft_epochs: int = 4
+    ft_epochs: int = 8
     shortlist: int = 8
     screen: int = 48
     workers: int = 2
@@ -131,10 +131,11 @@ def propose(layout: Layout, count: int, seed: int) -> list[Candidate]:
         for k in KEEP_CHOICES:
             out.append(make([b] * nw, [b] * na, [k] * ng))
     rng = random.Random(seed)
-    while len(out) < count:
+    while len(set(out)) < count + 1:
         out.append(make([rng.choice(BIT_CHOICES) for _ in range(nw)], [rng.choice(BIT_CHOICES) for _ in range(na)],
                         [rng.choice(KEEP_CHOICES) for _ in range(ng)]))
-    unique = list(dict.fromkeys(out))
+    identity = Candidate(tuple([BASE_BITS] * nw), tuple([BASE_BITS] * na), tuple([1.0] * ng))
+    unique = [c for c in dict.fromkeys(out) if c != identity]  # the baseline itself is already trained
     return unique[:count] if len(unique) >= count else unique
 
 
@@ -146,13 +147,31 @@ def _score(model: nn.Module, shape: tuple[int, ...], cfg: SearchConfig, path: Pa
     return {"feasible": True, **hw}
 
 
-def _cost(hw: dict[str, Any], cfg: SearchConfig) -> float:
-    """Lower is better: with a frame-rate target the largest LUT/BRAM utilisation, else the negative FPS."""
+def _cost(hw: dict[str, Any], cfg: SearchConfig) -> tuple[float, float]:
+    """Lower is better: with a frame-rate target the largest LUT/BRAM utilisation, else the negative FPS; ties go
+    to the candidate with less of the other."""
     if not hw.get("feasible"):
-        return float("inf")
+        return (float("inf"), float("inf"))
+    util = max(hw["utilisation"]["lut"], hw["utilisation"]["bram36"])
     if cfg.target_fps is not None:
-        return max(hw["utilisation"]["lut"], hw["utilisation"]["bram36"])
-    return -hw["fps"]
+        return (util, -hw["fps"])
+    return (-hw["fps"], util)
+
+
+def strength(cand: Candidate) -> float:
+    """How much of the baseline a candidate keeps (1.0: all bits, all channels): the shortlist spans this."""
+    return float(np.mean([b / BASE_BITS for b in cand.wbits + cand.abits]) * np.mean(cand.keep or (1.0,)))
+
+
+def hardware_front(screened: list[tuple[Candidate, dict[str, Any]]]) -> list[tuple[Candidate, dict[str, Any]]]:
+    """Screened candidates no other beats on FPS, LUT and BRAM while keeping at least as much of the model."""
+    def key(c: tuple[Candidate, dict[str, Any]]) -> tuple[float, ...]:
+        hw = c[1]
+        return (hw["fps"], -hw["resources"]["lut"], -hw["resources"]["bram36"], strength(c[0]))
+
+    keys = [key(c) for c in screened]
+    return [c for c, k in zip(screened, keys, strict=True)
+            if not any(all(x >= y for x, y in zip(o, k, strict=True)) and o != k for o in keys)]
 
 
 def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -246,12 +265,17 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
     for cand in tqdm(propose(layout, cfg.screen, cfg.seed), desc="hardware screening", unit="cand",
                      disable=not progress, leave=False):
         screened.append((cand, _score(apply_candidate(base, shape, cand, graph), shape, cfg)))
-    feasible = sorted((c for c in screened if c[1]["feasible"]), key=lambda c: _cost(c[1], cfg))
+    feasible = [c for c in screened if c[1]["feasible"]]
     if not feasible:
         raise EdgeError(f"no candidate fits {cfg.board.name} with the given target; relax --target-fps/--max-util")
-    # the shortlist: evenly spaced along the hardware cost, so that milder candidates keep the accuracy in reach
-    step = max(1, len(feasible) // cfg.shortlist)
-    shortlist = feasible[::step][:cfg.shortlist]
+    # the shortlist: the hardware-Pareto candidates, spread from the mildest to the most compressed (the accuracy
+    # decides among them), topped up with the mildest of the rest
+    front = sorted(hardware_front(feasible), key=lambda c: -strength(c[0]))
+    if len(front) > cfg.shortlist:
+        picks = np.unique(np.linspace(0, len(front) - 1, cfg.shortlist).round().astype(int))
+        front = [front[i] for i in picks]
+    rest = sorted((c for c in feasible if c not in front), key=lambda c: -strength(c[0]))
+    shortlist = (front + rest)[:cfg.shortlist]
 
     jobs = []
     for cand, _ in shortlist:
