@@ -113,8 +113,8 @@ def train(model_name: str, wbits: int, abits: int, dataset: str, epochs: int, ba
     from edge.train import train as run_train
     from edge.zoo import ZOO, _check_bits
 
-    if model_name not in ZOO:
-        raise EdgeError(f"unknown model '{model_name}'; the zoo has {', '.join(ZOO)}")
+    if model_name not in ZOO and ":" not in model_name:
+        raise EdgeError(f"unknown model '{model_name}'; the zoo has {', '.join(ZOO)}, or pass FILE.py:FACTORY")
     _check_bits(wbits, abits)
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise EdgeError("--epochs and --batch-size must be >= 1 and --lr > 0")
@@ -370,7 +370,10 @@ FPGA resource model, each candidate fine-tuned with knowledge distillation.
    FPS under --max-util).
 `edge build --util-cap F` (or `--target-fps N`) of model.onnx reports the resources and FPS compress reported.""")
 @click.option("--model", "model_name", default="cnv", show_default=True,
-              help="Zoo architecture (see `edge train --help`).")
+              help="Zoo architecture (see `edge train --help`), or FILE.py:FACTORY for your own Brevitas model "
+                   "(FACTORY() returns it; an INPUT_SHAPE tuple in the file overrides the dataset's C,H,W).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Trained state dict of --model: the baseline as given (otherwise it is trained here).")
 @click.option("--dataset", default="digits", show_default=True, help="Training data (digits ships offline).")
 @click.option("--board", default="pynq-z2", show_default=True, help="FPGA board name or a board .yaml.")
 @click.option("--target-fps", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -390,22 +393,22 @@ FPGA resource model, each candidate fine-tuned with knowledge distillation.
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("compress"), show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print compress.json.")
-def compress(model_name: str, dataset: str, board: str, target_fps: float | None, max_util: float,
-             max_acc_drop: float, epochs: int, ft_epochs: int, screen: int, shortlist: int, workers: int, seed: int,
-             output: Path, as_json: bool) -> None:
+def compress(model_name: str, checkpoint: Path | None, dataset: str, board: str, target_fps: float | None,
+             max_util: float, max_acc_drop: float, epochs: int, ft_epochs: int, screen: int, shortlist: int,
+             workers: int, seed: int, output: Path, as_json: bool) -> None:
     from boards import load_board
     from boards.schema import FpgaBoard
     from edge.compress.search import SearchConfig, run_search
     from edge.zoo import ZOO
 
-    if model_name not in ZOO:
-        raise EdgeError(f"unknown model '{model_name}'; the zoo has {', '.join(ZOO)}")
+    if model_name not in ZOO and ":" not in model_name:
+        raise EdgeError(f"unknown model '{model_name}'; the zoo has {', '.join(ZOO)}, or pass FILE.py:FACTORY")
     target = load_board(board)
     if not isinstance(target, FpgaBoard):
         raise EdgeError(f"board '{target.name}' is an edge device; edge compress scores FPGA resources")
     cfg = SearchConfig(model=model_name, dataset=dataset, board=target, target_fps=target_fps, max_util=max_util,
                        max_acc_drop=max_acc_drop, epochs=epochs, ft_epochs=ft_epochs, shortlist=shortlist,
-                       screen=screen, workers=workers, seed=seed)
+                       screen=screen, workers=workers, seed=seed, checkpoint=checkpoint)
     log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
     summary = run_search(cfg, output, progress=not as_json, log=log)
     if as_json:

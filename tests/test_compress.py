@@ -238,3 +238,64 @@ def test_edge_compress_search_resumes_and_its_choice_builds_as_reported(tmp_path
     assert code == 0, err
     totals = json.loads(stdout)["totals"]
     assert totals["fps"] == pytest.approx(chosen["fps"]) and totals["resources"] == chosen["resources"]
+
+
+USER_MODEL = '''
+import brevitas.nn as qnn
+import torch
+from torch import nn
+
+INPUT_SHAPE = (1, 8, 8)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.c1 = qnn.QuantConv2d(1, 12, 3, padding=1, weight_bit_width=4, bias=False)
+        self.b1 = nn.BatchNorm2d(12)
+        self.r1 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = qnn.QuantLinear(12 * 4 * 4, 10, weight_bit_width=4, bias=True)
+
+    def forward(self, x):
+        x = self.pool(self.r1(self.b1(self.c1(self.inp(x)))))
+        return self.fc(x.reshape(x.shape[0], -1))
+
+
+def build():
+    torch.manual_seed(0)
+    return Net()
+
+
+def broken():
+    raise ValueError("no")
+'''
+
+
+def test_edge_compress_on_a_model_file_with_its_checkpoint(tmp_path, run_cli, digits: Dataset) -> None:
+    """A model we did not write (plain PyTorch idioms, reshape-flatten) from FILE.py:FACTORY with a trained state
+    dict as the baseline; bad inputs are one-line errors."""
+    from edge.compress.search import make_model
+
+    (tmp_path / "net.py").write_text(USER_MODEL)
+    spec = f"{tmp_path / 'net.py'}:build"
+    model = make_model(spec, digits)
+    fine_tune(model, digits, (1, 8, 8), epochs=3)
+    torch.save(model.state_dict(), tmp_path / "net.pt")
+    acc = accuracy(model, torch.from_numpy(digits.x_test), digits.y_test)
+    code, stdout, err = run_cli("compress", "--model", spec, "--checkpoint", str(tmp_path / "net.pt"), "--ft-epochs",
+                                "1", "--screen", "6", "--shortlist", "2", "--workers", "1", "-o", str(tmp_path / "c"),
+                                "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["baseline"]["accuracy"] == pytest.approx(acc)  # the checkpoint as given, not retrained
+    assert result["fine_tuned"] == 2 and (tmp_path / "c" / "model.onnx").exists()
+    cases = [(["--model", f"{tmp_path / 'nope.py'}:build"], "no such model file"),
+             (["--model", f"{tmp_path / 'net.py'}:missing"], "defines no callable"),
+             (["--model", f"{tmp_path / 'net.py'}:broken"], "the factory raised ValueError"),
+             (["--model", "tfc", "--checkpoint", str(tmp_path / "net.pt")], "does not match the model"),
+             (["--model", "nosuch"], "unknown model")]
+    for args, words in cases:
+        code, _, err = run_cli("compress", *args, "-o", str(tmp_path / "bad"))
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1, (args, err)

@@ -11,6 +11,7 @@ short distilled QAT fine-tune from the trained uniform w4a4 baseline.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -18,7 +19,7 @@ import random
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ class SearchConfig:
     screen: int = 48
     workers: int = 2
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Path | None = None  # a trained state dict: the baseline as given, not trained here
 
 
 @dataclass
@@ -86,13 +87,17 @@ class Layout:
     activations: list[str]
     groups: list[int]
     channels: list[int]
+    wbits: list[int]  # the baseline's
+    abits: list[int]
 
 
 def layout_of(model: nn.Module, shape: tuple[int, ...]) -> Layout:
     graph = analyse_channels(model, shape)
     prunable = [g for g in graph.groups if g.prunable]
-    return Layout(weights=list(weight_layers(model)), activations=list(activation_layers(model))[1:],
-                  groups=[g.id for g in prunable], channels=[g.channels for g in prunable])
+    w, a = weight_layers(model), activation_layers(model)
+    acts = list(a)[1:]  # the input quantiser keeps its width (the host quantises the pixels)
+    return Layout(weights=list(w), activations=acts, groups=[g.id for g in prunable],
+                  channels=[g.channels for g in prunable], wbits=list(w.values()), abits=[a[n] for n in acts])
 
 
 def apply_candidate(base: nn.Module, shape: tuple[int, ...], cand: Candidate,
@@ -109,34 +114,40 @@ def apply_candidate(base: nn.Module, shape: tuple[int, ...], cand: Candidate,
             order = np.argsort(-channel_importance(model, grp, "bn" if grp.norms else "l1"), kind="stable")
             keep[grp.id] = np.sort(order[:n])
     prune_channels(model, graph, keep)
-    names_w = list(weight_layers(model))
-    names_a = list(activation_layers(model))[1:]
-    set_bit_widths(model, weights={n: b for n, b in zip(names_w, cand.wbits, strict=True) if b != BASE_BITS},
-                   activations={n: b for n, b in zip(names_a, cand.abits, strict=True) if b != BASE_BITS})
+    w, a = weight_layers(model), activation_layers(model)
+    names_a = list(a)[1:]
+    set_bit_widths(model, weights={n: b for n, b in zip(w, cand.wbits, strict=True) if b != w[n]},
+                   activations={n: b for n, b in zip(names_a, cand.abits, strict=True) if b != a[n]})
     return model
 
 
 def propose(layout: Layout, count: int, seed: int) -> list[Candidate]:
-    """Uniform settings (every bits x keep combination) then seeded per-layer mixes; first and last weight layers
-    keep 4 bits (they carry the input pixels and the class scores)."""
+    """Uniform settings (every bits x keep combination) then seeded per-layer mixes. The first and last weight
+    layers keep the baseline's width (they carry the input pixels and the class scores), and so do binary layers;
+    no layer gets more bits than the baseline gave it."""
     nw, na, ng = len(layout.weights), len(layout.activations), len(layout.groups)
     out: list[Candidate] = []
 
+    def fix(bits: list[int], base: list[int], pin_ends: bool) -> tuple[int, ...]:
+        fixed = [b0 if b0 <= 1 else min(b, b0) for b, b0 in zip(bits, base, strict=True)]
+        if pin_ends and fixed:
+            fixed[0], fixed[-1] = base[0], base[-1]
+        return tuple(fixed)
+
     def make(wb: list[int], ab: list[int], keep: list[float]) -> Candidate:
-        wb = list(wb)
-        wb[0] = wb[-1] = BASE_BITS
-        return Candidate(tuple(wb), tuple(ab), tuple(keep))
+        return Candidate(fix(wb, layout.wbits, True), fix(ab, layout.abits, False), tuple(keep))
 
     for b in BIT_CHOICES:
         for k in KEEP_CHOICES:
             out.append(make([b] * nw, [b] * na, [k] * ng))
     rng = random.Random(seed)
-    while len(set(out)) < count + 1:
+    for _ in range(50 * count):  # a small model may have fewer distinct settings than asked for
+        if len(set(out)) > count:
+            break
         out.append(make([rng.choice(BIT_CHOICES) for _ in range(nw)], [rng.choice(BIT_CHOICES) for _ in range(na)],
                         [rng.choice(KEEP_CHOICES) for _ in range(ng)]))
-    identity = Candidate(tuple([BASE_BITS] * nw), tuple([BASE_BITS] * na), tuple([1.0] * ng))
-    unique = [c for c in dict.fromkeys(out) if c != identity]  # the baseline itself is already trained
-    return unique[:count] if len(unique) >= count else unique
+    identity = Candidate(tuple(layout.wbits), tuple(layout.abits), tuple([1.0] * ng))
+    return [c for c in dict.fromkeys(out) if c != identity][:count]  # the baseline itself is already trained
 
 
 def _score(model: nn.Module, shape: tuple[int, ...], cfg: SearchConfig, path: Path | None = None) -> dict[str, Any]:
@@ -159,7 +170,7 @@ def _cost(hw: dict[str, Any], cfg: SearchConfig) -> tuple[float, float]:
 
 
 def strength(cand: Candidate) -> float:
-    """How much of the baseline a candidate keeps (1.0: all bits, all channels): the shortlist spans this."""
+    """How much of the model a candidate keeps (bits relative to 4, channel fraction): the shortlist spans this."""
     return float(np.mean([b / BASE_BITS for b in cand.wbits + cand.abits]) * np.mean(cand.keep or (1.0,)))
 
 
@@ -185,11 +196,65 @@ def pareto(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if not any(dominates(o, r) for o in records if o is not r)]
 
 
-def load_baseline(model_name: str, data: Dataset, path: Path | str) -> nn.Module:
-    """The trained baseline from its state dict (Brevitas modules do not pickle whole)."""
-    model = build_model(model_name, data.image_shape, data.num_classes, BASE_BITS, BASE_BITS)
-    model.load_state_dict(torch.load(path, weights_only=True))
+def _factory_module(spec: str):
+    path, _, name = spec.rpartition(":")
+    file = Path(path)
+    if not file.is_file():
+        raise EdgeError(f"{file}: no such model file (--model FILE.py:FACTORY)")
+    module_spec = importlib.util.spec_from_file_location(f"edge_user_model_{abs(hash(str(file.resolve())))}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's file: report, do not crash
+        raise EdgeError(f"{file}: importing it failed: {type(exc).__name__}: {exc}") from None
+    if not callable(getattr(module, name, None)):
+        raise EdgeError(f"{file}: defines no callable {name!r} (--model FILE.py:FACTORY)")
+    return module, getattr(module, name)
+
+
+def make_model(spec: str, data: Dataset) -> nn.Module:
+    """A fresh model: a zoo name (uniform w4a4) or FILE.py:FACTORY (the factory called without arguments)."""
+    if ":" not in spec:
+        return build_model(spec, data.image_shape, data.num_classes, BASE_BITS, BASE_BITS)
+    _, factory = _factory_module(spec)
+    try:
+        model = factory()
+    except Exception as exc:  # noqa: BLE001
+        raise EdgeError(f"{spec}: the factory raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise EdgeError(f"{spec}: the factory returned {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def input_shape_of(spec: str, data: Dataset) -> tuple[int, ...]:
+    """Per-sample input shape: the zoo's, or the model file's INPUT_SHAPE, else the dataset's (C, H, W)."""
+    if ":" not in spec:
+        return model_input_shape(spec, data.image_shape)
+    module, _ = _factory_module(spec)
+    return tuple(getattr(module, "INPUT_SHAPE", data.image_shape))
+
+
+def load_state(model: nn.Module, path: Path | str, what: str) -> nn.Module:
+    """Load a state dict (or a checkpoint dict holding one under 'state_dict' / 'model') into `model`."""
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise EdgeError(f"{path}: no such {what}") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
+        raise EdgeError(f"{path}: not a PyTorch state dict ({type(exc).__name__})") from None
+    if isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
+        state = state.get("state_dict") or state.get("model") or state
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise EdgeError(f"{path}: does not match the model: {first}") from None
+    return model
+
+
+def load_baseline(spec: str, data: Dataset, path: Path | str) -> nn.Module:
+    """The trained baseline from its state dict (Brevitas modules do not pickle whole)."""
+    return load_state(make_model(spec, data), path, "baseline")
 
 
 def load_candidate(base: nn.Module, shape: tuple[int, ...], cand: Candidate, path: Path) -> nn.Module:
@@ -239,7 +304,7 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
                log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """The whole search; everything it writes goes to out_dir (kept between runs: finished candidates are reused)."""
     data: Dataset = load_dataset(cfg.dataset)
-    shape = model_input_shape(cfg.model, data.image_shape)
+    shape = input_shape_of(cfg.model, data)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = out_dir / "search"
     state.mkdir(exist_ok=True)
@@ -248,10 +313,16 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
         base = load_baseline(cfg.model, data, base_pt)
         base_acc = json.loads((state / "baseline.json").read_text())["accuracy"]
         log("baseline: reused from an earlier run")
+    elif cfg.checkpoint is not None:
+        base = load_state(make_model(cfg.model, data), cfg.checkpoint, "checkpoint")
+        base_acc = fine_tune(base, data, shape, epochs=0)  # its accuracy as given
+        torch.save(base.state_dict(), base_pt)
+        write_json(state / "baseline.json", {"accuracy": base_acc})
     else:
-        log(f"baseline: uniform w{BASE_BITS}a{BASE_BITS} {cfg.model}, {cfg.epochs} epochs...")
         torch.manual_seed(cfg.seed)
-        base = build_model(cfg.model, data.image_shape, data.num_classes, BASE_BITS, BASE_BITS)
+        base = make_model(cfg.model, data)
+        what = cfg.model if ":" in cfg.model else f"uniform w{BASE_BITS}a{BASE_BITS} {cfg.model}"
+        log(f"baseline: {what}, {cfg.epochs} epochs...")
         base_acc = fine_tune(base, data, shape, epochs=cfg.epochs, lr=0.01, seed=cfg.seed, progress=progress)
         torch.save(base.state_dict(), base_pt)
         write_json(state / "baseline.json", {"accuracy": base_acc})
@@ -309,7 +380,8 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
                 done[result["key"]] = result
                 bar.update()
 
-    baseline = _record("baseline w4a4", base_acc, base_hw, str(state / "baseline.onnx"), _layers(base, shape))
+    name = "baseline" if cfg.checkpoint else f"baseline w{BASE_BITS}a{BASE_BITS}"
+    baseline = _record(name, base_acc, base_hw, str(state / "baseline.onnx"), _layers(base, shape))
     records = [baseline]
     hw_by_key = {c.key: hw for c, hw in shortlist}
     with (out_dir / "train_log.jsonl").open("w", encoding="utf-8") as f:
