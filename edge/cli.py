@@ -390,12 +390,15 @@ FPGA resource model, each candidate fine-tuned with knowledge distillation.
 @click.option("--shortlist", type=click.IntRange(min=1), default=8, show_default=True,
               help="Candidates fine-tuned.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Parallel fine-tuning.")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Fine-tune as Ray Tune trials on the Ray cluster at ADDRESS (e.g. 10.0.0.5:6379; needs the "
+                   "edge[ray] extra); --workers trials at a time.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("compress"), show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print compress.json.")
 def compress(model_name: str, checkpoint: Path | None, dataset: str, board: str, target_fps: float | None,
              max_util: float, max_acc_drop: float, epochs: int, ft_epochs: int, screen: int, shortlist: int,
-             workers: int, seed: int, output: Path, as_json: bool) -> None:
+             workers: int, ray_address: str | None, seed: int, output: Path, as_json: bool) -> None:
     from boards import load_board
     from boards.schema import FpgaBoard
     from edge.compress.search import SearchConfig, run_search
@@ -408,7 +411,7 @@ def compress(model_name: str, checkpoint: Path | None, dataset: str, board: str,
         raise EdgeError(f"board '{target.name}' is an edge device; edge compress scores FPGA resources")
     cfg = SearchConfig(model=model_name, dataset=dataset, board=target, target_fps=target_fps, max_util=max_util,
                        max_acc_drop=max_acc_drop, epochs=epochs, ft_epochs=ft_epochs, shortlist=shortlist,
-                       screen=screen, workers=workers, seed=seed, checkpoint=checkpoint)
+                       screen=screen, workers=workers, seed=seed, checkpoint=checkpoint, ray_address=ray_address)
     log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
     summary = run_search(cfg, output, progress=not as_json, log=log)
     if as_json:

@@ -299,3 +299,36 @@ def test_edge_compress_on_a_model_file_with_its_checkpoint(tmp_path, run_cli, di
     for args, words in cases:
         code, _, err = run_cli("compress", *args, "-o", str(tmp_path / "bad"))
         assert code == 2 and words in err and len(err.strip().splitlines()) == 1, (args, err)
+
+
+def test_edge_compress_trials_on_a_local_ray_cluster(tmp_path, run_cli) -> None:
+    """--ray ADDRESS against a Ray head started here (ray start --head): the candidates run as Ray Tune trials."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ray_cli = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**__import__("os").environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True, env=env,
+                   timeout=180)
+    try:
+        out = tmp_path / "ray"
+        code, stdout, err = run_cli("compress", "--model", "tfc", "--epochs", "3", "--ft-epochs", "1", "--screen", "6",
+                                    "--shortlist", "2", "--ray", f"127.0.0.1:{port}", "-o", str(out), "--json")
+        assert code == 0, err
+        result = json.loads(stdout)
+        assert result["fine_tuned"] == 2
+        trials = list((out / "search" / "ray" / "compress").glob("*/result.json"))
+        assert len(trials) == 2  # Ray Tune's own record of each trial
+        assert all(json.loads(t.read_text().splitlines()[-1])["accuracy"] > 0 for t in trials)
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
+    code, _, err = run_cli("compress", "--model", "tfc", "--epochs", "1", "--screen", "2", "--shortlist", "1",
+                           "--ray", "127.0.0.1:1", "-o", str(tmp_path / "noray"))
+    assert code == 2 and "--ray 127.0.0.1:1: cannot connect" in err, err

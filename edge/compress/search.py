@@ -10,6 +10,7 @@ short distilled QAT fine-tune from the trained uniform w4a4 baseline.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import json
@@ -17,6 +18,8 @@ import multiprocessing as mp
 import os
 import random
 import shutil
+import socket
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -77,6 +80,7 @@ class SearchConfig:
     workers: int = 2
     seed: int = 0
     checkpoint: Path | None = None  # a trained state dict: the baseline as given, not trained here
+    ray_address: str | None = None  # fine-tune as Ray Tune trials on this cluster instead of local processes
 
 
 @dataclass
@@ -282,6 +286,50 @@ def _train_candidate(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _ray_trial(config: dict[str, Any]) -> None:
+    """A Ray Tune trial: one candidate's fine-tuning (its files land in the search directory, as locally)."""
+    from ray import tune
+
+    result = _train_candidate(config["job"])
+    tune.report({"accuracy": result["accuracy"]})
+
+
+def _train_on_ray(todo: list[dict[str, Any]], address: str, concurrent: int, storage: Path) -> list[dict[str, Any]]:
+    """Fine-tune the candidates as Ray Tune trials (one CPU each) on the Ray cluster at `address`."""
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise EdgeError("--ray needs Ray Tune: pip install 'edge-toolchain[ray]'") from None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if host and port.isdigit():  # ray.init retries an unreachable head for minutes: fail fast instead
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as exc:
+            raise EdgeError(f"--ray {address}: cannot connect ({exc.strerror or exc}); is `ray start --head` "
+                            "running there?") from None
+    try:
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, configure_logging=False)
+    except Exception as exc:  # noqa: BLE001 - a cluster we cannot reach is the user's input
+        raise EdgeError(f"--ray {address}: cannot connect ({type(exc).__name__}: {str(exc).splitlines()[0]})") \
+            from None
+    try:
+        tuner = tune.Tuner(tune.with_resources(_ray_trial, {"cpu": 1}),
+                           param_space={"job": tune.grid_search(todo)},
+                           tune_config=tune.TuneConfig(max_concurrent_trials=concurrent,
+                                                       trial_dirname_creator=lambda t: t.trial_id),
+                           run_config=tune.RunConfig(storage_path=str(storage.resolve()), name="compress",
+                                                     verbose=0))
+        with contextlib.redirect_stdout(sys.stderr):  # Ray Tune's status tables: not on stdout (--json)
+            grid = tuner.fit()
+        failed = [r for r in grid if r.error]
+        if failed:
+            raise EdgeError(f"--ray: {len(failed)} of {len(todo)} trials failed: {failed[0].error}")
+    finally:
+        ray.shutdown()
+    return [json.loads((Path(j["dir"]) / "result.json").read_text()) for j in todo]
+
+
 def _record(name: str, acc: float, hw: dict[str, Any], model_path: str | None, layers: list[dict] | None) -> dict:
     return {"name": name, "accuracy": acc, "fps": hw["fps"], "resources": hw["resources"],
             "utilisation": hw["utilisation"], "bottleneck": hw["bottleneck"], "model": model_path, "layers": layers}
@@ -361,7 +409,11 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
         log(f"resuming: {len(done)} of {len(jobs)} candidates already fine-tuned")
     with tqdm(total=len(jobs), initial=len(done), desc="fine-tuning candidates", unit="cand",
               disable=not progress, leave=False) as bar:
-        if cfg.workers > 1 and len(todo) > 1:
+        if cfg.ray_address is not None and todo:
+            for result in _train_on_ray(todo, cfg.ray_address, cfg.workers, state / "ray"):
+                done[result["key"]] = result
+                bar.update()
+        elif cfg.workers > 1 and len(todo) > 1:
             quiet = os.environ.get("PYTHONWARNINGS")
             os.environ["PYTHONWARNINGS"] = "ignore"  # workers: no import-time library warnings over the bar
             try:
