@@ -8,24 +8,24 @@ from torch import nn
 from edge.errors import EdgeError
 
 
-def weight_layers(model: nn.Module) -> dict[str, int]:
-    """Layers with a weight quantiser and their current weight bit width."""
+def _quantised(model: nn.Module, proxy_name: str) -> dict[str, int]:
+    """Modules with an enabled Brevitas quant proxy `proxy_name`, and its bit width."""
     out = {}
     for name, m in model.named_modules():
-        q = getattr(m, "weight_quant", None)
+        q = getattr(m, proxy_name, None)
         if q is not None and hasattr(q, "quant_injector") and getattr(q, "is_quant_enabled", True):
             out[name] = int(q.bit_width())
     return out
+
+
+def weight_layers(model: nn.Module) -> dict[str, int]:
+    """Layers with a weight quantiser and their current weight bit width."""
+    return _quantised(model, "weight_quant")
 
 
 def activation_layers(model: nn.Module) -> dict[str, int]:
     """Activation quantisers (by module name) and their current bit width."""
-    out = {}
-    for name, m in model.named_modules():
-        q = getattr(m, "act_quant", None)
-        if q is not None and hasattr(q, "quant_injector") and getattr(q, "is_quant_enabled", True):
-            out[name] = int(q.bit_width())
-    return out
+    return _quantised(model, "act_quant")
 
 
 def reinit_proxy(proxy: nn.Module) -> None:
