@@ -363,7 +363,7 @@ FPGA resource model, each candidate fine-tuned with knowledge distillation.
 1. trains the uniform w4a4 baseline (--epochs) and scores it on --board;
 2. screens --screen candidates (bits 2-4 per layer, 25-100% of each prunable channel group) on hardware only:
    lowering, folding (fold_to_budget) and the resource model, as `edge build` does;
-3. fine-tunes a --shortlist of them from the baseline with the baseline as teacher (KL on T=4 logits + labels),
+3. fine-tunes a --shortlist of them from the baseline, distilled from --teacher (KL on T=4 logits + labels),
    in --workers processes; finished candidates are kept in -o DIR/search/, so a rerun resumes;
 4. writes pareto.json, pareto.svg (accuracy vs FPS), train_log.jsonl, compress.json and the chosen model.onnx:
    the best candidate within --max-acc-drop points of the baseline (fewest LUT/BRAM at --target-fps, or the most
@@ -393,12 +393,16 @@ FPGA resource model, each candidate fine-tuned with knowledge distillation.
 @click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
               help="Fine-tune as Ray Tune trials on the Ray cluster at ADDRESS (e.g. 10.0.0.5:6379; needs the "
                    "edge[ray] extra); --workers trials at a time.")
+@click.option("--teacher", type=click.Choice(["baseline", "w8a8", "float", "none"]), default="baseline",
+              show_default=True,
+              help="Distillation teacher: the trained baseline, a w8a8 or a float copy of it (fine-tuned from the "
+                   "baseline for --ft-epochs first), or none (labels only).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("compress"), show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print compress.json.")
 def compress(model_name: str, checkpoint: Path | None, dataset: str, board: str, target_fps: float | None,
              max_util: float, max_acc_drop: float, epochs: int, ft_epochs: int, screen: int, shortlist: int,
-             workers: int, ray_address: str | None, seed: int, output: Path, as_json: bool) -> None:
+             workers: int, ray_address: str | None, teacher: str, seed: int, output: Path, as_json: bool) -> None:
     from boards import load_board
     from boards.schema import FpgaBoard
     from edge.compress.search import SearchConfig, run_search
@@ -411,7 +415,8 @@ def compress(model_name: str, checkpoint: Path | None, dataset: str, board: str,
         raise EdgeError(f"board '{target.name}' is an edge device; edge compress scores FPGA resources")
     cfg = SearchConfig(model=model_name, dataset=dataset, board=target, target_fps=target_fps, max_util=max_util,
                        max_acc_drop=max_acc_drop, epochs=epochs, ft_epochs=ft_epochs, shortlist=shortlist,
-                       screen=screen, workers=workers, seed=seed, checkpoint=checkpoint, ray_address=ray_address)
+                       screen=screen, workers=workers, seed=seed, checkpoint=checkpoint, ray_address=ray_address,
+                       teacher=teacher)
     log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
     summary = run_search(cfg, output, progress=not as_json, log=log)
     if as_json:

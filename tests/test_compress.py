@@ -21,14 +21,18 @@ from edge.compress import (
     distillation_loss,
     factorize,
     fine_tune,
+    float_copy,
     hardware_score,
     magnitude_prune,
     max_useful_rank,
     prune_by_ratio,
     prune_channels,
+    prune_iteratively,
     set_bit_widths,
     sparsity_report,
+    train_teacher,
     weight_layers,
+    wide_copy,
 )
 from edge.compress.channels import ChannelGraph, export_for_analysis
 from edge.corpus import ConcatNet, randomise_batchnorm
@@ -185,6 +189,51 @@ def test_prune_bits_lowrank_with_distillation_on_digits(digits: Dataset, tmp_pat
     assert all(v >= 0.6 for v in sparsity_report(sparse).values())
 
 
+def test_teachers_and_iterative_pruning(digits: Dataset) -> None:
+    """A float copy really computes in float (activations off the 4-bit grid) and leaves the original quantised; the
+    w8a8 copy has 8-bit quantisers; iterative pruning reaches the asked channel counts in geometric steps."""
+    shape = (64,)
+    torch.manual_seed(0)
+    base = build_model("tfc", (1, 8, 8), 10, 4, 4)
+    base_acc = fine_tune(base, digits, shape, epochs=4)
+    x = torch.from_numpy(digits.x_test[:64].reshape(64, -1))
+    first_act = list(activation_layers(base))[1]
+
+    def levels(model: nn.Module) -> int:
+        seen = []
+        act = dict(model.named_modules())[first_act]
+        handle = act.register_forward_hook(lambda m, i, o: seen.append(torch.as_tensor(o.value if hasattr(o, "value")
+                                                                                         else o)))
+        model.eval()
+        with torch.no_grad():
+            out = model(x)
+        handle.remove()
+        assert isinstance(out, torch.Tensor)
+        return len(torch.unique(seen[0]))
+
+    teacher, acc = train_teacher("float", base, digits, shape, epochs=2)
+    assert levels(base) <= 2**4 < levels(teacher) and acc > 0.5
+    assert levels(float_copy(base)) > 2**4 and levels(base) <= 2**4  # the original keeps its quantisers
+    assert train_teacher("none", base, digits, shape, epochs=1) == (None, None)
+    assert train_teacher("baseline", base, digits, shape, epochs=1) == (base, pytest.approx(base_acc))
+    with pytest.raises(EdgeError, match="unknown teacher"):
+        train_teacher("huge", base, digits, shape, epochs=1)
+    wide = wide_copy(base)
+    assert set(weight_layers(wide).values()) == {8} and set(activation_layers(wide).values()) == {8}
+    assert set(weight_layers(base).values()) == {4}
+    assert levels(wide) > 2**4
+
+    pruned = copy.deepcopy(base)
+    log: list[dict] = []
+    acc = prune_iteratively(pruned, digits, shape, 0.5, steps=2, epochs=1, teacher=teacher, log=log)
+    groups = [g for g in analyse_channels(pruned, shape).groups if g.prunable]
+    assert [g.channels for g in groups] == [32, 32, 32]
+    assert [sorted(r["channels"].values()) for r in log] == [[45, 45, 45], [32, 32, 32]]
+    assert acc >= base_acc - 0.1 and acc == log[-1]["accuracy"]
+    with pytest.raises(EdgeError, match="ratio must be"):
+        prune_iteratively(pruned, digits, shape, 1.0)
+
+
 def test_distillation_loss_terms() -> None:
     torch.manual_seed(0)
     s, t, y = torch.randn(8, 10), torch.randn(8, 10), torch.randint(0, 10, (8,))
@@ -238,6 +287,15 @@ def test_edge_compress_search_resumes_and_its_choice_builds_as_reported(tmp_path
     assert code == 0, err
     totals = json.loads(stdout)["totals"]
     assert totals["fps"] == pytest.approx(chosen["fps"]) and totals["resources"] == chosen["resources"]
+    # another teacher: the baseline is reused, the candidates are fine-tuned again (distilled from a float copy)
+    code, stdout3, err3 = run_cli(*args, "--teacher", "float")
+    assert code == 0, err3
+    assert json.loads(stdout3)["teacher"]["kind"] == "float" and (out / "search" / "teacher_float.pt").exists()
+    base_pt = out / "search" / "baseline.pt"
+    assert base_pt.stat().st_mtime_ns == stamps[base_pt]
+    assert all(p.stat().st_mtime_ns != t for p, t in stamps.items() if p != base_pt)
+    code, _, err = run_cli("compress", "--model", "cnv", "-o", str(out))  # a directory holding another search
+    assert code == 2 and "holds a search with another epochs, model" in err and len(err.strip().splitlines()) == 1
 
 
 USER_MODEL = '''

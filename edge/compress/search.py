@@ -1,6 +1,7 @@
 """`edge compress`: a search over per-layer bit widths and channel counts of a zoo model, each candidate scored by
 the fpga package's folding and resource model and, for a hardware-screened shortlist, by its accuracy after a
-short distilled QAT fine-tune from the trained uniform w4a4 baseline.
+short distilled QAT fine-tune from the trained uniform w4a4 baseline (teacher: the baseline, or its w8a8 or float
+copy).
 
 1. Train the baseline (uniform w4a4) and score it on the board.
 2. Screen many candidates on hardware alone (export + lower + fold, well under a second each).
@@ -36,6 +37,7 @@ from edge.compress.bits import activation_layers, set_bit_widths, weight_layers
 from edge.compress.channels import ChannelGraph, analyse_channels, channel_importance, prune_channels
 from edge.compress.distill import fine_tune
 from edge.compress.score import hardware_score
+from edge.compress.teacher import teacher_shell, train_teacher
 from edge.data import Dataset, load_dataset
 from edge.errors import EdgeError
 from edge.fsutil import write_json
@@ -81,6 +83,7 @@ class SearchConfig:
     seed: int = 0
     checkpoint: Path | None = None  # a trained state dict: the baseline as given, not trained here
     ray_address: str | None = None  # fine-tune as Ray Tune trials on this cluster instead of local processes
+    teacher: str = "baseline"  # distillation teacher: baseline, w8a8, float or none (edge.compress.teacher)
 
 
 @dataclass
@@ -268,20 +271,28 @@ def load_candidate(base: nn.Module, shape: tuple[int, ...], cand: Candidate, pat
     return model
 
 
+def _settings(job: dict[str, Any]) -> dict[str, Any]:
+    """What a candidate's fine-tuning depends on besides the baseline: a kept result is reused only if they match."""
+    return {"teacher": job["teacher"], "ft_epochs": job["ft_epochs"], "seed": job["seed"]}
+
+
 def _train_candidate(job: dict[str, Any]) -> dict[str, Any]:
-    """Worker: fine-tune one candidate from the baseline with the baseline as teacher; writes its directory."""
+    """Worker: fine-tune one candidate from the baseline, distilled from the job's teacher; writes its directory."""
     torch.set_num_threads(1)
     out = Path(job["dir"])
     data = load_dataset(job["dataset"])
     base = load_baseline(job["model"], data, job["baseline"])
+    teacher = teacher_shell(job["teacher"], base)
+    if job["teacher_state"]:
+        load_state(teacher, job["teacher_state"], "teacher")
     cand = Candidate(**{k: tuple(v) for k, v in job["candidate"].items()})
     model = apply_candidate(base, job["shape"], cand)
     log: list[dict] = []
-    acc = fine_tune(model, data, job["shape"], epochs=job["ft_epochs"], teacher=base, seed=job["seed"], log=log)
+    acc = fine_tune(model, data, job["shape"], epochs=job["ft_epochs"], teacher=teacher, seed=job["seed"], log=log)
     out.mkdir(parents=True, exist_ok=True)
     export_qonnx_file(model, job["shape"], out / "model.onnx", {"edge.compress": cand.key})
     torch.save(model.state_dict(), out / "model.pt")
-    result = {"key": cand.key, "accuracy": acc, "log": log, "candidate": asdict(cand)}
+    result = {"key": cand.key, "accuracy": acc, "log": log, "candidate": asdict(cand), "settings": _settings(job)}
     write_json(out / "result.json", result)  # last: its presence marks the candidate done (resume)
     return result
 
@@ -330,6 +341,22 @@ def _train_on_ray(todo: list[dict[str, Any]], address: str, concurrent: int, sto
     return [json.loads((Path(j["dir"]) / "result.json").read_text()) for j in todo]
 
 
+def _teacher(cfg: SearchConfig, base: nn.Module, data: Dataset, shape: tuple[int, ...], state: Path,
+             log: Callable[[str], None]) -> tuple[Path | None, float | None]:
+    """The distillation teacher's state dict and accuracy (None for the baseline itself or no teacher); a float or
+    w8a8 teacher is fine-tuned from the baseline once (--ft-epochs) and kept for reruns."""
+    if cfg.teacher in ("baseline", "none"):
+        return None, None
+    path, info = state / f"teacher_{cfg.teacher}.pt", state / f"teacher_{cfg.teacher}.json"
+    if path.exists() and info.exists() and json.loads(info.read_text()).get("ft_epochs") == cfg.ft_epochs:
+        return path, json.loads(info.read_text())["accuracy"]
+    log(f"teacher: {cfg.teacher} copy of the baseline, {cfg.ft_epochs} epochs...")
+    teacher, acc = train_teacher(cfg.teacher, base, data, shape, max(cfg.ft_epochs, 1), seed=cfg.seed)
+    torch.save(teacher.state_dict(), path)
+    write_json(info, {"accuracy": acc, "ft_epochs": cfg.ft_epochs})
+    return path, acc
+
+
 def _record(name: str, acc: float, hw: dict[str, Any], model_path: str | None, layers: list[dict] | None) -> dict:
     return {"name": name, "accuracy": acc, "fps": hw["fps"], "resources": hw["resources"],
             "utilisation": hw["utilisation"], "bottleneck": hw["bottleneck"], "model": model_path, "layers": layers}
@@ -357,15 +384,22 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
     state = out_dir / "search"
     state.mkdir(exist_ok=True)
     base_pt = state / "baseline.pt"
-    if base_pt.exists():
+    made_with = {"model": cfg.model, "dataset": cfg.dataset, "epochs": cfg.epochs, "seed": cfg.seed,
+                 "checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None}
+    if base_pt.exists() and (state / "baseline.json").exists():
+        kept = json.loads((state / "baseline.json").read_text())
+        if kept.get("made_with") != made_with:
+            diff = sorted(k for k in made_with if kept.get("made_with", {}).get(k) != made_with[k])
+            raise EdgeError(f"{out_dir}: holds a search with another {', '.join(diff)}; choose another -o DIR or "
+                            f"delete {state}")
         base = load_baseline(cfg.model, data, base_pt)
-        base_acc = json.loads((state / "baseline.json").read_text())["accuracy"]
+        base_acc = kept["accuracy"]
         log("baseline: reused from an earlier run")
     elif cfg.checkpoint is not None:
         base = load_state(make_model(cfg.model, data), cfg.checkpoint, "checkpoint")
         base_acc = fine_tune(base, data, shape, epochs=0)  # its accuracy as given
         torch.save(base.state_dict(), base_pt)
-        write_json(state / "baseline.json", {"accuracy": base_acc})
+        write_json(state / "baseline.json", {"accuracy": base_acc, "made_with": made_with})
     else:
         torch.manual_seed(cfg.seed)
         base = make_model(cfg.model, data)
@@ -373,12 +407,13 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
         log(f"baseline: {what}, {cfg.epochs} epochs...")
         base_acc = fine_tune(base, data, shape, epochs=cfg.epochs, lr=0.01, seed=cfg.seed, progress=progress)
         torch.save(base.state_dict(), base_pt)
-        write_json(state / "baseline.json", {"accuracy": base_acc})
+        write_json(state / "baseline.json", {"accuracy": base_acc, "made_with": made_with})
     base_hw = _score(base, shape, cfg, state / "baseline.onnx")
     if not base_hw["feasible"]:
         raise EdgeError(f"the w{BASE_BITS}a{BASE_BITS} baseline does not fit {cfg.board.name}: {base_hw['reason']}")
     layout = layout_of(base, shape)
     graph = analyse_channels(base, shape)
+    teacher_pt, teacher_acc = _teacher(cfg, base, data, shape, state, log)
 
     screened = []
     for cand in tqdm(propose(layout, cfg.screen, cfg.seed), desc="hardware screening", unit="cand",
@@ -401,9 +436,13 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
         cdir = state / "candidates" / cand.key
         jobs.append({"dir": str(cdir), "dataset": cfg.dataset, "model": cfg.model, "baseline": str(base_pt),
                      "candidate": asdict(cand),
-                     "shape": shape, "ft_epochs": cfg.ft_epochs, "seed": cfg.seed})
-    done = {Path(j["dir"]).name: json.loads((Path(j["dir"]) / "result.json").read_text())
-            for j in jobs if (Path(j["dir"]) / "result.json").exists()}
+                     "shape": shape, "ft_epochs": cfg.ft_epochs, "seed": cfg.seed, "teacher": cfg.teacher,
+                     "teacher_state": str(teacher_pt) if teacher_pt else None})
+    done = {}
+    for job in jobs:
+        kept = Path(job["dir"]) / "result.json"
+        if kept.exists() and json.loads(kept.read_text()).get("settings") == _settings(job):
+            done[Path(job["dir"]).name] = json.loads(kept.read_text())
     todo = [j for j in jobs if Path(j["dir"]).name not in done]
     if done:
         log(f"resuming: {len(done)} of {len(jobs)} candidates already fine-tuned")
@@ -454,6 +493,8 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
                "objective": {"target_fps": cfg.target_fps, "max_util": cfg.max_util,
                              "max_acc_drop_points": cfg.max_acc_drop},
                "baseline": baseline, "chosen": chosen, "pareto": front,
+               "teacher": {"kind": cfg.teacher,
+                           "accuracy": base_acc if cfg.teacher == "baseline" else teacher_acc},
                "screened": len(screened), "fine_tuned": len(done),
                "sparsity_note": "unstructured sparsity is not used: the MVAU multiplies every weight"}
     write_json(out_dir / "pareto.json", {"baseline": baseline, "chosen": chosen, "pareto": front,
