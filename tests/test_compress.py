@@ -298,46 +298,21 @@ def test_edge_compress_search_resumes_and_its_choice_builds_as_reported(tmp_path
     assert code == 2 and "holds a search with another epochs, model" in err and len(err.strip().splitlines()) == 1
 
 
-USER_MODEL = '''
-import brevitas.nn as qnn
-import torch
-from torch import nn
-
-INPUT_SHAPE = (1, 8, 8)
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
-        self.c1 = qnn.QuantConv2d(1, 12, 3, padding=1, weight_bit_width=4, bias=False)
-        self.b1 = nn.BatchNorm2d(12)
-        self.r1 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
-        self.pool = nn.MaxPool2d(2)
-        self.fc = qnn.QuantLinear(12 * 4 * 4, 10, weight_bit_width=4, bias=True)
-
-    def forward(self, x):
-        x = self.pool(self.r1(self.b1(self.c1(self.inp(x)))))
-        return self.fc(x.reshape(x.shape[0], -1))
-
-
-def build():
-    torch.manual_seed(0)
-    return Net()
-
-
+BROKEN_MODEL = '''
 def broken():
     raise ValueError("no")
 '''
 
 
 def test_edge_compress_on_a_model_file_with_its_checkpoint(tmp_path, run_cli, digits: Dataset) -> None:
-    """A model we did not write (plain PyTorch idioms, reshape-flatten) from FILE.py:FACTORY with a trained state
-    dict as the baseline; bad inputs are one-line errors."""
+    """A model we did not write (bench/plain_cnn.py: plain PyTorch idioms, reshape-flatten) from FILE.py:FACTORY
+    with a trained state dict as the baseline; bad inputs are one-line errors."""
+    from pathlib import Path
+
     from edge.compress.search import make_model
 
-    (tmp_path / "net.py").write_text(USER_MODEL)
-    spec = f"{tmp_path / 'net.py'}:build"
+    (tmp_path / "net.py").write_text(BROKEN_MODEL)
+    spec = f"{Path(__file__).resolve().parent.parent / 'bench' / 'plain_cnn.py'}:build"
     model = make_model(spec, digits)
     fine_tune(model, digits, (1, 8, 8), epochs=3)
     torch.save(model.state_dict(), tmp_path / "net.pt")
@@ -349,10 +324,12 @@ def test_edge_compress_on_a_model_file_with_its_checkpoint(tmp_path, run_cli, di
     result = json.loads(stdout)
     assert result["baseline"]["accuracy"] == pytest.approx(acc)  # the checkpoint as given, not retrained
     assert result["fine_tuned"] == 2 and (tmp_path / "c" / "model.onnx").exists()
+    torch.save({"fc.weight": torch.zeros(3)}, tmp_path / "other.pt")
     cases = [(["--model", f"{tmp_path / 'nope.py'}:build"], "no such model file"),
              (["--model", f"{tmp_path / 'net.py'}:missing"], "defines no callable"),
              (["--model", f"{tmp_path / 'net.py'}:broken"], "the factory raised ValueError"),
              (["--model", "tfc", "--checkpoint", str(tmp_path / "net.pt")], "does not match the model"),
+             (["--model", spec, "--checkpoint", str(tmp_path / "other.pt")], "does not match the model"),
              (["--model", "nosuch"], "unknown model")]
     for args, words in cases:
         code, _, err = run_cli("compress", *args, "-o", str(tmp_path / "bad"))
