@@ -385,9 +385,9 @@ FPGA resource model, each candidate fine-tuned with knowledge distillation.
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Baseline training epochs.")
 @click.option("--ft-epochs", type=click.IntRange(min=0), default=8, show_default=True,
               help="Distilled fine-tuning epochs per candidate.")
-@click.option("--screen", type=click.IntRange(min=1), default=48, show_default=True,
+@click.option("--screen", type=click.IntRange(min=1), default=96, show_default=True,
               help="Candidates scored on hardware.")
-@click.option("--shortlist", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--shortlist", type=click.IntRange(min=1), default=16, show_default=True,
               help="Candidates fine-tuned.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Parallel fine-tuning.")
 @click.option("--ray", "ray_address", default=None, metavar="ADDRESS",

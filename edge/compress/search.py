@@ -77,8 +77,8 @@ class SearchConfig:
     max_acc_drop: float  # accuracy points (0-100)
     epochs: int = 10
     ft_epochs: int = 8
-    shortlist: int = 8
-    screen: int = 48
+    shortlist: int = 16
+    screen: int = 96
     workers: int = 2
     seed: int = 0
     checkpoint: Path | None = None  # a trained state dict: the baseline as given, not trained here
