@@ -14,11 +14,12 @@ DEMO_OUT ?= demo-build
 install: $(STAMP) $(PYNQ_STAMP)
 
 # torch goes first, pinned to the local CPU wheel: installed later as a dependency it would pull GBs of CUDA.
+# torchvision 0.28.0 is the release built for torch 2.13 (tests build its models; onnx2torch needs it).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
+	$(BIN)/python -m pip install --quiet torch==2.13.0 torchvision==0.28.0
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray,onnx]"
 	touch $(STAMP)
 
 $(PYNQ_STAMP):

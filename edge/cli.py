@@ -24,6 +24,7 @@ edge: quantized neural networks from Brevitas QAT to FPGAs and edge devices.
 \b
 Workflow:
   edge train   --model tfc --wbits 2 --abits 2 -o out/   train on real data, export QONNX
+  edge quantize net.py:build --calib x.npy -o q/         post-training quantisation of a float model
   edge inspect out/model.onnx                            layers, bits, MACs, what each target accepts
   edge build   --board pynq-z2 out/model.onnx -o build/  dataflow IR, folding, estimates, HLS, simulation
   edge simulate build/                                   C-sim + cycle-level simulation vs the golden model
@@ -131,6 +132,81 @@ def train(model_name: str, wbits: int, abits: int, dataset: str, epochs: int, ba
         + f", QONNX golden {metrics['qonnx_test_accuracy']:.2%}, {metrics['parameters']:,} parameters, "
         f"{metrics['train_seconds']:.1f} s"
     )
+
+
+# ---------------------------------------------------------------------------------------------- quantize
+@cli.command(help="""Post-training quantisation of a float model (Brevitas graph PTQ) to QONNX that edge build, export,
+compress and inspect take as it is.
+
+\b
+MODEL is FILE.py:FACTORY (FACTORY() returns a float torch.nn.Module: your own network, a torchvision model, a
+Hugging Face model, whose .logits is taken) or a float .onnx (converted with onnx2torch). BatchNorm is merged,
+weights are quantised per channel, activations per tensor, the first and last layers keep 8-bit weights and the
+input quantiser is 8-bit. --method is a calibration (minmax, percentile, mse) followed by steps joined with +:
+equalize (cross-layer weight and activation equalisation), gptq (GPTQ rounding), bias (bias correction).
+--wbits 4-8 picks each layer's weight width from a sensitivity pass (the narrowest width that costs at most
+--mp-tolerance dB of output SQNR). --board sets defaults for that target: signed int8 for edge devices, w4-8/a4
+with unsigned ReLU outputs, mse+equalize+gptq+bias for an FPGA.
+\b
+Writes DIR/model.onnx (QONNX), DIR/quantized.pt (the quantised state dict) and DIR/quantize.json.""")
+@click.argument("model")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("quantized"), show_default=True,
+              help="Output directory (written whole or not at all).")
+@click.option("--calib", type=click.Path(path_type=Path), required=True,
+              help="Real inputs (.npy, batch first): float images or int64 token ids.")
+@click.option("--labels", type=click.Path(path_type=Path), default=None,
+              help="Labels of --calib (.npy): reports float and quantised accuracy.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="State dict of the float model.")
+@click.option("--wbits", default=None, help="Weight bits, 2-8, or a range such as 4-8 for mixed precision "
+              "[default: 8, or the board's].")
+@click.option("--abits", type=int, default=None, help="Activation bits, 2-8 [default: 8, or the board's].")
+@click.option("--method", default=None, help="Calibration and steps, e.g. mse+equalize+gptq+bias "
+              "[default: percentile+bias, or the board's].")
+@click.option("--board", default=None, help="Target board or device: its defaults for bits and method.")
+@click.option("--mp-tolerance", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Mixed precision: output SQNR (dB) a layer may lose at a narrower width.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print quantize.json.")
+def quantize(model: str, output: Path, calib: Path, labels: Path | None, checkpoint: Path | None, wbits: str | None,
+             abits: int | None, method: str | None, board: str | None, mp_tolerance: float, batch_size: int,
+             as_json: bool) -> None:
+    from edge.ptq import make_recipe
+    from edge.ptq import quantize as run_quantize
+    from edge.ptq.source import load_array
+
+    target = None
+    if board is not None:
+        from boards import load_board
+
+        target = load_board(board)
+    recipe = make_recipe(target, wbits, abits, method)
+    x = load_array(calib, "calibration")
+    y = None
+    if labels is not None:
+        y = load_array(labels, "labels")
+        if y.dtype.kind not in "iu" or y.ndim != 1:
+            raise EdgeError(f"{labels}: labels must be a 1-D integer array (got dtype {y.dtype}, shape {y.shape})")
+    log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
+    report = run_quantize(model, x, output, recipe, labels=y, checkpoint=checkpoint, batch=batch_size,
+                          progress=not as_json and sys.stderr.isatty(), mp_tolerance_db=mp_tolerance, log=log)
+    if as_json:
+        emit_json(report)
+        return
+    rows = [[r["name"], r["kind"], str(r["wbits"]), "inf" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}"]
+            for r in report["layers"]]
+    click.echo(render(["layer", "kind", "w bits", "output SQNR dB"], rows))
+    acc = ""
+    if report["float_accuracy"] is not None:
+        acc = f"accuracy float {report['float_accuracy']:.2%} -> quantised {report['quant_accuracy']:.2%}; "
+    click.echo(f"{model}: w{report['wbits']}a{report['abits']} {report['method']} ({report['mode']} mode, "
+               f"{report['calibration_samples']} calibration samples): {acc}top-1 agreement with float "
+               f"{report['agreement']:.2%}, output SQNR {report['output_sqnr_db']} dB")
+    g = report["qonnx_vs_torch"]
+    click.echo(f"QONNX (golden) vs quantised PyTorch on {g['samples']} samples: top-1 agreement "
+               f"{g['top1_agreement']:.2%}, max |delta| {g['max_abs_diff']:.2g}"
+               + ("" if report["qonnx_accuracy"] is None else f", QONNX accuracy {report['qonnx_accuracy']:.2%}"))
+    click.echo(f"wrote {output}/model.onnx, quantized.pt, quantize.json "
+               f"(try: edge inspect {output}/model.onnx)")
 
 
 # ---------------------------------------------------------------------------------------------- inspect

@@ -100,8 +100,11 @@ def fit(model: nn.Module, cfg: TrainConfig, data: Dataset, shape: tuple[int, ...
     return acc
 
 
-def export_qonnx_file(model: nn.Module, shape: tuple[int, ...], path: Path, metadata: dict[str, str]) -> None:
-    """Export with Brevitas' QONNX exporter and record how the model was made in the ONNX metadata."""
+def export_qonnx_file(model: nn.Module, shape: tuple[int, ...], path: Path, metadata: dict[str, str],
+                      example: torch.Tensor | None = None) -> None:
+    """Export with Brevitas' QONNX exporter and record how the model was made in the ONNX metadata.
+
+    `example` (one sample, batch first) sets the input's dtype, e.g. int64 token ids; zeros of `shape` otherwise."""
     from brevitas.export import export_qonnx
 
     model.eval()
@@ -109,7 +112,8 @@ def export_qonnx_file(model: nn.Module, shape: tuple[int, ...], path: Path, meta
         warnings.simplefilter("ignore")
         # dynamo=False: the TorchScript tracer gives clean graphs (one node per layer, readable names) and exports
         # in ~0.1 s; the dynamo exporter is ~20x slower and scatters Brevitas' quantisers into many small ops.
-        export_qonnx(model, input_t=torch.zeros(1, *shape), export_path=str(path), dynamo=False)
+        export_qonnx(model, input_t=torch.zeros(1, *shape) if example is None else example, export_path=str(path),
+                     dynamo=False)
     proto = onnx.load(str(path))
     for key, value in metadata.items():
         entry = proto.metadata_props.add()

@@ -248,7 +248,7 @@ class Lowering:
             if node.op_type in (*QUANTISERS, "Trunc"):
                 chain.append(node)
                 return chain, node.output[0], node
-            if node.op_type not in CHAIN_OPS:
+            if node.op_type not in CHAIN_OPS and not self.is_squeeze(node):
                 raise self.fail(node, f"{node.op_type} between an accumulator and its quantiser cannot be lowered "
                                       "exactly; move it after the quantiser")
             for i in node.input[1:]:
@@ -264,6 +264,14 @@ class Lowering:
                 raise self.fail(node, "the activation function forks before its quantiser")
             node = nxt[0]
         raise AssertionError("unreachable")
+
+    def is_squeeze(self, node: NodeProto) -> bool:
+        """A Flatten/Reshape that drops unit axes only ((N, C, 1, 1) -> (N, C)): element-wise, fine inside a chain."""
+        if node.op_type not in ("Flatten", "Reshape"):
+            return False
+        shape_in, shape_out = self.shape(node.input[0]), self.shape(node.output[0])
+        return len(shape_out) == 1 and len(shape_in) > 1 and shape_in[0] == shape_out[0] and \
+            all(d == 1 for d in shape_in[1:])
 
     def chain_fn(self, chain: list[NodeProto], start: str, end: str, acc: Accumulator,
                  rank: int) -> Callable[[np.ndarray], np.ndarray]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -44,6 +43,7 @@ from edge.fsutil import write_json
 from edge.qonnx_io import load_model
 from edge.report_html import write_pareto_svg
 from edge.train import export_qonnx_file
+from edge.usermodel import call_factory, factory_module, load_state
 from edge.zoo import build_model, model_input_shape
 from fpga.lower import lower
 
@@ -203,60 +203,19 @@ def pareto(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if not any(dominates(o, r) for o in records if o is not r)]
 
 
-def _factory_module(spec: str):
-    path, _, name = spec.rpartition(":")
-    file = Path(path)
-    if not file.is_file():
-        raise EdgeError(f"{file}: no such model file (--model FILE.py:FACTORY)")
-    module_spec = importlib.util.spec_from_file_location(f"edge_user_model_{abs(hash(str(file.resolve())))}", file)
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - the user's file: report, do not crash
-        raise EdgeError(f"{file}: importing it failed: {type(exc).__name__}: {exc}") from None
-    if not callable(getattr(module, name, None)):
-        raise EdgeError(f"{file}: defines no callable {name!r} (--model FILE.py:FACTORY)")
-    return module, getattr(module, name)
-
-
 def make_model(spec: str, data: Dataset) -> nn.Module:
     """A fresh model: a zoo name (uniform w4a4) or FILE.py:FACTORY (the factory called without arguments)."""
     if ":" not in spec:
         return build_model(spec, data.image_shape, data.num_classes, BASE_BITS, BASE_BITS)
-    _, factory = _factory_module(spec)
-    try:
-        model = factory()
-    except Exception as exc:  # noqa: BLE001
-        raise EdgeError(f"{spec}: the factory raised {type(exc).__name__}: {exc}") from None
-    if not isinstance(model, nn.Module):
-        raise EdgeError(f"{spec}: the factory returned {type(model).__name__}, not a torch.nn.Module")
-    return model
+    return call_factory(spec)
 
 
 def input_shape_of(spec: str, data: Dataset) -> tuple[int, ...]:
     """Per-sample input shape: the zoo's, or the model file's INPUT_SHAPE, else the dataset's (C, H, W)."""
     if ":" not in spec:
         return model_input_shape(spec, data.image_shape)
-    module, _ = _factory_module(spec)
+    module, _ = factory_module(spec)
     return tuple(getattr(module, "INPUT_SHAPE", data.image_shape))
-
-
-def load_state(model: nn.Module, path: Path | str, what: str) -> nn.Module:
-    """Load a state dict (or a checkpoint dict holding one under 'state_dict' / 'model') into `model`."""
-    try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
-    except FileNotFoundError:
-        raise EdgeError(f"{path}: no such {what}") from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
-        raise EdgeError(f"{path}: not a PyTorch state dict ({type(exc).__name__})") from None
-    if isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
-        state = state.get("state_dict") or state.get("model") or state
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise EdgeError(f"{path}: does not match the model: {first}") from None
-    return model
 
 
 def load_baseline(spec: str, data: Dataset, path: Path | str) -> nn.Module:

@@ -124,6 +124,32 @@ class QdqConverter:
         kwargs = {"axis": axis} if axis is not None else {}
         self.nodes.append(helper.make_node("DequantizeLinear", args, [out], name=f"{node.name}_dq", **kwargs))
 
+    def is_bias(self, node: onnx.NodeProto) -> bool:
+        """A quantised constant wider than 8 bits that only feeds Conv/Gemm biases (Brevitas' Int32Bias)."""
+        bits = self.model.get_initializer(node.input[3])
+        users = self.model.find_consumers(node.output[0]) or []
+        return (bits is not None and int(np.asarray(bits).item()) > 8 and bool(users) and
+                all(u.op_type in ("Conv", "Gemm") and len(u.input) > 2 and u.input[2] == node.output[0]
+                    for u in users))
+
+    def bias(self, node: onnx.NodeProto) -> None:
+        """An int32 bias as standard QDQ: DequantizeLinear of int32 (scale = input scale x weight scale), exactly the
+        values QONNX's Quant gives."""
+        b = self.model.get_initializer(node.input[0]).astype(np.float32)
+        scale, zp, bits = (self.model.get_initializer(node.input[i]) for i in (1, 2, 3))
+        nbits = int(np.asarray(bits).item())
+        if scale is None or zp is None or np.any(zp != 0) or nbits > 32 or not _attr(node, "signed", 1):
+            raise self.fail(node, "a bias must be signed, at most 32 bits, with a constant scale and zero-point 0")
+        scale = np.asarray(scale, np.float32)
+        y = quant(b, scale, np.float32(0), np.float32(nbits), 1, int(_attr(node, "narrow", 0)), "ROUND")
+        q = np.rint(np.asarray(y, np.float64) / np.broadcast_to(scale, b.shape)).astype(np.int32).reshape(-1)
+        s = scale.reshape(-1)
+        out = node.output[0]
+        args = [self.const(f"{out}_int32", q), self.const(f"{out}_scale", s if s.size > 1 else s.reshape(())),
+                self.const(f"{out}_zp", np.zeros(s.shape if s.size > 1 else (), np.int32))]
+        kwargs = {"axis": 0} if s.size > 1 else {}
+        self.nodes.append(helper.make_node("DequantizeLinear", args, [out], name=f"{node.name}_dq", **kwargs))
+
     def input_u8_max(self, tensor: str) -> int:
         """The largest u8 operand a pair kernel sees for this layer input: the unsigned quantiser's top (stored as
         uint8 from zero), else 255 (signed int8 enters as x + 128; an unknown producer is taken at its worst)."""
@@ -289,7 +315,9 @@ class QdqConverter:
             if node.op_type == "Trunc":
                 raise self.fail(node, "Trunc (truncating average pool) has no QDQ equivalent")
             if node.op_type == "Quant":
-                if self.model.get_initializer(node.input[0]) is not None:
+                if self.model.get_initializer(node.input[0]) is not None and self.is_bias(node):
+                    self.bias(node)
+                elif self.model.get_initializer(node.input[0]) is not None:
                     self.weight(node)
                 else:
                     self.activation(node)

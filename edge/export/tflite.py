@@ -120,6 +120,18 @@ def unit_step(th: Thresholds) -> Thresholds:
     return replace(th, values=np.repeat(th.values, th.step, axis=1), step=1)
 
 
+def relu_floor(th: Thresholds, lo: np.ndarray) -> Thresholds:
+    """A signed quantiser after a ReLU never reaches its negative levels: their thresholds lie at or below every
+    reachable accumulator. Without them the staircase starts at level 0, which the op's fused ReLU clamps exactly,
+    and the requantisation fits the levels that remain."""
+    k = -th.base
+    if th.base >= 0 or th.step != 1 or k > th.levels or th.descending.any():
+        return th
+    if np.all(th.values[:, :k] <= np.asarray(lo).reshape(-1, 1)):
+        return replace(th, values=th.values[:, k:], base=0)
+    return th
+
+
 def _same_pads(size: int, k: int, s: int) -> tuple[int, int]:
     out = -(-size // s)
     total = max((out - 1) * s + k - size, 0)
@@ -219,6 +231,7 @@ class TfliteWriter:
         th = unit_step(th)
         wc = np.moveaxis(w.astype(np.int64), axis, 0)  # channels first, for bounds and folding
         lo, hi = _bounds(wc, x.vmin, x.vmax)
+        th = relu_floor(th, lo)
         # as QDQ ONNX, non-negative inputs are uint8 from zero (int8_onnx.py); LiteRT never takes the u8*s8 pairs
         u8_max = u8_operand_max(x.vmin, x.vmax, stored_unsigned=x.vmin >= 0)
         w_max = np.abs(wc).reshape(len(wc), -1).max(1)
@@ -335,14 +348,16 @@ class TfliteWriter:
             return
         if isinstance(src, AddStreams):  # a + b = a 1x1 convolution over [a, b] with weights [I, I]
             a, b = (self.tensor(s, node) for s in src.inputs)
-            if (a.scale, a.zero_point, a.vmin, a.vmax) != (b.scale, b.zero_point, b.vmin, b.vmax):
+            if (a.scale, a.zero_point) != (b.scale, b.zero_point):
                 raise self.fail(node, "residual inputs with different quantisation")
             c = src.channels
             name = f"ir/{src.output}/concat"
             idx = self.b.tensor(name, (1, *a.shape[:-1], 2 * c), np.int8, t_quant(a))
             self.b.op("CONCATENATION", [a.index, b.index], [idx], options("ConcatenationOptions", axis=-1))
             self.record("CONCATENATION", name)
-            x = Int8Tensor(idx, name, a.scale, a.zero_point, a.vmin, a.vmax, (*a.shape[:-1], 2 * c))
+            # one int8 grid, so the bytes concatenate as they are; the range is the union of both
+            x = Int8Tensor(idx, name, a.scale, a.zero_point, min(a.vmin, b.vmin), max(a.vmax, b.vmax),
+                           (*a.shape[:-1], 2 * c))
             eye = np.eye(c, dtype=np.int64)
             w = np.concatenate([eye, eye], axis=1)
         else:

@@ -1,0 +1,205 @@
+"""edge quantize: real Brevitas PTQ of float models trained here on digits, then the real downstream chain (QONNX
+golden, FPGA build with C-sim and cycle sim, LiteRT, onnxruntime); torchvision and Hugging Face models built from
+configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edge.data import Dataset
+
+HERE = Path(__file__).parent
+MODELS = HERE / "ptq_models.py"
+
+
+@pytest.fixture(scope="module")
+def float_cnn(tmp_path_factory: pytest.TempPathFactory, digits: Dataset) -> dict[str, Path]:
+    """tests/ptq_models.py:cnn trained in float on digits (plain PyTorch, Adam, 15 epochs), with its data files."""
+    from tests.ptq_models import cnn
+
+    torch.manual_seed(0)
+    model = cnn()
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    x, y = torch.from_numpy(digits.x_train), torch.from_numpy(digits.y_train).long()
+    for _ in range(15):
+        model.train()
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), 64):
+            idx = perm[i:i + 64]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    d = tmp_path_factory.mktemp("float_cnn")
+    torch.save(model.state_dict(), d / "float.pt")
+    np.save(d / "calib.npy", digits.x_train[:512])
+    np.save(d / "x_test.npy", digits.x_test)
+    np.save(d / "y_test.npy", digits.y_test.astype(np.int64))
+    return {"dir": d, "ckpt": d / "float.pt", "calib": d / "calib.npy", "x": d / "x_test.npy", "y": d / "y_test.npy"}
+
+
+def _quantize(run_cli, f: dict[str, Path], out: Path, *extra: str) -> dict:
+    code, stdout, err = run_cli("quantize", f"{MODELS}:cnn", "--checkpoint", str(f["ckpt"]), "--calib",
+                                str(f["x"]), "--labels", str(f["y"]), "-o", str(out), "--json", *extra)
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert json.loads((out / "quantize.json").read_text()) == report
+    return report
+
+
+def _golden_matches_torch(report: dict) -> None:
+    g = report["qonnx_vs_torch"]
+    assert g["top1_agreement"] == 1.0 and g["max_abs_diff"] < 1e-4, g
+
+
+def test_cnn_w8a8_builds_bit_exact_and_exports(run_cli, float_cnn: dict[str, Path], tmp_path: Path) -> None:
+    report = _quantize(run_cli, float_cnn, tmp_path / "q8")
+    for key in ("model", "wbits", "abits", "float_accuracy", "quant_accuracy", "agreement", "layers"):
+        assert key in report
+    assert report["wbits"] == 8 and report["abits"] == 8 and report["mode"] == "graph"
+    assert report["float_accuracy"] > 0.85
+    # a sanity bound on PTQ quality (catches a broken calibration: that drops to chance); how close w8a8 gets to
+    # float (the 0.5-point target) is measured per method in bench/ptq_methods.py
+    assert report["quant_accuracy"] >= report["float_accuracy"] - 0.04
+    assert report["agreement"] >= 0.9
+    _golden_matches_torch(report)
+    assert [r["name"] for r in report["layers"]] == ["stem", "block.dw", "block.pw", "fc"]
+    assert all(r["wbits"] == 8 and r["sqnr_db"] > 15 for r in report["layers"])
+    model = report["model"]
+
+    code, out, err = run_cli("build", "--board", "pynq-z2", model, "-o", str(tmp_path / "build"), "--json")
+    assert code == 0, err
+    build = json.loads(out)
+    assert build["verification"]["bit_exact"], build["verification"]
+    sim = build["simulation"]
+    assert sim["csim"]["passed"] and sim["csim"]["mismatches"] == 0
+    assert sim["cycle_sim"]["outputs_bit_exact"] and not sim["cycle_sim"]["deadlock"] and sim["passed"]
+
+    code, out, err = run_cli("export", "--target", "tflite", model, "-o", str(tmp_path / "tfl"), "--json")
+    assert code == 0, err
+    v = json.loads(out)["verification"]
+    assert v["passed"] and v["max_diff_output_lsb"] <= 1.0 and v["top1_agreement"] >= 0.995
+
+    # int32 biases as DequantizeLinear(int32): onnxruntime reproduces the golden model exactly
+    code, out, err = run_cli("export", "--target", "onnx", model, "-o", str(tmp_path / "qdq"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["verification"]["max_diff_output_lsb"] == 0
+
+
+def test_cnn_w4a8_first_last_at_8_bits(run_cli, float_cnn: dict[str, Path], tmp_path: Path) -> None:
+    report = _quantize(run_cli, float_cnn, tmp_path / "q4", "--wbits", "4", "--abits", "8")
+    bits = {r["name"]: r["wbits"] for r in report["layers"]}
+    assert bits == {"stem": 8, "block.dw": 4, "block.pw": 4, "fc": 8}
+    assert report["quant_accuracy"] >= report["float_accuracy"] - 0.08
+    _golden_matches_torch(report)
+    code, _, err = run_cli("export", "--target", "tflite", report["model"], "-o", str(tmp_path / "tfl"))
+    assert code == 0, err
+
+
+def test_mixed_precision_and_full_method(run_cli, float_cnn: dict[str, Path], tmp_path: Path) -> None:
+    report = _quantize(run_cli, float_cnn, tmp_path / "mp", "--wbits", "3-8", "--method", "mse+equalize+gptq+bias")
+    assert report["wbits"] == "3-8" and report["method"] == "mse+equalize+gptq+bias"
+    middle = [r for r in report["layers"] if r["name"] in ("block.dw", "block.pw")]
+    assert set(report["sensitivity"]) == {"block.dw", "block.pw"}
+    for r in middle:
+        table = {int(b): s for b, s in report["sensitivity"][r["name"]].items()}
+        assert sorted(table) == [3, 4, 5, 6, 7, 8]
+        assert 3 <= r["wbits"] <= 8
+        # the narrowest width within the tolerance (1 dB) of the widest
+        assert table[r["wbits"]] >= table[8] - 1.0
+        assert all(table[b] < table[8] - 1.0 for b in table if b < r["wbits"])
+    _golden_matches_torch(report)
+
+
+def test_board_defaults(run_cli, float_cnn: dict[str, Path], tmp_path: Path) -> None:
+    code, out, err = run_cli("quantize", f"{MODELS}:cnn", "--checkpoint", str(float_cnn["ckpt"]), "--calib",
+                             str(float_cnn["calib"]), "--board", "jetson-orin-nano", "-o", str(tmp_path / "t"),
+                             "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert (r["wbits"], r["abits"], r["signed_only"], r["target"]) == (8, 8, True, "tensorrt:jetson-orin-nano")
+    from boards import load_board
+    from edge.ptq import board_recipe
+
+    fpga = board_recipe(load_board("pynq-z2"))
+    assert fpga.abits == 4 and fpga.wbits == (4, 8) and not fpga.signed_only
+
+
+def test_float_onnx_model(run_cli, float_cnn: dict[str, Path], tmp_path: Path) -> None:
+    """A float .onnx goes through onnx2torch, then the same PTQ."""
+    from tests.ptq_models import small_convnet
+
+    path = tmp_path / "float.onnx"
+    torch.onnx.export(small_convnet(), torch.zeros(1, 1, 8, 8), str(path), dynamo=False, opset_version=13)
+    code, out, err = run_cli("quantize", str(path), "--calib", str(float_cnn["x"]), "-o", str(tmp_path / "q"),
+                             "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["mode"] == "graph" and [x["wbits"] for x in r["layers"]] == [8, 8]
+    assert r["agreement"] >= 0.95
+    _golden_matches_torch(r)
+
+
+@pytest.mark.parametrize("factory", ["mobilenet_v2", "resnet18"])
+def test_torchvision_models(run_cli, tmp_path: Path, factory: str) -> None:
+    x = np.random.default_rng(0).standard_normal((32, 3, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = run_cli("quantize", f"{MODELS}:{factory}", "--calib", str(tmp_path / "x.npy"), "-o",
+                             str(tmp_path / "q"), "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["mode"] == "graph" and len(r["layers"]) >= 20
+    # 20+ layers deep, float32 ties in the golden model's accumulation flip single levels that then propagate:
+    # the classes agree, the logits may not to 1e-4
+    assert r["qonnx_vs_torch"]["top1_agreement"] >= 0.97
+    code, out, err = run_cli("export", "--target", "onnx", r["model"], "-o", str(tmp_path / "qdq"), "--calib",
+                             str(tmp_path / "x.npy"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["verification"]["max_diff_output_lsb"] == 0
+
+
+def test_hugging_face_bert(run_cli, tmp_path: Path) -> None:
+    ids = np.random.default_rng(0).integers(0, 64, (16, 12))
+    np.save(tmp_path / "ids.npy", ids)
+    code, out, err = run_cli("quantize", f"{MODELS}:bert", "--calib", str(tmp_path / "ids.npy"), "-o",
+                             str(tmp_path / "q"), "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["mode"] == "layerwise" and r["input"]["dtype"] == "int64"
+    assert len(r["layers"]) >= 12  # Q, K, V, output, 2 MLP per block x 2 + pooler + classifier
+    assert all(layer["wbits"] == 8 for layer in r["layers"])
+    _golden_matches_torch(r)
+    # the transformer front end is its own issue: until then a one-line error, not a traceback
+    code, _, err = run_cli("inspect", r["model"])
+    assert code == 2 and err.count("\n") == 1 and "INT64" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nofile.py:build"], "no such model file"),
+    ([f"{MODELS}:missing"], "defines no callable 'missing'"),
+    ([f"{MODELS}:not_a_module"], "not a torch.nn.Module"),
+    ([f"{MODELS}:cnn", "--checkpoint", "CKPT_OF_OTHER"], "does not match the model"),
+    ([f"{MODELS}:cnn", "--calib", "WRONG_SHAPE"], "does not fit the model"),
+    ([f"{MODELS}:cnn", "--method", "gptq"], "start with a calibration"),
+    ([f"{MODELS}:cnn", "--wbits", "9"], "give a width from 2 to 8"),
+    ([f"{MODELS}:cnn", "--calib", "TEXT"], "not a .npy array"),
+])
+def test_errors_are_one_line(run_cli, float_cnn: dict[str, Path], tmp_path: Path, args: list[str],
+                             message: str) -> None:
+    np.save(tmp_path / "wrong.npy", np.zeros((4, 3, 5, 5), np.float32))
+    (tmp_path / "text.npy").write_text("hello")
+    torch.save(nn.Linear(3, 3).state_dict(), tmp_path / "other.pt")
+    subst = {"CKPT_OF_OTHER": str(tmp_path / "other.pt"), "WRONG_SHAPE": str(tmp_path / "wrong.npy"),
+             "TEXT": str(tmp_path / "text.npy")}
+    argv = [subst.get(a, a) for a in args]
+    if "--calib" not in argv:
+        argv += ["--calib", str(float_cnn["calib"])]
+    code, out, err = run_cli("quantize", *argv, "-o", str(tmp_path / "out"))
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "out").exists()
