@@ -58,7 +58,6 @@ def _golden(path: Path, x: np.ndarray) -> np.ndarray:
         return np.asarray(GoldenModel(load_model(path)).run(np.asarray(x, np.float32)), np.float64)
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
-
     from qonnx.transformation.infer_shapes import InferShapes
 
     wrapper = ModelWrapper(str(path)).transform(InferShapes())
