@@ -145,8 +145,8 @@ weights are quantised per channel, activations per tensor, the first and last la
 input quantiser is 8-bit. --method is a calibration (minmax, percentile, mse) followed by steps joined with +:
 equalize (cross-layer weight and activation equalisation), gptq (GPTQ rounding), bias (bias correction).
 --wbits 4-8 picks each layer's weight width from a sensitivity pass (the narrowest width that costs at most
---mp-tolerance dB of output SQNR). --board sets defaults for that target: signed int8 for edge devices, w4-8/a4
-with unsigned ReLU outputs, mse+equalize+gptq+bias for an FPGA.
+--mp-tolerance dB of output SQNR). --board sets defaults for that target: signed int8 for edge devices, w4-8/a8
+with unsigned ReLU outputs and mse+bias for an FPGA.
 \b
 Writes DIR/model.onnx (QONNX), DIR/quantized.pt (the quantised state dict) and DIR/quantize.json.""")
 @click.argument("model")

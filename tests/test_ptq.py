@@ -20,21 +20,11 @@ MODELS = HERE / "ptq_models.py"
 
 @pytest.fixture(scope="module")
 def float_cnn(tmp_path_factory: pytest.TempPathFactory, digits: Dataset) -> dict[str, Path]:
-    """tests/ptq_models.py:cnn trained in float on digits (plain PyTorch, Adam, 15 epochs), with its data files."""
+    """tests/ptq_models.py:cnn trained in float on digits (plain PyTorch, Adam, 30 epochs), with its data files."""
+    from bench.ptq_methods import train_float
     from tests.ptq_models import cnn
 
-    torch.manual_seed(0)
-    model = cnn()
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    x, y = torch.from_numpy(digits.x_train), torch.from_numpy(digits.y_train).long()
-    for _ in range(15):
-        model.train()
-        perm = torch.randperm(len(x))
-        for i in range(0, len(x), 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
+    model = train_float(cnn(), digits.x_train, digits.y_train, epochs=30)
     d = tmp_path_factory.mktemp("float_cnn")
     torch.save(model.state_dict(), d / "float.pt")
     np.save(d / "calib.npy", digits.x_train[:512])
@@ -127,7 +117,7 @@ def test_board_defaults(run_cli, float_cnn: dict[str, Path], tmp_path: Path) -> 
     from edge.ptq import board_recipe
 
     fpga = board_recipe(load_board("pynq-z2"))
-    assert fpga.abits == 4 and fpga.wbits == (4, 8) and not fpga.signed_only
+    assert fpga.abits == 8 and fpga.wbits == (4, 8) and not fpga.signed_only
 
 
 def test_float_onnx_model(run_cli, float_cnn: dict[str, Path], tmp_path: Path) -> None:

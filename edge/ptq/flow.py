@@ -252,6 +252,7 @@ def ptq(model: nn.Module, calib: np.ndarray, recipe: Recipe, batch: int = 64, pr
     """Quantise a float model (eval mode, `Logits`-wrapped) with Brevitas PTQ as `recipe` says."""
     from brevitas.graph.quantize import layerwise_quantize, preprocess_for_quantize
 
+    model = copy.deepcopy(model)  # tracing shares submodules and BatchNorm merging rewrites them: keep the caller's
     sample = as_model_input(calib[:1])
     try:
         with warnings.catch_warnings():
