@@ -231,6 +231,9 @@ class TfliteWriter:
         th = unit_step(th)
         wc = np.moveaxis(w.astype(np.int64), axis, 0)  # channels first, for bounds and folding
         lo, hi = _bounds(wc, x.vmin, x.vmax)
+        # the output tensor keeps the quantiser's full range (its zero point is what consumers and residual adds
+        # see); only the fit skips the unreachable negative levels, which the fused ReLU clamps
+        vmin, vmax = th.base, th.base + th.levels
         th = relu_floor(th, lo)
         # as QDQ ONNX, non-negative inputs are uint8 from zero (int8_onnx.py); LiteRT never takes the u8*s8 pairs
         u8_max = u8_operand_max(x.vmin, x.vmax, stored_unsigned=x.vmin >= 0)
@@ -256,7 +259,6 @@ class TfliteWriter:
         self.int8_layers.append(Int8Layer(node.name, node.inputs[0], scaled.reshape(len(scaled), -1),
                                           op == "DEPTHWISE_CONV_2D", (x.vmin, x.vmax), u8_max))
         w8 = np.moveaxis(scaled, 0, axis).astype(np.int8)
-        vmin, vmax = th.base, th.base + th.levels
         s_out = self.scale_of(node.output)
         s_w = (rq.multiplier * s_out / x.scale).astype(np.float32)
         realised = np.float64(np.float32(x.scale)) * s_w.astype(np.float64) / np.float64(np.float32(s_out))
@@ -271,7 +273,7 @@ class TfliteWriter:
         bias_scale = (np.float32(x.scale) * s_w).astype(np.float32)
         bq = self.b.const(f"{node.name}/bias", rq.bias.astype(np.int32), Quant(tuple(bias_scale), (0,) * len(s_w)))
         out = self.new_int8(node.output, out_shape, s_out, vmin, vmax)
-        opts.fusedActivationFunction = ACT_RELU if vmin >= 0 else ACT_NONE
+        opts.fusedActivationFunction = ACT_RELU if th.base >= 0 else ACT_NONE
         self.b.op(op, [x.index, wq, bq], [out.index], opts)
         self.record(op, out.name)
         self.clamp_top(out, node.output)
