@@ -446,8 +446,9 @@ FPGA resource model, each candidate fine-tuned with knowledge distillation.
    FPS under --max-util).
 `edge build --util-cap F` (or `--target-fps N`) of model.onnx reports the resources and FPS compress reported.""")
 @click.option("--model", "model_name", default="cnv", show_default=True,
-              help="Zoo architecture (see `edge train --help`), or FILE.py:FACTORY for your own Brevitas model "
-                   "(FACTORY() returns it; an INPUT_SHAPE tuple in the file overrides the dataset's C,H,W).")
+              help="Zoo architecture (see `edge train --help`), or FILE.py:FACTORY for your own Brevitas or float "
+                   "PyTorch model (FACTORY() returns it; a float one is post-training quantised to w4a4 first; an "
+                   "INPUT_SHAPE tuple in the file overrides the dataset's C,H,W).")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Trained state dict of --model: the baseline as given (otherwise it is trained here).")
 @click.option("--dataset", default="digits", show_default=True, help="Training data (digits ships offline).")

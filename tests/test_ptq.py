@@ -193,3 +193,19 @@ def test_errors_are_one_line(run_cli, float_cnn: dict[str, Path], tmp_path: Path
     assert code == 2, err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_compress_a_float_model(run_cli, float_cnn: dict[str, Path], tmp_path: Path) -> None:
+    """edge compress --model FILE.py:FACTORY --checkpoint FLOAT.pt: PTQ to the w4a4 baseline form first, QAT, then
+    the search; workers rebuild the same PTQ structure and the residual's shared scale stays shared."""
+    code, out, err = run_cli("compress", "--model", f"{MODELS}:cnn", "--checkpoint", str(float_cnn["ckpt"]),
+                             "--epochs", "2", "--ft-epochs", "1", "--screen", "6", "--shortlist", "2", "--workers",
+                             "2", "-o", str(tmp_path / "c"), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    kept = json.loads((tmp_path / "c" / "search" / "baseline.json").read_text())
+    assert 0 < kept["ptq_accuracy"] < 1 and result["baseline"]["accuracy"] > 0.5
+    assert result["fine_tuned"] == 2
+    code, _, err = run_cli("build", "--board", "pynq-z2", str(tmp_path / "c" / "model.onnx"), "-o",
+                           str(tmp_path / "b"), "--no-sim")
+    assert code == 0, err

@@ -28,6 +28,49 @@ def activation_layers(model: nn.Module) -> dict[str, int]:
     return _quantised(model, "act_quant")
 
 
+def _scaling_of(module: nn.Module) -> nn.Module | None:
+    q = getattr(module, "act_quant", None)
+    tq = getattr(getattr(q, "fused_activation_quant_proxy", None), "tensor_quant", None)
+    return getattr(tq, "scaling_impl", None)
+
+
+def tie_groups(model: nn.Module) -> list[list[str]]:
+    """Activation quantisers that share one scale module (Brevitas' PTQ aligns both inputs of a residual Add that
+    way), as groups of two or more names."""
+    owners: dict[int, list[str]] = {}
+    for name, m in model.named_modules():
+        scaling = _scaling_of(m)
+        if scaling is not None:
+            owners.setdefault(id(scaling), []).append(name)
+    return [names for names in owners.values() if len(names) > 1]
+
+
+def tied_activations(model: nn.Module) -> set[str]:
+    """Quantisers in a tie group: re-initialising one alone would give the Add two scales, so they keep their
+    width."""
+    return {n for group in tie_groups(model) for n in group}
+
+
+def retie(model: nn.Module, groups: list[list[str]]) -> nn.Module:
+    """Share each group's scale module again: loading a state dict gives every quantiser its own copy (same values),
+    and QAT would then move them apart."""
+    modules = dict(model.named_modules())
+    for group in groups:
+        first = modules[group[0]].act_quant.fused_activation_quant_proxy.tensor_quant
+        for name in group[1:]:
+            tq = modules[name].act_quant.fused_activation_quant_proxy.tensor_quant
+            tq.scaling_impl = first.scaling_impl
+            if hasattr(first, "int_scaling_impl"):
+                tq.int_scaling_impl = first.int_scaling_impl
+    return model
+
+
+def searchable_activations(model: nn.Module) -> list[str]:
+    """Activation quantisers whose width a search may change: all but the input quantiser and tied ones."""
+    tied = tied_activations(model)
+    return [n for n in list(activation_layers(model))[1:] if n not in tied]
+
+
 def reinit_proxy(proxy: nn.Module) -> None:
     """Rebuild a Brevitas quant proxy for its layer's current shapes. Its injector is re-bound to the proxy and the
     layers it now belongs to first: after copy.deepcopy the injector class still points at the original's."""

@@ -32,7 +32,14 @@ from torch import nn
 from tqdm import tqdm
 
 from boards.schema import FpgaBoard
-from edge.compress.bits import activation_layers, set_bit_widths, weight_layers
+from edge.compress.bits import (
+    activation_layers,
+    retie,
+    searchable_activations,
+    set_bit_widths,
+    tie_groups,
+    weight_layers,
+)
 from edge.compress.channels import ChannelGraph, analyse_channels, channel_importance, prune_channels
 from edge.compress.distill import fine_tune
 from edge.compress.score import hardware_score
@@ -48,6 +55,7 @@ from edge.zoo import build_model, model_input_shape
 from fpga.lower import lower
 
 BASE_BITS = 4
+PTQ_CALIB = 512  # training images that calibrate a float model's PTQ baseline
 BIT_CHOICES = (2, 3, 4)
 KEEP_CHOICES = (1.0, 0.75, 0.5, 0.375, 0.25)
 
@@ -102,7 +110,7 @@ def layout_of(model: nn.Module, shape: tuple[int, ...]) -> Layout:
     graph = analyse_channels(model, shape)
     prunable = [g for g in graph.groups if g.prunable]
     w, a = weight_layers(model), activation_layers(model)
-    acts = list(a)[1:]  # the input quantiser keeps its width (the host quantises the pixels)
+    acts = searchable_activations(model)  # not the input quantiser (the host quantises the pixels), nor tied ones
     return Layout(weights=list(w), activations=acts, groups=[g.id for g in prunable],
                   channels=[g.channels for g in prunable], wbits=list(w.values()), abits=[a[n] for n in acts])
 
@@ -122,7 +130,7 @@ def apply_candidate(base: nn.Module, shape: tuple[int, ...], cand: Candidate,
             keep[grp.id] = np.sort(order[:n])
     prune_channels(model, graph, keep)
     w, a = weight_layers(model), activation_layers(model)
-    names_a = list(a)[1:]
+    names_a = searchable_activations(model)
     set_bit_widths(model, weights={n: b for n, b in zip(w, cand.wbits, strict=True) if b != w[n]},
                    activations={n: b for n, b in zip(names_a, cand.abits, strict=True) if b != a[n]})
     return model
@@ -203,11 +211,37 @@ def pareto(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if not any(dominates(o, r) for o in records if o is not r)]
 
 
-def make_model(spec: str, data: Dataset) -> nn.Module:
-    """A fresh model: a zoo name (uniform w4a4) or FILE.py:FACTORY (the factory called without arguments)."""
+def make_model(spec: str, data: Dataset, float_state: Path | None = None) -> nn.Module:
+    """A fresh model: a zoo name (uniform w4a4) or FILE.py:FACTORY (the factory called without arguments). A float
+    factory model (no Brevitas quantisers) is post-training quantised to the w4a4 baseline form first, from
+    `float_state` when given, calibrated on the dataset's first training images: the same steps give the same
+    structure everywhere (workers load the trained baseline into it)."""
     if ":" not in spec:
         return build_model(spec, data.image_shape, data.num_classes, BASE_BITS, BASE_BITS)
-    return call_factory(spec)
+    model = call_factory(spec)
+    if weight_layers(model):
+        return model
+    if float_state is not None:
+        load_state(model, float_state, "checkpoint")
+    return ptq_baseline(model, data, input_shape_of(spec, data))
+
+
+def is_float_model(spec: str) -> bool:
+    """FILE.py:FACTORY builds a model without Brevitas weight quantisers."""
+    return ":" in spec and not weight_layers(call_factory(spec))
+
+
+def ptq_baseline(model: nn.Module, data: Dataset, shape: tuple[int, ...]) -> nn.Module:
+    """Brevitas PTQ (edge.ptq) of a float model to uniform w4a4 (first and last layers 8-bit), unsigned ReLU outputs
+    as the FPGA takes them; QAT then trains it like any baseline."""
+    from edge.ptq import Recipe, ptq
+    from edge.ptq.source import as_logits, as_model_input
+
+    calib = data.x_train[:PTQ_CALIB].reshape(-1, *shape)
+    model = as_logits(model.eval(), as_model_input(calib[:2]))
+    recipe = Recipe(wbits=(BASE_BITS, BASE_BITS), abits=BASE_BITS, calibration="mse", steps=("bias",),
+                    signed_only=False, target="compress")
+    return ptq(model, calib, recipe, progress=False).model
 
 
 def input_shape_of(spec: str, data: Dataset) -> tuple[int, ...]:
@@ -220,14 +254,17 @@ def input_shape_of(spec: str, data: Dataset) -> tuple[int, ...]:
 
 def load_baseline(spec: str, data: Dataset, path: Path | str) -> nn.Module:
     """The trained baseline from its state dict (Brevitas modules do not pickle whole)."""
-    return load_state(make_model(spec, data), path, "baseline")
+    model = make_model(spec, data)
+    groups = tie_groups(model)  # before loading: the load unshares them
+    return retie(load_state(model, path, "baseline"), groups)
 
 
 def load_candidate(base: nn.Module, shape: tuple[int, ...], cand: Candidate, path: Path) -> nn.Module:
     """A fine-tuned candidate: the baseline pruned and re-quantised as `cand` says, then its own weights."""
     model = apply_candidate(base, shape, cand)
+    groups = tie_groups(model)
     model.load_state_dict(torch.load(path, weights_only=True))
-    return model
+    return retie(model, groups)
 
 
 def _settings(job: dict[str, Any]) -> dict[str, Any]:
@@ -354,6 +391,15 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
         base = load_baseline(cfg.model, data, base_pt)
         base_acc = kept["accuracy"]
         log("baseline: reused from an earlier run")
+    elif cfg.checkpoint is not None and is_float_model(cfg.model):
+        # a float model: PTQ first (edge.ptq), then QAT from there as the baseline
+        base = make_model(cfg.model, data, float_state=cfg.checkpoint)
+        ptq_acc = fine_tune(base, data, shape, epochs=0)
+        log(f"baseline: {cfg.model} (float) post-training quantised to w{BASE_BITS}a{BASE_BITS}: {ptq_acc:.2%}; "
+            f"QAT {cfg.epochs} epochs...")
+        base_acc = fine_tune(base, data, shape, epochs=cfg.epochs, lr=0.01, seed=cfg.seed, progress=progress)
+        torch.save(base.state_dict(), base_pt)
+        write_json(state / "baseline.json", {"accuracy": base_acc, "ptq_accuracy": ptq_acc, "made_with": made_with})
     elif cfg.checkpoint is not None:
         base = load_state(make_model(cfg.model, data), cfg.checkpoint, "checkpoint")
         base_acc = fine_tune(base, data, shape, epochs=0)  # its accuracy as given

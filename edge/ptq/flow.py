@@ -297,6 +297,11 @@ def ptq(model: nn.Module, calib: np.ndarray, recipe: Recipe, batch: int = 64, pr
     if "bias" in recipe.steps:
         _bias_correction(qmodel, calib, batch, progress)
     qmodel.eval()
+    if mode == "graph":
+        # drop what the graph no longer calls (the removed output quantiser) and register the rest in call order,
+        # as every copy of it will (a GraphModule's deepcopy rebuilds it from the graph)
+        qmodel.delete_all_unused_submodules()
+        qmodel = copy.deepcopy(qmodel)
     return PtqModel(qmodel, mode, reference, weight_layers(qmodel), sensitivity)
 
 
