@@ -1,10 +1,10 @@
 """Benchmark (not a test): post-training quantisation accuracy per method on digits.
 
-A float model trained here (a plain-PyTorch CNN with BatchNorm, ReLU6, depthwise + residual, AdaptiveAvgPool), then
-`edge.ptq` at w8a8, w4a8 and w4a4 with each method; top-1 on the digits test split (calibration: 512 training
-images).
+Float models trained here (the plain-PyTorch CNN of tests/ptq_models.py with BatchNorm, ReLU6, depthwise + residual,
+AdaptiveAvgPool, at 12 and 32 channels; the zoo's CNV in float), then `edge.ptq` at w8a8, w4a8 and w4a4 with each
+method; top-1 on the digits test split (calibration: 512 training images).
 
-    python bench/ptq_methods.py [--epochs 30] [--out bench/results/ptq_methods.json]
+    python bench/ptq_methods.py [--epochs 40] [--out bench/results/ptq_methods.json]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from edge.ptq import Recipe, parse_method, ptq  # noqa: E402
 from edge.ptq.flow import run  # noqa: E402
 from edge.table import render  # noqa: E402
 
-METHODS = ("minmax", "percentile", "mse", "mse+bias", "mse+equalize+bias", "mse+equalize+gptq+bias")
+METHODS = ("minmax", "percentile", "percentile+bias", "mse", "mse+bias", "mse+equalize+bias", "mse+equalize+gptq+bias")
 BITS = ((8, 8), (4, 8), (4, 4))
 
 
@@ -50,15 +50,18 @@ def train_float(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int) -> 
 
 def models() -> dict[str, nn.Module]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from ptq_models import cnn
+    from ptq_models import cnn, cnn_wide
 
-    # the zoo's float CNV is built from Brevitas layers with quantisers off, which brevitas.graph does not map
-    return {"plain CNN": cnn()}
+    from edge.zoo import build_float_model
+
+    # the zoo's float CNV is written with Brevitas layers whose quantisers are off: edge.ptq takes them as torch layers
+    return {"plain CNN (12 ch)": cnn(), "plain CNN (32 ch)": cnn_wide(),
+            "zoo CNV (float)": build_float_model("cnv", (1, 8, 8), 10)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ptq_methods.json")
     args = parser.parse_args()
     data = load_digits_dataset()

@@ -205,8 +205,8 @@ def quantize(model: str, output: Path, calib: Path, labels: Path | None, checkpo
     click.echo(f"QONNX (golden) vs quantised PyTorch on {g['samples']} samples: top-1 agreement "
                f"{g['top1_agreement']:.2%}, max |delta| {g['max_abs_diff']:.2g}"
                + ("" if report["qonnx_accuracy"] is None else f", QONNX accuracy {report['qonnx_accuracy']:.2%}"))
-    click.echo(f"wrote {output}/model.onnx, quantized.pt, quantize.json "
-               f"(try: edge inspect {output}/model.onnx)")
+    hint = f" (try: edge inspect {output}/model.onnx)" if report["input"]["dtype"] == "float32" else ""
+    click.echo(f"wrote {output}/model.onnx, quantized.pt, quantize.json{hint}")
 
 
 # ---------------------------------------------------------------------------------------------- inspect

@@ -48,6 +48,15 @@ SUPPORTED_OPS = QUANT_OPS | frozenset({
     "HardTanh", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Transpose",
     "Identity", "Pad", "Concat", "Softmax", "Squeeze", "Unsqueeze", "ArgMax", "TopK",
 })
+# what quantised transformers add (Brevitas' export of a Hugging Face encoder): the golden model runs them and the
+# QDQ ONNX export passes them through; the FPGA lowering and the int8 writers refuse them by name
+TRANSFORMER_OPS = frozenset({
+    "Gather", "GatherElements", "LayerNormalization", "Gelu", "Erf", "Tanh", "Sigmoid", "Where", "Equal", "Expand",
+    "ConstantOfShape", "Shape", "Slice", "Cast", "Sqrt", "Pow", "ReduceMean", "Range", "Less", "Not",
+})
+SUPPORTED_OPS = SUPPORTED_OPS | TRANSFORMER_OPS
+# integer model inputs: token ids, into an Embedding (Gather)
+INDEX_INPUTS = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
 
 
 @dataclass
@@ -69,6 +78,12 @@ class LoadedModel:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.model.get_tensor_shape(self.input_name))
+
+    @property
+    def input_dtype(self) -> type:
+        """float32, or int64 for token ids."""
+        elem = self.model.graph.input[0].type.tensor_type.elem_type
+        return np.int64 if elem in INDEX_INPUTS else np.float32
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -239,10 +254,10 @@ def _check_inputs(path: Path, proto: onnx.ModelProto) -> None:
             f"{path}: expected one graph input and one output, found {len(inputs)} and {len(proto.graph.output)}"
         )
     elem = inputs[0].type.tensor_type.elem_type
-    if elem != onnx.TensorProto.FLOAT:
+    if elem != onnx.TensorProto.FLOAT and elem not in INDEX_INPUTS:
         kind = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
         raise EdgeError(f"{path}: input '{inputs[0].name}' has type {kind}; edge takes float32 model inputs (the "
-                        "input quantiser makes the integers)")
+                        "input quantiser makes the integers) or int64 token ids")
     dims = inputs[0].type.tensor_type.shape.dim
     if not dims:
         raise EdgeError(f"{path}: input '{inputs[0].name}' has no shape; export with a fixed input shape")
@@ -347,7 +362,7 @@ def runtime_error(exc: Exception) -> str:
 def _check_executes(loaded: LoadedModel) -> None:
     """qonnx executes the model on one zero input and computes the declared output shape; what it cannot run is
     not a valid model, reported in one line instead of a failure halfway through a build."""
-    x = np.zeros((1, *loaded.input_shape[1:]), np.float32)
+    x = np.zeros((1, *loaded.input_shape[1:]), loaded.input_dtype)
     with np.errstate(all="ignore"):
         y = GoldenModel(loaded, batch=1).run(x)
     declared = tuple(loaded.output_shape[1:])
@@ -385,8 +400,8 @@ class GoldenModel:
         return self._by_batch[n]
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Outputs for a batch of inputs in the model's own input layout (float32)."""
-        x = np.asarray(x, dtype=np.float32)
+        """Outputs for a batch of inputs in the model's own input layout (float32, or int64 token ids)."""
+        x = np.asarray(x, dtype=self.loaded.input_dtype)
         expected = self.loaded.input_shape[1:]
         if tuple(x.shape[1:]) != tuple(expected):
             raise EdgeError(f"input batch has per-sample shape {x.shape[1:]}, the model expects {expected}")
@@ -408,4 +423,4 @@ class GoldenModel:
 
     def run_all(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every intermediate tensor for one batch, by tensor name (for per-layer comparisons)."""
-        return self._execute(np.asarray(x, np.float32), full=True)
+        return self._execute(np.asarray(x, self.loaded.input_dtype), full=True)

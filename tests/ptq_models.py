@@ -52,6 +52,12 @@ def small_convnet() -> nn.Module:
                          nn.Linear(8 * 4 * 4, 10)).eval()
 
 
+def cnn_wide() -> nn.Module:
+    """The same CNN with 32 channels: the benchmark's float model (too large for pynq-z2 at w8a8)."""
+    torch.manual_seed(0)
+    return FloatCNN(32)
+
+
 def not_a_module() -> str:
     return "nope"
 

@@ -125,12 +125,13 @@ class QdqConverter:
         self.nodes.append(helper.make_node("DequantizeLinear", args, [out], name=f"{node.name}_dq", **kwargs))
 
     def is_bias(self, node: onnx.NodeProto) -> bool:
-        """A quantised constant wider than 8 bits that only feeds Conv/Gemm biases (Brevitas' Int32Bias)."""
+        """A quantised constant wider than 8 bits that only feeds biases (Brevitas' Int32Bias): of a Conv or Gemm,
+        or the Add after a MatMul (a Linear on a sequence)."""
         bits = self.model.get_initializer(node.input[3])
         users = self.model.find_consumers(node.output[0]) or []
         return (bits is not None and int(np.asarray(bits).item()) > 8 and bool(users) and
-                all(u.op_type in ("Conv", "Gemm") and len(u.input) > 2 and u.input[2] == node.output[0]
-                    for u in users))
+                all((u.op_type in ("Conv", "Gemm") and len(u.input) > 2 and u.input[2] == node.output[0])
+                    or u.op_type == "Add" for u in users))
 
     def bias(self, node: onnx.NodeProto) -> None:
         """An int32 bias as standard QDQ: DequantizeLinear of int32 (scale = input scale x weight scale), exactly the

@@ -53,9 +53,12 @@ OPENVINO_CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROU
 def calibration_data(loaded: LoadedModel, calib: Path | None) -> tuple[np.ndarray, str]:
     """The digits test set when the model takes digits, a user .npy batch, or else random inputs in [0, 1]."""
     shape = tuple(loaded.input_shape[1:])
+    if calib is None and loaded.input_dtype != np.float32:
+        raise EdgeError(f"{loaded.path}: the model takes token ids; give --calib ids.npy (int64, batch first) to "
+                        "verify the export on real inputs")
     if calib is not None:
         try:
-            x = np.load(calib, allow_pickle=False).astype(np.float32)
+            x = np.load(calib, allow_pickle=False).astype(loaded.input_dtype)
         except (OSError, ValueError) as exc:
             raise EdgeError(f"{calib}: not a numeric .npy array ({type(exc).__name__})") from None
         if tuple(x.shape[1:]) != shape:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from edge.compress.bits import set_bit_widths, weight_layers
 from edge.errors import EdgeError
 from edge.ptq.recipe import PERCENTILE, Recipe
-from edge.ptq.source import as_model_input
+from edge.ptq.source import as_model_input, plain_layers
 
 # QuantLinear/QuantConv and friends: the layers whose weights are quantised
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
@@ -252,7 +252,8 @@ def ptq(model: nn.Module, calib: np.ndarray, recipe: Recipe, batch: int = 64, pr
     """Quantise a float model (eval mode, `Logits`-wrapped) with Brevitas PTQ as `recipe` says."""
     from brevitas.graph.quantize import layerwise_quantize, preprocess_for_quantize
 
-    model = copy.deepcopy(model)  # tracing shares submodules and BatchNorm merging rewrites them: keep the caller's
+    # tracing shares submodules and BatchNorm merging rewrites them: keep the caller's model as it was
+    model = plain_layers(copy.deepcopy(model))
     sample = as_model_input(calib[:1])
     try:
         with warnings.catch_warnings():

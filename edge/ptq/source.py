@@ -66,6 +66,28 @@ def torchvision_importable() -> None:
         library.register_fake, library.register_autograd = saved
 
 
+def plain_layers(model: nn.Module) -> nn.Module:
+    """Brevitas layers with every quantiser off (a float baseline written with Brevitas, e.g. `weight_quant=None`)
+    as the torch layers they compute, so that PTQ maps them like any float layer (in place)."""
+    import brevitas.nn as qnn
+
+    proxies = ("weight_quant", "bias_quant", "input_quant", "output_quant")
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, qnn.QuantConv1d | qnn.QuantConv2d | qnn.QuantLinear) or any(
+                    getattr(getattr(child, p, None), "is_quant_enabled", False) for p in proxies):
+                continue
+            if isinstance(child, qnn.QuantLinear):
+                plain: nn.Module = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
+            else:
+                cls = nn.Conv2d if isinstance(child, qnn.QuantConv2d) else nn.Conv1d
+                plain = cls(child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
+                            child.dilation, child.groups, bias=child.bias is not None, padding_mode=child.padding_mode)
+            plain.load_state_dict({k: v for k, v in child.state_dict().items() if k in ("weight", "bias")})
+            setattr(parent, name, plain.train(child.training))
+    return model
+
+
 def _onnx_model(path: Path) -> nn.Module:
     """A float ONNX model as a torch.fx GraphModule (onnx2torch), or a one-line error naming the first op it lacks."""
     import onnx
