@@ -135,6 +135,24 @@ def test_float_onnx_model(run_cli, float_cnn: dict[str, Path], tmp_path: Path) -
     _golden_matches_torch(r)
 
 
+def test_float_onnx_with_an_op_pytorch_cannot_take(run_cli, float_cnn: dict[str, Path], tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((64, 10), np.float32), "w")
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+             helper.make_node("MatMul", ["f", "w"], ["m"], name="fc"),
+             helper.make_node("Hardmax", ["m"], ["y"], name="pick")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], [w])
+    path = tmp_path / "odd.onnx"
+    import onnx
+
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    code, _, err = run_cli("quantize", str(path), "--calib", str(float_cnn["calib"]), "-o", str(tmp_path / "q"))
+    assert code == 2 and err.count("\n") == 1 and "node 'pick' (Hardmax" in err, err
+    assert not (tmp_path / "q").exists()
+
+
 @pytest.mark.parametrize("factory", ["mobilenet_v2", "resnet18"])
 def test_torchvision_models(run_cli, tmp_path: Path, factory: str) -> None:
     x = np.random.default_rng(0).standard_normal((32, 3, 32, 32)).astype(np.float32)
