@@ -521,8 +521,9 @@ pynq.allocate and AXI DMA driver talk to registers that behave as the AXI DMA's 
 DMA moves the buffers' bytes through the cycle-level simulator of this build (raw AXI words, TLAST ends the
 receive transfer). The outputs are compared with the QONNX golden model; cycles and simulated FPS are reported.
 \b
-pynq 3.1 pins numpy<2, so it needs its own Python: --python PATH, $EDGE_PYNQ_PYTHON, or this interpreter if it
-has pynq. On a board, copy DEPLOY to it and run `python3 driver/driver.py --bitfile ... --input ... --output ...`.""")
+pynq 3.1 pins numpy<2, so it needs its own Python: --python PATH, $EDGE_PYNQ_PYTHON, this interpreter if it has
+pynq, the .venv-pynq that `make install` creates, or one edge creates on first use in ~/.cache/edge/.
+On a board, copy DEPLOY to it and run `python3 driver/driver.py --bitfile ... --input ... --output ...`.""")
 @click.argument("deploy", type=click.Path(path_type=Path))
 @click.option("--sim", is_flag=True, help="Run on the simulated board (required: no board is attached here).")
 @click.option("--input", "input_file", type=click.Path(path_type=Path), required=True,
@@ -546,7 +547,8 @@ def run(deploy: Path, sim: bool, input_file: Path, output_file: Path, python: st
     staged = output_file.with_name(output_file.name + ".input.npy")
     np.save(staged, x)  # float32, the layout checked: what the driver reads
     try:
-        result = run_deploy_sim(deploy, staged, output_file, python, throughput)
+        result = run_deploy_sim(deploy, staged, output_file, python, throughput,
+                                log=lambda msg: click.echo(msg, err=True))
     finally:
         staged.unlink(missing_ok=True)
     y = np.load(output_file, allow_pickle=False)

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,48 @@ def _has_pynq(python: str) -> bool:
         return False
 
 
-def pynq_python(explicit: str | None) -> str:
-    """The interpreter the driver runs under: --python, $EDGE_PYNQ_PYTHON, or this one if it has pynq."""
+PYNQ_REQUIREMENTS = ("pynq==3.1.2", "pycparser<3")  # as on PYNQ 3.1 board images
+
+
+def _made_by_install() -> list[Path]:
+    """Where `make install` puts the board's environment: beside the environment edge runs in (.venv-pynq next to
+    .venv) and at the root of the source tree edge was installed from."""
+    roots = [Path(sys.prefix).parent, Path(__file__).resolve().parents[1]]
+    return [r / ".venv-pynq" / "bin" / "python" for r in dict.fromkeys(roots)]
+
+
+def _cache_env() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "edge" / "venv-pynq-3.1"
+
+
+def _create_env(env: Path, log: Callable[[str], None]) -> str:
+    """Create the board's environment on first use (a venv with pynq 3.1; about a minute, once)."""
+    log(f"edge run --sim: creating the pynq 3.1 environment in {env} (once; pip install {' '.join(PYNQ_REQUIREMENTS)})"
+        "...")
+    tmp = env.with_name(env.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(tmp)], check=True, capture_output=True)
+        subprocess.run([str(tmp / "bin" / "python"), "-m", "pip", "install", "--quiet", *PYNQ_REQUIREMENTS],
+                       check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        last = (exc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        raise EdgeError(f"could not create the pynq environment in {env}: {last[0][:200]}; pass --python PATH "
+                        f"to a Python with pynq 3.1") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # venv scripts hold absolute paths: the interpreter link still resolves after the rename, pip is not used again
+    tmp.rename(env)
+    log(f"edge run --sim: pynq environment ready ({env})")
+    return str(env / "bin" / "python")
+
+
+def pynq_python(explicit: str | None, log: Callable[[str], None] = lambda _: None) -> str:
+    """The interpreter the driver runs under: --python, $EDGE_PYNQ_PYTHON, this one if it has pynq, the environment
+    `make install` made, edge's own cached one, or one created now (pynq pins numpy<2: it cannot share edge's)."""
     for candidate, source in ((explicit, "--python"), (os.environ.get(PYNQ_ENV), f"${PYNQ_ENV}")):
         if candidate:
             path = shutil.which(candidate) or candidate
@@ -39,9 +80,11 @@ def pynq_python(explicit: str | None) -> str:
             return path
     if _has_pynq(sys.executable):
         return sys.executable
-    raise EdgeError("edge run --sim needs a Python with pynq 3.1 (it pins numpy<2, so it gets its own environment): "
-                    "python3 -m venv ~/.pynq && ~/.pynq/bin/pip install pynq==3.1.2, then pass "
-                    f"--python ~/.pynq/bin/python or set {PYNQ_ENV}")
+    cached = _cache_env() / "bin" / "python"
+    for path in [*_made_by_install(), cached]:
+        if path.exists() and _has_pynq(str(path)):
+            return str(path)
+    return _create_env(_cache_env(), log)
 
 
 def read_settings(deploy: Path) -> dict[str, Any]:
@@ -84,7 +127,7 @@ def _timing(stats: dict[str, Any], clock_mhz: float) -> dict[str, Any]:
 
 
 def run_deploy_sim(deploy: Path, input_file: Path, output_file: Path, python: str | None = None,
-                   throughput: bool = False) -> dict[str, Any]:
+                   throughput: bool = False, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run deploy/driver/driver.py on the simulated board; returns frames, cycles and simulated throughput (and,
     with `throughput`, the driver's --throughput run with its simulated cycles)."""
     from hls.simulate import compile_binary
@@ -93,7 +136,7 @@ def run_deploy_sim(deploy: Path, input_file: Path, output_file: Path, python: st
     project = deploy.parent / "hls"
     if not (project / "sim.cpp").exists():
         raise EdgeError(f"{project}: no sim.cpp beside the deploy package; run `edge build` again")
-    interpreter = pynq_python(python)
+    interpreter = pynq_python(python, log)
     binary = compile_binary(project, ["sim.cpp"], "sim.bin")
     clock = settings["clock_mhz"]
     stats, stdout = _run_driver(interpreter, deploy, binary,

@@ -803,7 +803,7 @@ class Lowering:
             if self.top_k:
                 raise EdgeError(f"{self.path}: --top-k needs a model whose output is an unquantised accumulator")
         nodes = tuple(n for n in self.nodes if not isinstance(n, _Passthrough))
-        return DataflowGraph(name=self.model.graph.name or self.path.stem, nodes=nodes, tensors=self.tensors,
+        return DataflowGraph(name=self.path.name, nodes=nodes, tensors=self.tensors,
                              input="input", output=self.final_stream, pre=self.pre, post=self.post,
                              probes=self.probes)
 

@@ -65,6 +65,8 @@ def test_cnn_w8a8_builds_bit_exact_and_exports(run_cli, float_cnn: dict[str, Pat
     code, out, err = run_cli("build", "--board", "pynq-z2", model, "-o", str(tmp_path / "build"), "--json")
     assert code == 0, err
     build = json.loads(out)
+    assert build["model"] == "model.onnx"  # reports name the model by its file, not the ONNX graph name
+    assert "<title>edge build: model.onnx on pynq-z2</title>" in (tmp_path / "build" / "report.html").read_text()
     assert build["verification"]["bit_exact"], build["verification"]
     sim = build["simulation"]
     assert sim["csim"]["passed"] and sim["csim"]["mismatches"] == 0
