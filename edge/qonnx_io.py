@@ -374,6 +374,21 @@ def _check_executes(loaded: LoadedModel) -> None:
                         f"{list(declared)} but the graph computes {list(y.shape[1:])}; re-export the model")
 
 
+def activation_elements(loaded: LoadedModel) -> int:
+    """Elements of every non-constant tensor of one sample (input, intermediates, outputs): what executing one
+    sample with its whole context holds, used to size verification batches."""
+    graph = loaded.model.graph
+    consts = {i.name for i in graph.initializer}
+    total = 0
+    for vi in [*graph.input, *graph.value_info, *graph.output]:
+        if vi.name in consts:
+            continue
+        dims = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        if dims and all(d > 0 for d in dims):
+            total += int(np.prod(dims[1:], dtype=np.int64))
+    return max(total, 1)
+
+
 def with_batch(model: ModelWrapper, batch: int) -> ModelWrapper:
     """A copy of the model whose graph input and all inferred shapes use batch size `batch`."""
     proto = onnx.ModelProto()

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.qonnx_io import GoldenModel, LoadedModel
+from edge.qonnx_io import GoldenModel, LoadedModel, activation_elements
 from fpga.execute import quantize_input, run_model, run_node
 from fpga.ir import DataflowGraph, DuplicateStreams
 
 TIE_EPS = 1e-4  # in units of the quantiser's step
+STREAM_BYTES = 256 << 20  # activations held at once while verifying (golden context + integer IR)
 
 
 @dataclass
@@ -95,8 +96,34 @@ def _tie_mask(loaded: LoadedModel, ctx: dict[str, np.ndarray], onnx_tensor: str,
     return np.abs(np.abs(level - np.floor(level)) - 0.5) <= TIE_EPS
 
 
-def verify(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray) -> VerifyReport:
-    """Teacher-forced per-probe comparison plus end-to-end output agreement on the batch x."""
+def verify(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray, batch: int | None = None) -> VerifyReport:
+    """Teacher-forced per-probe comparison plus end-to-end output agreement on x, streamed `batch` samples at a
+    time (default: what `stream_batch` allows), so that memory stays flat however many samples are checked."""
+    step = max(1, batch or stream_batch(loaded))
+    total = VerifyReport(samples=len(x))
+    agree = 0.0
+    for start in range(0, len(x), step):
+        part = _verify_batch(graph, loaded, x[start : start + step])
+        if not total.probes:
+            total.probes = [ProbeResult(p.stream, p.onnx_tensor, 0, 0, 0) for p in part.probes]
+        for mine, theirs in zip(total.probes, part.probes, strict=True):
+            mine.values += theirs.values
+            mine.mismatches += theirs.mismatches
+            mine.ties += theirs.ties
+        total.tie_samples |= {start + i for i in part.tie_samples}
+        total.differing_samples |= {start + i for i in part.differing_samples}
+        agree += part.top1_agreement * part.samples
+        total.max_abs_diff = max(total.max_abs_diff, part.max_abs_diff)
+    total.top1_agreement = agree / max(len(x), 1)
+    return total
+
+
+def stream_batch(loaded: LoadedModel, budget_bytes: int = STREAM_BYTES) -> int:
+    """Samples per batch whose every intermediate tensor (float64 at worst) fits in `budget_bytes` together."""
+    return max(1, min(256, budget_bytes // max(8 * activation_elements(loaded), 1)))
+
+
+def _verify_batch(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray) -> VerifyReport:
     golden = GoldenModel(loaded, batch=len(x))
     ctx = golden.run_all(x)
     forced = {s: p.layout.to_ir(np.rint(ctx[p.onnx_tensor] / _channel_scale(p.scale, ctx[p.onnx_tensor].ndim))

@@ -74,7 +74,7 @@ def simulate_project(graph: DataflowGraph, board: FpgaBoard, project: Path, x: n
             "kernels": {k: {**v, "utilisation": v["busy"] / sim.cycles if sim.cycles else 0.0}
                         for k, v in sim.kernels.items()},
             "fifos": sim.fifos,
-            "seconds": round(sim_s, 2),
+            "seconds": round(sim_s, 6),
             # simulated clock cycles per wall-clock second, over every simulator run of this build
             "cycles_per_second": round(sum(r.cycles for r in runs) / max(sum(r.seconds for r in runs), 1e-9)),
         },

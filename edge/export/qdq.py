@@ -183,16 +183,24 @@ class QdqConverter:
 
     def activation(self, node: onnx.NodeProto) -> None:
         scale, bits, signed, narrow = self.quant_params(node)
-        if scale.size != 1:
-            raise self.fail(node, "activation scales must be per-tensor")
+        axis: int | None = None
+        if scale.size == 1:
+            s = scale.reshape(())
+        else:  # per-channel activation scales (brevitas_examples' MobileNet): QuantizeLinear along that axis
+            rank = len(self.model.get_tensor_shape(node.input[0]) or scale.shape)
+            varying = [i for i, d in enumerate(scale.shape) if d != 1]
+            if len(varying) != 1:
+                raise self.fail(node, f"activation scale of shape {scale.shape} is neither per-tensor nor "
+                                      "per-channel")
+            axis = varying[0] + rank - scale.ndim
+            s = scale.reshape(scale.shape[varying[0]], *([1] * (rank - 1 - axis)))  # broadcasts along axis
         qmin, qmax = _qrange(bits, signed, narrow)
-        s = scale.reshape(())
         kind = f"{bits}-bit {'signed' if signed else 'unsigned'}"
-        offset = 0.0
+        offset: np.ndarray | None = None
         if self.int8_only and not signed:
             if qmax > 127 and node.input[0] == self.model.graph.input[0].name:
                 # the model input: shift [0, 255] to [-128, 127] around Q/DQ (exact; integers shift exactly)
-                offset = float(128 * s)
+                offset = (np.float32(128) * s).astype(np.float32)
                 qmin, qmax = -128, 127
                 self.notes.append(f"{node.name}: 8-bit unsigned input quantised as int8 around an offset of "
                                     "128 steps (exact; the first layer's input is offset in float)")
@@ -212,32 +220,42 @@ class QdqConverter:
             lowest = self.const(f"{out}_lowest", np.float32(np.finfo(np.float32).min))
             self.nodes.append(helper.make_node("Max", [x, lowest], [f"{out}_unfused"], name=f"{node.name}_unfuse"))
             x = f"{out}_unfused"
-        if offset:
-            off = self.const(f"{out}_offset", np.float32(offset))
+        if offset is not None:
+            off = self.const(f"{out}_offset", offset)
             self.nodes.append(helper.make_node("Sub", [x, off], [f"{out}_shifted"], name=f"{node.name}_shift"))
             x = f"{out}_shifted"
         if (qmin, qmax) != full:
             # a narrower integer range than int8/uint8: clip first, so QuantizeLinear's saturation is never hit
-            lo = self.const(f"{out}_clip_lo", np.float32(qmin) * s)
-            hi = self.const(f"{out}_clip_hi", np.float32(qmax) * s)
-            self.nodes.append(helper.make_node("Clip", [x, lo, hi], [f"{out}_clipped"], name=f"{node.name}_clip"))
+            lo = self.const(f"{out}_clip_lo", (np.float32(qmin) * s).astype(np.float32))
+            hi = self.const(f"{out}_clip_hi", (np.float32(qmax) * s).astype(np.float32))
+            if axis is None:
+                self.nodes.append(helper.make_node("Clip", [x, lo, hi], [f"{out}_clipped"],
+                                                   name=f"{node.name}_clip"))
+            else:  # Clip takes scalar bounds only: per-channel bounds as Max then Min
+                self.nodes.append(helper.make_node("Max", [x, lo], [f"{out}_above"], name=f"{node.name}_clip_lo"))
+                self.nodes.append(helper.make_node("Min", [f"{out}_above", hi], [f"{out}_clipped"],
+                                                   name=f"{node.name}_clip_hi"))
             x = f"{out}_clipped"
             self.widened.append(f"{node.name}: {kind} activations held in {'int8' if signed else 'uint8'} "
                                 f"(clipped to [{qmin}, {qmax}])")
-        zp = self.const(f"{out}_zp", np.zeros((), np.int8 if signed else np.uint8))
+        zp_shape = () if axis is None else (s.size,)
+        zp = self.const(f"{out}_zp", np.zeros(zp_shape, np.int8 if signed else np.uint8))
         if self.target == "openvino":
-            s = fake_quant_safe_scale(s, max(abs(qmin), abs(qmax)))
-        sc = self.const(f"{out}_scale", s)
+            s = np.asarray([fake_quant_safe_scale(v, max(abs(qmin), abs(qmax))) for v in s.reshape(-1)],
+                           np.float32).reshape(s.shape)
+        sc = self.const(f"{out}_scale", s.reshape(zp_shape))
+        attrs = {} if axis is None else {"axis": axis}
         self.act_outputs.add(out)
-        self.nodes.append(helper.make_node("QuantizeLinear", [x, sc, zp], [f"{out}_q"], name=f"{node.name}_q"))
-        if offset:
+        self.nodes.append(helper.make_node("QuantizeLinear", [x, sc, zp], [f"{out}_q"], name=f"{node.name}_q",
+                                           **attrs))
+        if offset is not None:
             self.nodes.append(helper.make_node("DequantizeLinear", [f"{out}_q", sc, zp], [f"{out}_dq"],
-                                               name=f"{node.name}_dq"))
+                                               name=f"{node.name}_dq", **attrs))
             self.nodes.append(helper.make_node("Add", [f"{out}_dq", f"{out}_offset"], [out],
                                                name=f"{node.name}_unshift"))
         else:
             self.nodes.append(helper.make_node("DequantizeLinear", [f"{out}_q", sc, zp], [out],
-                                               name=f"{node.name}_dq"))
+                                               name=f"{node.name}_dq", **attrs))
 
     def bipolar_scale(self, node: onnx.NodeProto) -> np.ndarray:
         scale = self.model.get_initializer(node.input[1])
@@ -285,6 +303,58 @@ class QdqConverter:
                                            name=f"{node.name}_q"))
         self.nodes.append(helper.make_node("DequantizeLinear", [f"{out}_q", sc, zp], [out], name=f"{node.name}_dq"))
 
+    def trunc(self, node: onnx.NodeProto) -> None:
+        """QONNX Trunc (Brevitas' truncating average pool) as the float32 operations qonnx executes, in order:
+        element-wise float ops are deterministic, so every runtime computes what the golden model does."""
+        consts = [self.model.get_initializer(i) for i in node.input[1:]]
+        if any(c is None for c in consts):
+            raise self.fail(node, "Trunc parameters must be constants")
+        scale, zp, in_bits = (np.asarray(c, np.float32) for c in consts[:3])
+        mode = str(_attr(node, "rounding_mode", "FLOOR")).upper()
+        rounding = {"FLOOR": "Floor", "CEIL": "Ceil", "ROUND": "Round"}.get(mode)
+        if rounding is None:
+            raise self.fail(node, f"Trunc rounding mode {mode} is not one of FLOOR, CEIL, ROUND")
+        if len(consts) == 5:  # Trunc v2: output scale and bit width; clamps to the output range
+            out_scale, out_bits = (np.asarray(c, np.float32) for c in consts[3:])
+            ts = np.asarray(2 ** np.round(np.log2(out_scale / scale)), np.float32)
+            signed, narrow = int(_attr(node, "signed", 1)), int(_attr(node, "narrow", 0))
+            qmin, qmax = _qrange(int(np.asarray(out_bits).item()), bool(signed), bool(narrow))
+            bounds: tuple[float, float] | None = (qmin, qmax)
+        else:  # v1: truncation by the bit-width difference, output at the input scale
+            ts = np.asarray(2.0 ** (in_bits - np.asarray(consts[3], np.float32)), np.float32)
+            out_scale, bounds = scale, None
+        name, x = node.name or node.output[0], node.input[0]
+
+        def step(op: str, *args: str) -> str:
+            y = f"{node.output[0]}_{op.lower()}{len(self.nodes)}"
+            self.nodes.append(helper.make_node(op, list(args), [y], name=f"{name}_{op.lower()}{len(self.nodes)}"))
+            return y
+
+        y = step("Div", x, self.const(f"{name}_scale", scale))
+        y = step("Add", y, self.const(f"{name}_zp", zp))
+        y = step("Round", y)
+        y = step("Div", y, self.const(f"{name}_trunc_scale", ts))
+        if bounds is not None:
+            y = step("Min", y, self.const(f"{name}_max", np.float32(bounds[1])))
+            y = step("Max", y, self.const(f"{name}_min", np.float32(bounds[0])))
+        y = step(rounding, y)
+        y = step("Sub", y, self.const(f"{name}_out_zp", (zp / ts).astype(np.float32)))
+        self.nodes.append(helper.make_node("Mul", [y, self.const(f"{name}_out_scale", out_scale)], [node.output[0]],
+                                           name=f"{name}_rescale"))
+        self.notes.append(f"{name}: Trunc written as the float32 operations the golden model executes")
+
+    def float_pool(self, node: onnx.NodeProto) -> None:
+        """OpenVINO runs an average pool of int8 data in u8 and rounds the mean to an integer (measured: 7.5 output
+        LSB on brevitas_examples' MobileNet-v1, whose Trunc wants the float mean). A Max with the lowest float32
+        in front computes nothing but keeps the pool in f32, as the golden model computes it."""
+        floor = self.const(f"{node.name}_floor", np.float32(np.finfo(np.float32).min))
+        x = node.input[0]
+        self.nodes.append(helper.make_node("Max", [x, floor], [f"{x}_f32"], name=f"{node.name}_unfuse"))
+        pool = onnx.NodeProto()
+        pool.CopyFrom(node)
+        pool.input[0] = f"{x}_f32"
+        self.nodes.append(pool)
+
     def residual_add(self, node: onnx.NodeProto) -> None:
         """OpenVINO's CPU plugin fuses `conv -> BN -> Q/DQ -> Add(skip) -> ReLU -> Q/DQ` into one convolution whose
         post-op chain loses the inner requantisation (measured: top-1 99.2% vs the golden model on resnet w4a4).
@@ -307,6 +377,9 @@ class QdqConverter:
                     and all(i in self.act_outputs for i in node.input)):
                 self.residual_add(node)
                 continue
+            if self.target == "openvino" and node.op_type in ("AveragePool", "GlobalAveragePool"):
+                self.float_pool(node)
+                continue
             if node.op_type == "BipolarQuant":
                 if self.model.get_initializer(node.input[0]) is not None:
                     self.bipolar_weight(node)
@@ -314,7 +387,8 @@ class QdqConverter:
                     self.bipolar_activation(node)
                 continue
             if node.op_type == "Trunc":
-                raise self.fail(node, "Trunc (truncating average pool) has no QDQ equivalent")
+                self.trunc(node)
+                continue
             if node.op_type == "Quant":
                 if self.model.get_initializer(node.input[0]) is not None and self.is_bias(node):
                     self.bias(node)

@@ -21,6 +21,7 @@ import numpy as np
 # magnitude; 3e-7 covers a few of them. (A Q31 fixed-point requantisation errs by ~1e-9.)
 MARGIN = 3e-7
 OFFSETS = 64  # candidate biases tried around the best straight-line fit, per channel
+COARSE = 64  # grid points per accumulator unit, each side, tried as well when the fold is large
 CHUNK = 64  # channels evaluated together (memory: CHUNK * OFFSETS * constraints floats)
 
 
@@ -106,7 +107,12 @@ def _search(cons: _Constraints, r0: np.ndarray, u: np.ndarray, fold: np.ndarray,
     j = np.arange(OFFSETS)
     steps = (j + 1) // 2 * np.where(j % 2 == 1, 1, -1)  # 0, +1, -1, +2, -2, ...
     start = np.rint(r0 * fold).astype(np.int64)
-    cand = start[:, None] + steps[None, :]  # (C, J) bias in folded units
+    # a large fold makes one folded unit tiny: also try a grid over one accumulator unit either side of the fit
+    # (ceil-ed thresholds put the exact line up to half a unit off the least-squares one), nearest first
+    grid = np.linspace(-1.0, 1.0, 2 * COARSE + 1)
+    grid = grid[np.argsort(np.abs(grid), kind="stable")]
+    coarse = np.rint(grid[None, :] * fold[:, None]).astype(np.int64)
+    cand = np.concatenate([start[:, None] + steps[None, :], start[:, None] + coarse], axis=1)  # (C, J) folded
     r = cand / fold[:, None]
     x = cons.t[:, None, :] + r[:, :, None]  # (C, J, N)
     bound = np.where(cons.ge, cons.c + tol, cons.c - tol)[:, None, :]

@@ -15,13 +15,15 @@ from edge.errors import EdgeError
 from edge.export.kernel_paths import summarise
 from edge.export.qdq import to_qdq
 from edge.fsutil import atomic_output_dir, write_json
-from edge.qonnx_io import GoldenModel, LoadedModel
+from edge.qonnx_io import GoldenModel, LoadedModel, activation_elements
 from edge.report_html import write_export_html
 from fpga.ir import DataflowGraph
 
 TARGETS = ("onnx", "tflite", "openvino", "tensorrt")
 TOP1_FLOOR = 0.995
 MAX_LSB = 1.0
+DEFAULT_SAMPLES = 256
+VERIFY_ELEMENTS = 1 << 27  # default verification work: activation elements over all samples
 
 
 @dataclass
@@ -68,7 +70,21 @@ def calibration_data(loaded: LoadedModel, calib: Path | None) -> tuple[np.ndarra
         from edge.data import load_digits_dataset
 
         return load_digits_dataset().x_test.reshape(-1, *shape), "digits test set"
-    return np.random.default_rng(0).uniform(0, 1, size=(256, *shape)).astype(np.float32), "random inputs in [0, 1]"
+    n = default_samples(loaded)
+    data = "random inputs in [0, 1]"
+    if n < DEFAULT_SAMPLES:
+        data += f" ({n} samples for a model this size; give --calib for more)"
+    return np.random.default_rng(0).uniform(0, 1, size=(n, *shape)).astype(np.float32), data
+
+
+def default_samples(loaded: LoadedModel) -> int:
+    """256 random samples, fewer for large models (an ImageNet-sized one gets 8: seconds, not minutes)."""
+    return max(8, min(DEFAULT_SAMPLES, VERIFY_ELEMENTS // activation_elements(loaded)))
+
+
+def batches(n: int, size: int) -> list[slice]:
+    """Consecutive slices of at most `size` samples covering range(n)."""
+    return [slice(s, min(s + size, n)) for s in range(0, n, max(size, 1))]
 
 
 def top1_agreement(ours: np.ndarray, golden: np.ndarray) -> float:
@@ -97,6 +113,10 @@ class Reference:
     graph: DataflowGraph | None
     acc_lsb: np.ndarray
     ties: frozenset[int]
+    batch: int = 256  # samples per streamed batch (golden, integer IR and runtimes alike)
+
+    def batches(self) -> list[slice]:
+        return batches(len(self.x), self.batch)
 
     def compare(self, ours: np.ndarray, runtime: str, exact: bool, out_step: float | None = None) -> Verification:
         """Exact (QDQ ONNX): equal up to float32 rounding. Otherwise top-1 agreement and |delta| <= 1 int8 output
@@ -128,34 +148,44 @@ class Reference:
 def reference(loaded: LoadedModel, calib: Path | None, ties: bool) -> Reference:
     """Golden outputs on the verification data, and the integer IR lowered once for everything that needs it."""
     from fpga.lower import lower
-    from fpga.verify import verify
+    from fpga.verify import stream_batch, verify
 
     x, data = calibration_data(loaded, calib)
-    golden = GoldenModel(loaded, batch=len(x)).run(x)
+    batch = min(stream_batch(loaded), len(x))
+    golden = GoldenModel(loaded, batch=batch).run(x)
     n_out = int(np.prod(golden.shape[1:]))
     try:
         graph = lower(loaded)
     except EdgeError:
-        return Reference(x, data, golden, None, np.full(n_out, np.nan), frozenset())
+        return Reference(x, data, golden, None, np.full(n_out, np.nan), frozenset(), batch)
     acc_lsb = np.broadcast_to(np.abs(graph.post.scale), (n_out,)).astype(np.float64)
-    tie_samples = frozenset(verify(graph, loaded, x).tie_samples) if ties else frozenset()
-    return Reference(x, data, golden, graph, acc_lsb, tie_samples)
+    tie_samples = frozenset(verify(graph, loaded, x, batch).tie_samples) if ties else frozenset()
+    return Reference(x, data, golden, graph, acc_lsb, tie_samples, batch)
 
 
-def _ort_run(proto: onnx.ModelProto, x: np.ndarray, optimise: bool) -> np.ndarray:
-    """Run the whole batch at once: the golden model runs the same batch size, so float32 kernels sum in the
-    same order (a different batch size can pick a different convolution algorithm and flip exact ties)."""
+def _ort_run(proto: onnx.ModelProto, x: np.ndarray, optimise: bool, batch: int | None = None) -> np.ndarray:
+    """Run in the golden model's batches (`batch`, default all at once): the same batch sizes make float32 kernels
+    sum in the same order (a different batch size can pick a different convolution algorithm and flip exact
+    ties), and memory stays flat on large models."""
     import onnxruntime as ort
     from qonnx.core.modelwrapper import ModelWrapper
 
     from edge.qonnx_io import with_batch
 
-    batched = with_batch(ModelWrapper(proto), len(x)).model
     so = ort.SessionOptions()
     if not optimise:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(batched.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    sessions: dict[int, Any] = {}
+    outs = []
+    for part in batches(len(x), batch or len(x)):
+        chunk = x[part]
+        if len(chunk) not in sessions:
+            batched = with_batch(ModelWrapper(proto), len(chunk)).model
+            sessions[len(chunk)] = ort.InferenceSession(batched.SerializeToString(), so,
+                                                        providers=["CPUExecutionProvider"])
+        sess = sessions[len(chunk)]
+        outs.append(sess.run(None, {sess.get_inputs()[0].name: chunk})[0])
+    return np.concatenate(outs, axis=0)
 
 
 def activation_probes(proto: onnx.ModelProto) -> list[tuple[str, float]]:
@@ -189,38 +219,64 @@ def per_layer_rows(got: dict[str, np.ndarray], golden_all: dict[str, np.ndarray]
     return rows
 
 
-def qdq_per_layer(proto: onnx.ModelProto, x: np.ndarray, golden_all: dict[str, np.ndarray],
-                  runtime: str) -> list[dict[str, Any]]:
-    """Each activation quantiser's output in the exported model against the golden model, in its own LSB."""
-    probes = activation_probes(proto)
-    names = [n for n, _ in probes]
-    extra = with_outputs(proto, names)
-    if runtime == "openvino":
-        import tempfile
+def merge_rows(total: list[dict[str, Any]], part: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-layer rows of one more batch added to the rows so far (counts add up, maxima take the max)."""
+    if not total:
+        return [dict(r) for r in part]
+    for mine, theirs in zip(total, part, strict=True):
+        mine["mismatches"] += theirs["mismatches"]
+        mine["values"] += theirs["values"]
+        mine["max_diff_lsb"] = max(mine["max_diff_lsb"], theirs["max_diff_lsb"])
+    return total
 
-        import openvino as ov
 
-        with tempfile.TemporaryDirectory() as d:
-            onnx.save(extra, f"{d}/m.onnx")
-            model = ov.convert_model(f"{d}/m.onnx")
-        model.reshape({model.inputs[0].get_any_name(): list(x.shape)})
-        compiled = ov.Core().compile_model(model, "CPU", OPENVINO_CONFIG)
-        res = compiled(x)
-        got = {}
-        for out in compiled.outputs:
-            for n in out.get_names():
-                got[n] = np.asarray(res[out])
-    else:
+class _Runtime:
+    """One model on one runtime with every named tensor as an output, run batch by batch (sessions per size)."""
+
+    def __init__(self, proto: onnx.ModelProto, names: list[str], runtime: str) -> None:
+        self.proto, self.names, self.runtime = proto, names, runtime
+        self.sessions: dict[int, Any] = {}
+
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        n = len(x)
+        if self.runtime == "openvino":
+            import tempfile
+
+            import openvino as ov
+
+            if n not in self.sessions:
+                with tempfile.TemporaryDirectory() as d:
+                    onnx.save(with_outputs(self.proto, self.names), f"{d}/m.onnx")
+                    model = ov.convert_model(f"{d}/m.onnx")
+                model.reshape({model.inputs[0].get_any_name(): list(x.shape)})
+                self.sessions[n] = ov.Core().compile_model(model, "CPU", OPENVINO_CONFIG)
+            compiled = self.sessions[n]
+            res = compiled(x)
+            return {name: np.asarray(res[out]) for out in compiled.outputs for name in out.get_names()}
         import onnxruntime as ort
         from qonnx.core.modelwrapper import ModelWrapper
 
         from edge.qonnx_io import with_batch
 
-        batched = with_outputs(with_batch(ModelWrapper(proto), len(x)).model, names)
-        sess = ort.InferenceSession(batched.SerializeToString(), providers=["CPUExecutionProvider"])
+        if n not in self.sessions:
+            batched = with_outputs(with_batch(ModelWrapper(self.proto), n).model, self.names)
+            self.sessions[n] = ort.InferenceSession(batched.SerializeToString(), providers=["CPUExecutionProvider"])
+        sess = self.sessions[n]
         outs = sess.run(None, {sess.get_inputs()[0].name: x})
-        got = {o.name: v for o, v in zip(sess.get_outputs(), outs, strict=True)}
-    return per_layer_rows(got, golden_all, probes)
+        return {o.name: v for o, v in zip(sess.get_outputs(), outs, strict=True)}
+
+
+def qdq_per_layer(proto: onnx.ModelProto, loaded: LoadedModel, ref: Reference, runtime: str) -> list[dict[str, Any]]:
+    """Each activation quantiser's output in the exported model against the golden model, in its own LSB,
+    streamed in the reference's batches."""
+    probes = activation_probes(proto)
+    rt = _Runtime(proto, [n for n, _ in probes], runtime)
+    golden = GoldenModel(loaded, batch=ref.batch)
+    rows: list[dict[str, Any]] = []
+    for part in ref.batches():
+        x = ref.x[part]
+        rows = merge_rows(rows, per_layer_rows(rt.run(x), golden.run_all(x), probes))
+    return rows
 
 
 def export_onnx(loaded: LoadedModel, tmp: Path, ref: Reference,
@@ -228,8 +284,10 @@ def export_onnx(loaded: LoadedModel, tmp: Path, ref: Reference,
     proto, widened, conv = to_qdq(loaded, target)
     path = tmp / "model.qdq.onnx"
     onnx.save(proto, str(path))
-    exact = ref.compare(_ort_run(proto, ref.x, optimise=False), "onnxruntime (no graph optimisation)", exact=True)
-    fused = ref.compare(_ort_run(proto, ref.x, optimise=True), "onnxruntime (default: fused int8 kernels)",
+    exact = ref.compare(_ort_run(proto, ref.x, optimise=False, batch=ref.batch),
+                        "onnxruntime (no graph optimisation)", exact=True)
+    fused = ref.compare(_ort_run(proto, ref.x, optimise=True, batch=ref.batch),
+                        "onnxruntime (default: fused int8 kernels)",
                         exact=False)
     return {"path": path.name, "widened": widened, "verification": exact.as_dict(),
             "onnxruntime_optimised": fused.as_dict(),
@@ -274,9 +332,16 @@ def export_openvino(loaded: LoadedModel, tmp: Path, ref: Reference, per_layer: b
     ov.save_model(model, str(tmp / "model.xml"))
     core = ov.Core()
     name = model.inputs[0].get_any_name()
-    model.reshape({name: [len(x), *loaded.input_shape[1:]]})
+    size = min(ref.batch, len(x))
+    model.reshape({name: [size, *loaded.input_shape[1:]]})
     compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": "1", **OPENVINO_CONFIG})
-    out = compiled(x)[compiled.outputs[0]]
+    outs = []
+    for part in ref.batches():  # one compiled batch size: the last batch is padded with its own first sample
+        chunk = x[part]
+        if len(chunk) < size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk), axis=0)])
+        outs.append(np.asarray(compiled(chunk)[compiled.outputs[0]])[: part.stop - part.start])
+    out = np.concatenate(outs, axis=0)
     layers = []
     for op in compiled.get_runtime_model().get_ordered_ops():
         rt = op.get_rt_info()
@@ -293,44 +358,37 @@ def export_openvino(loaded: LoadedModel, tmp: Path, ref: Reference, per_layer: b
         if program is not None:
             result["per_layer"] = int8_program_per_layer(program[1], ref, tmp)
         else:
-            golden_all = GoldenModel(loaded, batch=len(x)).run_all(x)
-            result["per_layer"] = qdq_per_layer(onnx.load(str(onnx_path)), x, golden_all, "openvino")
+            result["per_layer"] = qdq_per_layer(onnx.load(str(onnx_path)), loaded, ref, "openvino")
     return result
 
 
 def int8_program_per_layer(prog: Any, ref: Reference, tmp: Path) -> list[dict[str, Any]]:
-    """OpenVINO running the int8 program: every int8 tensor against the integer IR, in levels."""
-    import openvino as ov
-
+    """OpenVINO running the int8 program: every int8 tensor against the integer IR, in levels, batch by batch."""
     from fpga.execute import execute, quantize_input
 
-    graph, x = ref.graph, ref.x
+    graph = ref.graph
     proto = onnx.ModelProto.FromString(prog.flatbuffer)
-    ir = execute(graph, quantize_input(graph.pre, x), keep_all=True)
-    wanted = {name: (stream, zp) for stream, (name, zp) in prog.streams.items()
-              if stream in ir and (stream in graph.probes or stream == graph.input)}
     produced = {n.output[0] for n in proto.graph.node}
-    names = [n for n in wanted if n in produced]
+    wanted = {name: stream for stream, (name, _) in prog.streams.items()
+              if (stream in graph.probes or stream == graph.input) and name in produced}
     zero = {i.name[: -len("/zero_point")]: int(onnx.numpy_helper.to_array(i)) for i in proto.graph.initializer
             if i.name.endswith("/zero_point")}
-    extra = with_outputs(proto, names)
-    onnx.save(extra, str(tmp / "per_layer.onnx"))
-    model = ov.convert_model(str(tmp / "per_layer.onnx"))
-    (tmp / "per_layer.onnx").unlink()
-    model.reshape({model.inputs[0].get_any_name(): list(x.shape)})
-    compiled = ov.Core().compile_model(model, "CPU", OPENVINO_CONFIG)
-    res = compiled(x)
-    rows = []
-    for port in compiled.outputs:
-        for n in port.get_names():
-            if n in wanted:
-                stream, _ = wanted[n]
-                got = np.asarray(res[port]).astype(np.int64) - zero[n]
-                ref = ir[stream]
-                ref = np.moveaxis(ref, -1, 1) if ref.ndim == 4 else ref
-                d = np.abs(got.reshape(ref.shape) - ref)
-                rows.append({"tensor": n, "ir_stream": stream, "mismatches": int((d > 0).sum()), "values": int(d.size),
-                             "max_diff_lsb": float(d.max())})
+    rt = _Runtime(proto, list(wanted), "openvino")
+    rows: list[dict[str, Any]] = []
+    for part in ref.batches():
+        x = ref.x[part]
+        ir = execute(graph, quantize_input(graph.pre, x), keep_all=True)
+        got = rt.run(x)
+        batch_rows = []
+        for n, stream in wanted.items():
+            if n not in got or stream not in ir:
+                continue
+            want = ir[stream]
+            want = np.moveaxis(want, -1, 1) if want.ndim == 4 else want
+            d = np.abs(got[n].astype(np.int64).reshape(want.shape) - zero[n] - want)
+            batch_rows.append({"tensor": n, "ir_stream": stream, "mismatches": int((d > 0).sum()),
+                               "values": int(d.size), "max_diff_lsb": float(d.max())})
+        rows = merge_rows(rows, batch_rows)
     return rows
 
 
@@ -341,22 +399,26 @@ def export_tflite(loaded: LoadedModel, tmp: Path, ref: Reference, io: str) -> di
     from fpga.lower import lower
 
     graph = ref.graph if ref.graph is not None else lower(loaded)  # lower() raises the error naming the node
-    x = ref.x
     model = to_tflite(graph, str(loaded.path), io)
     (tmp / "model.tflite").write_bytes(model.flatbuffer)
     runner = TfliteRunner(model, threads=1, keep_tensors=True)
-    out = runner.run_float(x, graph.pre)
+    outs = []
+    layers: list[dict[str, Any]] = []
+    for part in ref.batches():  # every int8 tensor against the integer IR (itself bit-exact with the golden)
+        x = ref.x[part]
+        outs.append(runner.run_float(x, graph.pre))
+        ir = execute(graph, quantize_input(graph.pre, x), keep_all=True)
+        batch_rows = []
+        for stream, (name, zp) in model.streams.items():
+            if stream in ir and (stream in graph.probes or stream == graph.input):
+                got = (runner.tensor(name).astype(np.int64) - zp).reshape(ir[stream].shape)
+                d = np.abs(got - ir[stream])
+                batch_rows.append({"tensor": name, "ir_stream": stream, "mismatches": int((d > 0).sum()),
+                                   "values": int(d.size), "max_diff_lsb": float(d.max())})
+        layers = merge_rows(layers, batch_rows)
+        del ir
     step = model.output_quant[0] if model.output_quant else None  # int8 output: its own step is the LSB
-    check = ref.compare(out, f"LiteRT {runner.version} CPU", exact=False, out_step=step)
-    # every int8 tensor against the integer IR (itself bit-exact with the golden model)
-    ir = execute(graph, quantize_input(graph.pre, x), keep_all=True)
-    layers = []
-    for stream, (name, zp) in model.streams.items():
-        if stream in ir and (stream in graph.probes or stream == graph.input):
-            got = (runner.tensor(name).astype(np.int64) - zp).reshape(ir[stream].shape)
-            d = np.abs(got - ir[stream])
-            layers.append({"tensor": name, "ir_stream": stream, "mismatches": int((d > 0).sum()),
-                           "values": int(d.size), "max_diff_lsb": float(d.max())})
+    check = ref.compare(np.concatenate(outs, axis=0), f"LiteRT {runner.version} CPU", exact=False, out_step=step)
     check.extra["int8_tensors_equal_to_ir"] = all(layer["mismatches"] == 0 for layer in layers)
     return {"path": "model.tflite", "io": io, "input": runner.input_info(), "output": runner.output_info(),
             "ops": model.ops, "widened": model.widened, "requantisation": model.requant,
@@ -370,7 +432,6 @@ def export(loaded: LoadedModel, target: str, out_dir: Path, calib: Path | None =
     if target not in TARGETS:
         raise EdgeError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}")
     ref = reference(loaded, calib, ties=target != "onnx")
-    x = ref.x
     t0 = time.perf_counter()
     with atomic_output_dir(out_dir) as tmp:
         if target == "onnx":
@@ -387,8 +448,7 @@ def export(loaded: LoadedModel, target: str, out_dir: Path, calib: Path | None =
                       host=host_description())
         if per_layer and target in ("onnx", "tensorrt"):
             proto = onnx.load(str(tmp / report["path"]))
-            golden_all = GoldenModel(loaded, batch=len(x)).run_all(x)
-            report["per_layer"] = qdq_per_layer(proto, x, golden_all, target)
+            report["per_layer"] = qdq_per_layer(proto, loaded, ref, target)
         write_json(tmp / "export.json", report)
         write_export_html(report, tmp)
     report["path"] = str(out_dir / report["path"])

@@ -34,8 +34,8 @@ def export_tensorrt(loaded: LoadedModel, tmp: Path, ref: Reference) -> dict[str,
     script.write_text(build_script("model.trt.onnx", input_name, shape))
     script.chmod(0o755)
     q_types = {i.data_type for i in proto.graph.initializer if i.name.endswith("_zp")}
-    check = ref.compare(_ort_run(proto, ref.x, optimise=False), "onnxruntime on the Q/DQ model (TensorRT itself is "
-                        "not run here)", exact=not reduced)
+    check = ref.compare(_ort_run(proto, ref.x, optimise=False, batch=ref.batch),
+                        "onnxruntime on the Q/DQ model (TensorRT itself is not run here)", exact=not reduced)
     return {"path": "model.trt.onnx", "build_script": script.name, "widened": widened, "reduced": reduced,
             "notes": notes,
             "symmetric_int8": q_types <= {onnx.TensorProto.INT8}, "verification": check.as_dict()}
