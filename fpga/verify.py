@@ -118,9 +118,10 @@ def verify(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray, batch: int 
     return total
 
 
-def stream_batch(loaded: LoadedModel, budget_bytes: int = STREAM_BYTES) -> int:
+def stream_batch(loaded: LoadedModel, budget_bytes: int | None = None) -> int:
     """Samples per batch whose every intermediate tensor (float64 at worst) fits in `budget_bytes` together."""
-    return max(1, min(256, budget_bytes // max(8 * activation_elements(loaded), 1)))
+    budget = budget_bytes or STREAM_BYTES
+    return max(1, min(256, budget // max(8 * activation_elements(loaded), 1)))
 
 
 def _verify_batch(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray) -> VerifyReport:

@@ -209,3 +209,21 @@ def test_fitted_requantisation_reproduces_every_threshold(trained, bits):
                 np.testing.assert_array_equal(got, want)
             checked += 1
     assert checked > 10
+
+
+@pytest.mark.parametrize("target", ["onnx", "tflite", "openvino"])
+def test_streamed_verification_gives_the_one_batch_verdict(trained, tmp_path, monkeypatch, target):
+    """Verification in batches of 7 samples (golden, integer IR, tie search, runtime and per-layer rows batch by
+    batch) reports exactly what the default batches (256: two for the 359 digits) report."""
+    import fpga.verify
+    from edge.qonnx_io import activation_elements
+
+    loaded = load_model(trained("resnet", 4, 4, epochs=4) / "model.onnx")
+    whole = export(loaded, target, tmp_path / "whole", per_layer=True)
+    monkeypatch.setattr(fpga.verify, "STREAM_BYTES", 8 * activation_elements(loaded) * 7)  # 7 samples a batch
+    assert fpga.verify.stream_batch(loaded) == 7
+    streamed = export(loaded, target, tmp_path / "streamed", per_layer=True)
+    for key in ("samples", "top1_agreement", "max_diff_output_lsb", "passed", "golden_tie_samples_excluded"):
+        assert streamed["verification"][key] == pytest.approx(whole["verification"][key], abs=1e-9), key
+    assert streamed["per_layer"] == whole["per_layer"] and whole["per_layer"]
+    assert whole["verification"]["samples"] == 359 and whole["verification"]["passed"]

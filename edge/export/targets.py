@@ -289,7 +289,7 @@ def export_onnx(loaded: LoadedModel, tmp: Path, ref: Reference,
     fused = ref.compare(_ort_run(proto, ref.x, optimise=True, batch=ref.batch),
                         "onnxruntime (default: fused int8 kernels)",
                         exact=False)
-    return {"path": path.name, "widened": widened, "verification": exact.as_dict(),
+    return {"path": path.name, "widened": widened, "notes": conv.notes, "verification": exact.as_dict(),
             "onnxruntime_optimised": fused.as_dict(),
             "kernel_paths": {**summarise(conv.paths), "notes": conv.kernel_notes}}, proto
 
