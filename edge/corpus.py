@@ -235,8 +235,37 @@ def concat(out: Path) -> Path:
     return _seeded_export(ConcatNet, (1, 1, 8, 8), out / "concat.onnx")
 
 
+class StemPoolNet(nn.Module):
+    """ResNet's stem pool, MaxPool2d(3, stride=2, padding=1), over overlapping windows of signed values (padding
+    acts as -inf), then an overlapping stride-1 pool of unsigned ones."""
+
+    def __init__(self) -> None:
+        import brevitas.nn as qnn
+
+        super().__init__()
+        self.quant = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.conv1 = qnn.QuantConv2d(1, 8, 3, padding=1, weight_bit_width=4, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.act1 = qnn.QuantIdentity(bit_width=4, return_quant_tensor=True)  # signed: no ReLU
+        self.pool1 = nn.MaxPool2d(3, stride=2, padding=1)  # 8x8 -> 4x4
+        self.conv2 = qnn.QuantConv2d(8, 8, 3, padding=1, weight_bit_width=4, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.relu2 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.pool2 = nn.MaxPool2d(3, stride=1, padding=1)  # 4x4 -> 4x4
+        self.fc = qnn.QuantLinear(8 * 4 * 4, 10, weight_bit_width=4, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(self.act1(self.bn1(self.conv1(self.quant(x)))))
+        x = self.pool2(self.relu2(self.bn2(self.conv2(x))))
+        return self.fc(torch.flatten(x, 1))
+
+
+def stem_pool(out: Path) -> Path:
+    return _seeded_export(StemPoolNet, (1, 1, 8, 8), out / "stem_pool.onnx")
+
+
 IDIOMS: dict[str, Callable[[Path], Path]] = {"concat": concat, "trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool,
-                                             "per_channel_act": per_channel_act}
+                                             "per_channel_act": per_channel_act, "stem_pool": stem_pool}
 
 def mobilenet_v1(out: Path) -> Path:
     """brevitas_examples' ImageNet `quant_mobilenet_v1_4b` (w4a4, per-channel activation scales, TruncAvgPool,

@@ -141,8 +141,9 @@ def run_node(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
         return [win.reshape(n, oh, ow, -1)]
     if isinstance(node, Padding):
         t, left, b, r = node.pads
-        return [np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))]
+        return [np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)), constant_values=node.value)]
     if isinstance(node, MaxPool):
+        x = x.reshape(len(x), *node.ifm, node.channels)  # a window stream (n, oh, ow, k*c) as oh*ow rows of k
         kh, kw = node.kernel
         sh, sw = node.stride
         oh, ow = node.ofm

@@ -170,12 +170,14 @@ class SlidingWindow(Node):
 
 @dataclass(frozen=True, eq=False)
 class Padding(Node):
-    """Zero padding of a feature map: (top, left, bottom, right) pixels."""
+    """Constant padding of a feature map: (top, left, bottom, right) pixels of `value` (0 in front of a
+    convolution; the type's minimum in front of a max pool, which then equals ONNX's -inf padding)."""
 
     ifm: tuple[int, int] = (0, 0)
     channels: int = 0
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)
     dtype: IntType = BIPOLAR
+    value: int = 0
 
     kind: ClassVar[str] = "Padding"
 

@@ -600,9 +600,13 @@ class Lowering:
             raise self.fail(node, "MaxPool on a tensor with a non-positive scale")
         kernel = tuple(_as_2d(self.attr(node, "kernel_shape"), 1))
         stride = tuple(_as_2d(self.attr(node, "strides", kernel), 1))
-        if kernel != stride or (kernel[0] != kernel[1] and kernel[0] != 1):
-            raise self.fail(node, f"MaxPool {kernel} with stride {stride}: only square (or 1-D), non-overlapping "
-                                  "pools")
+        overlapping = kernel != stride
+        if overlapping and (stride[0] > kernel[0] or stride[1] > kernel[1]):
+            raise self.fail(node, f"MaxPool {kernel} with stride {stride}: a stride larger than the window skips "
+                                  "pixels; use a window at least as large as the stride")
+        if not overlapping and kernel[0] != kernel[1] and kernel[0] != 1:
+            raise self.fail(node, f"MaxPool {kernel} with stride {stride}: only square (or 1-D) non-overlapping "
+                                  "pools, or overlapping ones")
         if any(d != 1 for d in self.attr(node, "dilations", [1])):
             raise self.fail(node, "dilated MaxPool is not supported")
         if x.layout.kind != "nhwc":
@@ -611,22 +615,34 @@ class Lowering:
         _, oh, ow = _chw(self.shape(node.output[0]))
         top, left, bottom, right = _as_2d(self.attr(node, "pads", [0, 0, 0, 0]), 0)
         # rows/columns the windows reach beyond the padded map (ceil_mode), padded as well
-        bottom += max(0, oh * kernel[0] - (top + h + bottom))
-        right += max(0, ow * kernel[1] - (left + wd + right))
+        bottom += max(0, (oh - 1) * stride[0] + kernel[0] - (top + h + bottom))
+        right += max(0, (ow - 1) * stride[1] + kernel[1] - (left + wd + right))
         stream, dtype = self.claim(x), x.dtype
         if any((top, left, bottom, right)):
-            if dtype.min < 0:
-                raise self.fail(node, "MaxPool with padding or ceil_mode on signed values: ONNX pads with -inf, "
-                                      "which the integer stream cannot hold; pool after a ReLU or without padding")
+            # ONNX pads with -inf; the type's minimum is the same for a max (a window holds a real value >= it)
+            if dtype.bipolar:
+                raise self.fail(node, "MaxPool with padding or ceil_mode on bipolar values: pool without padding")
             padded = self.fresh("t")
             pad = Padding(name=self.fresh("Padding"), inputs=(stream,), output=padded, ifm=(h, wd), channels=c,
-                          pads=(top, left, bottom, right), dtype=dtype)
+                          pads=(top, left, bottom, right), dtype=dtype, value=min(0, int(dtype.min)))
             self.add_node(pad, (*pad.ofm, c), dtype)
             stream, (h, wd) = padded, pad.ofm
         out = self.fresh("t")
-        self.add_node(MaxPool(name=self.fresh("MaxPool"), inputs=(stream,), output=out, ifm=(h, wd),
-                              ofm=(oh, ow), channels=c, kernel=kernel, stride=stride, dtype=dtype),
-                      (oh, ow, c), dtype)
+        if overlapping:
+            # overlapping windows (ResNet's 3x3/2 stem pool): a sliding window emits each window, and a max pool
+            # over its kh*kw taps reduces it, a 1-D non-overlapping pool over a map of oh*ow rows of k pixels
+            k = kernel[0] * kernel[1]
+            win = self.fresh("t")
+            self.add_node(SlidingWindow(name=self.fresh("SlidingWindow"), inputs=(stream,), output=win,
+                                        ifm=(h, wd), ofm=(oh, ow), channels=c, kernel=kernel, stride=stride,
+                                        dtype=dtype, depthwise=True), (oh, ow, k * c), dtype)
+            self.add_node(MaxPool(name=self.fresh("MaxPool"), inputs=(win,), output=out, ifm=(oh * ow, k),
+                                  ofm=(oh * ow, 1), channels=c, kernel=(1, k), stride=(1, k), dtype=dtype),
+                          (oh, ow, c), dtype)
+        else:
+            self.add_node(MaxPool(name=self.fresh("MaxPool"), inputs=(stream,), output=out, ifm=(h, wd),
+                                  ofm=(oh, ow), channels=c, kernel=kernel, stride=stride, dtype=dtype),
+                          (oh, ow, c), dtype)
         self.publish(node.output[0], out, dtype, x.scale, x.layout)
 
     def lower_avgpool(self, node: NodeProto) -> None:

@@ -141,7 +141,7 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
         t, left, b, r = node.pads
         src = graph.tensors[node.inputs[0]].dtype
         k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, top=t, left=left, bottom=b, right=r,
-                 in_b=src.bits, in_k=kind_code(src), b=node.dtype.bits)
+                 in_b=src.bits, in_k=kind_code(src), b=node.dtype.bits, value=node.value)
     elif isinstance(node, MaxPool):
         k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kh=node.kernel[0], kw=node.kernel[1],
                  oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits, kind_code=kind_code(node.dtype))

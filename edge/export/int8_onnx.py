@@ -269,7 +269,8 @@ class OnnxInt8Builder:
     def _max_pool_2d(self, ins: list[int], out: int, options: Any) -> None:
         y = self.node("MaxPool", [self.dq(ins[0])], f"{self.t[out].name}/pool",
                       kernel_shape=[options.filterHeight, options.filterWidth],
-                      strides=[options.strideH, options.strideW])
+                      strides=[options.strideH, options.strideW],
+                      auto_pad="SAME_UPPER" if options.padding == PADDING_SAME else "VALID")
         self.q(y, out, clip=False)
 
     def _pad(self, ins: list[int], out: int, _: Any) -> None:
@@ -278,6 +279,16 @@ class OnnxInt8Builder:
         pads_name = self.init(f"{self.t[out].name}/pads", np.asarray(pads, np.int64))
         self.q(self.node("Pad", [self.dq(ins[0]), pads_name], f"{self.t[out].name}/pad", mode="constant"), out,
                clip=False)
+
+    def _padv2(self, ins: list[int], out: int, _: Any) -> None:
+        p = self.t[ins[1]].data  # NHWC (4, 2)
+        fill = self.t[ins[2]]
+        level = float(fill.data.reshape(-1)[0]) - fill.quant.zero_point[0]
+        pads = [0, 0, int(p[1, 0]), int(p[2, 0]), 0, 0, int(p[1, 1]), int(p[2, 1])]
+        pads_name = self.init(f"{self.t[out].name}/pads", np.asarray(pads, np.int64))
+        value = self.init(f"{self.t[out].name}/value", np.float32(level * np.float32(fill.quant.scale[0])))
+        self.q(self.node("Pad", [self.dq(ins[0]), pads_name, value], f"{self.t[out].name}/pad", mode="constant"),
+               out, clip=False)
 
     def _concatenation(self, ins: list[int], out: int, _: Any) -> None:
         y = self.node("Concat", [self.dq(i) for i in ins], f"{self.t[out].name}/concat", axis=1)

@@ -206,8 +206,15 @@ class TfliteWriter:
                                                                   np.int32))
             shape = (*node.ofm, node.channels)
             out = self.new_int8(stream, shape, x.scale, x.vmin, x.vmax)
-            self.b.op("PAD", [x.index, pads], [out.index])
-            self.record("PAD", out.name)
+            if node.value == 0:
+                self.b.op("PAD", [x.index, pads], [out.index])
+                self.record("PAD", out.name)
+                return out
+            # a max pool's padding (the IR pads with its type's minimum): the tensor's own lowest value pools the
+            # same and keeps one quantisation on both sides of the PADV2
+            fill = self.b.const(f"{node.name}/value", np.array(x.vmin + x.zero_point, np.int8), t_quant(x))
+            self.b.op("PADV2", [x.index, pads, fill], [out.index])
+            self.record("PADV2", out.name)
             return out
         kind = node.kind if node is not None else "unknown"
         raise self.fail(user, f"its input comes from a {kind} that has no TFLite op of its own here")
@@ -390,10 +397,15 @@ class TfliteWriter:
         self.record("CONCATENATION", out.name)
 
     def maxpool(self, node: MaxPool) -> None:
-        x = self.tensor(node.inputs[0], node)
-        out = self.new_int8(node.output, (*node.ofm, node.channels), x.scale, x.vmin, x.vmax)
-        opts = options("Pool2DOptions", padding=PADDING_VALID, strideH=node.stride[0], strideW=node.stride[1],
-                       filterHeight=node.kernel[0], filterWidth=node.kernel[1], fusedActivationFunction=ACT_NONE)
+        if isinstance(self.deferred.get(node.inputs[0]), SlidingWindow):  # overlapping windows: one MAX_POOL_2D
+            x, swg, padding = self.conv_source(node)
+            (kh, kw), (sh, sw), shape = swg.kernel, swg.stride, (*swg.ofm, node.channels)
+        else:
+            x, padding = self.tensor(node.inputs[0], node), PADDING_VALID
+            (kh, kw), (sh, sw), shape = node.kernel, node.stride, (*node.ofm, node.channels)
+        out = self.new_int8(node.output, shape, x.scale, x.vmin, x.vmax)
+        opts = options("Pool2DOptions", padding=padding, strideH=sh, strideW=sw, filterHeight=kh, filterWidth=kw,
+                       fusedActivationFunction=ACT_NONE)
         self.b.op("MAX_POOL_2D", [x.index], [out.index], opts)
         self.record("MAX_POOL_2D", out.name)
 

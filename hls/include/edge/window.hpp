@@ -7,10 +7,11 @@
 
 namespace edge {
 
-// Zero padding. One output word per iteration; inside the original map it is read from the input and
-// re-encoded (a bipolar stream widens to signed integers, since 0 is not bipolar).
+// Constant padding with VALUE (0 for convolutions, the type's minimum for max pools). One output word per
+// iteration; inside the original map it is read from the input and re-encoded (a bipolar stream widens to
+// signed integers, since 0 is not bipolar).
 template <unsigned IH, unsigned IW, unsigned C, unsigned SIMD, unsigned TOP, unsigned LEFT, unsigned BOTTOM,
-          unsigned RIGHT, int IN_B, int IN_K, int B>
+          unsigned RIGHT, int IN_B, int IN_K, int B, int VALUE = 0>
 struct Padding {
     static const unsigned CF = C / SIMD;
     static const unsigned OH = IH + TOP + BOTTOM, OW = IW + LEFT + RIGHT;
@@ -25,6 +26,12 @@ struct Padding {
     template <class I, class O>
     void step(I& in, O& out) {
         word_t<SIMD * B> w = 0;  // the integer 0 (activations have zero-point 0)
+        if (!inside() && VALUE != 0) {
+            for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS UNROLL
+                set_elem<B, SIGNED>(w, s, VALUE);
+            }
+        }
         if (inside()) {
             word_t<SIMD * IN_B> x = in.read();
             for (unsigned s = 0; s < SIMD; s++) {
