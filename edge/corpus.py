@@ -264,8 +264,32 @@ def stem_pool(out: Path) -> Path:
     return _seeded_export(StemPoolNet, (1, 1, 8, 8), out / "stem_pool.onnx")
 
 
+class SubPixelNet(nn.Module):
+    """A tiny super-resolution network (ESPCN-style): two convolutions, an 8-bit quantised residual image of
+    4 x 4 channels, PixelShuffle(2) to a 16x16 single-channel image (exported as DepthToSpace, mode CRD)."""
+
+    def __init__(self) -> None:
+        import brevitas.nn as qnn
+
+        super().__init__()
+        self.quant = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.conv1 = qnn.QuantConv2d(1, 8, 3, padding=1, weight_bit_width=4, bias=True)
+        self.relu1 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.conv2 = qnn.QuantConv2d(8, 4, 3, padding=1, weight_bit_width=4, bias=True)
+        self.out = qnn.QuantIdentity(bit_width=8, return_quant_tensor=False)
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.out(self.conv2(self.relu1(self.conv1(self.quant(x))))))
+
+
+def pixel_shuffle(out: Path) -> Path:
+    return _seeded_export(SubPixelNet, (1, 1, 8, 8), out / "pixel_shuffle.onnx")
+
+
 IDIOMS: dict[str, Callable[[Path], Path]] = {"concat": concat, "trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool,
-                                             "per_channel_act": per_channel_act, "stem_pool": stem_pool}
+                                             "per_channel_act": per_channel_act, "stem_pool": stem_pool,
+                                             "pixel_shuffle": pixel_shuffle}
 
 def mobilenet_v1(out: Path) -> Path:
     """brevitas_examples' ImageNet `quant_mobilenet_v1_4b` (w4a4, per-channel activation scales, TruncAvgPool,

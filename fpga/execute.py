@@ -8,6 +8,7 @@ from qonnx.custom_op.general.quant import quant
 from fpga.ir import (
     AddStreams,
     DataflowGraph,
+    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     InputQuant,
@@ -153,6 +154,13 @@ def run_node(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
         return [win.max(axis=(3, 4))]
     if isinstance(node, GlobalAccPool):
         return [x.sum(axis=(1, 2))]
+    if isinstance(node, DepthToSpace):
+        r, c = node.block, node.channels
+        h, w = node.ifm
+        x = x.reshape(len(x), h, w, -1)
+        src = np.stack([np.stack([node.source_channel(np.arange(c), i, j) for j in range(r)]) for i in range(r)])
+        patch = x[..., src]  # (n, h, w, r_i, r_j, c)
+        return [patch.transpose(0, 1, 3, 2, 4, 5).reshape(len(x), h * r, w * r, c)]
     if isinstance(node, StreamingDataWidthConverter):
         return [x]
     if isinstance(node, AddStreams):

@@ -214,6 +214,35 @@ class MaxPool(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class DepthToSpace(Node):
+    """Sub-pixel rearrangement (PixelShuffle, ONNX DepthToSpace): each input pixel's channels become a block x
+    block patch of output pixels. CRD (PyTorch) takes output channel c, patch (i, j) from input channel
+    c*r*r + i*r + j; DCR (TensorFlow) from (i*r + j)*C + c. Buffers an input row while the previous one leaves."""
+
+    ifm: tuple[int, int] = (0, 0)
+    channels: int = 0  # output channels (input channels / block**2)
+    block: int = 2
+    mode: str = "CRD"
+    dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "DepthToSpace"
+
+    @property
+    def ofm(self) -> tuple[int, int]:
+        return self.ifm[0] * self.block, self.ifm[1] * self.block
+
+    def source_channel(self, c: np.ndarray, i: int, j: int) -> np.ndarray:
+        r = self.block
+        return c * r * r + i * r + j if self.mode == "CRD" else (i * r + j) * self.channels + c
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return self.ifm[0] * self.ifm[1] * self.block * self.block * self.channels // self.pe
+
+
+@dataclass(frozen=True, eq=False)
 class GlobalAccPool(Node):
     """Sum over all pixels per channel (the average's 1/N folds into the next thresholds)."""
 
@@ -321,7 +350,7 @@ class StreamingDataWidthConverter(Node):
 NODE_TYPES: dict[str, type[Node]] = {
     cls.kind: cls
     for cls in (MatrixVectorUnit, VectorVectorUnit, Thresholding, SlidingWindow, Padding, MaxPool, GlobalAccPool,
-                AddStreams, StreamingConcat, DuplicateStreams, LabelSelect, StreamingDataWidthConverter)
+                AddStreams, StreamingConcat, DuplicateStreams, LabelSelect, StreamingDataWidthConverter, DepthToSpace)
 }
 
 

@@ -27,6 +27,7 @@ from fpga.datatypes import BIPOLAR, IntType, quant_type, smallest_type
 from fpga.ir import (
     AddStreams,
     DataflowGraph,
+    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     HostOp,
@@ -745,6 +746,31 @@ class Lowering:
             scale = scale[:1].reshape(())
         self.publish(node.output[0], stream, dtype, scale, parts[0].layout)
 
+    def lower_depth_to_space(self, node: NodeProto) -> None:
+        """DepthToSpace / PixelShuffle of a quantised feature map: a stream rearrangement, integers unchanged."""
+        x = self.take(node.input[0], node)
+        if x.layout.kind != "nhwc" or len(x.ir_shape) != 3:
+            raise self.fail(node, "DepthToSpace input is not a 2-D feature map")
+        r = int(self.attr(node, "blocksize", 0))
+        mode = self.attr(node, "mode", "DCR")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        h, wd, cin = x.ir_shape
+        if r < 1 or cin % (r * r):
+            raise self.fail(node, f"blocksize {r} does not divide the {cin} channels into r*r groups")
+        c = cin // (r * r)
+        out = self.fresh("t")
+        unit = DepthToSpace(name=self.fresh("DepthToSpace"), inputs=(self.claim(x),), output=out, ifm=(h, wd),
+                            channels=c, block=r, mode=mode, dtype=x.dtype)
+        scale = np.asarray(x.scale, np.float64)
+        if scale.size > 1:  # per-channel scales move with their channels; one output channel must have one
+            src = np.stack([unit.source_channel(np.arange(c), i, j) for i in range(r) for j in range(r)])
+            per = np.broadcast_to(scale.reshape(-1), (cin,))[src]
+            if np.any(per != per[:1]):
+                raise self.fail(node, "DepthToSpace mixes channels of different scales into one output channel")
+            scale = per[0]
+        self.add_node(unit, (h * r, wd * r, c), x.dtype)
+        self.publish(node.output[0], out, x.dtype, scale, x.layout)
+
     def lower_requant(self, node: NodeProto) -> None:
         """Element-wise ops and a quantiser applied to an already-quantised tensor: a Thresholding node."""
         x = self.take(node.input[0], node)
@@ -791,6 +817,8 @@ class Lowering:
                 self.lower_maxpool(node)
             elif op == "GlobalAveragePool":
                 self.lower_global_pool(node)
+            elif op == "DepthToSpace" and node.input[0] in self.values:
+                self.lower_depth_to_space(node)
             elif op == "AveragePool":
                 self.lower_avgpool(node)
             elif op == "Concat" and all(i in self.values for i in node.input):

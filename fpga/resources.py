@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from fpga.ir import (
     AddStreams,
+    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     LabelSelect,
@@ -185,6 +186,12 @@ def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[
     if isinstance(node, MaxPool):
         # a row buffer of partial maxima (ofm width x channels) and PE comparators
         mem = map_memory(node.pe * node.dtype.bits, node.ofm[1] * node.channels // node.pe, uram_available=u)
+        lut = CONTROL_LUTS + node.pe * node.dtype.bits * 2 + mem.luts
+        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
+    if isinstance(node, DepthToSpace):
+        # two input rows (ping-pong) of W pixels x C*r*r elements, read PE elements at a time
+        row = node.ifm[1] * node.block * node.block * node.channels // node.pe
+        mem = map_memory(node.pe * node.dtype.bits, 2 * row, uram_available=u)
         lut = CONTROL_LUTS + node.pe * node.dtype.bits * 2 + mem.luts
         return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
     if isinstance(node, GlobalAccPool):

@@ -19,6 +19,7 @@ from fpga.datatypes import IntType, smallest_type
 from fpga.ir import (
     AddStreams,
     DataflowGraph,
+    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     LabelSelect,
@@ -145,6 +146,9 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
     elif isinstance(node, MaxPool):
         k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kh=node.kernel[0], kw=node.kernel[1],
                  oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits, kind_code=kind_code(node.dtype))
+    elif isinstance(node, DepthToSpace):
+        k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, block=node.block, b=node.dtype.bits,
+                 kind_code=kind_code(node.dtype), crd=int(node.mode == "CRD"))
     elif isinstance(node, GlobalAccPool):
         k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, in_b=node.in_dtype.bits,
                  in_k=kind_code(node.in_dtype), out_b=node.out_dtype.bits)

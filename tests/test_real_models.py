@@ -240,3 +240,30 @@ def test_imagenet_mobilenet_v1_builds_bit_exact(corpus, run_cli, tmp_path):
     assert abs(sim["cycle_sim"]["steady_vs_analytical"]) <= 0.05
     assert all(u <= 0.8 + 1e-9 for u in report["totals"]["utilisation"].values())
     assert (tmp_path / "b" / "hls" / "top.cpp").exists() and (tmp_path / "b" / "hls" / "params.cpp").exists()
+
+
+def test_sub_pixel_super_resolution_on_both_paths(corpus, run_cli, tmp_path):
+    """PixelShuffle (DepthToSpace, CRD) to an 8-bit 16x16 image: on pynq-z2 the IR, C-sim and cycle simulation
+    are bit-exact and the simulator meets the estimate; QDQ ONNX is exact and OpenVINO/TensorRT's form pass;
+    TFLite (GATHER into DCR order, DEPTH_TO_SPACE) stays within one output LSB and names the one layer (the
+    255-level output quantiser) whose requantisation int8 cannot pin exactly."""
+    import json
+
+    import onnx
+
+    path = corpus("pixel_shuffle")
+    assert "DepthToSpace" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    code, out, err = run_cli("build", "--board", "pynq-z2", str(path), "-o", str(tmp_path / "b"), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["verification"]["bit_exact"] and report["simulation"]["passed"], report["simulation"]
+    assert abs(report["simulation"]["cycle_sim"]["steady_vs_analytical"]) <= 0.02
+    assert any(layer["op"] == "DepthToSpace" for layer in report["layers"])
+    loaded = load_model(path)
+    for target in ("onnx", "openvino", "tensorrt"):
+        v = export(loaded, target, tmp_path / target)["verification"]
+        assert v["passed"], (target, v)
+    tfl = export(loaded, "tflite", tmp_path / "tflite")
+    assert tfl["verification"]["passed"] and tfl["verification"]["max_diff_output_lsb"] <= 1.0, tfl["verification"]
+    assert [op["op"] for op in tfl["ops"]][-3:-1] == ["GATHER", "DEPTH_TO_SPACE"]
+    assert all(s.startswith("MVAU_1:") for s in tfl["requantisation"]["inexact"])

@@ -280,6 +280,17 @@ class OnnxInt8Builder:
         self.q(self.node("Pad", [self.dq(ins[0]), pads_name], f"{self.t[out].name}/pad", mode="constant"), out,
                clip=False)
 
+    def _gather(self, ins: list[int], out: int, options: Any) -> None:
+        idx = self.init(f"{self.t[out].name}/indices", np.asarray(self.t[ins[1]].data, np.int64))
+        axis = {3: 1, 1: 2, 2: 3}.get(options.axis, options.axis)  # NHWC -> NCHW
+        self.q(self.node("Gather", [self.dq(ins[0]), idx], f"{self.t[out].name}/gather", axis=axis), out,
+               clip=False)
+
+    def _depth_to_space(self, ins: list[int], out: int, options: Any) -> None:
+        y = self.node("DepthToSpace", [self.dq(ins[0])], f"{self.t[out].name}/d2s", blocksize=options.blockSize,
+                      mode="DCR")
+        self.q(y, out, clip=False)
+
     def _padv2(self, ins: list[int], out: int, _: Any) -> None:
         p = self.t[ins[1]].data  # NHWC (4, 2)
         fill = self.t[ins[2]]

@@ -17,7 +17,8 @@ from edge.qonnx_io import LoadedModel
 
 MIN_OPSET = 13  # per-axis DequantizeLinear
 # ops between an activation quantiser and the layer that reads it which keep its integer range
-RANGE_KEEPING = frozenset({"Flatten", "Reshape", "MaxPool", "Pad", "Transpose", "Identity", "Squeeze", "Unsqueeze"})
+RANGE_KEEPING = frozenset({"Flatten", "Reshape", "MaxPool", "Pad", "Transpose", "Identity", "Squeeze", "Unsqueeze",
+                           "DepthToSpace"})
 
 
 def _attr(node: onnx.NodeProto, name: str, default):

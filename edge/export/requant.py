@@ -156,6 +156,14 @@ def fit_requant(values: np.ndarray, descending: np.ndarray, base: int, lo: np.nd
         part = slice(s, s + CHUNK)
         sub = _Constraints(cons.t[part], cons.c[part], cons.ge[part], cons.valid[part], cons.active[part])
         bias[part], slope[part], exact[part] = _search(sub, r0[part], u[part], fold[part], tol[part])
+        missed = np.flatnonzero(~exact[part]) + s
+        if missed.size:  # no fit keeps the float margin: the closest fit that is exact in exact arithmetic (only
+            # accumulators within float rounding of a boundary may then differ, not whole stretches of the line)
+            near = _Constraints(cons.t[missed], cons.c[missed], cons.ge[missed], cons.valid[missed],
+                                cons.active[missed])
+            b2, s2, ok2 = _search(near, r0[missed], u[missed], fold[missed], np.zeros_like(tol[missed]))
+            bias[missed] = np.where(ok2, b2, bias[missed])
+            slope[missed] = np.where(ok2, s2, slope[missed])
     sign = np.where(descending, -1, 1).astype(np.int64)
     mult = slope / fold
     constant = ~cons.active.any(1)  # the same level everywhere: zero weights and the level as bias

@@ -32,6 +32,7 @@ from fpga.execute import host_ops_at_quantiser
 from fpga.ir import (
     AddStreams,
     DataflowGraph,
+    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     LabelSelect,
@@ -396,6 +397,23 @@ class TfliteWriter:
         self.b.op("CONCATENATION", [a.index, b.index], [out.index], options("ConcatenationOptions", axis=-1))
         self.record("CONCATENATION", out.name)
 
+    def depth_to_space(self, node: DepthToSpace) -> None:
+        """DEPTH_TO_SPACE is DCR; a CRD (PyTorch) rearrangement first gathers the channels into DCR order."""
+        x = self.tensor(node.inputs[0], node)
+        r, c = node.block, node.channels
+        if node.mode == "CRD":
+            perm = np.array([node.source_channel(np.array(ch), i, j) for i in range(r) for j in range(r)
+                             for ch in range(c)], np.int32)
+            idx = self.b.const(f"{node.name}/dcr_order", perm)
+            name = f"{x.name}/dcr"
+            g = self.b.tensor(name, (1, *x.shape), np.int8, t_quant(x))
+            self.b.op("GATHER", [x.index, idx], [g], options("GatherOptions", axis=3, batchDims=0))
+            self.record("GATHER", name)
+            x = Int8Tensor(g, name, x.scale, x.zero_point, x.vmin, x.vmax, x.shape)
+        out = self.new_int8(node.output, (*node.ofm, c), x.scale, x.vmin, x.vmax)
+        self.b.op("DEPTH_TO_SPACE", [x.index], [out.index], options("DepthToSpaceOptions", blockSize=r))
+        self.record("DEPTH_TO_SPACE", out.name)
+
     def maxpool(self, node: MaxPool) -> None:
         if isinstance(self.deferred.get(node.inputs[0]), SlidingWindow):  # overlapping windows: one MAX_POOL_2D
             x, swg, padding = self.conv_source(node)
@@ -561,6 +579,8 @@ class TfliteWriter:
                 self.maxpool(node)
             elif isinstance(node, StreamingConcat):
                 self.concat(node)
+            elif isinstance(node, DepthToSpace):
+                self.depth_to_space(node)
             elif isinstance(node, LabelSelect):
                 raise self.fail(node, "top-k selection is not exported; export the model without --top-k")
             else:

@@ -216,6 +216,58 @@ struct GlobalAccPool {
     }
 };
 
+// Sub-pixel rearrangement (PixelShuffle / DepthToSpace): input pixel (y, x) with C*R*R channels becomes the R x R
+// output patch (y*R + i, x*R + j) of C channels; CRD = 1 takes channel c of patch (i, j) from input channel
+// c*R*R + i*R + j, CRD = 0 (DCR) from (i*R + j)*C + c. Two input rows are buffered: one fills while the R output
+// rows of the other leave, so reads and writes (the same number of PE-element words per row) overlap.
+template <unsigned H, unsigned W, unsigned C, unsigned R, unsigned PE, int B, int KIND, unsigned CRD>
+struct DepthToSpace {
+    static const unsigned CF = C / PE;
+    static const unsigned IN_WORDS = R * R * CF;    // input words per input pixel
+    static const unsigned ROW = W * IN_WORDS;       // words per input row, in and out alike
+    typedef word_t<PE * B> Word;
+    long long buf[2][W][R * R * C];
+    unsigned long long frames, rd, wr;
+    DepthToSpace(unsigned n) : frames(n), rd(0), wr(0) {}
+    unsigned long long total() const { return frames * H * ROW; }
+    bool done() const { return rd >= total() && wr >= total(); }
+    bool wants_read() const { return rd < total() && rd < (wr / ROW + 2) * ROW; }
+    bool wants_write() const { return wr < total() && rd >= (wr / ROW + 1) * ROW; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return (wants_read() && !in.empty()) || (wants_write() && !out.full());
+    }
+    template <class I, class O>
+    void step(I& in, O& out) {
+        bool do_write = wants_write() && !out.full();
+        bool do_read = wants_read() && !in.empty();
+        if (do_write) {
+            const unsigned bank = (wr / ROW) % 2, o = wr % ROW;
+            const unsigned i = o / (W * R * CF), rem = o % (W * R * CF);
+            const unsigned xo = rem / CF, cf = rem % CF, x = xo / R, j = xo % R;
+            Word w = 0;
+            for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                const unsigned c = cf * PE + p;
+                const unsigned src = CRD ? c * R * R + i * R + j : (i * R + j) * C + c;
+                set_elem<B, KIND>(w, p, buf[bank][x][src]);
+            }
+            out.write(w);
+            wr++;
+        }
+        if (do_read) {
+            const unsigned bank = (rd / ROW) % 2, o = rd % ROW;
+            const unsigned x = o / IN_WORDS, k = o % IN_WORDS;
+            Word w = in.read();
+            for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                buf[bank][x][k * PE + p] = get_elem<B, KIND>(w, p);
+            }
+            rd++;
+        }
+    }
+};
+
 }  // namespace edge
 
 #endif
