@@ -287,9 +287,38 @@ def pixel_shuffle(out: Path) -> Path:
     return _seeded_export(SubPixelNet, (1, 1, 8, 8), out / "pixel_shuffle.onnx")
 
 
+class TinyUNet(nn.Module):
+    """A one-level UNet: encoder conv, max pool, bottleneck conv, nearest Upsample(2), Concat with the skip
+    connection (both branches through one shared quantiser, as concatenated tensors need one scale), a 1x1 head
+    to two classes per pixel (segmentation logits, unquantised)."""
+
+    def __init__(self) -> None:
+        import brevitas.nn as qnn
+
+        super().__init__()
+        self.quant = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.enc = qnn.QuantConv2d(1, 4, 3, padding=1, weight_bit_width=4, bias=False)
+        self.bn_enc = nn.BatchNorm2d(4)
+        self.pool = nn.MaxPool2d(2)
+        self.mid = qnn.QuantConv2d(4, 4, 3, padding=1, weight_bit_width=4, bias=False)
+        self.bn_mid = nn.BatchNorm2d(4)
+        self.shared = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.head = qnn.QuantConv2d(8, 2, 1, weight_bit_width=4, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.shared(self.bn_enc(self.enc(self.quant(x))))
+        deep = self.up(self.shared(self.bn_mid(self.mid(self.pool(skip)))))
+        return self.head(torch.cat([skip, deep], dim=1))
+
+
+def unet(out: Path) -> Path:
+    return _seeded_export(TinyUNet, (1, 1, 8, 8), out / "unet.onnx")
+
+
 IDIOMS: dict[str, Callable[[Path], Path]] = {"concat": concat, "trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool,
                                              "per_channel_act": per_channel_act, "stem_pool": stem_pool,
-                                             "pixel_shuffle": pixel_shuffle}
+                                             "pixel_shuffle": pixel_shuffle, "unet": unet}
 
 def mobilenet_v1(out: Path) -> Path:
     """brevitas_examples' ImageNet `quant_mobilenet_v1_4b` (w4a4, per-channel activation scales, TruncAvgPool,

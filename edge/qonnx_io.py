@@ -47,6 +47,7 @@ SUPPORTED_OPS = QUANT_OPS | frozenset({
     "MatMul", "Gemm", "Conv", "Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Clip",
     "HardTanh", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Transpose",
     "Identity", "Pad", "Concat", "Softmax", "Squeeze", "Unsqueeze", "ArgMax", "TopK", "DepthToSpace",
+    "Resize", "Upsample",
 })
 # what quantised transformers add (Brevitas' export of a Hugging Face encoder): the golden model runs them and the
 # QDQ ONNX export passes them through; the FPGA lowering and the int8 writers refuse them by name

@@ -22,6 +22,7 @@ from fpga.ir import (
     StreamingConcat,
     StreamingDataWidthConverter,
     Thresholding,
+    Upsample,
     VectorVectorUnit,
 )
 
@@ -154,6 +155,9 @@ def run_node(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
         return [win.max(axis=(3, 4))]
     if isinstance(node, GlobalAccPool):
         return [x.sum(axis=(1, 2))]
+    if isinstance(node, Upsample):
+        x = x.reshape(len(x), *node.ifm, node.channels)
+        return [np.repeat(np.repeat(x, node.factor[0], axis=1), node.factor[1], axis=2)]
     if isinstance(node, DepthToSpace):
         r, c = node.block, node.channels
         h, w = node.ifm

@@ -243,6 +243,29 @@ class DepthToSpace(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class Upsample(Node):
+    """Nearest-neighbour upsampling by integer factors (ONNX Resize, nn.Upsample): every pixel repeated fh x fw
+    times. Buffers an input row while the previous one's fh output rows leave."""
+
+    ifm: tuple[int, int] = (0, 0)
+    channels: int = 0
+    factor: tuple[int, int] = (2, 2)
+    dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "Upsample"
+
+    @property
+    def ofm(self) -> tuple[int, int]:
+        return self.ifm[0] * self.factor[0], self.ifm[1] * self.factor[1]
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return self.ofm[0] * self.ofm[1] * self.channels // self.pe
+
+
+@dataclass(frozen=True, eq=False)
 class GlobalAccPool(Node):
     """Sum over all pixels per channel (the average's 1/N folds into the next thresholds)."""
 
@@ -350,7 +373,8 @@ class StreamingDataWidthConverter(Node):
 NODE_TYPES: dict[str, type[Node]] = {
     cls.kind: cls
     for cls in (MatrixVectorUnit, VectorVectorUnit, Thresholding, SlidingWindow, Padding, MaxPool, GlobalAccPool,
-                AddStreams, StreamingConcat, DuplicateStreams, LabelSelect, StreamingDataWidthConverter, DepthToSpace)
+                AddStreams, StreamingConcat, DuplicateStreams, LabelSelect, StreamingDataWidthConverter, DepthToSpace,
+                Upsample)
 }
 
 

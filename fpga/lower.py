@@ -45,6 +45,7 @@ from fpga.ir import (
     TensorInfo,
     Thresholding,
     Thresholds,
+    Upsample,
     VectorVectorUnit,
 )
 from fpga.thresholds import derive_thresholds
@@ -771,6 +772,27 @@ class Lowering:
         self.add_node(unit, (h * r, wd * r, c), x.dtype)
         self.publish(node.output[0], out, x.dtype, scale, x.layout)
 
+    def lower_resize(self, node: NodeProto) -> None:
+        """Nearest-neighbour Resize / Upsample by integer factors of a quantised feature map: pixel repetition."""
+        x = self.take(node.input[0], node)
+        if x.layout.kind != "nhwc" or len(x.ir_shape) != 3:
+            raise self.fail(node, "Resize input is not a 2-D feature map")
+        mode = self.attr(node, "mode", "nearest")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        if mode != "nearest":
+            raise self.fail(node, f"Resize mode '{mode}' is not supported (only nearest: Upsample(mode='nearest'))")
+        h, wd, c = x.ir_shape
+        _, oh, ow = _chw(self.shape(node.output[0]))
+        if oh % h or ow % wd:
+            raise self.fail(node, f"Resize from {h}x{wd} to {oh}x{ow}: only integer scale factors are supported")
+        factor = (oh // h, ow // wd)
+        # with integer factors, asymmetric/floor and half_pixel/round_prefer_floor both repeat each pixel; the
+        # verification against the golden model checks the rest
+        out = self.fresh("t")
+        self.add_node(Upsample(name=self.fresh("Upsample"), inputs=(self.claim(x),), output=out, ifm=(h, wd),
+                               channels=c, factor=factor, dtype=x.dtype), (oh, ow, c), x.dtype)
+        self.publish(node.output[0], out, x.dtype, x.scale, x.layout)
+
     def lower_requant(self, node: NodeProto) -> None:
         """Element-wise ops and a quantiser applied to an already-quantised tensor: a Thresholding node."""
         x = self.take(node.input[0], node)
@@ -817,6 +839,8 @@ class Lowering:
                 self.lower_maxpool(node)
             elif op == "GlobalAveragePool":
                 self.lower_global_pool(node)
+            elif op in ("Resize", "Upsample") and node.input[0] in self.values:
+                self.lower_resize(node)
             elif op == "DepthToSpace" and node.input[0] in self.values:
                 self.lower_depth_to_space(node)
             elif op == "AveragePool":

@@ -26,6 +26,7 @@ from fpga.ir import (
     StreamingDataWidthConverter,
     Thresholding,
     Thresholds,
+    Upsample,
     VectorVectorUnit,
 )
 
@@ -187,6 +188,10 @@ def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[
         # a row buffer of partial maxima (ofm width x channels) and PE comparators
         mem = map_memory(node.pe * node.dtype.bits, node.ofm[1] * node.channels // node.pe, uram_available=u)
         lut = CONTROL_LUTS + node.pe * node.dtype.bits * 2 + mem.luts
+        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
+    if isinstance(node, Upsample):  # two input rows (ping-pong) of W pixels x C channels
+        mem = map_memory(node.pe * node.dtype.bits, 2 * node.ifm[1] * node.channels // node.pe, uram_available=u)
+        lut = CONTROL_LUTS + node.pe * node.dtype.bits + mem.luts
         return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
     if isinstance(node, DepthToSpace):
         # two input rows (ping-pong) of W pixels x C*r*r elements, read PE elements at a time

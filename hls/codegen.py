@@ -32,6 +32,7 @@ from fpga.ir import (
     StreamingDataWidthConverter,
     Thresholding,
     Thresholds,
+    Upsample,
     VectorVectorUnit,
 )
 from fpga.width import AXI_BITS, DEFAULT_FIFO_DEPTH, in_elems, out_elems
@@ -149,6 +150,9 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
     elif isinstance(node, DepthToSpace):
         k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, block=node.block, b=node.dtype.bits,
                  kind_code=kind_code(node.dtype), crd=int(node.mode == "CRD"))
+    elif isinstance(node, Upsample):
+        k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, fh=node.factor[0], fw=node.factor[1],
+                 b=node.dtype.bits)
     elif isinstance(node, GlobalAccPool):
         k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, in_b=node.in_dtype.bits,
                  in_k=kind_code(node.in_dtype), out_b=node.out_dtype.bits)

@@ -146,7 +146,7 @@ def test_bnn_pynq_exports(corpus, tmp_path, name, target):
 
 
 @pytest.mark.parametrize("name", ["kws_mlp_w3a3", "unsw_mlp_w2a2", "radioml_vgg10_w4a4", "trunc_avgpool",
-                                  "ceil_pool", "per_channel_act", "concat", "stem_pool"])
+                                  "ceil_pool", "per_channel_act", "concat", "stem_pool", "unet"])
 def test_finn_examples_architectures_build_with_simulation(corpus, tmp_path, run_cli, name):
     """finn-examples' KWS and UNSW-NB15 MLPs and RadioML's 1-D VGG10 (Conv1d, MaxPool1d on 2 x 1024 I/Q
     samples): IR, C-sim and cycle simulation bit-exact on pynq-z2."""
@@ -161,7 +161,7 @@ def test_finn_examples_architectures_build_with_simulation(corpus, tmp_path, run
 
 @pytest.mark.parametrize("target", ["onnx", "tflite", "openvino", "tensorrt"])
 @pytest.mark.parametrize("name", ["kws_mlp_w3a3", "unsw_mlp_w2a2", "radioml_vgg10_w4a4", "ceil_pool", "concat",
-                                  "stem_pool"])
+                                  "stem_pool", "unet"])
 def test_finn_examples_architectures_export(corpus, tmp_path, name, target):
     report = export(load_model(corpus(name)), target, tmp_path / "out")
     v = report["verification"]

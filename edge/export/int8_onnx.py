@@ -286,6 +286,14 @@ class OnnxInt8Builder:
         self.q(self.node("Gather", [self.dq(ins[0]), idx], f"{self.t[out].name}/gather", axis=axis), out,
                clip=False)
 
+    def _resize_nearest_neighbor(self, ins: list[int], out: int, _: Any) -> None:
+        x, o = self.t[ins[0]], self.t[out]
+        scales = np.array([1, 1, o.shape[1] / x.shape[1], o.shape[2] / x.shape[2]], np.float32)
+        s = self.init(f"{o.name}/scales", scales)
+        y = self.node("Resize", [self.dq(ins[0]), "", s], f"{o.name}/resize", mode="nearest",
+                      coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        self.q(y, out, clip=False)
+
     def _depth_to_space(self, ins: list[int], out: int, options: Any) -> None:
         y = self.node("DepthToSpace", [self.dq(ins[0])], f"{self.t[out].name}/d2s", blocksize=options.blockSize,
                       mode="DCR")

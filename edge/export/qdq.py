@@ -18,7 +18,7 @@ from edge.qonnx_io import LoadedModel
 MIN_OPSET = 13  # per-axis DequantizeLinear
 # ops between an activation quantiser and the layer that reads it which keep its integer range
 RANGE_KEEPING = frozenset({"Flatten", "Reshape", "MaxPool", "Pad", "Transpose", "Identity", "Squeeze", "Unsqueeze",
-                           "DepthToSpace"})
+                           "DepthToSpace", "Resize", "Upsample"})
 
 
 def _attr(node: onnx.NodeProto, name: str, default):

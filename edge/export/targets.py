@@ -158,7 +158,12 @@ def reference(loaded: LoadedModel, calib: Path | None, ties: bool) -> Reference:
         graph = lower(loaded)
     except EdgeError:
         return Reference(x, data, golden, None, np.full(n_out, np.nan), frozenset(), batch)
-    acc_lsb = np.broadcast_to(np.abs(graph.post.scale), (n_out,)).astype(np.float64)
+    scale = np.abs(np.asarray(graph.post.scale, np.float64)).reshape(-1)
+    if golden.ndim > 2 and scale.size == golden.shape[1] > 1:  # per-channel scale of an image output (N, C, ...)
+        scale = scale.reshape(-1, *([1] * (golden.ndim - 2)))
+        acc_lsb = np.broadcast_to(scale, golden.shape[1:]).reshape(-1)
+    else:
+        acc_lsb = np.broadcast_to(scale, (n_out,))
     tie_samples = frozenset(verify(graph, loaded, x, batch).tie_samples) if ties else frozenset()
     return Reference(x, data, golden, graph, acc_lsb, tie_samples, batch)
 

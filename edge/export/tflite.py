@@ -45,6 +45,7 @@ from fpga.ir import (
     StreamingDataWidthConverter,
     Thresholding,
     Thresholds,
+    Upsample,
     VectorVectorUnit,
 )
 
@@ -397,6 +398,16 @@ class TfliteWriter:
         self.b.op("CONCATENATION", [a.index, b.index], [out.index], options("ConcatenationOptions", axis=-1))
         self.record("CONCATENATION", out.name)
 
+    def upsample(self, node: Upsample) -> None:
+        """RESIZE_NEAREST_NEIGHBOR without align_corners or half-pixel centres: output (y, x) reads input
+        (floor(y / fh), floor(x / fw)), the IR's pixel repetition for integer factors."""
+        x = self.tensor(node.inputs[0], node)
+        size = self.b.const(f"{node.name}/size", np.array(node.ofm, np.int32))
+        out = self.new_int8(node.output, (*node.ofm, node.channels), x.scale, x.vmin, x.vmax)
+        self.b.op("RESIZE_NEAREST_NEIGHBOR", [x.index, size], [out.index],
+                  options("ResizeNearestNeighborOptions", alignCorners=False, halfPixelCenters=False))
+        self.record("RESIZE_NEAREST_NEIGHBOR", out.name)
+
     def depth_to_space(self, node: DepthToSpace) -> None:
         """DEPTH_TO_SPACE is DCR; a CRD (PyTorch) rearrangement first gathers the channels into DCR order."""
         x = self.tensor(node.inputs[0], node)
@@ -492,8 +503,12 @@ class TfliteWriter:
         post = self.g.post
         if post.top_k:
             raise self.fail(node, "a top-k output")
-        if node.output != self.g.output or len(self.g.tensors[node.output].shape) != 1:
-            raise self.fail(node, "only a fully connected last layer can end the model")
+        out_shape = self.g.tensors[node.output].shape
+        if node.output == self.g.output and len(out_shape) == 3 and len(x.shape) == 3 and self.io == "float":
+            return self.pointwise_output(node, x, out_shape)
+        if node.output != self.g.output or len(out_shape) != 1:
+            raise self.fail(node, "only a fully connected or (with float output) 1x1 convolution last layer can "
+                                  "end the model")
         x = self.flat(x)
         rows = np.arange(node.mh)
         if post.layout.perm is not None:  # IR element i is QONNX flat element perm[i]
@@ -535,6 +550,24 @@ class TfliteWriter:
         self.b.op("FULLY_CONNECTED", [x.index, wq, bq], [out], options("FullyConnectedOptions"))
         self.record("FULLY_CONNECTED", "output")
         self.out_quant = (s_o, zp_o)
+        self.b.outputs = [out]
+
+    def pointwise_output(self, node: MatrixVectorUnit, x: Int8Tensor, out_shape: tuple[int, ...]) -> None:
+        """A per-pixel head (1x1 convolution, no quantiser after it: segmentation logits) in float32."""
+        post = self.g.post
+        scale = np.broadcast_to(post.scale, (node.mh,)).astype(np.float64)
+        bias = np.broadcast_to(post.bias, (node.mh,)).astype(np.float64)
+        w = node.weights.astype(np.float64) * (scale / x.scale)[:, None]
+        deq = self.b.tensor(f"{x.name}/float", (1, *x.shape), np.float32)
+        self.b.op("DEQUANTIZE", [x.index], [deq])
+        self.record("DEQUANTIZE", f"{x.name}/float", "float32")
+        wf = self.b.const(f"{node.name}/weights", w.reshape(node.mh, 1, 1, node.mw).astype(np.float32))
+        bf = self.b.const(f"{node.name}/bias", bias.astype(np.float32))
+        out = self.b.tensor("output", (1, *out_shape), np.float32)
+        self.b.op("CONV_2D", [deq, wf, bf], [out], options("Conv2DOptions", padding=PADDING_VALID, strideH=1,
+                                                             strideW=1, dilationHFactor=1, dilationWFactor=1))
+        self.record("CONV_2D", "output", "float32")
+        self.float_ops.append(f"{node.name}: the per-pixel head runs in float32 for a float output")
         self.b.outputs = [out]
 
     def thresholded_output(self) -> None:
@@ -581,6 +614,8 @@ class TfliteWriter:
                 self.concat(node)
             elif isinstance(node, DepthToSpace):
                 self.depth_to_space(node)
+            elif isinstance(node, Upsample):
+                self.upsample(node)
             elif isinstance(node, LabelSelect):
                 raise self.fail(node, "top-k selection is not exported; export the model without --top-k")
             else:

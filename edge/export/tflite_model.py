@@ -18,7 +18,7 @@ TFLITE_TYPES = {np.dtype(np.float32): schema.TensorType.FLOAT32, np.dtype(np.int
 # The lowest kernel version that covers int8 (and per-channel) use of each operator.
 OP_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "MAX_POOL_2D": 2, "QUANTIZE": 2,
                "DEQUANTIZE": 2, "RESHAPE": 1, "CONCATENATION": 2, "MINIMUM": 2, "MAXIMUM": 2, "PAD": 2, "PADV2": 2,
-               "GATHER": 2, "DEPTH_TO_SPACE": 2,
+               "GATHER": 2, "DEPTH_TO_SPACE": 2, "RESIZE_NEAREST_NEIGHBOR": 2,
                "MUL": 1, "ADD": 1, "SUB": 1, "DIV": 1, "GREATER_EQUAL": 1, "SELECT_V2": 1}
 
 

@@ -45,6 +45,8 @@ class TfliteRunner:
         if self.model.output_quant is not None:
             scale, zp = self.model.output_quant
             y = (y.astype(np.float64) - zp) * scale
+        if y.ndim == 4:  # an image output leaves NHWC; the golden model's is NCHW
+            y = np.moveaxis(y, -1, 1)
         return np.asarray(y, np.float32)
 
     def tensor(self, name: str) -> np.ndarray:

@@ -268,6 +268,42 @@ struct DepthToSpace {
     }
 };
 
+// Nearest-neighbour upsampling by FH x FW: each input row leaves FH times, each pixel FW times. Two input rows
+// are buffered (words of PE channels): one fills while the previous one's FH * W * FW * CF words leave.
+template <unsigned H, unsigned W, unsigned C, unsigned FH, unsigned FW, unsigned PE, int B>
+struct Upsample {
+    static const unsigned CF = C / PE;
+    static const unsigned IN_ROW = W * CF;             // words per input row
+    static const unsigned OUT_ROW = FH * W * FW * CF;  // words leaving per input row
+    typedef word_t<PE * B> Word;
+    Word buf[2][W * CF];
+    unsigned long long frames, rd, wr;
+    Upsample(unsigned n) : frames(n), rd(0), wr(0) {}
+    unsigned long long rows() const { return (unsigned long long)frames * H; }
+    bool done() const { return rd >= rows() * IN_ROW && wr >= rows() * OUT_ROW; }
+    bool wants_read() const { return rd < rows() * IN_ROW && rd < (wr / OUT_ROW + 2) * IN_ROW; }
+    bool wants_write() const { return wr < rows() * OUT_ROW && rd >= (wr / OUT_ROW + 1) * IN_ROW; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return (wants_read() && !in.empty()) || (wants_write() && !out.full());
+    }
+    template <class I, class O>
+    void step(I& in, O& out) {
+        bool do_write = wants_write() && !out.full();
+        bool do_read = wants_read() && !in.empty();
+        if (do_write) {
+            const unsigned bank = (wr / OUT_ROW) % 2, o = wr % OUT_ROW;
+            const unsigned xo = (o % (W * FW * CF)) / CF, cf = o % CF;
+            out.write(buf[bank][(xo / FW) * CF + cf]);
+            wr++;
+        }
+        if (do_read) {
+            buf[(rd / IN_ROW) % 2][rd % IN_ROW] = in.read();
+            rd++;
+        }
+    }
+};
+
 }  // namespace edge
 
 #endif
