@@ -333,6 +333,23 @@ def mobilenet_v1(out: Path) -> Path:
     return _export(model, (1, 3, 224, 224), out / "mobilenet_v1_w4a4.onnx")
 
 
+def proxylessnas(out: Path) -> Path:
+    """brevitas_examples' ImageNet `quant_proxylessnas_mobile14_4b` (inverted residuals with residual adds, w4a4,
+    8-bit first/last layers, TruncAvgPool) behind an 8-bit input quantiser, random weights."""
+    import brevitas.nn as qnn
+    from brevitas_examples.imagenet_classification.models import model_with_cfg
+
+    torch.manual_seed(0)
+    net, _ = model_with_cfg("quant_proxylessnas_mobile14_4b", pretrained=None)
+    randomise_batchnorm(net)
+    model = nn.Sequential(qnn.QuantIdentity(bit_width=8, return_quant_tensor=True), net)
+    return _export(model, (1, 3, 224, 224), out / "proxylessnas_mobile14_w4a4.onnx")
+
+
+IMAGENET: dict[str, Callable[[Path], Path]] = {"mobilenet_v1_w4a4": mobilenet_v1,
+                                               "proxylessnas_mobile14_w4a4": proxylessnas}
+
+
 FINN_EXAMPLES: dict[str, Callable[[Path], Path]] = {
     "mobilenet_v1_w4a4": mobilenet_v1, "kws_mlp_w3a3": kws_mlp, "unsw_mlp_w2a2": unsw_mlp,
     "radioml_vgg10_w4a4": radioml_vgg10,

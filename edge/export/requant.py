@@ -34,6 +34,9 @@ class Requant:
     bias: np.ndarray  # (C,) int64, in units of the folded accumulator
     multiplier: np.ndarray  # (C,) float64, levels per folded accumulator unit
     exact: np.ndarray  # (C,) bool: reproduces the thresholds with margin over the whole reachable range
+    # (C,) bool: reproduces them in exact arithmetic (a float runtime may differ only at accumulators within its
+    # rounding error of a level boundary, where the golden model's own float32 decides just as arbitrarily)
+    exact_arith: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ def fit_requant(values: np.ndarray, descending: np.ndarray, base: int, lo: np.nd
     bias = np.zeros(len(tau), np.int64)
     slope = np.zeros(len(tau))
     exact = np.zeros(len(tau), bool)
+    arith = np.zeros(len(tau), bool)
     for s in range(0, len(tau), CHUNK):
         part = slice(s, s + CHUNK)
         sub = _Constraints(cons.t[part], cons.c[part], cons.ge[part], cons.valid[part], cons.active[part])
@@ -164,6 +168,7 @@ def fit_requant(values: np.ndarray, descending: np.ndarray, base: int, lo: np.nd
             b2, s2, ok2 = _search(near, r0[missed], u[missed], fold[missed], np.zeros_like(tol[missed]))
             bias[missed] = np.where(ok2, b2, bias[missed])
             slope[missed] = np.where(ok2, s2, slope[missed])
+            arith[missed] = ok2
     sign = np.where(descending, -1, 1).astype(np.int64)
     mult = slope / fold
     constant = ~cons.active.any(1)  # the same level everywhere: zero weights and the level as bias
@@ -174,7 +179,7 @@ def fit_requant(values: np.ndarray, descending: np.ndarray, base: int, lo: np.nd
         bias = np.where(constant, level * 1024, bias)
         mult = np.where(constant, 1.0 / 1024, mult)
         exact = exact | constant
-    return Requant(sign=sign, fold=fold, bias=bias, multiplier=mult, exact=exact)
+    return Requant(sign=sign, fold=fold, bias=bias, multiplier=mult, exact=exact, exact_arith=exact | arith)
 
 
 def check_requant(rq: Requant, values: np.ndarray, descending: np.ndarray, base: int, lo: np.ndarray,

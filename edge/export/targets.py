@@ -23,6 +23,7 @@ TARGETS = ("onnx", "tflite", "openvino", "tensorrt")
 TOP1_FLOOR = 0.995
 MAX_LSB = 1.0
 DEFAULT_SAMPLES = 256
+PROGRAM_EXACT_SHARE = 0.99  # OpenVINO runs the int8 program when this share of its channels is exact
 VERIFY_ELEMENTS = 1 << 27  # default verification work: activation elements over all samples
 
 
@@ -300,8 +301,9 @@ def export_onnx(loaded: LoadedModel, tmp: Path, ref: Reference,
 
 
 def int8_program_onnx(graph: DataflowGraph | None, where: str, tmp: Path) -> tuple[Path, Any] | None:
-    """The TFLite writer's int8 program (fitted requantisation from the integer IR) as QDQ ONNX, when every
-    requantisation is exact; None otherwise (8-bit weights), or when the model does not lower."""
+    """The TFLite writer's int8 program (fitted requantisation from the integer IR) as QDQ ONNX, when its
+    requantisation is exact in (nearly) every channel; None otherwise (8-bit weights), or when the model does not
+    lower."""
     from edge.export.qdq import fake_quant_safe_scale
     from edge.export.tflite import to_int8_onnx
 
@@ -311,7 +313,12 @@ def int8_program_onnx(graph: DataflowGraph | None, where: str, tmp: Path) -> tup
         program = to_int8_onnx(graph, where, lambda s, t: fake_quant_safe_scale(s, t.quant.value_range[1]))
     except EdgeError:
         return None
-    if program.requant["exact_channels"] != program.requant["channels"]:
+    # channels exact only in exact arithmetic may differ at float near-ties (as the golden model's float32 does);
+    # a handful of channels off by a level (the 8-bit first layer of an ImageNet net) still beats OpenVINO's own
+    # BatchNorm folding (ProxylessNAS: 0.0 vs 4.1 output LSB); a program whose fits miss widely (8-bit weights
+    # everywhere) leaves OpenVINO the QDQ form
+    rq = program.requant
+    if rq["exact_in_exact_arithmetic"] < PROGRAM_EXACT_SHARE * rq["channels"]:
         return None
     path = tmp / "model.int8.onnx"
     path.write_bytes(program.flatbuffer)

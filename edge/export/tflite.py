@@ -155,6 +155,7 @@ class TfliteWriter:
         self.out_quant: tuple[float, int] | None = None
         self.ops: list[dict[str, str]] = []
         self.exact_channels = 0
+        self.arith_exact_channels = 0
         self.channels = 0
         self.inexact: list[str] = []
         self.float_ops: list[str] = []
@@ -274,6 +275,7 @@ class TfliteWriter:
         ok = rq.exact & check_requant(rq, th.values, th.descending, th.base, lo, hi, realised, MARGIN / 2)
         self.channels += len(ok)
         self.exact_channels += int(ok.sum())
+        self.arith_exact_channels += int((ok | rq.exact_arith).sum())
         if not ok.all():
             self.inexact.append(f"{node.name}: {int((~ok).sum())} of {len(ok)} channels may differ by one level")
         if np.abs(rq.bias).max() >= 2**31:
@@ -630,7 +632,8 @@ class TfliteWriter:
             input_layout="nhwc" if len(self.g.tensors[self.g.input].shape) == 3 else "flat",
             streams={s: (t.name, t.zero_point) for s, t in self.t.items()}, ops=self.ops,
             widened=widened + self.float_ops,
-            requant={"channels": self.channels, "exact_channels": self.exact_channels, "inexact": self.inexact},
+            requant={"channels": self.channels, "exact_channels": self.exact_channels,
+                     "exact_in_exact_arithmetic": self.arith_exact_channels, "inexact": self.inexact},
             kernel_paths=self.kernel_summary(),
             int8_layers=self.int8_layers)
 
