@@ -12,7 +12,8 @@ from edge.qonnx_io import QUANT_OPS, LoadedModel
 
 COMPUTE_OPS = frozenset({"MatMul", "Gemm", "Conv"})
 # Ops that only move or select values: a quantised tensor passed through them keeps its datatype.
-PASS_THROUGH_OPS = frozenset({"Reshape", "Flatten", "Transpose", "MaxPool", "Identity", "Squeeze", "Unsqueeze", "Pad"})
+PASS_THROUGH_OPS = frozenset({"Reshape", "Flatten", "Transpose", "MaxPool", "Identity", "Squeeze", "Unsqueeze", "Pad",
+                              "Concat", "DepthToSpace", "Resize", "Upsample"})
 FPGA_OPS = QUANT_OPS | COMPUTE_OPS | PASS_THROUGH_OPS | frozenset({
     "Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Clip", "HardTanh", "GlobalAveragePool",
     "AveragePool", "ArgMax", "TopK", "Softmax",

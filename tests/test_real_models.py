@@ -253,6 +253,8 @@ def test_sub_pixel_super_resolution_on_both_paths(corpus, run_cli, tmp_path):
 
     path = corpus("pixel_shuffle")
     assert "DepthToSpace" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    code, out, _ = run_cli("inspect", str(path))
+    assert code == 0 and "fpga: supported" in out and "tflite: supported" in out, out
     code, out, err = run_cli("build", "--board", "pynq-z2", str(path), "-o", str(tmp_path / "b"), "--json")
     assert code == 0, err
     report = json.loads(out)
