@@ -216,70 +216,15 @@ struct GlobalAccPool {
     }
 };
 
-// Sub-pixel rearrangement (PixelShuffle / DepthToSpace): input pixel (y, x) with C*R*R channels becomes the R x R
-// output patch (y*R + i, x*R + j) of C channels; CRD = 1 takes channel c of patch (i, j) from input channel
-// c*R*R + i*R + j, CRD = 0 (DCR) from (i*R + j)*C + c. Two input rows are buffered: one fills while the R output
-// rows of the other leave, so reads and writes (the same number of PE-element words per row) overlap.
-template <unsigned H, unsigned W, unsigned C, unsigned R, unsigned PE, int B, int KIND, unsigned CRD>
-struct DepthToSpace {
-    static const unsigned CF = C / PE;
-    static const unsigned IN_WORDS = R * R * CF;    // input words per input pixel
-    static const unsigned ROW = W * IN_WORDS;       // words per input row, in and out alike
-    typedef word_t<PE * B> Word;
-    long long buf[2][W][R * R * C];
+// Row ping-pong shared by the kernels that rearrange whole rows (DepthToSpace, Upsample): two input-row banks;
+// IN_ROW words of an input row fill one bank while the OUT_ROW words made from the previous row leave the other.
+// One read and one write at most per iteration. Derived: put(bank, word index in row, word) and
+// take(bank, word index in row) -> word.
+template <class Derived, unsigned IN_ROW, unsigned OUT_ROW, unsigned ROWS>
+struct RowPingPong {
     unsigned long long frames, rd, wr;
-    DepthToSpace(unsigned n) : frames(n), rd(0), wr(0) {}
-    unsigned long long total() const { return frames * H * ROW; }
-    bool done() const { return rd >= total() && wr >= total(); }
-    bool wants_read() const { return rd < total() && rd < (wr / ROW + 2) * ROW; }
-    bool wants_write() const { return wr < total() && rd >= (wr / ROW + 1) * ROW; }
-    template <class I, class O>
-    bool can_step(I& in, O& out) {
-        return (wants_read() && !in.empty()) || (wants_write() && !out.full());
-    }
-    template <class I, class O>
-    void step(I& in, O& out) {
-        bool do_write = wants_write() && !out.full();
-        bool do_read = wants_read() && !in.empty();
-        if (do_write) {
-            const unsigned bank = (wr / ROW) % 2, o = wr % ROW;
-            const unsigned i = o / (W * R * CF), rem = o % (W * R * CF);
-            const unsigned xo = rem / CF, cf = rem % CF, x = xo / R, j = xo % R;
-            Word w = 0;
-            for (unsigned p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                const unsigned c = cf * PE + p;
-                const unsigned src = CRD ? c * R * R + i * R + j : (i * R + j) * C + c;
-                set_elem<B, KIND>(w, p, buf[bank][x][src]);
-            }
-            out.write(w);
-            wr++;
-        }
-        if (do_read) {
-            const unsigned bank = (rd / ROW) % 2, o = rd % ROW;
-            const unsigned x = o / IN_WORDS, k = o % IN_WORDS;
-            Word w = in.read();
-            for (unsigned p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                buf[bank][x][k * PE + p] = get_elem<B, KIND>(w, p);
-            }
-            rd++;
-        }
-    }
-};
-
-// Nearest-neighbour upsampling by FH x FW: each input row leaves FH times, each pixel FW times. Two input rows
-// are buffered (words of PE channels): one fills while the previous one's FH * W * FW * CF words leave.
-template <unsigned H, unsigned W, unsigned C, unsigned FH, unsigned FW, unsigned PE, int B>
-struct Upsample {
-    static const unsigned CF = C / PE;
-    static const unsigned IN_ROW = W * CF;             // words per input row
-    static const unsigned OUT_ROW = FH * W * FW * CF;  // words leaving per input row
-    typedef word_t<PE * B> Word;
-    Word buf[2][W * CF];
-    unsigned long long frames, rd, wr;
-    Upsample(unsigned n) : frames(n), rd(0), wr(0) {}
-    unsigned long long rows() const { return (unsigned long long)frames * H; }
+    RowPingPong(unsigned n) : frames(n), rd(0), wr(0) {}
+    unsigned long long rows() const { return (unsigned long long)frames * ROWS; }
     bool done() const { return rd >= rows() * IN_ROW && wr >= rows() * OUT_ROW; }
     bool wants_read() const { return rd < rows() * IN_ROW && rd < (wr / OUT_ROW + 2) * IN_ROW; }
     bool wants_write() const { return wr < rows() * OUT_ROW && rd >= (wr / OUT_ROW + 1) * IN_ROW; }
@@ -291,16 +236,62 @@ struct Upsample {
     void step(I& in, O& out) {
         bool do_write = wants_write() && !out.full();
         bool do_read = wants_read() && !in.empty();
+        Derived& self = static_cast<Derived&>(*this);
         if (do_write) {
-            const unsigned bank = (wr / OUT_ROW) % 2, o = wr % OUT_ROW;
-            const unsigned xo = (o % (W * FW * CF)) / CF, cf = o % CF;
-            out.write(buf[bank][(xo / FW) * CF + cf]);
+            out.write(self.take((wr / OUT_ROW) % 2, wr % OUT_ROW));
             wr++;
         }
         if (do_read) {
-            buf[(rd / IN_ROW) % 2][rd % IN_ROW] = in.read();
+            self.put((rd / IN_ROW) % 2, rd % IN_ROW, in.read());
             rd++;
         }
+    }
+};
+
+// Sub-pixel rearrangement (PixelShuffle / DepthToSpace): input pixel (y, x) with C*R*R channels becomes the R x R
+// output patch (y*R + i, x*R + j) of C channels; CRD = 1 takes channel c of patch (i, j) from input channel
+// c*R*R + i*R + j, CRD = 0 (DCR) from (i*R + j)*C + c. Reads and writes move the same number of words per row.
+template <unsigned H, unsigned W, unsigned C, unsigned R, unsigned PE, int B, int KIND, unsigned CRD>
+struct DepthToSpace : RowPingPong<DepthToSpace<H, W, C, R, PE, B, KIND, CRD>, W * R * R * (C / PE),
+                                  W * R * R * (C / PE), H> {
+    static const unsigned CF = C / PE;
+    static const unsigned IN_WORDS = R * R * CF;  // input words per input pixel
+    typedef word_t<PE * B> Word;
+    long long buf[2][W][R * R * C];
+    DepthToSpace(unsigned n) : RowPingPong<DepthToSpace, W * R * R * (C / PE), W * R * R * (C / PE), H>(n) {}
+    void put(unsigned bank, unsigned o, const Word& w) {
+        const unsigned x = o / IN_WORDS, k = o % IN_WORDS;
+        for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+            buf[bank][x][k * PE + p] = get_elem<B, KIND>(w, p);
+        }
+    }
+    Word take(unsigned bank, unsigned o) const {
+        const unsigned i = o / (W * R * CF), rem = o % (W * R * CF);
+        const unsigned xo = rem / CF, cf = rem % CF, x = xo / R, j = xo % R;
+        Word w = 0;
+        for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+            const unsigned c = cf * PE + p;
+            const unsigned src = CRD ? c * R * R + i * R + j : (i * R + j) * C + c;
+            set_elem<B, KIND>(w, p, buf[bank][x][src]);
+        }
+        return w;
+    }
+};
+
+// Nearest-neighbour upsampling by FH x FW: each input row leaves FH times, each pixel FW times (words of PE
+// channels kept as they are).
+template <unsigned H, unsigned W, unsigned C, unsigned FH, unsigned FW, unsigned PE, int B>
+struct Upsample : RowPingPong<Upsample<H, W, C, FH, FW, PE, B>, W * (C / PE), FH * W * FW * (C / PE), H> {
+    static const unsigned CF = C / PE;
+    typedef word_t<PE * B> Word;
+    Word buf[2][W * CF];
+    Upsample(unsigned n) : RowPingPong<Upsample, W * (C / PE), FH * W * FW * (C / PE), H>(n) {}
+    void put(unsigned bank, unsigned o, const Word& w) { buf[bank][o] = w; }
+    Word take(unsigned bank, unsigned o) const {
+        const unsigned xo = (o % (W * FW * CF)) / CF, cf = o % CF;
+        return buf[bank][(xo / FW) * CF + cf];
     }
 };
 
