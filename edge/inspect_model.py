@@ -23,6 +23,9 @@ INT8_TARGET_OPS = QUANT_OPS | COMPUTE_OPS | PASS_THROUGH_OPS | frozenset({
     "Concat", "Softmax",
 })
 
+# ops a QDQ export keeps as they are without it being worth a note (shape arithmetic, constants)
+QDQ_QUIET_OPS = frozenset({"Shape", "Gather", "Slice", "Constant", "Cast", "Trunc"})
+
 
 @dataclass(frozen=True)
 class QuantInfo:
@@ -60,6 +63,7 @@ class TargetVerdict:
     target: str
     supported: bool
     reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a supporting target does differently (e.g. float ops)
 
 
 @dataclass
@@ -103,29 +107,44 @@ def quant_of(model: ModelWrapper, tensor: str) -> QuantInfo | None:
     return None
 
 
-def _macs(model: ModelWrapper, node: NodeProto, w_shape: list[int], out_shape: list[int]) -> int:
+def is_static(model: ModelWrapper, tensor: str) -> bool:
+    """True when `tensor` is computed from initializers only (weights), False for anything fed by the input."""
+    if model.get_initializer(tensor) is not None:
+        return True
+    producer = model.find_producer(tensor)
+    if producer is None:
+        return False
+    return all(is_static(model, t) for t in producer.input if t)
+
+
+def _macs(model: ModelWrapper, node: NodeProto, in_shape: list[int], w_shape: list[int],
+          out_shape: list[int]) -> int:
     if node.op_type == "Conv":
         # every output element needs Cin/groups * kH * kW products: that is exactly the weight's inner size
         return int(np.prod(out_shape[1:]) * np.prod(w_shape[1:]))
-    return int(np.prod(w_shape))
+    # MatMul/Gemm: every output element (per token, per head) is a dot product over the input's last axis
+    inner = w_shape[0] if node.op_type == "Gemm" and w_shape and len(in_shape) < 2 else (in_shape or [1])[-1]
+    return int(np.prod(out_shape[1:]) * inner)
 
 
 def _layer(model: ModelWrapper, node: NodeProto) -> LayerInfo:
     w_name = node.input[1]
     w_shape = list(model.get_tensor_shape(w_name) or [])
     out_shape = list(model.get_tensor_shape(node.output[0]) or [])
+    in_shape = list(model.get_tensor_shape(node.input[0]) or [])
     wq, aq = quant_of(model, w_name), quant_of(model, node.input[0])
+    static = is_static(model, w_name)
     per_sample_out = [1, *out_shape[1:]]
     return LayerInfo(
         name=node.name,
         op=node.op_type,
-        input_shape=list(model.get_tensor_shape(node.input[0]) or []),
+        input_shape=in_shape,
         output_shape=out_shape,
-        weight_shape=w_shape,
-        weight_quant=wq.label() if wq else "float",
+        weight_shape=w_shape if static else [],
+        weight_quant=(wq.label() if wq else "float") if static else f"act {wq.label() if wq else 'float'}",
         input_quant=aq.label() if aq else "float",
-        macs=_macs(model, node, w_shape, per_sample_out),
-        weight_bits=int(np.prod(w_shape)) * (wq.bits if wq else 32),
+        macs=_macs(model, node, in_shape, w_shape, per_sample_out),
+        weight_bits=int(np.prod(w_shape)) * (wq.bits if wq else 32) if static else 0,
     )
 
 
@@ -145,16 +164,24 @@ def _int8_verdict(target: str, model: ModelWrapper, layers: list[LayerInfo]) -> 
                if n.op_type not in INT8_TARGET_OPS]
     for layer in layers:
         for what, q in (("weights", layer.weight_quant), ("input", layer.input_quant)):
-            if q == "float":
+            if q in ("float", "act float"):
                 reasons.append(f"node '{layer.name}': float {what}; int8 export needs quantised {what}")
     return TargetVerdict(target, not reasons, reasons)
+
+
+def _qdq_verdict(target: str, model: ModelWrapper, layers: list[LayerInfo]) -> TargetVerdict:
+    """QDQ targets (ONNX, OpenVINO, TensorRT) take every op: those without an int8 kernel run in float between a
+    DequantizeLinear and a QuantizeLinear, as the QONNX graph computes them."""
+    notes = [f"node '{n.name}': {n.op_type} runs in float" for n in model.graph.node
+             if n.op_type not in INT8_TARGET_OPS and n.op_type not in QDQ_QUIET_OPS]
+    return TargetVerdict(target, True, [], notes)
 
 
 def summarize(loaded: LoadedModel) -> ModelSummary:
     model = loaded.model
     layers = [_layer(model, n) for n in model.graph.node if n.op_type in COMPUTE_OPS]
     targets = [_fpga_verdict(model, layers), _int8_verdict("tflite", model, layers),
-               _int8_verdict("openvino", model, layers), _int8_verdict("tensorrt", model, layers)]
+               _qdq_verdict("openvino", model, layers), _qdq_verdict("tensorrt", model, layers)]
     return ModelSummary(
         path=str(loaded.path),
         input_shape=list(loaded.input_shape),

@@ -5,6 +5,7 @@ Shapes follow FINN's reference networks (TFC/SFC/LFC MLPs, CNV) scaled to the da
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from torch import nn
 from edge.errors import EdgeError
 
 INPUT_BITS = 8
+ATTENTION_BITS = 8  # Q, K, V, scores, attention weights and LayerNorm outputs of the transformer
 MIN_BITS, MAX_BITS = 1, 8
 POOLED_MIN_BITS = 4
 FLOAT = 0  # bit width that builds the float baseline of the same architecture (float weights, ReLU)
@@ -69,6 +71,10 @@ def input_quant(bits: int = INPUT_BITS) -> nn.Module:
 
 def _in_bits(wbits: int) -> int:
     return FLOAT if wbits == FLOAT else INPUT_BITS
+
+
+def _attn_bits(abits: int) -> int:
+    return FLOAT if abits == FLOAT else ATTENTION_BITS
 
 
 def qlinear(cin: int, cout: int, bits: int, bias: bool = False) -> nn.Module:
@@ -205,6 +211,88 @@ class QuantResNet(Sequential):
         self.body = nn.Sequential(*layers)
 
 
+class TokenAttention(nn.Module):
+    """Multi-head self-attention on (batch, tokens, dim) written with Brevitas layers and ordinary tensor ops.
+
+    Q, K and V are 8-bit signed, the scaled scores are requantised to 8 bits before Softmax (so the hardware's
+    exp table has 256 entries) and the attention weights to 8 unsigned bits."""
+
+    def __init__(self, dim: int, heads: int, wbits: int, abits: int) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.q, self.k, self.v = (qlinear(dim, dim, wbits, bias=True) for _ in range(3))
+        self.q_quant, self.k_quant, self.v_quant = (signed_requant(_attn_bits(abits)) for _ in range(3))
+        self.score_quant = signed_requant(_attn_bits(abits))
+        self.weight_quant = (nn.Identity() if abits == FLOAT else qnn.QuantIdentity(
+            act_quant=Uint8ActPerTensorFloat, bit_width=ATTENTION_BITS, return_quant_tensor=True))
+        self.out_quant = signed_requant(_attn_bits(abits))
+        self.proj = qlinear(dim, dim, wbits, bias=True)
+        self.scale = 1.0 / math.sqrt(self.head_dim)
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.value if hasattr(t, "value") else t
+        return t.reshape(-1, t.shape[1], self.heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = x.shape[1]
+        q = self._heads(self.q_quant(self.q(x)))
+        k = self._heads(self.k_quant(self.k(x)))
+        v = self._heads(self.v_quant(self.v(x)))
+        scores = self.score_quant(torch.matmul(q, k.transpose(-2, -1)) * self.scale)
+        scores = scores.value if hasattr(scores, "value") else scores
+        weights = self.weight_quant(torch.softmax(scores, dim=-1))
+        weights = weights.value if hasattr(weights, "value") else weights
+        out = torch.matmul(weights, v).transpose(1, 2).reshape(-1, tokens, self.heads * self.head_dim)
+        return self.proj(self.out_quant(out))
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm transformer block: x + attn(LN(x)), then x + MLP(LN(x)); both addends share one quantiser."""
+
+    def __init__(self, dim: int, heads: int, hidden: int, wbits: int, abits: int) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.ln1_quant, self.ln2_quant = signed_requant(_attn_bits(abits)), signed_requant(_attn_bits(abits))
+        self.attn = TokenAttention(dim, heads, wbits, abits)
+        self.fc1, self.act, self.fc2 = qlinear(dim, hidden, wbits, bias=True), activation(abits), qlinear(
+            hidden, dim, wbits, bias=True)
+        self.res1, self.res2 = signed_requant(_attn_bits(abits)), signed_requant(_attn_bits(abits))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.res1(x) + self.res1(self.attn(self.ln1_quant(self.ln1(x))))
+        return self.res2(x) + self.res2(self.fc2(self.act(self.fc1(self.ln2_quant(self.ln2(x))))))
+
+
+class QuantViT(nn.Module):
+    """A small vision transformer: patch-embedding conv (patches overlapping by `overlap` pixels on each side),
+    learned position embedding, pre-norm encoder blocks, final LayerNorm, mean over tokens, linear head. Attention
+    and LayerNorm outputs are 8-bit."""
+
+    def __init__(self, in_ch: int, side: int, num_classes: int, wbits: int, abits: int, patch: int = 2,
+                 dim: int = 32, heads: int = 2, hidden: int = 64, depth: int = 2, overlap: int = 1) -> None:
+        super().__init__()
+        tokens = (side // patch) ** 2
+        self.inp = input_quant(_in_bits(wbits))
+        self.embed = qnn.QuantConv2d(in_ch, dim, patch + 2 * overlap, stride=patch, padding=overlap, bias=True,
+                                     **weight_quant(wbits))
+        self.embed_quant = signed_requant(_attn_bits(abits))
+        self.pos = nn.Parameter(torch.randn(1, tokens, dim) * 0.1)
+        self.blocks = nn.Sequential(*(EncoderBlock(dim, heads, hidden, wbits, abits) for _ in range(depth)))
+        self.ln = nn.LayerNorm(dim)
+        self.ln_quant = signed_requant(_attn_bits(abits))
+        self.pool_quant = signed_requant(_attn_bits(abits))
+        self.head = qlinear(dim, num_classes, wbits, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.embed(self.inp(x))
+        t = t.value if hasattr(t, "value") else t
+        t = t.flatten(2).transpose(1, 2)
+        x = self.embed_quant(t) + self.embed_quant(self.pos)
+        x = self.ln_quant(self.ln(self.blocks(x)))
+        x = x.value if hasattr(x, "value") else x
+        return self.head(self.pool_quant(x.mean(dim=1)))
+
+
 @dataclass(frozen=True)
 class ZooEntry:
     """How to build one zoo model for an input shape (C, H, W) and a class count."""
@@ -213,6 +301,7 @@ class ZooEntry:
     description: str
     flat_input: bool
     build: Callable[[tuple[int, int, int], int, int, int], nn.Module]
+    lr: float = 0.01  # Adam learning rate `edge train` uses unless --lr is given
 
 
 def _mlp(hidden: list[int]) -> Callable[[tuple[int, int, int], int, int, int], nn.Module]:
@@ -236,6 +325,8 @@ ZOO: dict[str, ZooEntry] = {
     "cnv": ZooEntry("cnv", "conv-conv-pool blocks + FC (FINN CNV)", False, _square(QuantCNV)),
     "dws": ZooEntry("dws", "depthwise-separable CNN with global average pool (MobileNet-style)", False,
                     _square(QuantDWS)),
+    "vit": ZooEntry("vit", "vision transformer: 16 overlapping patches as tokens, 2 blocks of 2-head attention", False,
+                    _square(QuantViT), lr=0.003),
     "resnet": ZooEntry("resnet", "residual CNN, one residual block per stage", False, _square(QuantResNet)),
 }
 

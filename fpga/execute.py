@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from qonnx.custom_op.general.quant import quant
 
 from fpga.ir import (
+    AddConstant,
     AddStreams,
     DataflowGraph,
     DepthToSpace,
@@ -13,14 +16,17 @@ from fpga.ir import (
     GlobalAccPool,
     InputQuant,
     LabelSelect,
+    LayerNorm,
     MatrixVectorUnit,
     MaxPool,
     Node,
     OutputAffine,
     Padding,
     SlidingWindow,
+    Softmax,
     StreamingConcat,
     StreamingDataWidthConverter,
+    StreamMatMul,
     Thresholding,
     Upsample,
     VectorVectorUnit,
@@ -121,6 +127,46 @@ def _windows(x: np.ndarray, node: SlidingWindow) -> np.ndarray:
     return x[:, rows[:, None, :, None], cols[None, :, None, :], :]
 
 
+def layer_norm_z(node: LayerNorm, x: np.ndarray) -> np.ndarray:
+    """The normalised value z = d / sqrt(Q + E) in FRAC_BITS fractional bits, floored toward zero, exactly as the
+    kernel computes it (Python integers: d^2 * 2**(2F+8) needs more than 64 bits)."""
+    c, f = node.channels, LayerNorm.FRAC_BITS
+    v = x.reshape(-1, c).astype(object)
+    total = v.sum(axis=1, keepdims=True)
+    q = c * (v * v).sum(axis=1, keepdims=True) - total * total
+    den = np.maximum(q * 256 + node.eps_fix, 1)
+    d = c * v - total
+    mag = np.frompyfunc(lambda dd, nn: math.isqrt((dd * dd << (2 * f + 8)) // nn), 2, 1)(d, den)
+    z = np.where(d < 0, -mag, mag)
+    return z.astype(np.int64).reshape(x.shape)
+
+
+def softmax_levels(node: Softmax, x: np.ndarray) -> np.ndarray:
+    """Integer softmax plus its output quantiser, as the kernel computes it."""
+    v = x.reshape(-1, node.channels).astype(np.int64)
+    diff = np.minimum(v.max(axis=1, keepdims=True) - v, len(node.table) - 1)
+    e = node.table[diff]
+    total = e.sum(axis=1, keepdims=True)
+    den = total << Softmax.RECIP_BITS
+    levels = (2 * e * node.recip + den) // (2 * den)
+    return np.minimum(levels, node.out_dtype.max).reshape(x.shape)
+
+
+def stream_matmul(node: StreamMatMul, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M*B*K) and B in its stream order -> (N, M, B, Ncol) exact integer products."""
+    n = len(a)
+    a = a.reshape(n, node.rows, node.batch, node.inner)
+    if node.b_order == "nbk":
+        bm = b.reshape(n, node.cols, node.batch, node.inner).transpose(0, 2, 3, 1)  # (N, B, K, Ncol)
+    else:
+        bm = b.reshape(n, node.inner, node.batch, node.cols).transpose(0, 2, 1, 3)
+    out = np.einsum("nmbk,nbkc->nmbc", a.astype(np.float64), bm.astype(np.float64))
+    bound = np.abs(a).max(initial=0) * np.abs(bm).max(initial=0) * node.inner
+    if bound >= 2**52:
+        out = np.einsum("nmbk,nbkc->nmbc", a.astype(np.int64), bm.astype(np.int64))
+    return np.rint(out).astype(np.int64)
+
+
 def run_node(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
     """Execute one node on a batch; returns one array per output stream."""
     x = ins[0]
@@ -154,7 +200,7 @@ def run_node(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
         win = x[:, rows[:, None, :, None], cols[None, :, None, :], :]
         return [win.max(axis=(3, 4))]
     if isinstance(node, GlobalAccPool):
-        return [x.sum(axis=(1, 2))]
+        return [x.reshape(len(x), -1, node.channels).sum(axis=1)]
     if isinstance(node, Upsample):
         x = x.reshape(len(x), *node.ifm, node.channels)
         return [np.repeat(np.repeat(x, node.factor[0], axis=1), node.factor[1], axis=2)]
@@ -167,12 +213,21 @@ def run_node(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
         return [patch.transpose(0, 1, 3, 2, 4, 5).reshape(len(x), h * r, w * r, c)]
     if isinstance(node, StreamingDataWidthConverter):
         return [x]
+    if isinstance(node, AddConstant):
+        return [x + node.table.reshape(x.shape[1:])]
+    if isinstance(node, StreamMatMul):
+        return [stream_matmul(node, x, ins[1])]
+    if isinstance(node, Softmax):
+        return [softmax_levels(node, x)]
+    if isinstance(node, LayerNorm):
+        z = layer_norm_z(node, x)
+        return [node.thresholds.apply(z.reshape(-1, node.channels)).reshape(x.shape)]
     if isinstance(node, AddStreams):
-        return [ins[0] + ins[1]]
+        return [ins[0] + ins[1].reshape(ins[0].shape)]
     if isinstance(node, StreamingConcat):
         return [np.concatenate([ins[0], ins[1]], axis=-1)]
     if isinstance(node, DuplicateStreams):
-        return [x, x.copy()]
+        return [x] + [x.copy() for _ in node.outputs[1:]]
     if isinstance(node, LabelSelect):
         # stable: among equal values the lower index wins, as a streaming comparator would keep the first
         order = np.argsort(-x, axis=-1, kind="stable")

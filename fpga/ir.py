@@ -370,11 +370,103 @@ class StreamingDataWidthConverter(Node):
         return max(self.elems // self.in_elems, self.elems // self.out_elems)
 
 
+@dataclass(frozen=True, eq=False)
+class AddConstant(Node):
+    """Element-wise sum of a stream and a constant table of the same scale (a learned position embedding):
+    out[v, c] = x[v, c] + table[v, c], the table held in a ROM read in stream order."""
+
+    channels: int = 0
+    vectors: int = 1
+    table: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))  # (vectors, channels)
+    in_dtype: IntType = BIPOLAR
+    out_dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "AddConstant"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return (self.channels // self.pe) * self.vectors
+
+
+@dataclass(frozen=True, eq=False)
+class StreamMatMul(Node):
+    """Matrix product of two activation streams (attention's Q K^T and A V), per batch b (attention head):
+    out[m, b, n] = sum_k A[m, b, k] * B[b, k, n]. B is buffered whole (it arrives first), then A streams row by
+    row. B's stream order is `b_order`: 'nbk' (columns of B, i.e. K as keys arrive) or 'kbn' (rows, i.e. V).
+    PE output columns and SIMD reduction elements are computed per clock."""
+
+    rows: int = 0  # M
+    batch: int = 1  # B (heads)
+    inner: int = 0  # K
+    cols: int = 0  # N
+    b_order: str = "nbk"
+    in_dtypes: tuple[IntType, IntType] = (BIPOLAR, BIPOLAR)
+    acc_dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "StreamMatMul"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.cols, "simd": self.inner}
+
+    def cycles(self) -> int:
+        load = self.batch * self.inner * self.cols // self.simd
+        compute = self.rows * self.batch * (self.cols // self.pe) * (self.inner // self.simd)
+        return load + compute  # B must be complete before the first product: the two phases do not overlap
+
+
+@dataclass(frozen=True, eq=False)
+class Softmax(Node):
+    """Integer softmax over each vector of `channels` elements, with the quantiser after it: e = EXP[max - x]
+    (a table of round(2**EXP_BITS * exp(-scale * d))), s = sum(e), out = min(qmax, round_half_up(e * K / s /
+    2**RECIP_BITS)) with K = round(2**RECIP_BITS / output scale). Three passes per vector: max, sum, output."""
+
+    channels: int = 0
+    vectors: int = 1
+    in_dtype: IntType = BIPOLAR
+    table: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # EXP[d], d = max - x
+    recip: int = 0  # K
+    out_dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "Softmax"
+    EXP_BITS: ClassVar[int] = 16
+    RECIP_BITS: ClassVar[int] = 24
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return 3 * (self.channels // self.pe) * self.vectors  # max, sum and output passes
+
+
+@dataclass(frozen=True, eq=False)
+class LayerNorm(Node):
+    """Integer LayerNorm over each vector of `channels` elements, the affine part and the quantiser after it as
+    thresholds: S = sum(x), Q = C*sum(x^2) - S^2, d = C*x - S, z = sign(d) * isqrt(d^2 * 2**(2F+8) // (Q*2**8 +
+    eps_fix)) (z = d / sqrt(Q + C^2 eps / s^2) in F fractional bits, exact to the floor), out = thresholds(z)."""
+
+    channels: int = 0
+    vectors: int = 1
+    in_dtype: IntType = BIPOLAR
+    eps_fix: int = 0  # round(2**8 * C^2 * eps / s^2)
+    thresholds: Thresholds | None = None
+
+    kind: ClassVar[str] = "LayerNorm"
+    FRAC_BITS: ClassVar[int] = 16
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return 2 * (self.channels // self.pe) * self.vectors  # statistics pass, then the normalising pass
+
+
 NODE_TYPES: dict[str, type[Node]] = {
     cls.kind: cls
     for cls in (MatrixVectorUnit, VectorVectorUnit, Thresholding, SlidingWindow, Padding, MaxPool, GlobalAccPool,
                 AddStreams, StreamingConcat, DuplicateStreams, LabelSelect, StreamingDataWidthConverter, DepthToSpace,
-                Upsample)
+                Upsample, AddConstant, StreamMatMul, Softmax, LayerNorm)
 }
 
 
@@ -433,16 +525,20 @@ class OutputAffine:
 
 @dataclass(frozen=True, eq=False)
 class Layout:
-    """How a QONNX tensor (per sample) maps onto an IR stream: `nhwc` transposes C,H,W; `flat` permutes features.
+    """How a QONNX tensor (per sample) maps onto an IR stream: `nhwc` transposes C,H,W; `flat` permutes features;
+    `index` (token and attention tensors after reshapes and transposes) gives, for every IR element, the QONNX
+    flat element it holds, in the IR stream's shape.
 
-    For `flat`, IR element i holds QONNX flat element perm[i].
+    For `flat` and `index`, IR element i holds QONNX flat element perm[i].
     """
 
-    kind: str  # "nhwc" | "flat"
+    kind: str  # "nhwc" | "flat" | "index"
     perm: np.ndarray | None = None
 
     def to_ir(self, x: np.ndarray) -> np.ndarray:
         """QONNX batch (N, *onnx_shape) -> IR batch (N, *ir_shape); a 1-D map (N, C, L) is (N, 1, L, C)."""
+        if self.kind == "index":
+            return x.reshape(len(x), -1)[:, self.perm.reshape(-1)].reshape(len(x), *self.perm.shape)
         if self.kind == "nhwc":
             return np.moveaxis(x, 1, -1)[:, None] if x.ndim == 3 else np.moveaxis(x, 1, -1)
         flat = x.reshape(len(x), -1)
@@ -450,6 +546,10 @@ class Layout:
 
     def to_onnx(self, y: np.ndarray, onnx_shape: tuple[int, ...]) -> np.ndarray:
         """IR batch -> QONNX batch of per-sample shape onnx_shape."""
+        if self.kind == "index":
+            out = np.empty((len(y), self.perm.size), y.dtype)
+            out[:, self.perm.reshape(-1)] = y.reshape(len(y), -1)
+            return out.reshape(len(y), *onnx_shape)
         if self.kind == "nhwc":
             return np.moveaxis(y[:, 0], -1, 1) if len(onnx_shape) == 2 else np.moveaxis(y, -1, 1)
         flat = y.reshape(len(y), -1)

@@ -9,6 +9,7 @@ becomes a host-side affine step. Anything else stops with an error naming the no
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -25,6 +26,7 @@ from edge.errors import EdgeError
 from edge.qonnx_io import LoadedModel
 from fpga.datatypes import BIPOLAR, IntType, quant_type, smallest_type
 from fpga.ir import (
+    AddConstant,
     AddStreams,
     DataflowGraph,
     DepthToSpace,
@@ -33,6 +35,7 @@ from fpga.ir import (
     HostOp,
     InputQuant,
     LabelSelect,
+    LayerNorm,
     Layout,
     MatrixVectorUnit,
     MaxPool,
@@ -41,7 +44,9 @@ from fpga.ir import (
     Padding,
     Probe,
     SlidingWindow,
+    Softmax,
     StreamingConcat,
+    StreamMatMul,
     TensorInfo,
     Thresholding,
     Thresholds,
@@ -53,7 +58,9 @@ from fpga.thresholds import derive_thresholds
 QUANTISERS = ("Quant", "BipolarQuant")
 # Element-wise ops allowed between an accumulator and the next quantiser: they become thresholds.
 CHAIN_OPS = frozenset({"Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Clip", "HardTanh", "Identity"})
-LAYOUT_OPS = frozenset({"Flatten", "Reshape", "Identity"})
+LAYOUT_OPS = frozenset({"Flatten", "Reshape", "Identity", "Transpose", "Squeeze", "Unsqueeze"})
+# layout ops inside a chain (accumulator -> quantiser): they move elements, the chain's scalar constants do not care
+MOVE_OPS = frozenset({"Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze"})
 HOST_ELEMENTWISE = frozenset({"Mul", "Add", "Sub", "Div"})
 
 
@@ -69,6 +76,8 @@ class Value:
 
     @property
     def ir_shape(self) -> tuple[int, ...]:
+        if self.layout.kind == "index":
+            return tuple(self.layout.perm.shape)
         if self.layout.kind == "nhwc":
             c, h, w = _chw(self.onnx_shape)
             return (h, w, c)
@@ -92,6 +101,7 @@ class Accumulator:
     mul: int = 1  # the QONNX value uses (acc * mul + add): XNOR popcount -> dot product is (2p - MW)
     add: int = 0
     fusable: bool = True  # MVAU/VVAU take thresholds inside; others get a Thresholding node after them
+    layout: Layout | None = None  # how the accumulator tensor maps onto the stream (None: nhwc or flat by rank)
 
 
 class Lowering:
@@ -144,15 +154,21 @@ class Lowering:
         n = len(self.consumers(onnx_tensor)) + (1 if onnx_tensor == self.model.graph.output[0].name else 0)
         streams = [stream]
         if n > 1:
-            outs = tuple(f"{stream}_dup{i}" for i in range(n))
+            # a chain of two-way forks (the kernel has two outputs): each takes one consumer's copy off the front
             value_shape = self.tensors[stream].shape
-            dup = DuplicateStreams(name=self.fresh("DuplicateStreams"), inputs=(stream,), output=outs[0],
-                                   channels=value_shape[-1], vectors=int(np.prod(value_shape[:-1])), dtype=dtype,
-                                   outputs=outs)
-            self.nodes.append(dup)
-            for o in outs:
-                self.tensors[o] = TensorInfo(value_shape, dtype)
-            streams = list(outs)
+            streams, src = [], stream
+            for i in range(n - 1):
+                last = i == n - 2
+                outs = (f"{stream}_dup{i}", f"{stream}_dup{i + 1}" if last else f"{stream}_fork{i}")
+                dup = DuplicateStreams(name=self.fresh("DuplicateStreams"), inputs=(src,), output=outs[0],
+                                       channels=value_shape[-1], vectors=int(np.prod(value_shape[:-1])),
+                                       dtype=dtype, outputs=outs)
+                self.nodes.append(dup)
+                for o in outs:
+                    self.tensors[o] = TensorInfo(value_shape, dtype)
+                streams.append(outs[0])
+                src = outs[1]
+            streams.append(src)
         if probe:
             self.probes[stream] = Probe(onnx_tensor, np.asarray(scale, np.float64), layout)
         value = Value(streams, dtype, np.asarray(scale, np.float64), layout, shape)
@@ -250,7 +266,7 @@ class Lowering:
             if node.op_type in (*QUANTISERS, "Trunc"):
                 chain.append(node)
                 return chain, node.output[0], node
-            if node.op_type not in CHAIN_OPS and not self.is_squeeze(node):
+            if node.op_type not in CHAIN_OPS and node.op_type not in MOVE_OPS:
                 raise self.fail(node, f"{node.op_type} between an accumulator and its quantiser cannot be lowered "
                                       "exactly; move it after the quantiser")
             for i in node.input[1:]:
@@ -275,9 +291,41 @@ class Lowering:
         return len(shape_out) == 1 and len(shape_in) > 1 and shape_in[0] == shape_out[0] and \
             all(d == 1 for d in shape_in[1:])
 
+    def transpose_perm(self, node: NodeProto) -> list[int]:
+        """A Transpose's permutation of the per-sample axes (the batch axis must stay first)."""
+        rank = len(self.model.get_tensor_shape(node.input[0]))
+        perm = [int(p) for p in self.attr(node, "perm", list(range(rank))[::-1])]
+        if perm[0] != 0:
+            raise self.fail(node, "Transpose moves the batch axis")
+        return [p - 1 for p in perm[1:]]
+
+    def moves(self, chain: list[NodeProto]) -> list[NodeProto]:
+        """The layout ops of a chain that are more than a squeeze of unit axes."""
+        return [n for n in chain if n.op_type in MOVE_OPS and not self.is_squeeze(n)]
+
+    def move_layout(self, layout: Layout, onnx_tensor: str, moves: list[NodeProto]) -> Layout:
+        """Carry a layout through Reshape/Transpose/... nodes: the stream stays, its index array changes."""
+        index = index_of(layout, self.shape(onnx_tensor))
+        for n in moves:
+            index = moved(index, self.shape(n.input[0]), self.transpose_perm(n) if n.op_type == "Transpose" else None)
+        return Layout("index", index)
+
+    def chain_axis(self, layout: Layout | None, onnx_tensor: str) -> int:
+        """The axis of the QONNX tensor (batch axis 0) that the stream's channels run along: 1 for NCHW maps and
+        feature vectors, the last one for tokens."""
+        if layout is None or layout.kind != "index":
+            return 1
+        shape = self.shape(onnx_tensor)
+        return len(shape) if channels_last(layout.perm, shape) else -1
+
     def chain_fn(self, chain: list[NodeProto], start: str, end: str, acc: Accumulator,
-                 rank: int) -> Callable[[np.ndarray], np.ndarray]:
-        """The exact QONNX function from integer accumulators (B, C) to the chain's float output (B, C)."""
+                 rank: int, axis: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+        """The exact QONNX function from integer accumulators (B, C) to the chain's float output (B, C).
+
+        Layout ops in the chain become Identity (the caller checked that its constants are scalars); `axis` is the
+        QONNX axis the channels run along."""
+        chain = [helper.make_node("Identity", [n.input[0]], [n.output[0]], name=n.name)
+                 if n.op_type in MOVE_OPS and not self.is_squeeze(n) else n for n in chain]
         inits = {i for n in chain for i in n.input if i and self.init(i) is not None}
         init_protos = [numpy_helper.from_array(self.init(i), i) for i in sorted(inits)]
         opsets = list(self.model.model.opset_import)
@@ -285,7 +333,8 @@ class Lowering:
         def run(a: np.ndarray) -> np.ndarray:
             b, c = a.shape
             z = ((a * acc.mul + acc.add).astype(np.float64) * acc.scale + acc.offset).astype(np.float32)
-            shape = [b, c] + [1] * (rank - 2)
+            shape = [b] + [1] * (rank - 1)
+            shape[axis if axis > 0 else 1] = c
             graph = helper.make_graph(
                 chain, "chain", [helper.make_tensor_value_info(start, onnx.TensorProto.FLOAT, shape)],
                 [helper.make_tensor_value_info(end, onnx.TensorProto.FLOAT, None)], init_protos,
@@ -301,13 +350,24 @@ class Lowering:
         out_shape = self.tensors[acc.node.output].shape
         channels = out_shape[-1]
         rank = len(self.model.get_tensor_shape(acc.onnx_tensor))
-        layout = Layout("nhwc") if len(out_shape) == 3 else Layout("flat")
+        layout = acc.layout or (Layout("nhwc") if len(out_shape) == 3 else Layout("flat"))
         if first is None:  # the accumulator is the graph output itself
             return self.host_affine(acc, [], acc.onnx_tensor, rank, layout)
         chain, end, q = self.chain_from(first, acc.onnx_tensor)
+        axis = self.chain_axis(acc.layout, acc.onnx_tensor)
+        moves = self.moves(chain)
+        if moves or axis < 0:
+            consts = [self.init(i) for n in chain if n.op_type not in MOVE_OPS and n is not q
+                      for i in n.input[1:] if i and self.init(i) is not None]
+            if any(c.size > 1 for c in consts):
+                raise self.fail(chain[0], "per-channel constants before a reshape or transpose cannot become "
+                                          "thresholds; move the reshape after the quantiser")
+            axis = max(axis, 1)
+        if moves:
+            layout = self.move_layout(layout, acc.onnx_tensor, moves)
         if q is None:
-            return self.host_affine(acc, chain, end, rank, layout)
-        fn = self.chain_fn(chain, acc.onnx_tensor, end, acc, rank)
+            return self.host_affine(acc, chain, end, rank, layout, axis)
+        fn = self.chain_fn(chain, acc.onnx_tensor, end, acc, rank, axis)
         if q.op_type == "BipolarQuant":
             out_scale = np.asarray(self.init(q.input[1]), np.float64)
             dtype, qmin, qmax, step = BIPOLAR, -1, 1, 2
@@ -363,11 +423,12 @@ class Lowering:
         dtype, qmin, qmax = quant_type(out_bits, bool(self.attr(q, "signed", 1)), bool(self.attr(q, "narrow", 0)))
         return out_scale, dtype, qmin, qmax
 
-    def host_affine(self, acc: Accumulator, chain: list[NodeProto], end: str, rank: int, layout: Layout) -> None:
+    def host_affine(self, acc: Accumulator, chain: list[NodeProto], end: str, rank: int, layout: Layout,
+                    axis: int = 1) -> None:
         """The graph output is affine in the accumulator: the host computes it as acc * scale + bias."""
         node = acc.node
         if chain:
-            fn = self.chain_fn(chain, acc.onnx_tensor, end, acc, rank)
+            fn = self.chain_fn(chain, acc.onnx_tensor, end, acc, rank, axis)
             # the line through the two ends of the reachable range: a slope from fn(1) - fn(0) carries float32
             # rounding of the chain's constants, multiplied by every accumulator step
             lo, hi = acc.lo.astype(np.int64), np.maximum(acc.hi, acc.lo + 1).astype(np.int64)
@@ -484,7 +545,13 @@ class Lowering:
         return any(n.op_type in ("Conv", "MaxPool") for n in self.consumers(tensor))
 
     def lower_matmul(self, node: NodeProto) -> None:
+        if node.op_type == "MatMul" and all(i in self.values for i in node.input):
+            return self.lower_stream_matmul(node)
         x = self.take(node.input[0], node)
+        if x.layout.kind == "index" and len(x.onnx_shape) == 1:  # a vector after a move: a permuted flat one
+            x.layout = Layout("flat", x.layout.perm.reshape(-1))
+        if x.layout.kind == "index":
+            return self.lower_token_matmul(node, x)
         if x.layout.kind != "flat":
             raise self.fail(node, "MatMul/Gemm on a feature map; flatten it first")
         s_x = self.scalar_scale(x, node)
@@ -513,7 +580,7 @@ class Lowering:
 
     def mvau(self, node: NodeProto, w: np.ndarray, dtype_w: IntType, scale: np.ndarray,
              offset: np.ndarray, vectors: int, out_shape: tuple[int, ...], in_stream: str, in_dtype: IntType,
-             pad_zero: bool = False) -> None:
+             pad_zero: bool = False, layout: Layout | None = None) -> None:
         mh, mw = w.shape
         xnor = in_dtype.bipolar and dtype_w.bipolar
         if xnor:
@@ -529,8 +596,211 @@ class Lowering:
                                 acc_dtype=acc_dtype, xnor=xnor)
         self.add_node(unit, out_shape, acc_dtype)
         acc = Accumulator(unit, node.output[0], lo, hi, np.asarray(scale, np.float64),
-                          offset if offset.size else np.zeros(mh), mul, add)
+                          offset if offset.size else np.zeros(mh), mul, add, layout=layout)
         self.finish(acc, self.next_of(node.output[0]))
+
+    def lower_token_matmul(self, node: NodeProto, x: Value) -> None:
+        """A linear layer applied to every token (x: (..., tokens, features) @ W): an MVAU with one input vector per
+        token, the features being the stream's channels."""
+        index = regrouped(x.layout.perm, x.onnx_shape)
+        if index is None:
+            raise self.fail(node, "MatMul over an axis that is not the stream's channel axis")
+        s_x = self.scalar_scale(x, node)
+        w, s, dtype_w = self.weights(node, node.input[1])
+        if w.ndim != 2:
+            raise self.fail(node, "MatMul weights must be a matrix")
+        w, s = w.T, s.T
+        s_row = self.per_row_scale(s, 1, lambda r: self.fail(node, r))
+        mh, mw = w.shape
+        if mw != index.shape[-1]:
+            raise self.fail(node, f"weights expect {mw} inputs but the stream has {index.shape[-1]}")
+        out_index = (index[..., :1] // mw) * mh + np.arange(mh)
+        self.mvau(node, w, dtype_w, s_x * np.broadcast_to(s_row, (mh,)), np.zeros(0),
+                  vectors=int(np.prod(index.shape[:-1])), out_shape=(*index.shape[:-1], mh), in_stream=self.claim(x),
+                  in_dtype=x.dtype, layout=Layout("index", out_index))
+
+    def lower_stream_matmul(self, node: NodeProto) -> None:
+        """MatMul of two quantised activations (attention scores Q K^T, attention output A V): a StreamMatMul. The
+        left operand must stream row by row with the heads interleaved (as a token-wise linear layer writes it),
+        the right one either way (it is buffered whole)."""
+        a, b = (self.take(i, node) for i in node.input)
+        sa, sb = self.scalar_scale(a, node), self.scalar_scale(b, node)
+        shape_a, shape_b = self.shape(node.input[0]), self.shape(node.input[1])
+        if len(shape_a) < 2 or len(shape_b) < 2 or shape_a[:-2] != shape_b[:-2] or shape_a[-1] != shape_b[-2]:
+            raise self.fail(node, f"MatMul of activations with shapes {shape_a} and {shape_b}: expected "
+                                  "(..., M, K) @ (..., K, N) with the same leading axes")
+        m, k, n = shape_a[-2], shape_a[-1], shape_b[-1]
+        batch = int(np.prod(shape_a[:-2]))
+        ia, ib = index_of(a.layout, a.onnx_shape), index_of(b.layout, b.onnx_shape)
+        if not ordered(ia, np.arange(batch * m * k).reshape(batch, m, k).transpose(1, 0, 2)):
+            raise self.fail(node, "the left operand of a MatMul of two activations must stream row by row (each "
+                                  "row's heads one after the other); it arrives in another order")
+        logical_b = np.arange(batch * k * n).reshape(batch, k, n)
+        if ordered(ib, logical_b.transpose(2, 0, 1)):
+            b_order = "nbk"
+        elif ordered(ib, logical_b.transpose(1, 0, 2)):
+            b_order = "kbn"
+        else:
+            raise self.fail(node, "the right operand of a MatMul of two activations arrives in an order the "
+                                  "StreamMatMul cannot buffer (expected its columns or its rows, heads interleaved)")
+        corners = [p * q for p in (a.dtype.min, a.dtype.max) for q in (b.dtype.min, b.dtype.max)]
+        lo, hi = k * min(corners), k * max(corners)
+        acc_dtype = smallest_type(lo, hi)
+        out = self.fresh("t")
+        unit = StreamMatMul(name=self.fresh("StreamMatMul"), inputs=(self.claim(a), self.claim(b)), output=out,
+                            rows=m, batch=batch, inner=k, cols=n, b_order=b_order, in_dtypes=(a.dtype, b.dtype),
+                            acc_dtype=acc_dtype)
+        self.add_node(unit, (m, batch, n), acc_dtype)
+        layout = Layout("index", np.arange(batch * m * n).reshape(batch, m, n).transpose(1, 0, 2))
+        acc = Accumulator(unit, node.output[0], np.full(n, lo), np.full(n, hi), np.full(n, sa * sb), np.zeros(n),
+                          fusable=False, layout=layout)
+        self.finish(acc, self.next_of(node.output[0]))
+
+    def quantiser_after(self, node: NodeProto) -> tuple[NodeProto, np.ndarray, IntType, int, int, bool, str]:
+        """The Quant that must follow `node` (Softmax, LayerNormalization): node, scale, type, range, narrow, mode."""
+        nxt = self.consumers(node.output[0])
+        if len(nxt) != 1 or nxt[0].op_type != "Quant":
+            raise self.fail(node, f"{node.op_type} must be followed by one Quant (its output quantiser)")
+        q = nxt[0]
+        scale, zp, bits = (self.init(q.input[i]) for i in (1, 2, 3))
+        if scale is None or zp is None or bits is None or np.any(zp != 0) or np.asarray(scale).size != 1:
+            raise self.fail(q, "the quantiser needs one constant scale, a zero-point of 0 and a constant bit width")
+        signed, narrow = bool(self.attr(q, "signed", 1)), bool(self.attr(q, "narrow", 0))
+        dtype, qmin, qmax = quant_type(int(np.asarray(bits).item()), signed, narrow)
+        mode = self.attr(q, "rounding_mode", b"ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        return q, np.asarray(scale, np.float64).reshape(()), dtype, qmin, qmax, narrow, mode
+
+    def norm_axis_ok(self, node: NodeProto, x: Value, default: int) -> np.ndarray:
+        """Softmax and LayerNorm run along the stream's channels: the op's axis must be the tensor's last one."""
+        rank = len(self.shape(node.input[0])) + 1
+        axis = int(self.attr(node, "axis", default))
+        if axis < 0:
+            axis += rank
+        index = regrouped(index_of(x.layout, x.onnx_shape), x.onnx_shape)
+        if axis != rank - 1 or index is None:
+            raise self.fail(node, f"{node.op_type} along axis {axis} of a rank-{rank} tensor: only along the last "
+                                  "axis, when it is the stream's channel axis")
+        return index
+
+    def lower_softmax(self, node: NodeProto) -> None:
+        """Softmax of a quantised tensor and the quantiser after it: an integer Softmax node (exp table, integer
+        sum, fixed-point reciprocal). Not bit-exact with the float golden: within one output level."""
+        x = self.take(node.input[0], node)
+        index = self.norm_axis_ok(node, x, -1)
+        layout = Layout("index", index) if x.layout.kind == "index" else x.layout
+        s_x = self.scalar_scale(x, node)
+        q, s_out, dtype, qmin, qmax, _, mode = self.quantiser_after(node)
+        if qmin != 0 or mode != "ROUND":
+            raise self.fail(q, "the Softmax output quantiser must be unsigned with ROUND rounding")
+        span = int(x.dtype.max - x.dtype.min)
+        d = np.arange(span + 1, dtype=np.float64)
+        table = np.rint(2.0 ** Softmax.EXP_BITS * np.exp(-s_x * d)).astype(np.int64)
+        zeros = np.flatnonzero(table == 0)
+        table = table[: zeros[0] + 1] if len(zeros) else table
+        if len(table) > 1 << 16:
+            raise self.fail(node, f"the Softmax input spans {span + 1} levels at scale {s_x:g}; quantise its input "
+                                  "(softmax_input_quant) so that the exp table stays small")
+        recip = int(round(2.0 ** Softmax.RECIP_BITS / float(s_out)))
+        out = self.fresh("t")
+        shape = index.shape
+        self.add_node(Softmax(name=self.fresh("Softmax"), inputs=(self.claim(x),), output=out, channels=shape[-1],
+                              vectors=int(np.prod(shape[:-1])), in_dtype=x.dtype, table=table, recip=recip,
+                              out_dtype=dtype), shape, dtype)
+        self.done.add(q.name)
+        self.publish(q.output[0], out, dtype, s_out, layout)
+
+    def lower_layer_norm(self, node: NodeProto) -> None:
+        """LayerNormalization of a quantised tensor, its affine part and the quantiser after it: a LayerNorm node
+        (integer statistics, exact fixed-point normalisation, per-channel thresholds)."""
+        x = self.take(node.input[0], node)
+        index = self.norm_axis_ok(node, x, -1)
+        layout = Layout("index", index) if x.layout.kind == "index" else x.layout
+        s_x = self.scalar_scale(x, node)
+        c = index.shape[-1]
+        gamma = self.init(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+        beta = self.init(node.input[2]) if len(node.input) > 2 and node.input[2] else np.zeros(c, np.float32)
+        if gamma is None or beta is None:
+            raise self.fail(node, "LayerNormalization needs constant scale and bias")
+        gamma = np.broadcast_to(np.asarray(gamma, np.float32).reshape(-1), (c,))
+        beta = np.broadcast_to(np.asarray(beta, np.float32).reshape(-1), (c,))
+        eps = float(self.attr(node, "epsilon", 1e-5))
+        q, s_out, dtype, qmin, qmax, narrow, mode = self.quantiser_after(node)
+        f = LayerNorm.FRAC_BITS
+        eps_fix = int(round(256.0 * c * c * eps / (s_x * s_x)))
+        bits = int(np.asarray(self.init(q.input[3])).item())
+        signed = bool(self.attr(q, "signed", 1))
+
+        def levels(z: np.ndarray) -> np.ndarray:
+            y = (z.astype(np.float32) / np.float32(2.0 ** f)) * gamma + beta
+            out = quant(y.astype(np.float32), np.float32(s_out), np.float32(0), np.float32(bits), int(signed),
+                        int(narrow), mode)
+            return np.rint(np.asarray(out, np.float64) / float(s_out)).astype(np.int64)
+
+        zmax = int(math.isqrt(c) + 1) << f
+        th = derive_thresholds(levels, np.full(c, -zmax), np.full(c, zmax), qmin, qmax, 1, dtype,
+                               f"{self.path}: node '{q.name}'")
+        out = self.fresh("t")
+        shape = index.shape
+        self.add_node(LayerNorm(name=self.fresh("LayerNorm"), inputs=(self.claim(x),), output=out, channels=c,
+                                vectors=int(np.prod(shape[:-1])), in_dtype=x.dtype, eps_fix=eps_fix, thresholds=th),
+                      shape, dtype)
+        self.done.add(q.name)
+        self.publish(q.output[0], out, dtype, s_out, layout)
+
+    def lower_reduce_mean(self, node: NodeProto) -> None:
+        """Mean over the tokens (ViT-style pooling): a GlobalAccPool over every vector of the stream; the 1/N goes
+        into the next thresholds."""
+        x = self.take(node.input[0], node)
+        shape = self.shape(node.input[0])
+        axes = self.attr(node, "axes", None)
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = self.init(node.input[1])
+        rank = len(shape) + 1
+        axes = sorted(int(a) % rank for a in np.asarray(axes if axes is not None else range(rank)).reshape(-1))
+        index = regrouped(index_of(x.layout, x.onnx_shape), x.onnx_shape)
+        if axes != list(range(1, rank - 1)) or index is None:
+            raise self.fail(node, f"ReduceMean over axes {axes}: only over every axis but the batch and the last "
+                                  "(the mean over tokens)")
+        c = x.channels
+        vectors = int(np.prod(index.shape[:-1]))
+        lo, hi = vectors * x.dtype.min, vectors * x.dtype.max
+        dtype = smallest_type(lo, hi)
+        out = self.fresh("t")
+        unit = GlobalAccPool(name=self.fresh("GlobalAccPool"), inputs=(self.claim(x),), output=out,
+                             ifm=(vectors, 1), channels=c, in_dtype=x.dtype, out_dtype=dtype)
+        self.add_node(unit, (c,), dtype)
+        acc = Accumulator(unit, node.output[0], np.full(c, lo), np.full(c, hi),
+                          np.broadcast_to(x.scale, (c,)).astype(np.float64) / vectors, np.zeros(c), fusable=False)
+        self.finish(acc, self.next_of(node.output[0]))
+
+    def lower_add_constant(self, node: NodeProto, x: Value, const: str) -> None:
+        """A quantised tensor plus a quantised constant of the same scale (a learned position embedding): an
+        AddConstant node whose table is the constant's integers in stream order."""
+        table, s, dtype_t = self.weights(node, const)
+        s = np.unique(s)
+        if len(s) != 1 or not np.array_equal(np.broadcast_to(x.scale, (1,)), s):
+            raise self.fail(node, "a constant added to a quantised tensor must be quantised with the same single "
+                                  "scale (share one quantiser)")
+        out_shape = self.shape(node.output[0])
+        if tuple(out_shape) != tuple(x.onnx_shape):
+            raise self.fail(node, "the added constant broadcasts the tensor to a larger shape")
+        full = np.broadcast_to(table, (1, *out_shape)).reshape(-1)
+        index = index_of(x.layout, x.onnx_shape)
+        phys = full[index.reshape(-1)].reshape(-1, x.channels)
+        lo, hi = x.dtype.min + int(table.min()), x.dtype.max + int(table.max())
+        dtype = smallest_type(lo, hi)
+        out = self.fresh("t")
+        shape = x.ir_shape
+        self.add_node(AddConstant(name=self.fresh("AddConstant"), inputs=(self.claim(x),), output=out,
+                                  channels=x.channels, vectors=int(np.prod(shape[:-1])), table=phys, in_dtype=x.dtype,
+                                  out_dtype=dtype), shape, dtype)
+        self.publish(node.output[0], out, dtype, x.scale, x.layout)
+
+    def static_quant(self, tensor: str) -> bool:
+        """True for a quantised constant (a Quant on an initializer), e.g. a position embedding."""
+        q = self.model.find_producer(tensor)
+        return q is not None and q.op_type in QUANTISERS and self.init(q.input[0]) is not None
 
     def lower_conv(self, node: NodeProto) -> None:
         x = self.take(node.input[0], node)
@@ -691,8 +961,13 @@ class Lowering:
 
     def lower_add(self, node: NodeProto) -> None:
         a, b = (self.take(i, node) for i in node.input)
-        if a.ir_shape != b.ir_shape or a.layout.kind != b.layout.kind:
-            raise self.fail(node, "residual Add of tensors with different shapes")
+        if "index" in (a.layout.kind, b.layout.kind):
+            ia, ib = index_of(a.layout, a.onnx_shape), index_of(b.layout, b.onnx_shape)
+            same = ordered(ia, ib) and a.channels == b.channels
+        else:
+            same = a.ir_shape == b.ir_shape and a.layout.kind == b.layout.kind
+        if not same:
+            raise self.fail(node, "residual Add of tensors with different shapes or element orders")
         sa, sb = np.broadcast_to(a.scale, (a.channels,)), np.broadcast_to(b.scale, (b.channels,))
         if not np.array_equal(sa, sb):
             raise self.fail(node, f"residual Add of tensors with different scales ({float(sa[0]):g} and "
@@ -706,9 +981,9 @@ class Lowering:
                           channels=shape[-1], vectors=int(np.prod(shape[:-1])), in_dtypes=(a.dtype, b.dtype),
                           out_dtype=dtype)
         self.add_node(unit, shape, dtype)
-        acc = Accumulator(unit, node.output[0], np.full(shape[-1], lo), np.full(shape[-1], hi),
-                          np.full(shape[-1], sa), np.zeros(shape[-1]), fusable=False)
-        self.finish(acc, self.next_of(node.output[0]))
+        # the sum is itself an integer tensor of the same scale: what follows (a quantiser, LayerNorm, another
+        # branch) reads it like any quantised tensor
+        self.publish(node.output[0], out, dtype, a.scale, a.layout)
 
     def lower_concat(self, node: NodeProto) -> None:
         """Concat along channels (feature maps) or features (vectors) of quantised tensors: a chain of two-input
@@ -799,7 +1074,7 @@ class Lowering:
         c = x.channels
         acc = Accumulator(_Passthrough(self.claim(x)), node.input[0], np.full(c, x.dtype.min),
                           np.full(c, x.dtype.max), np.broadcast_to(x.scale, (c,)).astype(np.float64), np.zeros(c),
-                          fusable=False)
+                          fusable=False, layout=x.layout if x.layout.kind == "index" else None)
         self.finish(acc, node)
 
     def lower_layout(self, node: NodeProto) -> None:
@@ -807,15 +1082,15 @@ class Lowering:
         out_shape = self.shape(node.output[0])
         if node.op_type == "Identity":
             layout = x.layout
-        elif len(out_shape) == 1:
+        elif len(out_shape) == 1 and x.layout.kind != "index":
             layout = x.layout
             if x.layout.kind == "nhwc":
                 c, h, w = _chw(x.onnx_shape)
                 # IR element (h, w, c) sits at (h*W + w)*C + c and holds QONNX element c*H*W + h*W + w
                 idx = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
                 layout = Layout("flat", None if c == 1 or h * w == 1 else idx)
-        else:
-            raise self.fail(node, f"reshape to {out_shape} is not supported (only flattening to features)")
+        else:  # tokens, heads: the stream stays as it is, the map from QONNX elements to it changes
+            layout = self.move_layout(x.layout, node.input[0], [node])
         stream = self.claim(x)
         self.publish(node.output[0], stream, x.dtype, x.scale, layout, probe=False)
 
@@ -849,6 +1124,16 @@ class Lowering:
                 self.lower_concat(node)
             elif op == "Add" and all(i in self.values for i in node.input):
                 self.lower_add(node)
+            elif op == "Add" and len(node.input) == 2 and any(i in self.values for i in node.input) and \
+                    any(self.static_quant(i) for i in node.input):
+                x_in = next(i for i in node.input if i in self.values)
+                self.lower_add_constant(node, self.take(x_in, node), next(i for i in node.input if i != x_in))
+            elif op == "Softmax" and node.input[0] in self.values:
+                self.lower_softmax(node)
+            elif op == "LayerNormalization" and node.input[0] in self.values:
+                self.lower_layer_norm(node)
+            elif op == "ReduceMean" and node.input[0] in self.values:
+                self.lower_reduce_mean(node)
             elif op in LAYOUT_OPS and node.input[0] in self.values:
                 self.lower_layout(node)
             elif (op in QUANTISERS or op in CHAIN_OPS) and node.input[0] in self.values:
@@ -903,6 +1188,49 @@ def _as_2d(values: list[int] | tuple[int, ...], fill: int) -> list[int]:
     if len(v) == 2 and fill == 0:  # pads: begin, end -> top, left, bottom, right
         return [0, v[0], 0, v[1]]
     return v
+
+
+def index_of(layout: Layout, onnx_shape: tuple[int, ...]) -> np.ndarray:
+    """A value's layout as an index array: for each IR element (in the stream's shape), the QONNX flat element."""
+    if layout.kind == "index":
+        return layout.perm
+    if layout.kind == "nhwc":
+        c, h, w = _chw(onnx_shape)
+        return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0)
+    n = int(np.prod(onnx_shape))
+    return np.asarray(layout.perm) if layout.perm is not None else np.arange(n)
+
+
+def moved(index: np.ndarray, in_shape: tuple[int, ...], perm: list[int] | None) -> np.ndarray:
+    """The index array after a Transpose (per-sample axes `perm`) or, with perm None, a reshape (flat order kept)."""
+    if perm is None:
+        return index
+    n = int(np.prod(in_shape))
+    old_of_new = np.arange(n).reshape(in_shape).transpose(perm).reshape(-1)
+    inv = np.empty(n, np.int64)
+    inv[old_of_new] = np.arange(n)
+    return inv[index]
+
+
+def channels_last(index: np.ndarray, onnx_shape: tuple[int, ...]) -> bool:
+    """True when the stream's channels are the QONNX tensor's last axis, in order (tokens x features)."""
+    c = index.shape[-1]
+    return bool(onnx_shape) and onnx_shape[-1] == c and np.array_equal(
+        index - index[..., :1], np.broadcast_to(np.arange(c), index.shape)) and bool(np.all(index[..., 0] % c == 0))
+
+
+def regrouped(index: np.ndarray, onnx_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The index array re-described with the tensor's last axis as channels (same stream order), when the stream
+    carries that axis contiguously and in order; else None. A stream's shape is only a description of its order."""
+    c = onnx_shape[-1] if onnx_shape else 0
+    if not c or index.size % c:
+        return None
+    grouped = index.reshape(-1, c) if index.shape[-1] != c else index
+    return grouped if channels_last(grouped, onnx_shape) else None
+
+
+def ordered(index: np.ndarray, expected: np.ndarray) -> bool:
+    return index.size == expected.size and np.array_equal(index.reshape(-1), expected.reshape(-1))
 
 
 def _with_thresholds(node: Node, th: Thresholds) -> Node:

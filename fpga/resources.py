@@ -11,19 +11,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from fpga.ir import (
+    AddConstant,
     AddStreams,
     DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     LabelSelect,
+    LayerNorm,
     MatrixVectorUnit,
     MaxPool,
     Node,
     Padding,
     SlidingWindow,
+    Softmax,
     StreamingConcat,
     StreamingDataWidthConverter,
+    StreamMatMul,
     Thresholding,
     Thresholds,
     Upsample,
@@ -219,4 +225,35 @@ def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[
     if isinstance(node, LabelSelect):
         lut = CONTROL_LUTS + node.k * (node.in_dtype.bits + math.ceil(math.log2(max(node.labels, 2)))) * 2
         return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+    if isinstance(node, AddConstant):  # the table as a ROM read PE elements per clock, PE adders
+        t_bits = max(1, int(np.abs(node.table).max(initial=1)).bit_length() + 1)
+        mem = map_memory(node.pe * t_bits, node.vectors * node.channels // node.pe, uram_available=u)
+        lut = CONTROL_LUTS / 2 + node.pe * node.out_dtype.bits + mem.luts
+        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"table": mem.style}
+    if isinstance(node, StreamMatMul):
+        # B buffered whole (batch x inner x cols elements), PE x SIMD multipliers and PE adder trees
+        b_bits, a_bits = node.in_dtypes[1].bits, node.in_dtypes[0].bits
+        mem = map_memory(node.simd * b_bits, node.batch * node.inner * node.cols // node.simd,
+                         copies=node.pe, uram_available=u)
+        lanes = node.pe * node.simd
+        dsp = lanes if _uses_dsp(b_bits, a_bits) else 0
+        lut = CONTROL_LUTS * 2 + (0 if dsp else lanes * _mult_luts(b_bits, a_bits)) + \
+            node.pe * node.acc_dtype.bits * 2 + mem.luts
+        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram, dsp=dsp), {"buffer": mem.style}
+    if isinstance(node, Softmax):
+        # a row buffer (ping-pong) for the max and sum passes, the exp table, the sum and a wide multiply per PE
+        buf = map_memory(node.pe * node.in_dtype.bits, 2 * node.channels // node.pe, uram_available=u)
+        table = map_memory(Softmax.EXP_BITS + 1, len(node.table), copies=node.pe, uram_available=u)
+        lut = CONTROL_LUTS * 2 + node.pe * (node.in_dtype.bits * 2 + 2 * Softmax.EXP_BITS) + buf.luts + table.luts
+        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=buf.bram36 + table.bram36, uram=buf.uram + table.uram,
+                         dsp=3 * node.pe + 4), {"buffer": buf.style, "table": table.style}
+    if isinstance(node, LayerNorm):
+        # a row buffer (ping-pong), sum and sum-of-squares accumulators, one shared pipelined square root and
+        # divider per vector (~2 LUTs per bit and stage of the 80-bit datapath), thresholds on z per PE
+        buf = map_memory(node.pe * node.in_dtype.bits, 2 * node.channels // node.pe, uram_available=u)
+        z_bits = LayerNorm.FRAC_BITS + 8
+        comp, th_mem = _threshold_cost(node.thresholds, node.channels, node.pe, z_bits, u)
+        lut = CONTROL_LUTS * 2 + 2 * 40 * 2 + comp + buf.luts + th_mem.luts + node.pe * 4 * node.in_dtype.bits
+        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=buf.bram36 + th_mem.bram36, uram=buf.uram + th_mem.uram,
+                         dsp=2 * node.pe + 4), {"buffer": buf.style, "thresholds": th_mem.style}
     raise TypeError(f"no resource model for {type(node).__name__}")

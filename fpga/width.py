@@ -16,6 +16,7 @@ from fpga.ir import (
     Padding,
     SlidingWindow,
     StreamingDataWidthConverter,
+    StreamMatMul,
     TensorInfo,
 )
 
@@ -29,7 +30,7 @@ def in_elems(node: Node) -> int:
     """Elements per input word."""
     if isinstance(node, SlidingWindow):
         return min(node.simd, node.channels)  # a multi-pixel SWG still reads one pixel per word
-    if isinstance(node, MatrixVectorUnit | Padding):
+    if isinstance(node, MatrixVectorUnit | Padding | StreamMatMul):
         return node.simd
     if isinstance(node, StreamingDataWidthConverter):
         return node.in_elems

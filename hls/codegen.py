@@ -17,19 +17,23 @@ import numpy as np
 from boards.schema import FpgaBoard
 from fpga.datatypes import IntType, smallest_type
 from fpga.ir import (
+    AddConstant,
     AddStreams,
     DataflowGraph,
     DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     LabelSelect,
+    LayerNorm,
     MatrixVectorUnit,
     MaxPool,
     Node,
     Padding,
     SlidingWindow,
+    Softmax,
     StreamingConcat,
     StreamingDataWidthConverter,
+    StreamMatMul,
     Thresholding,
     Thresholds,
     Upsample,
@@ -171,6 +175,23 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
                  out_b=out_t.bits)
     elif isinstance(node, StreamingDataWidthConverter):
         k.update(in_elems=node.in_elems, out_elems=node.out_elems, elems=node.elems, b=node.dtype.bits)
+    elif isinstance(node, AddConstant):
+        k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
+                 out_b=node.out_dtype.bits, table=[f"{int(v)}LL" for v in node.table.reshape(-1)])
+    elif isinstance(node, StreamMatMul):
+        a, b = node.in_dtypes
+        k.update(rows=node.rows, batch=node.batch, inner=node.inner, cols=node.cols, a_b=a.bits, a_k=kind_code(a),
+                 b_b=b.bits, b_k=kind_code(b), out_b=out_t.bits, order=int(node.b_order == "kbn"))
+    elif isinstance(node, Softmax):
+        k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
+                 out_b=out_t.bits, table_n=len(node.table), recip=f"{node.recip}ULL",
+                 recip_bits=Softmax.RECIP_BITS, table=[f"{int(v)}LL" for v in node.table])
+    elif isinstance(node, LayerNorm):
+        z_hi = (math.isqrt(node.channels) + 1) << LayerNorm.FRAC_BITS
+        k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
+                 out_b=out_t.bits, out_k=kind_code(out_t), eps=f"{node.eps_fix}ULL", frac=LayerNorm.FRAC_BITS,
+                 acc_b=_acc_bits(smallest_type(-z_hi, z_hi), node.thresholds))
+        k.update(_threshold_arrays(node.thresholds, node.channels, node.pe))
     else:
         raise TypeError(f"no HLS kernel for {node.kind}")
     return k
