@@ -98,7 +98,7 @@ def boards_show(name: str, as_json: bool) -> None:
 @click.option("--wbits", type=int, default=2, show_default=True, help="Weight bit width, 1 (binary) to 8.")
 @click.option("--abits", type=int, default=2, show_default=True, help="Activation bit width, 1 (bipolar) to 8.")
 @click.option("--dataset", default="digits", show_default=True,
-              help="'digits' (scikit-learn, offline) or an .npz file with arrays x, y and optionally split.")
+              help="'digits' (UCI 8x8 digits, bundled) or an .npz file with arrays x, y and optionally split.")
 @click.option("--epochs", type=int, default=40, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=None,

@@ -316,9 +316,46 @@ def unet(out: Path) -> Path:
     return _seeded_export(TinyUNet, (1, 1, 8, 8), out / "unet.onnx")
 
 
+class ActivationTablesNet(nn.Module):
+    """A transformer-style MLP with the activations of the literature, each between two quantisers: GELU after
+    an 8-bit signed quantiser (to 4 bits), then SiLU plus tanh of a 6-bit value (x * sigmoid(x) + tanh(x), the
+    quantised tensor used three times), then a classifier. Each becomes one lookup table on the FPGA path."""
+
+    def __init__(self) -> None:
+        import brevitas.nn as qnn
+        from brevitas.quant import Int8ActPerTensorFloat, Uint8ActPerTensorFloat
+
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True)
+        self.fc1 = qnn.QuantLinear(64, 32, bias=True, weight_bit_width=4)
+        self.q1 = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
+        self.gelu = nn.GELU()
+        self.q2 = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=4, return_quant_tensor=True)
+        self.fc2 = qnn.QuantLinear(32, 32, bias=True, weight_bit_width=4)
+        self.q3 = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=6, return_quant_tensor=True)
+        self.q4 = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
+        self.fc3 = qnn.QuantLinear(32, 10, bias=True, weight_bit_width=4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.q1(self.fc1(self.inp(x)))
+        h = self.q2(self.gelu(h.value))
+        h = self.q3(self.fc2(h)).value
+        return self.fc3(self.q4(h * torch.sigmoid(h) + torch.tanh(h)))
+
+
+def activation_tables(out: Path) -> Path:
+    """Exported after a calibration pass so that the activation scales are those of real data."""
+    torch.manual_seed(0)
+    model = ActivationTablesNet()
+    with torch.no_grad():
+        model(torch.rand(64, 64))
+    return _export(model, (1, 64), out / "activation_tables.onnx", dynamo=False)
+
+
 IDIOMS: dict[str, Callable[[Path], Path]] = {"concat": concat, "trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool,
                                              "per_channel_act": per_channel_act, "stem_pool": stem_pool,
-                                             "pixel_shuffle": pixel_shuffle, "unet": unet}
+                                             "pixel_shuffle": pixel_shuffle, "unet": unet,
+                                             "activation_tables": activation_tables}
 
 def mobilenet_v1(out: Path) -> Path:
     """brevitas_examples' ImageNet `quant_mobilenet_v1_4b` (w4a4, per-channel activation scales, TruncAvgPool,

@@ -1,4 +1,4 @@
-"""Datasets for training and verification: scikit-learn's digits (offline) and user .npz files."""
+"""Datasets for training and verification: the bundled 8x8 digits (offline) and user .npz files."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 
 from edge.errors import EdgeError
 
+DIGITS_FILE = Path(__file__).parent / "datasets" / "digits.npz"
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 
@@ -47,12 +48,11 @@ def _split(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
 
 
 def load_digits_dataset(seed: int = SPLIT_SEED) -> Dataset:
-    """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), pixel values 0..16 scaled to [0, 1]."""
-    from sklearn.datasets import load_digits
-
-    raw = load_digits()
-    x = (raw.images.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
-    y = raw.target.astype(np.int64)
+    """The UCI 8x8 handwritten digits as scikit-learn ships them (1,797 images, 10 classes), bundled with the
+    package (edge/datasets/digits.npz), pixel values 0..16 scaled to [0, 1]."""
+    with np.load(DIGITS_FILE) as raw:
+        x = (raw["images"].astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
+        y = raw["target"].astype(np.int64)
     return Dataset("digits", *_split(x, y, seed))
 
 

@@ -17,6 +17,7 @@ from fpga.ir import (
     InputQuant,
     LabelSelect,
     LayerNorm,
+    Lookup,
     MatrixVectorUnit,
     MaxPool,
     Node,
@@ -213,6 +214,10 @@ def run_node(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
         return [patch.transpose(0, 1, 3, 2, 4, 5).reshape(len(x), h * r, w * r, c)]
     if isinstance(node, StreamingDataWidthConverter):
         return [x]
+    if isinstance(node, Lookup):
+        v = x.reshape(-1, node.channels) - node.in_dtype.min
+        rows = np.arange(node.channels) if len(node.table) > 1 else np.zeros(node.channels, np.int64)
+        return [node.table[rows[None, :], v].reshape(x.shape)]
     if isinstance(node, AddConstant):
         return [x + node.table.reshape(x.shape[1:])]
     if isinstance(node, StreamMatMul):

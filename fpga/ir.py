@@ -462,11 +462,32 @@ class LayerNorm(Node):
         return 2 * (self.channels // self.pe) * self.vectors  # statistics pass, then the normalising pass
 
 
+@dataclass(frozen=True, eq=False)
+class Lookup(Node):
+    """Element-wise function of a low-bit integer stream as a table (GELU, SiLU, sigmoid, tanh, ... followed by a
+    quantiser): out[v, c] = table[c, x[v, c] - in_min], one row per channel (a single row when all agree). Exact:
+    the table holds the golden model's own output for every input level."""
+
+    channels: int = 0
+    vectors: int = 1
+    in_dtype: IntType = BIPOLAR
+    table: np.ndarray = field(default_factory=lambda: np.zeros((1, 0), np.int64))  # (1 or C, levels)
+    out_dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "Lookup"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return (self.channels // self.pe) * self.vectors
+
+
 NODE_TYPES: dict[str, type[Node]] = {
     cls.kind: cls
     for cls in (MatrixVectorUnit, VectorVectorUnit, Thresholding, SlidingWindow, Padding, MaxPool, GlobalAccPool,
                 AddStreams, StreamingConcat, DuplicateStreams, LabelSelect, StreamingDataWidthConverter, DepthToSpace,
-                Upsample, AddConstant, StreamMatMul, Softmax, LayerNorm)
+                Upsample, AddConstant, StreamMatMul, Softmax, LayerNorm, Lookup)
 }
 
 

@@ -37,6 +37,7 @@ from fpga.ir import (
     LabelSelect,
     LayerNorm,
     Layout,
+    Lookup,
     MatrixVectorUnit,
     MaxPool,
     Node,
@@ -62,6 +63,12 @@ LAYOUT_OPS = frozenset({"Flatten", "Reshape", "Identity", "Transpose", "Squeeze"
 # layout ops inside a chain (accumulator -> quantiser): they move elements, the chain's scalar constants do not care
 MOVE_OPS = frozenset({"Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze"})
 HOST_ELEMENTWISE = frozenset({"Mul", "Add", "Sub", "Div"})
+# element-wise ops a lookup table can hold (between a quantised tensor and the next quantiser)
+LUT_OPS = CHAIN_OPS | frozenset({
+    "Gelu", "Erf", "Sigmoid", "Tanh", "Exp", "Log", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Mish",
+    "Elu", "Selu", "Celu", "LeakyRelu", "Abs", "Neg", "Sqrt", "Reciprocal", "Pow", "Sin", "Cos", "Min", "Max",
+})
+MAX_LUT_LEVELS = 4096  # inputs of up to 12 bits
 
 
 @dataclass
@@ -120,6 +127,7 @@ class Lowering:
         self.pre: InputQuant | None = None
         self.post: OutputAffine | None = None
         self.final_stream = ""
+        self.regions: dict[str, tuple[list[NodeProto], NodeProto] | None] = {}
 
     # ------------------------------------------------------------------ helpers
     def fail(self, node: NodeProto, reason: str) -> EdgeError:
@@ -151,7 +159,12 @@ class Lowering:
                 probe: bool = True) -> Value:
         """Register a QONNX tensor's Value; fork its stream when more than one node consumes it."""
         shape = self.shape(onnx_tensor)
-        n = len(self.consumers(onnx_tensor)) + (1 if onnx_tensor == self.model.graph.output[0].name else 0)
+        consumers = self.consumers(onnx_tensor)
+        region = self.lut_region(onnx_tensor)
+        if region is not None:  # the table reads the tensor once, however often its function uses it
+            inside = {n.name for n in region[0]}
+            consumers = [c for c in consumers if c.name not in inside] + [region[0][0]]
+        n = len(consumers) + (1 if onnx_tensor == self.model.graph.output[0].name else 0)
         streams = [stream]
         if n > 1:
             # a chain of two-way forks (the kernel has two outputs): each takes one consumer's copy off the front
@@ -174,6 +187,87 @@ class Lowering:
         value = Value(streams, dtype, np.asarray(scale, np.float64), layout, shape)
         self.values[onnx_tensor] = value
         return value
+
+    def lut_region(self, tensor: str) -> tuple[list[NodeProto], NodeProto] | None:
+        """The element-wise ops from a quantised tensor to one quantiser that thresholds cannot express (GELU,
+        SiLU's x * sigmoid(x), tanh, ...): they become one lookup table. None when there is no such region."""
+        if tensor in self.regions:
+            return self.regions[tensor]
+        if not any(c.op_type in LUT_OPS for c in self.consumers(tensor)):
+            self.regions[tensor] = None
+            return None
+        region: list[NodeProto] = []
+        inside = {tensor}
+        end: NodeProto | None = None
+        found = None
+        for node in self.model.graph.node:
+            dyn = [i for i in node.input if i and self.init(i) is None]
+            if not any(i in inside for i in dyn):
+                continue
+            internal = any(i in inside and i != tensor for i in dyn)
+            if node.op_type in QUANTISERS and internal and node.input[0] in inside and end is None and \
+                    all(self.init(i) is not None for i in node.input[1:]):
+                end = node
+                continue
+            if node.op_type in LUT_OPS and all(i in inside for i in dyn) and end is None:
+                region.append(node)
+                inside.add(node.output[0])
+                continue
+            if internal:  # a region value escapes to something else
+                break
+        else:
+            names = {n.name for n in region}
+            escapes = any(c.name not in names and c is not end for n in region for c in self.consumers(n.output[0]))
+            to_output = any(n.output[0] == self.model.graph.output[0].name for n in region)
+            needs_table = any(n.op_type not in CHAIN_OPS or
+                              sum(1 for i in n.input if i and self.init(i) is None) > 1 for n in region)
+            if end is not None and region and needs_table and not escapes and not to_output:
+                found = (region, end)
+        self.regions[tensor] = found
+        return found
+
+    def lower_lookup(self, tensor: str, region: list[NodeProto], q: NodeProto) -> None:
+        """Evaluate the region and its quantiser on every input level, as the golden model does, into a table."""
+        x = self.values[tensor]
+        levels = int(x.dtype.max - x.dtype.min + 1)
+        if levels > MAX_LUT_LEVELS or x.dtype.bipolar:
+            raise self.fail(region[0], f"{region[0].op_type} of a {x.dtype.bits}-bit input: a lookup table needs "
+                                       "an input of at most 12 bits; quantise its input")
+        s_x = self.scalar_scale(x, region[0])
+        scale, zp, bits = (self.init(q.input[i]) for i in (1, 2, 3))
+        if q.op_type != "Quant" or np.any(zp != 0):
+            raise self.fail(q, "the quantiser after an element-wise function needs a zero-point of 0")
+        signed, narrow = bool(self.attr(q, "signed", 1)), bool(self.attr(q, "narrow", 0))
+        dtype, _, _ = quant_type(int(np.asarray(bits).item()), signed, narrow)
+        shape = x.onnx_shape
+        ks = np.arange(x.dtype.min, x.dtype.max + 1, dtype=np.float64)
+        inp = np.broadcast_to((ks * s_x).astype(np.float32).reshape(-1, *([1] * len(shape))), (levels, *shape))
+        inits = {i for n in [*region, q] for i in n.input if i and self.init(i) is not None}
+        graph = helper.make_graph(
+            [*region, q], "lookup", [helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, [levels, *shape])],
+            [helper.make_tensor_value_info(q.output[0], onnx.TensorProto.FLOAT, None)],
+            [numpy_helper.from_array(self.init(i), i) for i in sorted(inits)])
+        sub = ModelWrapper(helper.make_model(graph, opset_imports=list(self.model.model.opset_import)))
+        sub = sub.transform(InferShapes())
+        out = np.asarray(execute_onnx(sub, {tensor: np.ascontiguousarray(inp)})[q.output[0]], np.float64)
+        s_out = np.asarray(scale, np.float64)
+        lv = np.rint(out / np.broadcast_to(s_out, out.shape)).astype(np.int64)
+        ir = x.layout.to_ir(lv).reshape(levels, -1, x.channels)  # (levels, vectors, channels)
+        if np.any(ir != ir[:, :1]):
+            raise self.fail(region[0], "the element-wise function varies along the tensor (per-position constants)")
+        table = ir[:, 0, :].T.copy()  # (channels, levels)
+        if np.all(table == table[:1]):
+            table = table[:1]
+        out_scale = s_out.reshape(()) if s_out.size == 1 else \
+            x.layout.to_ir(np.broadcast_to(s_out, (1, *shape)).astype(np.float64)).reshape(-1, x.channels)[0]
+        stream = self.fresh("t")
+        ir_shape = x.ir_shape
+        self.add_node(Lookup(name=self.fresh("Lookup"), inputs=(self.claim(x),), output=stream, channels=x.channels,
+                             vectors=int(np.prod(ir_shape[:-1])), in_dtype=x.dtype, table=table, out_dtype=dtype),
+                      ir_shape, dtype)
+        for n in [*region, q]:
+            self.done.add(n.name)
+        self.publish(q.output[0], stream, dtype, out_scale, x.layout)
 
     def take(self, onnx_tensor: str, node: NodeProto) -> Value:
         """The Value of an input tensor, claiming one of its streams for this consumer."""
@@ -1104,8 +1198,12 @@ class Lowering:
             op = node.op_type
             if op in QUANTISERS and self.init(node.input[0]) is not None:
                 continue  # weight quantiser: read by the layer that uses it
+            region = next((self.regions[i] for i in node.input if self.regions.get(i) and
+                           self.regions[i][0][0] is node and i in self.values), None)
             if node is input_quant:
                 self.lower_input(node, host_ops)
+            elif region is not None:
+                self.lower_lookup(next(i for i in node.input if self.regions.get(i) is region), *region)
             elif op in ("MatMul", "Gemm"):
                 self.lower_matmul(node)
             elif op == "Conv":

@@ -21,6 +21,7 @@ from fpga.ir import (
     GlobalAccPool,
     LabelSelect,
     LayerNorm,
+    Lookup,
     MatrixVectorUnit,
     MaxPool,
     Node,
@@ -225,6 +226,12 @@ def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[
     if isinstance(node, LabelSelect):
         lut = CONTROL_LUTS + node.k * (node.in_dtype.bits + math.ceil(math.log2(max(node.labels, 2)))) * 2
         return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+    if isinstance(node, Lookup):  # the table as a ROM per PE (each lane looks up its own element)
+        rows, levels = node.table.shape
+        mem = map_memory(node.out_dtype.bits, rows * levels // (node.pe if rows > 1 else 1), copies=node.pe,
+                         uram_available=u)
+        lut = CONTROL_LUTS / 2 + node.pe * node.in_dtype.bits + mem.luts
+        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"table": mem.style}
     if isinstance(node, AddConstant):  # the table as a ROM read PE elements per clock, PE adders
         t_bits = max(1, int(np.abs(node.table).max(initial=1)).bit_length() + 1)
         mem = map_memory(node.pe * t_bits, node.vectors * node.channels // node.pe, uram_available=u)

@@ -25,6 +25,7 @@ from fpga.ir import (
     GlobalAccPool,
     LabelSelect,
     LayerNorm,
+    Lookup,
     MatrixVectorUnit,
     MaxPool,
     Node,
@@ -175,6 +176,10 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
                  out_b=out_t.bits)
     elif isinstance(node, StreamingDataWidthConverter):
         k.update(in_elems=node.in_elems, out_elems=node.out_elems, elems=node.elems, b=node.dtype.bits)
+    elif isinstance(node, Lookup):
+        k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
+                 out_b=out_t.bits, out_k=kind_code(out_t), levels=node.table.shape[1], rows=node.table.shape[0],
+                 min=f"{node.in_dtype.min}LL", table=[f"{int(v)}LL" for v in node.table.reshape(-1)])
     elif isinstance(node, AddConstant):
         k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
                  out_b=node.out_dtype.bits, table=[f"{int(v)}LL" for v in node.table.reshape(-1)])

@@ -146,7 +146,8 @@ def test_bnn_pynq_exports(corpus, tmp_path, name, target):
 
 
 @pytest.mark.parametrize("name", ["kws_mlp_w3a3", "unsw_mlp_w2a2", "radioml_vgg10_w4a4", "trunc_avgpool",
-                                  "ceil_pool", "per_channel_act", "concat", "stem_pool", "unet"])
+                                  "ceil_pool", "per_channel_act", "concat", "stem_pool", "unet",
+                                  "activation_tables"])
 def test_finn_examples_architectures_build_with_simulation(corpus, tmp_path, run_cli, name):
     """finn-examples' KWS and UNSW-NB15 MLPs and RadioML's 1-D VGG10 (Conv1d, MaxPool1d on 2 x 1024 I/Q
     samples): IR, C-sim and cycle simulation bit-exact on pynq-z2."""

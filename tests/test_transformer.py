@@ -174,3 +174,23 @@ def test_index_layout_follows_reshape_and_transpose() -> None:
     ir = Layout("nhwc").to_ir(x)  # what the stream carries
     assert np.array_equal(Layout("index", tokens).to_ir(t), ir)
     assert np.array_equal(Layout("index", tokens).to_onnx(ir, (4, 3)), t)
+
+
+def test_activation_tables_exact_on_both_paths(tmp_path: Path, run_cli) -> None:
+    """GELU, and SiLU + tanh of one quantised tensor, each become one Lookup (the golden model's own output per
+    input level): the IR is bit-exact; QDQ ONNX exact and OpenVINO within its check keep them in float."""
+    from edge.corpus import activation_tables
+
+    path = activation_tables(tmp_path)
+    loaded = load_model(path)
+    graph = lower(loaded)
+    lookups = [n for n in graph.nodes if n.kind == "Lookup"]
+    assert len(lookups) == 2 and lookups[0].table.shape == (1, 256) and lookups[1].table.shape == (1, 64)
+    x = np.random.default_rng(0).uniform(0, 1, (512, 64)).astype(np.float32)
+    assert verify(graph, loaded, x).exact
+    for target in ("onnx", "openvino"):
+        code, out, err = run_cli("export", "--target", target, str(path), "-o", str(tmp_path / target), "--json")
+        assert code == 0, err
+        assert json.loads(out)["verification"]["passed"]
+    code, _, err = run_cli("export", "--target", "tflite", str(path), "-o", str(tmp_path / "t"))
+    assert code == 2 and err.count("\n") == 1 and "Lookup" in err

@@ -1,5 +1,5 @@
-// edge HLS kernel library: the kernels of quantised transformers (position-embedding add, matrix product of two
-// streams, integer Softmax, integer LayerNorm). Each computes exactly what fpga/execute.py computes.
+// edge HLS kernel library: the kernels of quantised transformers (position-embedding add, element-wise lookup
+// tables, matrix product of two streams, integer Softmax, integer LayerNorm). Each computes exactly what fpga/execute.py computes.
 #ifndef EDGE_ATTENTION_HPP
 #define EDGE_ATTENTION_HPP
 
@@ -50,6 +50,40 @@ struct AddConstant {
         for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
             set_elem<OUT_B, SIGNED>(o, p, get_elem<IN_B, IN_K>(x, p) + table[v * C + cf * PE + p]);
+        }
+        out.write(o);
+        if (++cf == CF) {
+            cf = 0;
+            if (++v == VECTORS) {
+                v = 0;
+                frame++;
+            }
+        }
+    }
+};
+
+// Element-wise function as a table: out = table[row * LEVELS + x - MIN], row = channel when ROWS > 1 (per-channel
+// tables), else 0. Iterations = C/PE * VECTORS.
+template <unsigned C, unsigned PE, unsigned VECTORS, int IN_B, int IN_K, int OUT_B, int OUT_K, unsigned LEVELS,
+          unsigned ROWS, long long MIN>
+struct Lookup {
+    static const unsigned CF = C / PE;
+    const long long* table;
+    unsigned frames, frame, v, cf;
+    Lookup(const long long* t, unsigned n) : table(t), frames(n), frame(0), v(0), cf(0) {}
+    bool done() const { return frame >= frames; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return !done() && !in.empty() && !out.full();
+    }
+    template <class I, class O>
+    void step(I& in, O& out) {
+        word_t<PE * IN_B> x = in.read();
+        word_t<PE * OUT_B> o = 0;
+        for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+            const unsigned row = ROWS > 1 ? cf * PE + p : 0;
+            set_elem<OUT_B, OUT_K>(o, p, table[row * LEVELS + (unsigned)(get_elem<IN_B, IN_K>(x, p) - MIN)]);
         }
         out.write(o);
         if (++cf == CF) {

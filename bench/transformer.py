@@ -1,0 +1,112 @@
+"""Benchmark (not a test): the vit zoo transformer on both paths.
+
+Trains `edge train --model vit --wbits 4 --abits 4` (digits, 40 epochs), then per FPGA board (zcu104, kv260)
+`edge build` with C-sim and cycle sim: FPS and first-frame latency estimated and simulated, the bottleneck, and
+LUT/BRAM36/DSP summed per kernel kind; and per edge target (onnx, openvino) `edge export` then `edge bench`
+(p50 latency on this host, one thread) with the export's own verdict. FINN+ publishes transformer results for
+other models and data sets only (no 8x8 digits ViT), so there is no like-for-like row to put beside these.
+
+    python bench/transformer.py [--boards zcu104,kv260] [--targets onnx,openvino] [--out bench/results/transformer.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge.table import render  # noqa: E402
+
+EDGE = Path(sys.executable).parent / "edge"
+
+
+def _run(*args: str) -> tuple[dict, float, int]:
+    """Run `edge ARGS --json`; returns (report, seconds, exit code)."""
+    t0 = time.perf_counter()
+    p = subprocess.run([str(EDGE), *args, "--json"], capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    return (json.loads(p.stdout) if p.stdout.strip() else {"error": p.stderr.strip()}), seconds, p.returncode
+
+
+def build_row(model: Path, board: str, work: Path) -> dict:
+    r, seconds, code = _run("build", "--board", board, str(model), "-o", str(work / f"build_{board}"))
+    if "layers" not in r:
+        return {"board": board, "error": r.get("error", f"exit {code}")}
+    kinds: dict[str, dict[str, float]] = defaultdict(lambda: {"lut": 0.0, "bram36": 0.0, "dsp": 0.0})
+    for layer in r["layers"]:
+        for key in ("lut", "bram36", "dsp"):
+            kinds[layer["op"]][key] += layer[key]
+    sim = r["simulation"]["cycle_sim"]
+    t = r["totals"]
+    return {"board": board, "fps_estimated": t["fps"], "fps_simulated": sim["fps"],
+            "latency_us_estimated": t["latency_us"], "latency_us_simulated": sim["first_frame_latency_us"],
+            "bottleneck": t["bottleneck"], "utilisation": t["utilisation"],
+            "verification": r["verification"].get("approximate", {}).get("equal_share"),
+            "passed": bool(r["verification"]["passed"] and r["simulation"]["passed"]), "seconds": seconds,
+            "per_kind": {k: {q: round(v, 1) for q, v in d.items()} for k, d in sorted(kinds.items())}}
+
+
+def export_row(model: Path, target: str, work: Path) -> dict:
+    out = work / f"export_{target}"
+    r, seconds, code = _run("export", "--target", target, str(model), "-o", str(out))
+    if "verification" not in r:
+        return {"target": target, "error": r.get("error", f"exit {code}")}
+    v = r["verification"]
+    b, _, _ = _run("bench", str(out), "--runs", "300")
+    return {"target": target, "passed": v["passed"], "max_diff_output_lsb": v["max_diff_output_lsb"],
+            "top1_agreement": v["top1_agreement"], "export_seconds": seconds,
+            "p50_ms": b.get("latency_ms", {}).get("p50"), "runtime": b.get("runtime")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--boards", default="zcu104,kv260")
+    ap.add_argument("--targets", default="onnx,openvino")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "transformer.json")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        train, train_s, code = _run("train", "--model", "vit", "--wbits", "4", "--abits", "4", "--no-float-baseline",
+                                    "-o", str(work / "vit"))
+        if code:
+            print(train.get("error"), file=sys.stderr)
+            return 1
+        model = work / "vit" / "model.onnx"
+        builds = [build_row(model, b, work) for b in args.boards.split(",")]
+        exports = [export_row(model, t, work) for t in args.targets.split(",")]
+    result = {"model": "vit w4a4 (digits)", "test_accuracy": train["quant_test_accuracy"], "train_seconds": train_s,
+              "builds": builds, "exports": exports}
+    print(f"vit w4a4: test accuracy {train['quant_test_accuracy']:.2%}, trained in {train_s:.0f} s\n")
+    print(render(["board", "FPS est", "FPS sim", "latency us est/sim", "bottleneck", "LUT", "BRAM36", "DSP",
+                  "passed", "s"],
+                 [[b["board"], f"{b['fps_estimated']:,.0f}", f"{b['fps_simulated']:,.0f}",
+                   f"{b['latency_us_estimated']:,.1f} / {b['latency_us_simulated']:,.1f}", b["bottleneck"],
+                   f"{b['utilisation']['lut']:.1%}", f"{b['utilisation']['bram36']:.1%}",
+                   f"{b['utilisation']['dsp']:.1%}", b["passed"], f"{b['seconds']:.0f}"]
+                  if "error" not in b else [b["board"], b["error"], *[""] * 8] for b in builds]))
+    for b in builds:
+        if "per_kind" in b:
+            print(f"\n{b['board']}: resources per kernel kind")
+            print(render(["kind", "LUT", "BRAM36", "DSP"],
+                         [[k, f"{v['lut']:,.0f}", v["bram36"], v["dsp"]] for k, v in b["per_kind"].items()]))
+    print()
+    print(render(["target", "passed", "max |delta| (output LSB)", "top-1", "p50 ms (1 thread)", "export s"],
+                 [[e["target"], e["passed"], f"{e['max_diff_output_lsb']:.2f}", f"{e['top1_agreement']:.2%}",
+                   e["p50_ms"], f"{e['export_seconds']:.0f}"] if "error" not in e else [e["target"], e["error"]]
+                  for e in exports]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
