@@ -114,11 +114,11 @@ def train(model_name: str, wbits: int, abits: int, dataset: str, epochs: int, ba
     from edge.data import load_dataset
     from edge.train import TrainConfig
     from edge.train import train as run_train
-    from edge.zoo import ZOO, _check_bits
+    from edge.zoo import ZOO, check_model_bits
 
     if model_name not in ZOO and ":" not in model_name:
         raise EdgeError(f"unknown model '{model_name}'; the zoo has {', '.join(ZOO)}, or pass FILE.py:FACTORY")
-    _check_bits(wbits, abits)
+    check_model_bits(model_name, wbits, abits)
     if lr is None:
         lr = ZOO[model_name].lr if model_name in ZOO else 0.01
     if epochs < 1 or batch_size < 1 or lr <= 0:

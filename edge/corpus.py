@@ -352,10 +352,45 @@ def activation_tables(out: Path) -> Path:
     return _export(model, (1, 64), out / "activation_tables.onnx", dynamo=False)
 
 
+class MhaEncoder(nn.Module):
+    """A transformer encoder block as users write it with Brevitas: QuantMultiheadAttention (batch_first, packed
+    in-projection, softmax input quantised to 8 bits, 2 heads), the residual through one shared quantiser,
+    LayerNorm, mean over the tokens, a classifier. Inputs: 8 tokens of 32 features."""
+
+    def __init__(self, dim: int = 32, heads: int = 2) -> None:
+        import brevitas.nn as qnn
+        from brevitas.quant import Int8ActPerTensorFloat
+
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
+        self.attn = qnn.QuantMultiheadAttention(dim, heads, batch_first=True, softmax_input_quant=Int8ActPerTensorFloat)
+        self.res = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
+        self.ln = nn.LayerNorm(dim)
+        self.ln_quant = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
+        self.pool_quant = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
+        self.head = qnn.QuantLinear(dim, 4, bias=True, weight_bit_width=4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.inp(x)
+        a, _ = self.attn(x, x, x, need_weights=False)
+        h = self.ln_quant(self.ln(self.res(x) + self.res(a)))
+        return self.head(self.pool_quant(h.value.mean(dim=1)))
+
+
+def mha_encoder(out: Path) -> Path:
+    """Exported at batch size 1 after a calibration pass (the seq-first head split bakes the batch into its
+    Reshape targets; the front end frees them)."""
+    torch.manual_seed(0)
+    model = MhaEncoder()
+    with torch.no_grad():
+        model(torch.randn(16, 8, 32))
+    return _export(model, (1, 8, 32), out / "mha_encoder.onnx", dynamo=False)
+
+
 IDIOMS: dict[str, Callable[[Path], Path]] = {"concat": concat, "trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool,
                                              "per_channel_act": per_channel_act, "stem_pool": stem_pool,
                                              "pixel_shuffle": pixel_shuffle, "unet": unet,
-                                             "activation_tables": activation_tables}
+                                             "activation_tables": activation_tables, "mha_encoder": mha_encoder}
 
 def mobilenet_v1(out: Path) -> Path:
     """brevitas_examples' ImageNet `quant_mobilenet_v1_4b` (w4a4, per-channel activation scales, TruncAvgPool,

@@ -15,7 +15,10 @@ import onnx
 from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.fold_constants import FoldConstants
+from qonnx.transformation.general import SortGraph
 from qonnx.transformation.infer_shapes import InferShapes
+
+from fpga.shapes import reshape_batch_axis, transpose_batch_axis
 
 QUANTISER_OPS = ("Quant", "BipolarQuant", "Trunc", "QuantizeLinear", "DequantizeLinear")
 IDENTITY_OPS = frozenset({"Identity", "Dropout"})
@@ -75,8 +78,10 @@ class FoldConstantSubgraphs:
 
 
 class BatchFreeReshape:
-    """A Reshape whose constant target starts with the batch size it was traced at (`x.reshape(x.shape[0], -1)`
-    exported at batch 1 gives [1, 256]) gets -1 there and explicit sizes elsewhere, so any batch size works."""
+    """A Reshape whose constant target holds the batch size it was traced at (`x.reshape(x.shape[0], -1)` exported
+    at batch 1 gives [1, 256]; attention's seq-first head split gives [tokens, batch * heads, head_dim]) gets -1
+    where the batch is (followed through Transposes and Reshapes from the input) and explicit sizes elsewhere, so
+    any batch size works."""
 
     def __init__(self) -> None:
         self.notes: list[str] = []
@@ -84,6 +89,7 @@ class BatchFreeReshape:
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         changed = False
         batch = _graph_batch(model)
+        axes = batch_axes(model)
         for node in model.graph.node:
             if node.op_type != "Reshape" or len(node.input) < 2:
                 continue
@@ -92,15 +98,159 @@ class BatchFreeReshape:
             out_shape = model.get_tensor_shape(node.output[0])
             if target is None or in_shape is None or out_shape is None or target.ndim != 1 or len(target) < 1:
                 continue
-            if int(target[0]) == -1 or int(target[0]) != batch or in_shape[0] != batch or out_shape[0] != batch:
+            b = axes.get(node.output[0])
+            if b is None and int(target[0]) == batch and in_shape[0] == batch and out_shape[0] == batch:
+                b = 0
+            if b is None or int(target[b]) == -1 or any(not isinstance(d, int) or d <= 0 for d in out_shape):
                 continue
-            new = np.asarray([-1, *[int(d) for d in out_shape[1:]]], np.int64)
+            new = np.asarray([-1 if i == b else int(d) for i, d in enumerate(out_shape)], np.int64)
             name = f"{node.input[1]}_batch_free"
             model.set_initializer(name, new)
             node.input[1] = name
             self.notes.append(f"Reshape {_label(node)}: target {target.tolist()} -> {new.tolist()} (any batch size)")
             changed = True
         return model, changed
+
+
+def batch_axes(model: ModelWrapper) -> dict[str, int | None]:
+    """For every tensor computed from the model input, the axis whose outermost factor is the batch (None where
+    it cannot be followed). Only meaningful for a model at batch size 1 or for axis-0 batches."""
+    inp = model.graph.input[0].name
+    axes: dict[str, int | None] = {inp: 0}
+    for node in model.graph.node:
+        dyn = [i for i in node.input if i in axes]
+        if not dyn:
+            continue
+        a = axes[dyn[0]]
+        shape_in = model.get_tensor_shape(node.input[0])
+        out = None
+        if node.op_type == "Transpose":
+            perm = [int(p) for p in next((helper.get_attribute_value(x) for x in node.attribute if x.name == "perm"),
+                                         range(len(shape_in or [])))][:]
+            out = transpose_batch_axis(perm, a) if node.input[0] in axes else None
+        elif node.op_type in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+            shape_out = model.get_tensor_shape(node.output[0])
+            if shape_in is not None and shape_out is not None and node.input[0] in axes:
+                out = reshape_batch_axis(shape_in, shape_out, a)
+        elif node.op_type in ("Conv", "Gemm", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten"):
+            out = 0 if a == 0 else None
+        elif node.op_type == "MatMul":
+            rank = len(shape_in or [])
+            out = a if node.input[0] in axes and a is not None and a < rank - 1 else None
+            if node.input[0] not in axes:  # weights @ activation: the activation's leading axes carry the batch
+                other = model.get_tensor_shape(node.input[1]) or []
+                out = a if a is not None and a < len(other) - 2 else None
+        elif node.op_type.startswith("Reduce"):
+            keep = _attr_int(node, "keepdims", 1)
+            red = next((list(helper.get_attribute_value(x)) for x in node.attribute if x.name == "axes"), None)
+            if red is None and len(node.input) > 1 and model.get_initializer(node.input[1]) is not None:
+                red = [int(v) for v in model.get_initializer(node.input[1]).reshape(-1)]
+            rank = len(shape_in or [])
+            red = [r % rank for r in red] if red is not None and rank else None
+            if a is not None and red is not None and a not in red:
+                out = a if keep else a - sum(1 for r in red if r < a)
+        else:  # element-wise ops, quantisers, Softmax, LayerNorm, Slice, Concat, ...: the axis stays
+            out = a
+        for o in node.output:
+            axes[o] = out
+    return axes
+
+
+class SplitPackedProjection:
+    """A packed projection sliced along its outputs (attention's in-projection: one MatMul + bias for Q, K and V,
+    then three Slices) becomes one MatMul + bias per slice on the sliced quantised weights: the same values, and
+    each part is then a layer of its own (three MVAUs reading one stream)."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for mm in list(model.graph.node):
+            parts = self._match(model, mm)
+            if parts is None:
+                continue
+            add, slices, (wq, w, bq, b, axis_len) = parts
+            for i, (sl, start, end) in enumerate(slices):
+                tag = f"{mm.name or mm.output[0]}_part{i}"
+                wq_out = self._sliced_quant(model, wq, w, start, end, axis_len, f"{tag}_w", weight=True)
+                b_out = self._sliced_quant(model, bq, b, start, end, axis_len, f"{tag}_b", weight=False)
+                mm_out = f"{tag}_matmul"
+                model.graph.node.append(helper.make_node("MatMul", [mm.input[0], wq_out], [mm_out],
+                                                         name=f"{tag}/MatMul"))
+                model.graph.node.append(helper.make_node("Add", [b_out, mm_out], [sl.output[0]], name=f"{tag}/Add"))
+                model.graph.node.remove(sl)
+            for n in (add, mm):
+                model.graph.node.remove(n)
+            for q in (wq, bq):
+                if q is not None and not model.find_consumers(q.output[0]):
+                    model.graph.node.remove(q)
+            self.notes.append(f"split packed projection {_label(mm)} into {len(slices)} layers at its Slices")
+            model = model.transform(SortGraph()).transform(InferShapes())
+            return model, True
+        return model, False
+
+    @staticmethod
+    def _const_quant(model: ModelWrapper, tensor: str) -> tuple[onnx.NodeProto | None, np.ndarray | None]:
+        q = model.find_producer(tensor)
+        if q is not None and q.op_type == "Quant" and model.get_initializer(q.input[0]) is not None and \
+                all(model.get_initializer(i) is not None for i in q.input[1:]):
+            return q, model.get_initializer(q.input[0])
+        return None, model.get_initializer(tensor)
+
+    def _match(self, model: ModelWrapper, mm: onnx.NodeProto):
+        if mm.op_type != "MatMul":
+            return None
+        wq, w = self._const_quant(model, mm.input[1])
+        if wq is None or w is None or w.ndim != 2:
+            return None
+        users = model.find_consumers(mm.output[0]) or []
+        if len(users) != 1 or users[0].op_type != "Add":
+            return None
+        add = users[0]
+        other = [i for i in add.input if i != mm.output[0]]
+        if len(other) != 1:
+            return None
+        bq, b = self._const_quant(model, other[0])
+        n_out = w.shape[1]
+        if b is None or b.reshape(-1).size != n_out:
+            return None
+        rank = len(model.get_tensor_shape(add.output[0]) or [])
+        slices = []
+        for sl in model.find_consumers(add.output[0]) or []:
+            if sl.op_type != "Slice" or len(sl.input) < 4:
+                return None
+            vals = [model.get_initializer(i) if i else None for i in sl.input[1:5]]
+            if any(v is None for v in vals[:3]) or (len(vals) > 3 and vals[3] is not None and
+                                                     np.any(vals[3] != 1)):
+                return None
+            starts, ends, axes = (np.asarray(v).reshape(-1) for v in vals[:3])
+            if len(axes) != 1 or int(axes[0]) % max(rank, 1) != rank - 1:
+                return None
+            start, end = int(starts[0]), min(int(ends[0]), n_out)
+            slices.append((sl, start, end))
+        if len(slices) < 2:
+            return None
+        return add, slices, (wq, w, bq, b, n_out)
+
+    @staticmethod
+    def _sliced_quant(model: ModelWrapper, q: onnx.NodeProto | None, value: np.ndarray, start: int, end: int,
+                      n_out: int, name: str, weight: bool) -> str:
+        part = value[:, start:end] if weight else value.reshape(-1)[start:end]
+        model.set_initializer(f"{name}_value", np.ascontiguousarray(part))
+        if q is None:
+            return f"{name}_value"
+        params = []
+        for k, i in enumerate(q.input[1:]):
+            p = model.get_initializer(i)
+            if k == 0 and p.size == n_out:  # a per-output scale slices with the outputs
+                p = p.reshape(-1)[start:end].reshape(p.shape[:-1] + (end - start,) if p.ndim else ())
+            model.set_initializer(f"{name}_param{k}", np.asarray(p))
+            params.append(f"{name}_param{k}")
+        node = helper.make_node("Quant", [f"{name}_value", *params], [f"{name}_q"], name=f"{name}/Quant",
+                                domain=q.domain)
+        node.attribute.extend(q.attribute)
+        model.graph.node.append(node)
+        return f"{name}_q"
 
 
 class RemoveIdentityOps:
@@ -147,6 +297,11 @@ class InferShapesPass:
 
 def default_passes() -> list[Pass]:
     return [InferShapesPass(), FoldShapeOps(), FoldConstantSubgraphs(), BatchFreeReshape(), RemoveIdentityOps()]
+
+
+def late_passes() -> list[Pass]:
+    """Passes that need the cleaned graph (weight Transposes folded into the quantised initializers)."""
+    return [SplitPackedProjection()]
 
 
 def normalise(model: ModelWrapper, passes: list[Pass] | None = None, rounds: int = 8) -> tuple[ModelWrapper, list[str]]:

@@ -24,7 +24,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
 from edge.errors import EdgeError
-from edge.normalise import normalise
+from edge.normalise import late_passes, normalise
 
 QUANT_OPS = frozenset({"Quant", "BipolarQuant", "Trunc"})
 # inputs each QONNX quantiser takes, and its attributes: (type, allowed values or None)
@@ -324,6 +324,10 @@ def load_model(path: str | Path) -> LoadedModel:
         model, rewrites = normalise(model)
         _check_ops(path, model.model)
         model = cleanup(model)
+        model, late = normalise(model, late_passes())
+        if late:
+            rewrites = [*rewrites, *late]
+            model = cleanup(model)
         model = model.transform(InferShapes())
     except EdgeError:
         raise

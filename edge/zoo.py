@@ -302,6 +302,7 @@ class ZooEntry:
     flat_input: bool
     build: Callable[[tuple[int, int, int], int, int, int], nn.Module]
     lr: float = 0.01  # Adam learning rate `edge train` uses unless --lr is given
+    min_bits: int = MIN_BITS  # narrowest weights/activations the architecture is built for
 
 
 def _mlp(hidden: list[int]) -> Callable[[tuple[int, int, int], int, int, int], nn.Module]:
@@ -326,7 +327,7 @@ ZOO: dict[str, ZooEntry] = {
     "dws": ZooEntry("dws", "depthwise-separable CNN with global average pool (MobileNet-style)", False,
                     _square(QuantDWS)),
     "vit": ZooEntry("vit", "vision transformer: 16 overlapping patches as tokens, 2 blocks of 2-head attention", False,
-                    _square(QuantViT), lr=0.003),
+                    _square(QuantViT), lr=0.003, min_bits=2),
     "resnet": ZooEntry("resnet", "residual CNN, one residual block per stage", False, _square(QuantResNet)),
 }
 
@@ -335,8 +336,17 @@ def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int, 
     """Instantiate a zoo model for a dataset's image shape and class count."""
     if name not in ZOO:
         raise EdgeError(f"unknown model '{name}'; the zoo has {', '.join(ZOO)}")
-    _check_bits(wbits, abits)
+    check_model_bits(name, wbits, abits)
     return ZOO[name].build(image_shape, num_classes, wbits, abits)
+
+
+def check_model_bits(name: str, wbits: int, abits: int) -> None:
+    """The widths are in range, and the zoo model is built for them."""
+    _check_bits(wbits, abits)
+    if name in ZOO and min(wbits, abits) < ZOO[name].min_bits:
+        raise EdgeError(f"--model {name} needs --wbits and --abits of at least {ZOO[name].min_bits} (binary "
+                        "transformers are not supported: their top-1 does not survive the 1-level Softmax/LayerNorm "
+                        "bound)")
 
 
 def build_float_model(name: str, image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:

@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from fpga.datatypes import BIPOLAR, IntType
+from fpga.shapes import split_batch
 
 
 @dataclass(frozen=True, eq=False)
@@ -555,11 +556,17 @@ class Layout:
 
     kind: str  # "nhwc" | "flat" | "index"
     perm: np.ndarray | None = None
+    # index layouts of attention tensors: the QONNX axis whose outermost factor is the batch (seq-first tensors
+    # have it at 1, a merged batch * heads axis holds batch_inner heads per sample)
+    batch_axis: int = 0
+    batch_inner: int = 1
 
     def to_ir(self, x: np.ndarray) -> np.ndarray:
         """QONNX batch (N, *onnx_shape) -> IR batch (N, *ir_shape); a 1-D map (N, C, L) is (N, 1, L, C)."""
         if self.kind == "index":
-            return x.reshape(len(x), -1)[:, self.perm.reshape(-1)].reshape(len(x), *self.perm.shape)
+            n = x.shape[self.batch_axis] // self.batch_inner
+            flat = split_batch(x, self.batch_axis, n)
+            return flat[:, self.perm.reshape(-1)].reshape(n, *self.perm.shape)
         if self.kind == "nhwc":
             return np.moveaxis(x, 1, -1)[:, None] if x.ndim == 3 else np.moveaxis(x, 1, -1)
         flat = x.reshape(len(x), -1)

@@ -54,6 +54,7 @@ from fpga.ir import (
     Upsample,
     VectorVectorUnit,
 )
+from fpga.shapes import reshape_batch_axis, transpose_batch_axis
 from fpga.thresholds import derive_thresholds
 
 QUANTISERS = ("Quant", "BipolarQuant")
@@ -128,6 +129,8 @@ class Lowering:
         self.post: OutputAffine | None = None
         self.final_stream = ""
         self.regions: dict[str, tuple[list[NodeProto], NodeProto] | None] = {}
+        self.consts: dict[str, np.ndarray | None] = {}
+        self.producers = {o: n for n in self.model.graph.node for o in n.output}
 
     # ------------------------------------------------------------------ helpers
     def fail(self, node: NodeProto, reason: str) -> EdgeError:
@@ -142,7 +145,23 @@ class Lowering:
         return tuple(int(d) for d in self.model.get_tensor_shape(tensor)[1:])
 
     def init(self, tensor: str) -> np.ndarray | None:
-        return self.model.get_initializer(tensor)
+        """A constant: an initializer, or a Quant of initializers (a quantised bias), as the golden computes it."""
+        value = self.model.get_initializer(tensor)
+        if value is not None or not tensor:
+            return value
+        if tensor not in self.consts:
+            q = self.producers.get(tensor)
+            params = [self.model.get_initializer(i) for i in q.input] if q is not None and q.op_type == "Quant" \
+                else [None]
+            if any(p is None for p in params):
+                self.consts[tensor] = None
+            else:
+                mode = self.attr(q, "rounding_mode", b"ROUND")
+                mode = mode.decode() if isinstance(mode, bytes) else mode
+                x, sc, zp, bits = (np.asarray(p, np.float32) for p in params)
+                self.consts[tensor] = np.asarray(quant(x, sc, zp, bits, int(self.attr(q, "signed", 1)),
+                                                       int(self.attr(q, "narrow", 0)), mode), np.float32)
+        return self.consts[tensor]
 
     def attr(self, node: NodeProto, name: str, default=None):
         a = get_by_name(node.attribute, name)
@@ -397,12 +416,35 @@ class Lowering:
         """The layout ops of a chain that are more than a squeeze of unit axes."""
         return [n for n in chain if n.op_type in MOVE_OPS and not self.is_squeeze(n)]
 
+    def full_shape(self, tensor: str) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.model.get_tensor_shape(tensor))
+
+    def batch_one(self) -> bool:
+        """Exported at batch size 1: the whole tensor is one sample, so Transposes may move the batch axis."""
+        return self.full_shape(self.model.graph.input[0].name)[:1] == (1,)
+
     def move_layout(self, layout: Layout, onnx_tensor: str, moves: list[NodeProto]) -> Layout:
-        """Carry a layout through Reshape/Transpose/... nodes: the stream stays, its index array changes."""
+        """Carry a layout through Reshape/Transpose/... nodes: the stream stays, its index array changes (and the
+        batch axis moves with the Transposes and Reshapes of seq-first attention)."""
         index = index_of(layout, self.shape(onnx_tensor))
+        axis = layout.batch_axis if layout.kind == "index" else 0
         for n in moves:
-            index = moved(index, self.shape(n.input[0]), self.transpose_perm(n) if n.op_type == "Transpose" else None)
-        return Layout("index", index)
+            if self.batch_one():
+                full = self.full_shape(n.input[0])
+                if n.op_type == "Transpose":
+                    rank = len(full)
+                    perm = [int(p) for p in self.attr(n, "perm", list(range(rank))[::-1])]
+                    index, axis = moved(index, full, perm), transpose_batch_axis(perm, axis)
+                else:
+                    axis = reshape_batch_axis(full, self.full_shape(n.output[0]), axis)
+                if axis is None:
+                    raise self.fail(n, "the batch axis cannot be followed through this reshape")
+            else:
+                index = moved(index, self.shape(n.input[0]),
+                              self.transpose_perm(n) if n.op_type == "Transpose" else None)
+        out_full = self.full_shape(moves[-1].output[0]) if moves else self.full_shape(onnx_tensor)
+        inner = out_full[axis] if self.batch_one() else 1  # per-sample extent of the batch axis (heads, or 1)
+        return Layout("index", index, batch_axis=axis, batch_inner=inner)
 
     def chain_axis(self, layout: Layout | None, onnx_tensor: str) -> int:
         """The axis of the QONNX tensor (batch axis 0) that the stream's channels run along: 1 for NCHW maps and
@@ -451,8 +493,10 @@ class Lowering:
         axis = self.chain_axis(acc.layout, acc.onnx_tensor)
         moves = self.moves(chain)
         if moves or axis < 0:
-            consts = [self.init(i) for n in chain if n.op_type not in MOVE_OPS and n is not q
-                      for i in n.input[1:] if i and self.init(i) is not None]
+            # constants before the first move apply along the accumulator's channels; after it, only scalars
+            first_move = chain.index(moves[0]) if moves else 0
+            consts = [self.init(i) for n in chain[first_move:] if n.op_type not in MOVE_OPS and n is not q
+                      for i in n.input if i and self.init(i) is not None]
             if any(c.size > 1 for c in consts):
                 raise self.fail(chain[0], "per-channel constants before a reshape or transpose cannot become "
                                           "thresholds; move the reshape after the quantiser")
@@ -711,7 +755,8 @@ class Lowering:
         out_index = (index[..., :1] // mw) * mh + np.arange(mh)
         self.mvau(node, w, dtype_w, s_x * np.broadcast_to(s_row, (mh,)), np.zeros(0),
                   vectors=int(np.prod(index.shape[:-1])), out_shape=(*index.shape[:-1], mh), in_stream=self.claim(x),
-                  in_dtype=x.dtype, layout=Layout("index", out_index))
+                  in_dtype=x.dtype, layout=Layout("index", out_index, batch_axis=x.layout.batch_axis,
+                                                  batch_inner=x.layout.batch_inner))
 
     def lower_stream_matmul(self, node: NodeProto) -> None:
         """MatMul of two quantised activations (attention scores Q K^T, attention output A V): a StreamMatMul. The
@@ -719,7 +764,8 @@ class Lowering:
         the right one either way (it is buffered whole)."""
         a, b = (self.take(i, node) for i in node.input)
         sa, sb = self.scalar_scale(a, node), self.scalar_scale(b, node)
-        shape_a, shape_b = self.shape(node.input[0]), self.shape(node.input[1])
+        shape_of = self.full_shape if self.batch_one() else self.shape
+        shape_a, shape_b = shape_of(node.input[0]), shape_of(node.input[1])
         if len(shape_a) < 2 or len(shape_b) < 2 or shape_a[:-2] != shape_b[:-2] or shape_a[-1] != shape_b[-2]:
             raise self.fail(node, f"MatMul of activations with shapes {shape_a} and {shape_b}: expected "
                                   "(..., M, K) @ (..., K, N) with the same leading axes")
@@ -745,7 +791,9 @@ class Lowering:
                             rows=m, batch=batch, inner=k, cols=n, b_order=b_order, in_dtypes=(a.dtype, b.dtype),
                             acc_dtype=acc_dtype)
         self.add_node(unit, (m, batch, n), acc_dtype)
-        layout = Layout("index", np.arange(batch * m * n).reshape(batch, m, n).transpose(1, 0, 2))
+        layout = Layout("index", np.arange(batch * m * n).reshape(batch, m, n).transpose(1, 0, 2),
+                        batch_axis=a.layout.batch_axis if a.layout.kind == "index" else 0,
+                        batch_inner=a.layout.batch_inner if a.layout.kind == "index" else 1)
         acc = Accumulator(unit, node.output[0], np.full(n, lo), np.full(n, hi), np.full(n, sa * sb), np.zeros(n),
                           fusable=False, layout=layout)
         self.finish(acc, self.next_of(node.output[0]))
@@ -782,7 +830,7 @@ class Lowering:
         sum, fixed-point reciprocal). Not bit-exact with the float golden: within one output level."""
         x = self.take(node.input[0], node)
         index = self.norm_axis_ok(node, x, -1)
-        layout = Layout("index", index) if x.layout.kind == "index" else x.layout
+        layout = replace(x.layout, perm=index) if x.layout.kind == "index" else x.layout
         s_x = self.scalar_scale(x, node)
         q, s_out, dtype, qmin, qmax, _, mode = self.quantiser_after(node)
         if qmin != 0 or mode != "ROUND":
@@ -809,7 +857,7 @@ class Lowering:
         (integer statistics, exact fixed-point normalisation, per-channel thresholds)."""
         x = self.take(node.input[0], node)
         index = self.norm_axis_ok(node, x, -1)
-        layout = Layout("index", index) if x.layout.kind == "index" else x.layout
+        layout = replace(x.layout, perm=index) if x.layout.kind == "index" else x.layout
         s_x = self.scalar_scale(x, node)
         c = index.shape[-1]
         gamma = self.init(node.input[1]) if len(node.input) > 1 and node.input[1] else None
@@ -1057,12 +1105,16 @@ class Lowering:
         a, b = (self.take(i, node) for i in node.input)
         if "index" in (a.layout.kind, b.layout.kind):
             ia, ib = index_of(a.layout, a.onnx_shape), index_of(b.layout, b.onnx_shape)
-            same = ordered(ia, ib) and a.channels == b.channels
+            same = ordered(ia, ib)
+            if a.layout.kind != "index":  # describe the sum like the index-laid-out operand
+                a, b = b, a
         else:
             same = a.ir_shape == b.ir_shape and a.layout.kind == b.layout.kind
         if not same:
             raise self.fail(node, "residual Add of tensors with different shapes or element orders")
         sa, sb = np.broadcast_to(a.scale, (a.channels,)), np.broadcast_to(b.scale, (b.channels,))
+        if a.channels != b.channels and np.unique(sa).size == 1 == np.unique(sb).size:
+            sa, sb = sa[:1], sb[:1]
         if not np.array_equal(sa, sb):
             raise self.fail(node, f"residual Add of tensors with different scales ({float(sa[0]):g} and "
                                   f"{float(sb[0]):g}); quantise both branches with one shared quantiser so that "

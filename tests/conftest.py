@@ -10,6 +10,7 @@ import pytest
 
 from edge.data import Dataset, load_digits_dataset
 from edge.train import TrainConfig, train
+from edge.zoo import ZOO
 
 TEST_EPOCHS = 15
 
@@ -28,7 +29,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, digits: Dataset) -> Callab
         key = (model, wbits, abits, epochs)
         if key not in cache:
             out = tmp_path_factory.mktemp(f"{model}_w{wbits}a{abits}_e{epochs}") / "run"
-            cfg = TrainConfig(model=model, wbits=wbits, abits=abits, epochs=epochs, float_baseline=False)
+            lr = ZOO[model].lr if model in ZOO else 0.01  # the zoo's own learning rate (a transformer needs less)
+            cfg = TrainConfig(model=model, wbits=wbits, abits=abits, epochs=epochs, lr=lr, float_baseline=False)
             train(cfg, digits, out, progress=False)
             cache[key] = out
         return cache[key]

@@ -33,14 +33,16 @@ from fpga.width import insert_width_converters
 from hls.flow import STEADY_TOLERANCE, simulate_project
 
 BITS = [(1, 1), (2, 2), (4, 4)]
+# every zoo model at every width it is built for (the vit needs at least 2 bits)
+CASES = [(m, w, a) for m in sorted(ZOO) for w, a in BITS if min(w, a) >= ZOO[m].min_bits]
 SIM_FRAMES = 16
 
 
-@pytest.mark.parametrize(("wbits", "abits"), BITS, ids=[f"w{w}a{a}" for w, a in BITS])
-@pytest.mark.parametrize("model", sorted(ZOO))
+@pytest.mark.parametrize(("model", "wbits", "abits"), CASES, ids=[f"{m}-w{w}a{a}" for m, w, a in CASES])
 def test_generated_hls_is_bit_exact_and_cycle_accurate(trained, digits, tmp_path, model, wbits, abits):
     loaded = load_model(trained(model, wbits, abits, epochs=4) / "model.onnx")
-    board = load_board("alveo-u250" if model == "lfc" else "pynq-z2")  # LFC-w4a4's weights outgrow a Z-7020
+    # LFC-w4a4's weights outgrow a Z-7020; so do the vit's 8-bit LayerNorm thresholds (zcu104, as FINN+ targets)
+    board = load_board({"lfc": "alveo-u250", "vit": "zcu104"}.get(model, "pynq-z2"))
     graph, _ = compile_model(loaded, board, BuildOptions(verify_samples=0))
     x = digits.x_test[:SIM_FRAMES].reshape(SIM_FRAMES, *loaded.input_shape[1:])
     summary, csim_out = simulate_project(graph, board, tmp_path / "hls", x)
@@ -54,7 +56,8 @@ def test_generated_hls_is_bit_exact_and_cycle_accurate(trained, digits, tmp_path
     ours = dequantize_output(graph.post, csim_out.reshape(SIM_FRAMES, *graph.tensors[graph.output].shape))
     report = verify(graph, loaded, x)
     close = np.isclose(ours, golden, rtol=1e-5, atol=1e-5 * np.abs(golden).max()).all(axis=1)
-    assert set(np.flatnonzero(~close)) <= report.tie_samples
+    # a sample may differ only through a float tie or a Softmax/LayerNorm output within its bound (transformers)
+    assert set(np.flatnonzero(~close)) <= report.tie_samples | report.approx_samples
 
     c = summary["cycle_sim"]
     assert c["outputs_bit_exact"] and not c["deadlock"]

@@ -72,22 +72,30 @@ def test_vit_builds_for_zcu104_with_csim_and_cycle_sim(vit: Path, run_cli, tmp_p
     assert all(u <= 0.8 for u in r["totals"]["utilisation"].values())
 
 
-OPENVINO_GAP = ("OpenVINO runs LayerNorm (MVN) and Softmax in float32 in its own order: at near-ties a quantiser after "
-                "them takes the other level than onnxruntime's, and the flip propagates through the residual stream "
-                "(measured 2.7 output LSB, top-1 100%, every quantised tensor >= 99.5% equal); the export's "
-                "1-LSB check stays as it is")
-
-
-@pytest.mark.parametrize("target", ["onnx", pytest.param("openvino", marks=pytest.mark.xfail(
-    strict=True, reason=OPENVINO_GAP))])
-def test_vit_exports(vit: Path, run_cli, tmp_path: Path, target: str) -> None:
-    code, out, err = run_cli("export", "--target", target, str(vit / "model.onnx"), "-o", str(tmp_path / target),
+def test_vit_exports_exact_to_qdq_onnx(vit: Path, run_cli, tmp_path: Path) -> None:
+    code, out, err = run_cli("export", "--target", "onnx", str(vit / "model.onnx"), "-o", str(tmp_path / "o"),
                              "--json")
     assert code == 0, err
     v = json.loads(out)["verification"]
-    assert v["passed"] and v["max_diff_output_lsb"] <= 1.0 and v["top1_agreement"] >= 0.99
-    if target == "onnx":
-        assert v["max_diff_output_lsb"] == 0
+    assert v["passed"] and v["max_diff_output_lsb"] == 0
+
+
+def test_vit_openvino_passes_or_names_its_gap(vit: Path, run_cli, tmp_path: Path) -> None:
+    """Known gap, stated rather than hidden: OpenVINO runs LayerNorm (MVN) and Softmax in float32 in its own
+    order; at a near-tie the quantiser after them takes the other level than onnxruntime's and the flip propagates
+    through the residual stream. Whether a trained vit crosses the 1-LSB bar depends on its weights (measured: one
+    training 2.7 output LSB, another within 1 LSB; top-1 100% both). The check itself is never relaxed: a model
+    that misses it fails the export, and the report must say why."""
+    code, out, err = run_cli("export", "--target", "openvino", str(vit / "model.onnx"), "-o", str(tmp_path / "v"),
+                             "--json")
+    r = json.loads(out)
+    v = r["verification"]
+    assert v["top1_agreement"] >= 0.99
+    if v["passed"]:
+        assert code == 0 and v["max_diff_output_lsb"] <= 1.0
+    else:
+        assert code == 1 and v["max_diff_output_lsb"] > 1.0
+        assert any("LayerNormalization" in n and "--per-layer" in n for n in r["notes"]), r.get("notes")
 
 
 def test_inspect_says_what_runs_in_float(vit: Path, run_cli) -> None:
@@ -104,7 +112,7 @@ def test_inspect_says_what_runs_in_float(vit: Path, run_cli) -> None:
 
 def test_vit_builds_at_every_bit_width(digits: Dataset) -> None:
     x = torch.from_numpy(digits.x_test[:4].reshape(4, 1, 8, 8))
-    for bits in (1, 2, 4, 8):
+    for bits in (2, 4, 8):
         model = build_model("vit", digits.image_shape, 10, bits, bits).eval()
         with torch.no_grad():
             out = model(x)
@@ -194,3 +202,26 @@ def test_activation_tables_exact_on_both_paths(tmp_path: Path, run_cli) -> None:
         assert json.loads(out)["verification"]["passed"]
     code, _, err = run_cli("export", "--target", "tflite", str(path), "-o", str(tmp_path / "t"))
     assert code == 2 and err.count("\n") == 1 and "Lookup" in err
+
+
+def test_brevitas_multihead_attention_encoder_on_both_paths(tmp_path: Path, run_cli) -> None:
+    """Brevitas' QuantMultiheadAttention as users write it (batch_first, packed in-projection sliced into Q, K, V,
+    seq-first head split with the batch baked into Reshape targets): the front end frees the batch and splits the
+    projection; the IR is within the Softmax/LayerNorm bound; C-sim and cycle sim pass; QDQ ONNX is exact."""
+    from edge.corpus import mha_encoder
+
+    path = mha_encoder(tmp_path)
+    loaded = load_model(path)
+    assert any("split packed projection" in r for r in loaded.rewrites)
+    assert any("-1" in r and "Reshape" in r for r in loaded.rewrites)
+    x = np.random.default_rng(0).normal(0, 1, (8, 8, 32)).astype(np.float32)
+    g = GoldenModel(loaded).run(x)
+    assert np.allclose(g, np.concatenate([GoldenModel(loaded).run(x[i : i + 1]) for i in range(8)]), atol=1e-6)
+    code, out, err = run_cli("build", "--board", "zcu104", str(path), "-o", str(tmp_path / "b"), "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["verification"]["passed"] and r["simulation"]["passed"]
+    assert [layer["op"] for layer in r["layers"]].count("StreamMatMul") == 2
+    code, out, err = run_cli("export", "--target", "onnx", str(path), "-o", str(tmp_path / "o"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["verification"]["max_diff_output_lsb"] == 0
