@@ -33,32 +33,19 @@ inline unsigned long long isqrt_wide(wide_t v) {
 // out[v, c] = x[v, c] + table[v * C + c]: a learned position embedding of the same scale as the stream.
 // Iterations = C/PE * VECTORS.
 template <unsigned C, unsigned PE, unsigned VECTORS, int IN_B, int IN_K, int OUT_B>
-struct AddConstant {
-    static const unsigned CF = C / PE;
+struct AddConstant : FoldCounter<C / PE, VECTORS> {
     const long long* table;
-    unsigned frames, frame, v, cf;
-    AddConstant(const long long* t, unsigned n) : table(t), frames(n), frame(0), v(0), cf(0) {}
-    bool done() const { return frame >= frames; }
-    template <class I, class O>
-    bool can_step(I& in, O& out) {
-        return !done() && !in.empty() && !out.full();
-    }
+    AddConstant(const long long* t, unsigned n) : FoldCounter<C / PE, VECTORS>(n), table(t) {}
     template <class I, class O>
     void step(I& in, O& out) {
         word_t<PE * IN_B> x = in.read();
         word_t<PE * OUT_B> o = 0;
         for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-            set_elem<OUT_B, SIGNED>(o, p, get_elem<IN_B, IN_K>(x, p) + table[v * C + cf * PE + p]);
+            set_elem<OUT_B, SIGNED>(o, p, get_elem<IN_B, IN_K>(x, p) + table[this->v * C + this->cf * PE + p]);
         }
         out.write(o);
-        if (++cf == CF) {
-            cf = 0;
-            if (++v == VECTORS) {
-                v = 0;
-                frame++;
-            }
-        }
+        this->advance();
     }
 };
 
@@ -66,33 +53,20 @@ struct AddConstant {
 // tables), else 0. Iterations = C/PE * VECTORS.
 template <unsigned C, unsigned PE, unsigned VECTORS, int IN_B, int IN_K, int OUT_B, int OUT_K, unsigned LEVELS,
           unsigned ROWS, long long MIN>
-struct Lookup {
-    static const unsigned CF = C / PE;
+struct Lookup : FoldCounter<C / PE, VECTORS> {
     const long long* table;
-    unsigned frames, frame, v, cf;
-    Lookup(const long long* t, unsigned n) : table(t), frames(n), frame(0), v(0), cf(0) {}
-    bool done() const { return frame >= frames; }
-    template <class I, class O>
-    bool can_step(I& in, O& out) {
-        return !done() && !in.empty() && !out.full();
-    }
+    Lookup(const long long* t, unsigned n) : FoldCounter<C / PE, VECTORS>(n), table(t) {}
     template <class I, class O>
     void step(I& in, O& out) {
         word_t<PE * IN_B> x = in.read();
         word_t<PE * OUT_B> o = 0;
         for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-            const unsigned row = ROWS > 1 ? cf * PE + p : 0;
+            const unsigned row = ROWS > 1 ? this->cf * PE + p : 0;
             set_elem<OUT_B, OUT_K>(o, p, table[row * LEVELS + (unsigned)(get_elem<IN_B, IN_K>(x, p) - MIN)]);
         }
         out.write(o);
-        if (++cf == CF) {
-            cf = 0;
-            if (++v == VECTORS) {
-                v = 0;
-                frame++;
-            }
-        }
+        this->advance();
     }
 };
 

@@ -194,6 +194,28 @@ struct threshold_store<ap_int<B> > {
 #endif
 };
 
+// The frame/vector/channel-fold counters of an element-wise kernel that handles one word of PE channels per
+// iteration (Thresholding, AddConstant, Lookup): `cf` is the channel fold of the word at hand, `v` its vector.
+template <unsigned CF, unsigned VECTORS>
+struct FoldCounter {
+    unsigned frames, frame, v, cf;
+    FoldCounter(unsigned n) : frames(n), frame(0), v(0), cf(0) {}
+    bool done() const { return frame >= frames; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return !done() && !in.empty() && !out.full();
+    }
+    void advance() {
+        if (++cf == CF) {
+            cf = 0;
+            if (++v == VECTORS) {
+                v = 0;
+                frame++;
+            }
+        }
+    }
+};
+
 // Multi-threshold activation: out = base + step * #{levels crossed}; a descending channel counts acc <= T.
 template <unsigned LEVELS, typename ThrT>
 inline long long threshold(long long acc, const ThrT* levels, bool descending, int base, int step) {

@@ -192,22 +192,17 @@ struct Vvau {
 // Stand-alone thresholding of PE channels per word. Iterations = C/PE * vectors.
 template <unsigned C, unsigned PE, unsigned VECTORS, int IN_B, int IN_K, int OUT_B, int OUT_K, unsigned LEVELS,
           int BASE, int STEP, typename AccT>
-struct Thresholding {
+struct Thresholding : FoldCounter<C / PE, VECTORS> {
     static const unsigned CF = C / PE;
     typedef typename threshold_store<AccT>::type ThrT;
     const ThrT (*thresholds)[CF][LEVELS];
     const bool (*descending)[CF];
-    unsigned frames, frame, v, cf;
 
     Thresholding(const ThrT (*t)[CF][LEVELS], const bool (*d)[CF], unsigned n)
-        : thresholds(t), descending(d), frames(n), frame(0), v(0), cf(0) {}
-    bool done() const { return frame >= frames; }
-    template <class I, class O>
-    bool can_step(I& in, O& out) {
-        return !done() && !in.empty() && !out.full();
-    }
+        : FoldCounter<C / PE, VECTORS>(n), thresholds(t), descending(d) {}
     template <class I, class O>
     void step(I& in, O& out) {
+        const unsigned cf = this->cf;
         word_t<PE * IN_B> x = in.read();
         word_t<PE * OUT_B> o = 0;
         for (unsigned p = 0; p < PE; p++) {
@@ -216,13 +211,7 @@ struct Thresholding {
                                                                  descending[p][cf], BASE, STEP));
         }
         out.write(o);
-        if (++cf == CF) {
-            cf = 0;
-            if (++v == VECTORS) {
-                v = 0;
-                frame++;
-            }
-        }
+        this->advance();
     }
 };
 
