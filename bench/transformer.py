@@ -91,7 +91,10 @@ def main() -> int:
                    f"{b['latency_us_estimated']:,.1f} / {b['latency_us_simulated']:,.1f}", b["bottleneck"],
                    f"{b['utilisation']['lut']:.1%}", f"{b['utilisation']['bram36']:.1%}",
                    f"{b['utilisation']['dsp']:.1%}", b["passed"], f"{b['seconds']:.0f}"]
-                  if "error" not in b else [b["board"], b["error"], *[""] * 8] for b in builds]))
+                  if "error" not in b else [b["board"], "does not fit", *[""] * 8] for b in builds]))
+    for b in builds:
+        if "error" in b:
+            print(f"{b['board']}: {b['error']}")
     for b in builds:
         if "per_kind" in b:
             print(f"\n{b['board']}: resources per kernel kind")
