@@ -1,0 +1,144 @@
+"""Per IR kind: the Verilog module, its parameters and ROM initialisation files, and the stream word formats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fpga.datatypes import IntType
+from fpga.ir import MatrixVectorUnit, Node, Thresholds
+
+
+class UnsupportedKernel(ValueError):
+    """The RTL backend has no kernel for this node (or this configuration of it)."""
+
+
+@dataclass(frozen=True)
+class StreamFormat:
+    """Words of `elems` elements of `bits` each; bipolar elements are one bit, 1 meaning +1."""
+
+    elems: int
+    bits: int
+    signed: bool
+    bipolar: bool = False
+
+    @property
+    def width(self) -> int:
+        return self.elems * self.bits
+
+    def pack(self, values: np.ndarray) -> list[int]:
+        """(..., elems*k) integers in stream order -> words, element 0 in the least significant bits."""
+        flat = np.asarray(values, dtype=np.int64).reshape(-1, self.elems)
+        enc = (flat + 1) // 2 if self.bipolar else flat & ((1 << self.bits) - 1)
+        shifts = [e * self.bits for e in range(self.elems)]
+        return [sum(int(v) << s for v, s in zip(row, shifts, strict=True)) for row in enc]
+
+    def unpack(self, words: list[int]) -> np.ndarray:
+        """Words -> (len(words) * elems,) integers."""
+        mask = (1 << self.bits) - 1
+        out = np.array([[(w >> (e * self.bits)) & mask for e in range(self.elems)] for w in words], dtype=np.int64)
+        if self.bipolar:
+            return (2 * out - 1).reshape(-1)
+        if self.signed:
+            out = np.where(out >= 1 << (self.bits - 1), out - (1 << self.bits), out)
+        return out.reshape(-1)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One node as the RTL backend instantiates it."""
+
+    module: str
+    params: dict[str, int | str]
+    roms: dict[str, list[int]]  # parameter name -> ROM words (written as .mem files)
+    in_format: StreamFormat
+    out_format: StreamFormat
+
+    def write_roms(self, directory: Path) -> dict[str, int | str]:
+        """Write the ROM files to `directory`; returns the parameters with their paths filled in."""
+        params = dict(self.params)
+        for name, words in self.roms.items():
+            path = directory / f"{name.lower()}.mem"
+            path.write_text("".join(f"{w:x}\n" for w in words))
+            params[name] = str(path)
+        return params
+
+
+def _element(dtype: IntType) -> tuple[int, bool, bool]:
+    return (1, False, True) if dtype.bipolar else (dtype.bits, dtype.signed, False)
+
+
+def _acc_bits(lo: int, hi: int) -> int:
+    """Signed bits that hold [lo - 1, hi + 1] (thresholds are clipped to that range)."""
+    return max(int(lo - 1).bit_length(), int(hi + 1).bit_length(), 1) + 1
+
+
+def _acc_range(node: MatrixVectorUnit) -> tuple[int, int]:
+    if node.xnor:
+        return 0, node.mw
+    x = node.in_dtype
+    w = node.weights.astype(np.int64)
+    hi = np.where(w > 0, w * x.max, w * x.min).sum(1)
+    lo = np.where(w > 0, w * x.min, w * x.max).sum(1)
+    return int(lo.min(initial=0)), int(hi.max(initial=0))
+
+
+def _threshold_words(th: Thresholds, pe: int, ab: int, lo: int, hi: int) -> list[int]:
+    """Per neuron fold: PE channels of clipped thresholds, then the PE descending flags."""
+    vals = np.clip(th.values.astype(np.int64), lo - 1, hi + 1) & ((1 << ab) - 1)
+    channels, levels = vals.shape
+    words = []
+    for nf in range(channels // pe):
+        w = 0
+        for p in range(pe):
+            c = nf * pe + p
+            for lv in range(levels):
+                w |= int(vals[c, lv]) << ((p * levels + lv) * ab)
+            w |= int(bool(th.descending[c])) << (pe * levels * ab + p)
+        words.append(w)
+    return words
+
+
+def mvau(node: MatrixVectorUnit) -> Kernel:
+    """edge_mvau: weights ROM in (neuron fold, SIMD fold) order, optional thresholds ROM."""
+    pe, simd = node.pe, node.simd
+    lo, hi = _acc_range(node)
+    ab = _acc_bits(lo, hi)
+    ib, in_signed, in_bipolar = _element(node.in_dtype)
+    wb, _, w_bipolar = _element(node.w_dtype)
+    w = node.weights.astype(np.int64)
+    w = (w + 1) // 2 if w_bipolar else w & ((1 << wb) - 1)
+    sf, nf = node.mw // simd, node.mh // pe
+    weights = []
+    for n in range(nf):
+        for s in range(sf):
+            block = w[n * pe:(n + 1) * pe, s * simd:(s + 1) * simd]
+            weights.append(sum(int(block[p, i]) << ((p * simd + i) * wb) for p in range(pe) for i in range(simd)))
+    th = node.thresholds
+    params: dict[str, int | str] = {
+        "MW": node.mw, "MH": node.mh, "PE": pe, "SIMD": simd, "IB": ib, "WB": wb, "AB": ab,
+        "IN_SIGNED": int(in_signed), "IN_BIPOLAR": int(in_bipolar), "W_BIPOLAR": int(w_bipolar),
+        "XNOR": int(node.xnor), "LEVELS": 0,
+    }
+    roms = {"WEIGHTS": weights}
+    if th is not None:
+        ob, out_signed, out_bipolar = _element(th.out_dtype)
+        params.update(LEVELS=th.levels, OB=ob, OUT_BIPOLAR=int(out_bipolar), BASE=th.base, STEP=th.step)
+        roms["THRESHOLDS"] = _threshold_words(th, pe, ab, lo, hi)
+        out = StreamFormat(pe, ob, out_signed, out_bipolar)
+    else:
+        out = StreamFormat(pe, ab, True)
+    return Kernel("edge_mvau", params, roms, StreamFormat(simd, ib, in_signed, in_bipolar), out)
+
+
+BUILDERS = {MatrixVectorUnit: mvau}
+
+
+def kernel_for(node: Node) -> Kernel:
+    """The RTL kernel of an IR node, or UnsupportedKernel naming the kind."""
+    build = BUILDERS.get(type(node))
+    if build is None:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no kernel for {node.kind} yet")
+    return build(node)

@@ -1,0 +1,135 @@
+// MVAU: matrix-vector-activation unit (FINN vocabulary), folded by PE (output channels) and SIMD (inputs per cycle).
+// One input vector of MW elements arrives as SF = MW/SIMD words; it is buffered on the first of NF = MH/PE neuron
+// folds and replayed from the buffer on the others. Each output word carries PE channels. AXI-Stream-style
+// ready/valid on both sides; one MAC step per cycle (II=1) when neither side stalls.
+// Element e of a word sits at bits [e*B +: B], two's complement when signed; bipolar elements are one bit (1 = +1).
+// Weights: ROM word (nf*SF + sf) holds PE*SIMD weights, weight (p, s) at [(p*SIMD + s)*WB +: WB].
+// Thresholds (LEVELS > 0): ROM word nf holds, per PE p, LEVELS thresholds of AB bits at [(p*LEVELS + l)*AB +: AB]
+// and the channel's descending flag at bit PE*LEVELS*AB + p; out = BASE + STEP * #{l : acc >= T} (<= if descending).
+module edge_mvau #(
+    parameter int MW = 4,
+    parameter int MH = 4,
+    parameter int PE = 1,
+    parameter int SIMD = 1,
+    parameter int IB = 4,            // input element bits
+    parameter int WB = 4,            // weight bits
+    parameter int AB = 16,           // accumulator bits (signed), also threshold bits
+    parameter int OB = 4,            // output element bits when thresholded
+    parameter int LEVELS = 0,        // thresholds per channel; 0: output the accumulator
+    parameter bit IN_SIGNED = 0,
+    parameter bit IN_BIPOLAR = 0,
+    parameter bit W_BIPOLAR = 0,
+    parameter bit XNOR = 0,          // bipolar x bipolar: accumulate popcount of matching bits
+    parameter bit OUT_BIPOLAR = 0,
+    parameter int BASE = 0,
+    parameter int STEP = 1,
+    parameter WEIGHTS = "weights.mem",
+    parameter THRESHOLDS = "thresholds.mem",
+    localparam int SF = MW / SIMD,
+    localparam int NF = MH / PE,
+    localparam int OW = (LEVELS > 0) ? OB : AB,
+    localparam int TW = PE * LEVELS * AB + PE
+) (
+    input  logic                 clk,
+    input  logic                 rst_n,
+    input  logic                 in_valid,
+    output logic                 in_ready,
+    input  logic [SIMD*IB-1:0]   in_data,
+    output logic                 out_valid,
+    input  logic                 out_ready,
+    output logic [PE*OW-1:0]     out_data
+);
+    logic [PE*SIMD*WB-1:0] wrom [0:NF*SF-1];
+    logic [TW-1:0] trom [0:NF-1];
+    initial begin
+        $readmemh(WEIGHTS, wrom);
+        if (LEVELS > 0) $readmemh(THRESHOLDS, trom);
+    end
+
+    logic [SIMD*IB-1:0] buffer [0:SF-1];
+    logic [$clog2(SF+1)-1:0] sf;
+    logic [$clog2(NF+1)-1:0] nf;
+    logic signed [AB-1:0] acc [0:PE-1];
+    logic signed [AB-1:0] acc_next [0:PE-1];
+    logic [PE*OW-1:0] result;
+
+    wire last_sf = (sf == SF - 1);
+    wire room = !last_sf || !out_valid || out_ready;
+    wire have_input = (nf != 0) || in_valid;
+    wire fire = have_input && room;
+    assign in_ready = (nf == 0) && room;
+
+    wire [SIMD*IB-1:0] word = (nf == 0) ? in_data : buffer[sf];
+    wire [PE*SIMD*WB-1:0] wword = wrom[nf * SF + sf];
+    wire [TW-1:0] tword = trom[nf];
+
+    function automatic signed [AB-1:0] in_value(input [IB-1:0] b);
+        if (IN_BIPOLAR) in_value = b[0] ? 1 : -1;
+        else if (IN_SIGNED) in_value = $signed(b);
+        else in_value = {1'b0, b};
+    endfunction
+
+    function automatic signed [AB-1:0] w_value(input [WB-1:0] b);
+        if (W_BIPOLAR) w_value = b[0] ? 1 : -1;
+        else w_value = $signed(b);
+    endfunction
+
+    // one MAC step: PE sums of SIMD products (or matching bits), added to the running accumulators
+    logic signed [AB-1:0] sum [0:PE-1];
+    logic signed [AB-1:0] prod;
+    always_comb begin
+        for (int p = 0; p < PE; p++) begin
+            sum[p] = (sf == 0) ? '0 : acc[p];
+            for (int s = 0; s < SIMD; s++) begin
+                if (XNOR) prod = {{(AB-1){1'b0}}, ~(word[s*IB] ^ wword[(p*SIMD + s)*WB])};
+                else prod = in_value(word[s*IB +: IB]) * w_value(wword[(p*SIMD + s)*WB +: WB]);
+                sum[p] = sum[p] + prod;
+            end
+            acc_next[p] = sum[p];
+        end
+    end
+
+    // activation: count the thresholds each accumulator passes (or pass the accumulator through)
+    logic [31:0] count [0:PE-1];
+    logic signed [AB-1:0] thr;
+    logic signed [31:0] value;
+    always_comb begin
+        for (int p = 0; p < PE; p++) begin
+            count[p] = 0;
+            value = 0;
+            if (LEVELS > 0) begin
+                for (int l = 0; l < LEVELS; l++) begin
+                    thr = tword[(p*LEVELS + l)*AB +: AB];
+                    if (tword[PE*LEVELS*AB + p] ? (acc_next[p] <= thr) : (acc_next[p] >= thr))
+                        count[p] = count[p] + 1;
+                end
+                value = BASE + STEP * $signed(count[p]);
+                result[p*OW +: OW] = OUT_BIPOLAR ? count[p][OW-1:0] : value[OW-1:0];
+            end else begin
+                result[p*OW +: OW] = acc_next[p][OW-1:0];
+            end
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (!rst_n) begin
+            sf <= '0;
+            nf <= '0;
+            out_valid <= 1'b0;
+        end else begin
+            if (out_valid && out_ready) out_valid <= 1'b0;
+            if (fire) begin
+                if (nf == 0) buffer[sf] <= in_data;
+                for (int p = 0; p < PE; p++) acc[p] <= acc_next[p];
+                if (last_sf) begin
+                    out_data <= result;
+                    out_valid <= 1'b1;
+                    sf <= '0;
+                    nf <= (nf == NF - 1) ? '0 : nf + 1'b1;
+                end else begin
+                    sf <= sf + 1'b1;
+                end
+            end
+        end
+    end
+endmodule
