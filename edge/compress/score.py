@@ -22,9 +22,14 @@ def hardware_score(model: nn.Module, input_shape: tuple[int, ...], board: FpgaBo
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = path or Path(tmp) / "candidate.onnx"
         export_qonnx_file(model, input_shape, onnx_path, {})
-        loaded = load_model(onnx_path)
-        _, report = compile_model(loaded, board, BuildOptions(cap=cap, target_fps=target_fps, verify_samples=0,
-                                                              simulate=False), verify_ir=False)
+        return file_score(onnx_path, board, cap, target_fps)
+
+
+def file_score(onnx_path: Path, board: FpgaBoard, cap: float = 0.8, target_fps: float | None = None) -> dict[str, Any]:
+    """The same for a QONNX file: what `edge build` of exactly that file will report."""
+    loaded = load_model(onnx_path)
+    _, report = compile_model(loaded, board, BuildOptions(cap=cap, target_fps=target_fps, verify_samples=0,
+                                                          simulate=False), verify_ir=False)
     t = report["totals"]
     return {"fps": t["fps"], "resources": t["resources"], "utilisation": t["utilisation"],
             "bottleneck": t["bottleneck"], "bottleneck_cycles": t["bottleneck_cycles"]}

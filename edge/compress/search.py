@@ -42,7 +42,7 @@ from edge.compress.bits import (
 )
 from edge.compress.channels import ChannelGraph, analyse_channels, channel_importance, prune_channels
 from edge.compress.distill import fine_tune
-from edge.compress.score import hardware_score
+from edge.compress.score import file_score, hardware_score
 from edge.compress.teacher import teacher_shell, train_teacher
 from edge.data import Dataset, load_dataset
 from edge.errors import EdgeError
@@ -479,15 +479,17 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
     name = "baseline" if cfg.checkpoint else f"baseline w{BASE_BITS}a{BASE_BITS}"
     baseline = _record(name, base_acc, base_hw, str(state / "baseline.onnx"), _layers(base, shape))
     records = [baseline]
-    hw_by_key = {c.key: hw for c, hw in shortlist}
     with (out_dir / "train_log.jsonl").open("w", encoding="utf-8") as f:
         for key, result in done.items():
             for row in result["log"]:
                 f.write(json.dumps({"candidate": key, **row}) + "\n")
             cand = Candidate(**{k: tuple(v) for k, v in result["candidate"].items()})
             model = load_candidate(base, shape, cand, state / "candidates" / key / "model.pt")
-            records.append(_record(key, result["accuracy"], hw_by_key[key],
-                                   str(state / "candidates" / key / "model.onnx"), _layers(model, shape)))
+            # scored again as fine-tuned: training moves thresholds (accumulator widths), so the screening score of
+            # the untrained candidate is not what `edge build` of the shipped file reports
+            onnx_file = state / "candidates" / key / "model.onnx"
+            hw = file_score(onnx_file, cfg.board, cfg.max_util, cfg.target_fps)
+            records.append(_record(key, result["accuracy"], hw, str(onnx_file), _layers(model, shape)))
     front = pareto(records)
     floor = base_acc - cfg.max_acc_drop / 100.0
     eligible = [r for r in records if r["accuracy"] >= floor - 1e-12]
