@@ -120,7 +120,14 @@ def test_tflite_keeps_the_qat_integers(trained, tmp_path, model, bits):
     got = it.get_tensor(it.get_output_details()[0]["index"])
     golden = GoldenModel(loaded, batch=16).run(x)
     assert (got.argmax(1) == golden.argmax(1)).mean() >= 15 / 16
-    assert np.abs(got - golden).max() <= v["output_lsb"] * 1.0 + 1e-6
+    # the exact reference is the integer IR lowered from the same QONNX: the golden's own float32 can sit on a
+    # near-tie and flip a level (a ResNet on an Intel AVX-512 host: one of 16 samples 4.9 LSB off, IR == TFLite
+    # there); the export's verification resolves such ties, this independent run compares with the integers
+    from fpga.execute import run_model
+    from fpga.lower import lower
+
+    ir = run_model(lower(loaded), x)
+    assert np.abs(got - ir).max() <= v["output_lsb"] * 1.0 + 1e-6
 
 
 def test_tflite_int8_io(trained, tmp_path, run_cli):
