@@ -85,10 +85,12 @@ def _acc_range(node: MatrixVectorUnit) -> tuple[int, int]:
     return int(lo.min(initial=0)), int(hi.max(initial=0))
 
 
-def _threshold_words(th: Thresholds, pe: int, ab: int, lo: int, hi: int) -> list[int]:
-    """Per neuron fold: PE channels of clipped thresholds, then the PE descending flags."""
-    vals = np.clip(th.values.astype(np.int64), lo - 1, hi + 1) & ((1 << ab) - 1)
-    channels, levels = vals.shape
+def _threshold_words(th: Thresholds, channels: int, pe: int, ab: int, lo: int, hi: int) -> list[int]:
+    """Per neuron fold: PE channels of clipped thresholds, then the PE descending flags (one shared row of
+    thresholds is repeated for every channel)."""
+    levels = th.values.shape[1]
+    vals = np.broadcast_to(np.clip(th.values.astype(np.int64), lo - 1, hi + 1) & ((1 << ab) - 1), (channels, levels))
+    desc = np.broadcast_to(np.asarray(th.descending, bool), (channels,))
     words = []
     for nf in range(channels // pe):
         w = 0
@@ -96,7 +98,7 @@ def _threshold_words(th: Thresholds, pe: int, ab: int, lo: int, hi: int) -> list
             c = nf * pe + p
             for lv in range(levels):
                 w |= int(vals[c, lv]) << ((p * levels + lv) * ab)
-            w |= int(bool(th.descending[c])) << (pe * levels * ab + p)
+            w |= int(desc[c]) << (pe * levels * ab + p)
         words.append(w)
     return words
 
@@ -126,7 +128,7 @@ def mvau(node: MatrixVectorUnit) -> Kernel:
     if th is not None:
         ob, out_signed, out_bipolar = _element(th.out_dtype)
         params.update(LEVELS=th.levels, OB=ob, OUT_BIPOLAR=int(out_bipolar), BASE=th.base, STEP=th.step)
-        roms["THRESHOLDS"] = _threshold_words(th, pe, ab, lo, hi)
+        roms["THRESHOLDS"] = _threshold_words(th, node.mh, pe, ab, lo, hi)
         out = StreamFormat(pe, ob, out_signed, out_bipolar)
     else:
         out = StreamFormat(pe, ab, True)
