@@ -208,6 +208,8 @@ def quantize(model: str, output: Path, calib: Path, labels: Path | None, checkpo
     g = report["qonnx_vs_torch"]
     click.echo(f"QONNX (golden) vs quantised PyTorch on {g['samples']} samples: top-1 agreement "
                f"{g['top1_agreement']:.2%}, max |delta| {g['max_abs_diff']:.2g}"
+               + (f" ({g['rounding_ties']} on a rounding tie, where float32 and float64 PyTorch disagree)"
+                  if g["rounding_ties"] else "")
                + ("" if report["qonnx_accuracy"] is None else f", QONNX accuracy {report['qonnx_accuracy']:.2%}"))
     hint = f" (try: edge inspect {output}/model.onnx)" if report["input"]["dtype"] == "float32" else ""
     click.echo(f"wrote {output}/model.onnx, quantized.pt, quantize.json{hint}")

@@ -164,9 +164,10 @@ def test_torchvision_models(run_cli, tmp_path: Path, factory: str) -> None:
     assert code == 0, err
     r = json.loads(out)
     assert r["mode"] == "graph" and len(r["layers"]) >= 20
-    # 20+ layers deep, float32 ties in the golden model's accumulation flip single levels that then propagate:
-    # the classes agree, the logits may not to 1e-4
-    assert r["qonnx_vs_torch"]["top1_agreement"] >= 0.97
+    # every sample off a rounding tie has the golden's class (a tie: torch's float32 and float64 runs disagree, as
+    # for one ResNet-18 sample in 32 on an Intel host, where the integer IR sided with the golden); ties are rare
+    check = r["qonnx_vs_torch"]
+    assert check["top1_agreement_off_ties"] == 1.0 and check["rounding_ties"] <= 2, check
     code, out, err = run_cli("export", "--target", "onnx", r["model"], "-o", str(tmp_path / "qdq"), "--calib",
                              str(tmp_path / "x.npy"), "--json")
     assert code == 0, err

@@ -14,7 +14,7 @@ import torch
 
 from edge.errors import EdgeError
 from edge.fsutil import atomic_output_dir, write_json
-from edge.ptq.flow import layer_sqnr, ptq, run
+from edge.ptq.flow import layer_sqnr, ptq, run, run_float64
 from edge.ptq.recipe import Recipe
 from edge.ptq.source import as_logits, as_model_input, load_float_model
 
@@ -101,7 +101,13 @@ def quantize(spec: str, calib: np.ndarray, output: Path, recipe: Recipe, labels:
         except EdgeError as exc:  # name the file the user will see, not the temporary directory
             raise EdgeError(str(exc).replace(str(tmp), str(output))) from None
         torch.save(result.model.state_dict(), tmp / STATE_FILE)
-        agree_golden = float((golden.argmax(-1) == quant_out[:n_verify].argmax(-1)).mean())
+        # the export's check: a sample whose class the torch model's own float32 and float64 runs disagree on sits on
+        # a rounding tie (a sum on a quantiser's boundary, 20+ layers deep), where summation order decides the class;
+        # such samples are counted apart, the others must agree with the QONNX golden
+        torch_out = quant_out[:n_verify]
+        ties = torch_out.argmax(-1) != run_float64(result.model, calib[:n_verify]).argmax(-1)
+        same = golden.argmax(-1) == torch_out.argmax(-1)
+        agree_golden = float(same.mean())
         report: dict[str, Any] = {
             "model": str(output / MODEL_FILE),
             "source": spec,
@@ -115,7 +121,9 @@ def quantize(spec: str, calib: np.ndarray, output: Path, recipe: Recipe, labels:
             "output_sqnr_db": _finite(10 * math.log10(max(float(np.sum(float_out ** 2)), 1e-30) /
                                                       max(float(np.sum((float_out - quant_out) ** 2)), 1e-30))),
             "qonnx_vs_torch": {"samples": n_verify, "top1_agreement": agree_golden,
-                               "max_abs_diff": float(np.abs(golden - quant_out[:n_verify]).max())},
+                               "rounding_ties": int(ties.sum()),
+                               "top1_agreement_off_ties": float(same[~ties].mean()) if (~ties).any() else None,
+                               "max_abs_diff": float(np.abs(golden - torch_out).max())},
             "layers": layers,
             "sensitivity": {k: {str(b): _finite(s) for b, s in v.items()} for k, v in result.sensitivity.items()},
             "input": {"shape": list(calib.shape[1:]), "dtype": "float32" if x_is_float else "int64"},
