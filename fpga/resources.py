@@ -128,7 +128,8 @@ def _mult_luts(w_bits: int, a_bits: int) -> float:
     return w_bits * a_bits
 
 
-def _uses_dsp(w_bits: int, a_bits: int) -> bool:
+def uses_dsp(w_bits: int, a_bits: int) -> bool:
+    """Whether a W x A product is bound to a DSP block (the HLS default binding, and the RTL kernels' choice)."""
     return w_bits > 1 and a_bits > 1 and w_bits + a_bits >= DSP_MIN_PRODUCT_BITS
 
 
@@ -145,7 +146,7 @@ def _dot_unit(pe: int, simd: int, mw_per_pe_rows: int, w_bits: int, a_bits: int,
     if xnor:
         compute = pe * (simd * XNOR_LUTS_PER_LANE + acc_bits)
         dsp = 0
-    elif _uses_dsp(w_bits, a_bits):
+    elif uses_dsp(w_bits, a_bits):
         compute = pe * (simd * (w_bits + a_bits) + acc_bits)  # adder tree and accumulator around DSP products
         dsp = pe * simd
     else:
@@ -243,7 +244,7 @@ def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[
         mem = map_memory(node.simd * b_bits, node.batch * node.inner * node.cols // node.simd,
                          copies=node.pe, uram_available=u)
         lanes = node.pe * node.simd
-        dsp = lanes if _uses_dsp(b_bits, a_bits) else 0
+        dsp = lanes if uses_dsp(b_bits, a_bits) else 0
         lut = CONTROL_LUTS * 2 + (0 if dsp else lanes * _mult_luts(b_bits, a_bits)) + \
             node.pe * node.acc_dtype.bits * 2 + mem.luts
         return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram, dsp=dsp), {"buffer": mem.style}

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from fpga.datatypes import IntType
-from fpga.ir import MatrixVectorUnit, Node, Thresholds
+from fpga.ir import MatrixVectorUnit, Node, StreamingDataWidthConverter, Thresholding, Thresholds
+from fpga.resources import uses_dsp
 
 
 class UnsupportedKernel(ValueError):
@@ -122,7 +123,7 @@ def mvau(node: MatrixVectorUnit) -> Kernel:
     params: dict[str, int | str] = {
         "MW": node.mw, "MH": node.mh, "PE": pe, "SIMD": simd, "IB": ib, "WB": wb, "AB": ab,
         "IN_SIGNED": int(in_signed), "IN_BIPOLAR": int(in_bipolar), "W_BIPOLAR": int(w_bipolar),
-        "XNOR": int(node.xnor), "LEVELS": 0,
+        "XNOR": int(node.xnor), "LEVELS": 0, "USE_DSP": int(uses_dsp(wb, ib)),
     }
     roms = {"WEIGHTS": weights}
     if th is not None:
@@ -135,7 +136,39 @@ def mvau(node: MatrixVectorUnit) -> Kernel:
     return Kernel("edge_mvau", params, roms, StreamFormat(simd, ib, in_signed, in_bipolar), out)
 
 
-BUILDERS = {MatrixVectorUnit: mvau}
+def thresholding(node: Thresholding) -> Kernel:
+    """edge_thresholding: one ROM word of PE channels' thresholds per channel fold."""
+    th = node.thresholds
+    if th is None:
+        raise UnsupportedKernel(f"{node.name}: Thresholding without thresholds")
+    ib, in_signed, in_bipolar = _element(node.in_dtype)
+    if in_bipolar:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no Thresholding of a bipolar input yet")
+    lo, hi = node.in_dtype.min, node.in_dtype.max
+    tb = _acc_bits(lo, hi)
+    ob, out_signed, out_bipolar = _element(th.out_dtype)
+    params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "IB": ib, "IN_SIGNED": int(in_signed),
+                                    "TB": tb, "LEVELS": th.levels, "OB": ob, "OUT_BIPOLAR": int(out_bipolar),
+                                    "BASE": th.base, "STEP": th.step}
+    roms = {"THRESHOLDS": _threshold_words(th, node.channels, node.pe, tb, lo, hi)}
+    return Kernel("edge_thresholding", params, roms, StreamFormat(node.pe, ib, in_signed),
+                  StreamFormat(node.pe, ob, out_signed, out_bipolar))
+
+
+def width_converter(node: StreamingDataWidthConverter) -> Kernel:
+    """edge_dwc: re-chunks words of in_elems elements into words of out_elems."""
+    b, signed, bipolar = _element(node.dtype)
+    return Kernel("edge_dwc", {"IN": node.in_elems, "OUT": node.out_elems, "B": b}, {},
+                  StreamFormat(node.in_elems, b, signed, bipolar), StreamFormat(node.out_elems, b, signed, bipolar))
+
+
+def fifo(width: int, depth: int) -> Kernel:
+    """edge_fifo of `depth` words of `width` bits (words are opaque to it: one element of the whole width)."""
+    fmt = StreamFormat(1, width, False)
+    return Kernel("edge_fifo", {"W": width, "DEPTH": depth}, {}, fmt, fmt)
+
+
+BUILDERS = {MatrixVectorUnit: mvau, Thresholding: thresholding, StreamingDataWidthConverter: width_converter}
 
 
 def kernel_for(node: Node) -> Kernel:

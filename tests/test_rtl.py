@@ -9,9 +9,9 @@ import pytest
 
 from fpga.datatypes import BIPOLAR, IntType
 from fpga.execute import run_node
-from fpga.ir import MatrixVectorUnit, Thresholds
+from fpga.ir import MatrixVectorUnit, StreamingDataWidthConverter, Thresholding, Thresholds
 from rtl import verilator
-from rtl.kernels import kernel_for
+from rtl.kernels import fifo, kernel_for
 
 # (mw, mh, pe, simd, input type, weight type, xnor, thresholded, output type, descending channels)
 MVAU_CASES = [
@@ -62,6 +62,47 @@ def test_mvau_matches_the_ir(case: tuple, tmp_path: Path) -> None:
     stalled = verilator.run(kernel, x, expected.size, workdir=tmp_path, seed=7, stall_percent=40)
     np.testing.assert_array_equal(stalled.outputs, expected)
     assert stalled.cycles > free.cycles
+
+
+def _check_stream(kernel, x: np.ndarray, expected: np.ndarray, min_cycles: int, work: Path) -> None:
+    """Exact with no stalls (within a few cycles of `min_cycles`) and with 40% stalls on both sides."""
+    free = verilator.run(kernel, x, expected.size, workdir=work, seed=1, stall_percent=0)
+    np.testing.assert_array_equal(free.outputs, expected)
+    assert free.cycles <= min_cycles + 4
+    stalled = verilator.run(kernel, x, expected.size, workdir=work, seed=5, stall_percent=40)
+    np.testing.assert_array_equal(stalled.outputs, expected)
+
+
+@pytest.mark.parametrize("case", [(12, 3, IntType(9, True), IntType(3, False), True),
+                                  (8, 8, IntType(4, False), BIPOLAR, False)], ids=["signed_in", "bipolar_out"])
+def test_thresholding_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    channels, pe, it, ot, desc = case
+    rng = np.random.default_rng(channels + pe)
+    levels = 1 if ot.bipolar else ot.max - ot.min
+    vals = np.sort(rng.integers(it.min - 2, it.max + 3, size=(channels, levels)), axis=1)
+    descending = rng.random(channels) < 0.4 if desc else np.zeros(channels, bool)
+    base, step = (-1, 2) if ot.bipolar else (ot.min, 1)
+    th = Thresholds(values=vals, descending=descending, base=base, step=step, out_dtype=ot)
+    node = Thresholding(name="th", inputs=("x",), output="y", pe=pe, channels=channels, vectors=5, in_dtype=it,
+                        thresholds=th)
+    x = _values(it, (5, channels), rng)
+    _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), node.cycles(), tmp_path)
+
+
+@pytest.mark.parametrize("words", [(8, 64), (64, 8), (6, 4)], ids=lambda w: f"{w[0]}to{w[1]}")
+def test_width_converter_keeps_the_stream(words: tuple[int, int], tmp_path: Path) -> None:
+    n_in, n_out = words
+    elems = 3 * 192
+    dtype = IntType(3, True)
+    node = StreamingDataWidthConverter(name="dwc", inputs=("x",), output="y", in_elems=n_in, out_elems=n_out,
+                                       elems=elems, dtype=dtype)
+    x = _values(dtype, (elems,), np.random.default_rng(n_in))
+    _check_stream(kernel_for(node), x, x, node.cycles(), tmp_path)
+
+
+def test_fifo_keeps_the_stream(tmp_path: Path) -> None:
+    x = np.random.default_rng(2).integers(0, 1 << 20, size=200)
+    _check_stream(fifo(20, 3), x, x, len(x), tmp_path)
 
 
 def test_yosys_counts_the_mvau(tmp_path: Path) -> None:

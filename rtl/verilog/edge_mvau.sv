@@ -2,6 +2,9 @@
 // One input vector of MW elements arrives as SF = MW/SIMD words; it is buffered on the first of NF = MH/PE neuron
 // folds and replayed from the buffer on the others. Each output word carries PE channels. AXI-Stream-style
 // ready/valid on both sides; one MAC step per cycle (II=1) when neither side stalls.
+// Weight and threshold ROMs are read synchronously (one registered read port, which Yosys maps to block RAM): the
+// register holds the word of the current step and is loaded with the next one when the step fires, primed once
+// after reset.
 // Element e of a word sits at bits [e*B +: B], two's complement when signed; bipolar elements are one bit (1 = +1).
 // Weights: ROM word (nf*SF + sf) holds PE*SIMD weights, weight (p, s) at [(p*SIMD + s)*WB +: WB].
 // Thresholds (LEVELS > 0): ROM word nf holds, per PE p, LEVELS thresholds of AB bits at [(p*LEVELS + l)*AB +: AB]
@@ -20,6 +23,7 @@ module edge_mvau #(
     parameter bit IN_BIPOLAR = 0,
     parameter bit W_BIPOLAR = 0,
     parameter bit XNOR = 0,          // bipolar x bipolar: accumulate popcount of matching bits
+    parameter bit USE_DSP = 0,       // products as multipliers (DSP blocks) or as shift-and-add in LUTs
     parameter bit OUT_BIPOLAR = 0,
     parameter int BASE = 0,
     parameter int STEP = 1,
@@ -53,15 +57,26 @@ module edge_mvau #(
     logic signed [AB-1:0] acc_next [0:PE-1];
     logic [PE*OW-1:0] result;
 
+    logic primed;
     wire last_sf = (sf == SF - 1);
+    wire last_nf = (nf == NF - 1);
     wire room = !last_sf || !out_valid || out_ready;
     wire have_input = (nf != 0) || in_valid;
-    wire fire = have_input && room;
-    assign in_ready = (nf == 0) && room;
+    wire fire = primed && have_input && room;
+    assign in_ready = primed && (nf == 0) && room;
 
     wire [SIMD*IB-1:0] word = (nf == 0) ? in_data : buffer[sf];
-    wire [PE*SIMD*WB-1:0] wword = wrom[nf * SF + sf];
-    wire [TW-1:0] tword = trom[nf];
+
+    // registered ROM reads: the word of the step after this one, or of step 0 while priming
+    logic [$clog2(NF*SF+1)-1:0] waddr;
+    logic [PE*SIMD*WB-1:0] wword;
+    logic [TW-1:0] tword;
+    wire [$clog2(NF*SF+1)-1:0] waddr_next = (waddr == NF*SF - 1) ? '0 : waddr + 1'b1;
+    wire [$clog2(NF+1)-1:0] nf_next = last_nf ? '0 : nf + 1'b1;
+    always_ff @(posedge clk) begin
+        if (!primed || fire) wword <= wrom[primed ? waddr_next : '0];
+        if (LEVELS > 0 && (!primed || (fire && last_sf))) tword <= trom[primed ? nf_next : '0];
+    end
 
     function automatic signed [AB-1:0] in_value(input [IB-1:0] b);
         if (IN_BIPOLAR) in_value = b[0] ? 1 : -1;
@@ -74,6 +89,16 @@ module edge_mvau #(
         else w_value = $signed(b);
     endfunction
 
+    // a product in fabric: the input shifted by each set weight bit, the sign bit subtracted (a bipolar weight
+    // negates); synthesis keeps it in LUTs where a `*` would be mapped to a DSP block
+    function automatic signed [AB-1:0] lut_mul(input signed [AB-1:0] x, input [WB-1:0] w);
+        lut_mul = '0;
+        if (W_BIPOLAR) lut_mul = w[0] ? x : -x;
+        else
+            for (int b = 0; b < WB; b++)
+                if (w[b]) lut_mul = (b == WB - 1) ? lut_mul - (x <<< b) : lut_mul + (x <<< b);
+    endfunction
+
     // one MAC step: PE sums of SIMD products (or matching bits), added to the running accumulators
     logic signed [AB-1:0] sum [0:PE-1];
     logic signed [AB-1:0] prod;
@@ -82,7 +107,8 @@ module edge_mvau #(
             sum[p] = (sf == 0) ? '0 : acc[p];
             for (int s = 0; s < SIMD; s++) begin
                 if (XNOR) prod = {{(AB-1){1'b0}}, ~(word[s*IB] ^ wword[(p*SIMD + s)*WB])};
-                else prod = in_value(word[s*IB +: IB]) * w_value(wword[(p*SIMD + s)*WB +: WB]);
+                else if (USE_DSP) prod = in_value(word[s*IB +: IB]) * w_value(wword[(p*SIMD + s)*WB +: WB]);
+                else prod = lut_mul(in_value(word[s*IB +: IB]), wword[(p*SIMD + s)*WB +: WB]);
                 sum[p] = sum[p] + prod;
             end
             acc_next[p] = sum[p];
@@ -115,17 +141,21 @@ module edge_mvau #(
         if (!rst_n) begin
             sf <= '0;
             nf <= '0;
+            waddr <= '0;
+            primed <= 1'b0;
             out_valid <= 1'b0;
         end else begin
+            primed <= 1'b1;
             if (out_valid && out_ready) out_valid <= 1'b0;
             if (fire) begin
+                waddr <= waddr_next;
                 if (nf == 0) buffer[sf] <= in_data;
                 for (int p = 0; p < PE; p++) acc[p] <= acc_next[p];
                 if (last_sf) begin
                     out_data <= result;
                     out_valid <= 1'b1;
                     sf <= '0;
-                    nf <= (nf == NF - 1) ? '0 : nf + 1'b1;
+                    nf <= nf_next;
                 end else begin
                     sf <= sf + 1'b1;
                 end

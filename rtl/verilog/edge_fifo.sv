@@ -1,0 +1,39 @@
+// Stream FIFO (FINN's StreamingFIFO) of DEPTH words of W bits between two kernels. Its ready depends on its own
+// fill level only, which cuts the combinational ready chain between kernels. The memory is read asynchronously, so
+// it maps to LUT RAM (distributed memory).
+module edge_fifo #(
+    parameter int W = 8,
+    parameter int DEPTH = 2
+) (
+    input  logic          clk,
+    input  logic          rst_n,
+    input  logic          in_valid,
+    output logic          in_ready,
+    input  logic [W-1:0]  in_data,
+    output logic          out_valid,
+    input  logic          out_ready,
+    output logic [W-1:0]  out_data
+);
+    logic [W-1:0] mem [0:DEPTH-1];
+    logic [$clog2(DEPTH+1)-1:0] count;
+    logic [$clog2(DEPTH+1)-1:0] rd, wr;
+
+    assign in_ready = count < DEPTH;
+    assign out_valid = count != 0;
+    assign out_data = mem[rd];
+    wire push = in_valid && in_ready;
+    wire pop = out_valid && out_ready;
+
+    always_ff @(posedge clk) begin
+        if (push) mem[wr] <= in_data;
+        if (!rst_n) begin
+            count <= '0;
+            rd <= '0;
+            wr <= '0;
+        end else begin
+            if (push) wr <= (wr == DEPTH - 1) ? '0 : wr + 1'b1;
+            if (pop) rd <= (rd == DEPTH - 1) ? '0 : rd + 1'b1;
+            count <= count + (push ? 1 : 0) - (pop ? 1 : 0);
+        end
+    end
+endmodule

@@ -1,0 +1,81 @@
+// Thresholding: requantises a stream channel by channel (FINN's Thresholding), PE channels per word.
+// Channels are visited in NF = C/PE folds, one word per cycle; the threshold ROM word of fold nf holds, per PE p,
+// LEVELS thresholds of TB bits at [(p*LEVELS + l)*TB +: TB] and the descending flag at bit PE*LEVELS*TB + p.
+// out = BASE + STEP * #{l : x >= T} (x <= T for a descending channel); bipolar outputs are the count's bit.
+// The ROM is read synchronously (registered read port, block RAM when large): primed after reset, then loaded
+// with the next fold's word whenever a word passes.
+module edge_thresholding #(
+    parameter int C = 4,
+    parameter int PE = 1,
+    parameter int IB = 8,            // input element bits
+    parameter bit IN_SIGNED = 1,
+    parameter int TB = 9,            // threshold bits (signed): the input range +-1
+    parameter int LEVELS = 1,
+    parameter int OB = 4,
+    parameter bit OUT_BIPOLAR = 0,
+    parameter int BASE = 0,
+    parameter int STEP = 1,
+    parameter THRESHOLDS = "thresholds.mem",
+    localparam int NF = C / PE,
+    localparam int TW = PE * LEVELS * TB + PE
+) (
+    input  logic               clk,
+    input  logic               rst_n,
+    input  logic               in_valid,
+    output logic               in_ready,
+    input  logic [PE*IB-1:0]   in_data,
+    output logic               out_valid,
+    input  logic               out_ready,
+    output logic [PE*OB-1:0]   out_data
+);
+    logic [TW-1:0] trom [0:NF-1];
+    initial $readmemh(THRESHOLDS, trom);
+
+    logic primed;
+    logic [$clog2(NF+1)-1:0] nf;
+    logic [TW-1:0] tword;
+    wire [$clog2(NF+1)-1:0] nf_next = (nf == NF - 1) ? '0 : nf + 1'b1;
+    wire fire = primed && in_valid && (!out_valid || out_ready);
+    assign in_ready = primed && (!out_valid || out_ready);
+
+    always_ff @(posedge clk)
+        if (!primed || fire) tword <= trom[primed ? nf_next : '0];
+
+    function automatic signed [TB:0] x_value(input [IB-1:0] b);
+        if (IN_SIGNED) x_value = $signed(b);
+        else x_value = {1'b0, b};
+    endfunction
+
+    logic [PE*OB-1:0] result;
+    logic [31:0] count;
+    logic signed [31:0] value;
+    logic signed [TB:0] x, thr;
+    always_comb begin
+        for (int p = 0; p < PE; p++) begin
+            x = x_value(in_data[p*IB +: IB]);
+            count = 0;
+            for (int l = 0; l < LEVELS; l++) begin
+                thr = $signed(tword[(p*LEVELS + l)*TB +: TB]);
+                if (tword[PE*LEVELS*TB + p] ? (x <= thr) : (x >= thr)) count = count + 1;
+            end
+            value = BASE + STEP * $signed(count);
+            result[p*OB +: OB] = OUT_BIPOLAR ? count[OB-1:0] : value[OB-1:0];
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (!rst_n) begin
+            nf <= '0;
+            primed <= 1'b0;
+            out_valid <= 1'b0;
+        end else begin
+            primed <= 1'b1;
+            if (out_valid && out_ready) out_valid <= 1'b0;
+            if (fire) begin
+                out_data <= result;
+                out_valid <= 1'b1;
+                nf <= nf_next;
+            end
+        end
+    end
+endmodule
