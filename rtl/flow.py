@@ -1,0 +1,125 @@
+"""The RTL backend's flow over a written project: Verilator on frames (bit-exact against the integer IR, free
+running and under random back-pressure) and Yosys on the top with its hierarchy kept (per-layer counts)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rtl import verilator, yosys
+from rtl.project import TOP, Project
+
+SIM_DIR = "obj"  # the compiled Verilator model inside the project, reused by `edge simulate`
+BACKPRESSURE_STALL_PERCENT = 30
+BACKPRESSURE_FRAMES = 4
+YOSYS_FAMILY = {"zynq-7000": "xc7", "zynq-ultrascale-plus": "xcup", "alveo": "xcup"}
+
+
+def compile_top(project: Project) -> Path:
+    """The Verilator model of the project's top (compiled once, kept in the project)."""
+    return verilator.compile_design(TOP, project.sources, project.directory / SIM_DIR, axis=True)
+
+
+def steady_cycles(frame_cycles: tuple[int, ...]) -> float:
+    """Cycles per frame over the second half of the run (the first frames fill the pipeline)."""
+    n = len(frame_cycles)
+    if n < 2:
+        return float(frame_cycles[0]) if frame_cycles else 0.0
+    k = n // 2
+    return (frame_cycles[-1] - frame_cycles[k - 1]) / (n - k)
+
+
+def simulate(project: Project, x_int: np.ndarray, expected: np.ndarray, estimated_cycles: int,
+             clock_mhz: float, seed: int = 0) -> tuple[dict[str, Any], np.ndarray]:
+    """Run the top on every frame of x_int (the IR's input, batch first) and on a few frames with random stalls on
+    both AXI-Stream sides; returns the `rtl` summary and the free run's outputs, shaped like `expected`."""
+    t0 = time.perf_counter()
+    exe = compile_top(project)
+    build_s = time.perf_counter() - t0
+    frames = len(x_int)
+    flat = np.asarray(x_int, np.int64).reshape(frames, -1)
+    n_out = int(np.prod(expected.shape))
+    t1 = time.perf_counter()
+    free = verilator.simulate(exe, project.in_format, project.out_format, flat, n_out, project.directory,
+                              frame_words=project.out_words)
+    sim_s = time.perf_counter() - t1
+    out = free.outputs.reshape(expected.shape)
+    equal = out == expected
+    k = min(frames, BACKPRESSURE_FRAMES)
+    stalled = verilator.simulate(exe, project.in_format, project.out_format, flat[:k],
+                                 int(np.prod(expected[:k].shape)), project.directory, seed=seed + 1,
+                                 stall_percent=BACKPRESSURE_STALL_PERCENT)
+    per_frame = steady_cycles(free.frame_cycles)
+    summary = {
+        "bit_exact": bool(equal.all()),
+        "frames": frames,
+        "mismatching_frames": int((~equal.reshape(frames, -1).all(1)).sum()),
+        "cycles_per_frame": round(per_frame, 1),
+        "estimated_cycles_per_frame": int(estimated_cycles),
+        "cycles_vs_estimate": round(per_frame / estimated_cycles - 1, 4) if estimated_cycles else None,
+        "first_frame_cycles": free.frame_cycles[0] if free.frame_cycles else free.cycles,
+        "fps": round(clock_mhz * 1e6 / per_frame, 1) if per_frame else None,
+        "backpressure": bool(np.array_equal(stalled.outputs.reshape(expected[:k].shape), expected[:k])),
+        "backpressure_frames": k,
+        "backpressure_stall_percent": BACKPRESSURE_STALL_PERCENT,
+        "simulator": "Verilator",
+        "verilate_seconds": round(build_s, 1),
+        "simulation_seconds": round(sim_s, 2),
+        "cycles_per_second": round(free.cycles / sim_s) if sim_s > 0 else None,
+    }
+    return summary, out
+
+
+def yosys_family(board_family: str) -> str:
+    """The synth_xilinx family of a board family (7-series or UltraScale+)."""
+    if board_family not in YOSYS_FAMILY:
+        raise yosys.YosysError(f"no Yosys flow for the board family '{board_family}'")
+    return YOSYS_FAMILY[board_family]
+
+
+def synthesise(project: Project, family: str, timeout: float = 3600) -> dict[str, Any]:
+    """Yosys synth_xilinx on the top, hierarchy kept: the top's totals and one count per kernel instance."""
+    work = project.directory / "synth"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    # YoWASP sees its working directory only: sources and ROM files are copied next to the script
+    for f in [*project.sources, *project.directory.glob("*.mem")]:
+        shutil.copy(f, work)
+    # deferred: a kernel is elaborated only with its instances' parameters (its default ROM files do not exist)
+    reads = " ".join(f"read_verilog -sv -defer {f.name};" for f in project.sources)
+    script = (f"{reads} {yosys.SYNTH[family]} -top {TOP}; tee -q -o stat.json stat -json; "
+              f"select {TOP}; write_json -selected top.json")
+    t0 = time.perf_counter()
+    done = subprocess.run([*yosys.yosys(), "-q", "-l", "yosys.log", "-p", script], capture_output=True, text=True,
+                          cwd=work, timeout=timeout)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise yosys.YosysError(f"Yosys could not synthesise {TOP}: " + " | ".join(tail))
+    stat = json.loads((work / "stat.json").read_text())
+    for f in work.iterdir():
+        if f.suffix in (".sv", ".mem"):
+            f.unlink()
+    modules = stat["modules"]
+    top_key = next(k for k in modules if k.lstrip("\\") == TOP)
+    cells = json.loads((work / "top.json").read_text())["modules"][top_key.lstrip("\\")]["cells"]
+    module_of = {name.lstrip("\\"): c["type"] for name, c in cells.items()}
+
+    def counts(module: str | None) -> dict[str, float]:
+        return yosys.count(modules[module]["num_cells_by_type"]) if module in modules else {}
+
+    layers = [{"node": inst["node"], "kind": inst["kind"], "resources": counts(module_of.get(inst["id"]))}
+              for inst in project.instances]
+    fifo_total = {"lut": 0.0, "ff": 0.0, "bram36": 0.0, "dsp": 0.0}
+    for name, module in module_of.items():
+        if name.startswith("fifo_"):
+            for k, v in counts(module).items():
+                fifo_total[k] += v
+    return {"tool": yosys.version(), "family": family, "seconds": round(time.perf_counter() - t0, 1),
+            "resources": yosys.count(stat["design"]["num_cells_by_type"]), "top_module": top_key,
+            "layers": layers, "fifos": fifo_total, "log": "rtl/synth/yosys.log"}

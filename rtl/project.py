@@ -1,0 +1,129 @@
+"""The RTL project of a dataflow graph: one kernel instance per node, a FIFO on every inner stream, ROM files and a
+generated top (rtl/templates/top.sv.j2), plus project.json that simulation and synthesis read back."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from fpga.ir import DataflowGraph, MatrixVectorUnit, Node
+from rtl.kernels import Kernel, StreamFormat, UnsupportedKernel, kernel_for
+
+VERILOG = Path(__file__).parent / "verilog"
+TEMPLATES = Path(__file__).parent / "templates"
+TOP = "edge_top"
+MANIFEST = "project.json"
+MIN_FIFO_DEPTH = 2
+
+
+def fifo_depth(consumer: Node) -> int:
+    """Words a stream's FIFO holds: an MVAU reads its input vector during its first neuron fold only, then
+    replays it, so its FIFO holds one whole vector (MW/SIMD words) while the producer goes on; others take 2."""
+    if isinstance(consumer, MatrixVectorUnit) and consumer.mh > consumer.pe:
+        return max(MIN_FIFO_DEPTH, consumer.mw // consumer.simd)
+    return MIN_FIFO_DEPTH
+
+
+@dataclass(frozen=True)
+class Project:
+    """A written RTL project: where it is, its top's stream formats and words per frame, its kernel instances."""
+
+    directory: Path
+    in_format: StreamFormat
+    out_format: StreamFormat
+    in_words: int  # per frame
+    out_words: int
+    instances: tuple[dict[str, Any], ...]  # node, kind, module, params
+
+    @property
+    def sources(self) -> list[Path]:
+        return sorted(self.directory.glob("*.sv"))
+
+
+def _ident(name: str) -> str:
+    """A Verilog identifier from an IR name (node and stream names come from the model)."""
+    ident = re.sub(r"\W", "_", name)
+    return ident if re.match(r"[A-Za-z_]", ident) else f"s_{ident}"
+
+
+def _literal(value: int | str) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(int(value))
+
+
+def kernels(graph: DataflowGraph) -> list[tuple[str, Kernel]]:
+    """Every node's kernel, or UnsupportedKernel for the first node the backend cannot build."""
+    out = []
+    for node in graph.nodes:
+        if len(node.inputs) != 1:
+            raise UnsupportedKernel(f"{node.name}: the RTL backend has no kernel for {node.kind} yet")
+        out.append((node.name, kernel_for(node)))
+    return out
+
+
+def _format_dict(f: StreamFormat) -> dict[str, Any]:
+    return {"elems": f.elems, "bits": f.bits, "signed": f.signed, "bipolar": f.bipolar}
+
+
+def write_project(graph: DataflowGraph, directory: Path, source: str = "",
+                  fifo_depths: dict[str, int] | None = None) -> Project:
+    """Write kernels' sources, ROM files, edge_top.sv and project.json into `directory` (created)."""
+    built = kernels(graph)
+    directory.mkdir(parents=True, exist_ok=True)
+    nodes = {n.name: n for n in graph.nodes}
+    widths: dict[str, int] = {}
+    instances, records = [], []
+    for name, kernel in built:
+        node = nodes[name]
+        ident = _ident(name)
+        params = dict(kernel.params)
+        for rom, words in kernel.roms.items():
+            file = f"{ident}_{rom.lower()}.mem"
+            (directory / file).write_text("".join(f"{w:x}\n" for w in words))
+            params[rom] = file
+        src, dst = node.inputs[0], node.output
+        for stream, width in ((src, kernel.in_format.width), (dst, kernel.out_format.width)):
+            if widths.setdefault(stream, width) != width:  # insert_width_converters guarantees this
+                raise UnsupportedKernel(f"{name}: stream {stream} is {widths[stream]} bits wide at its producer and "
+                                        f"{width} at its consumer")
+        instances.append({"id": f"u_{ident}", "node": name, "kind": node.kind, "module": kernel.module,
+                          "params": [(k, _literal(v)) for k, v in params.items()], "input": f"w_{_ident(src)}",
+                          "output": f"w_{_ident(dst)}"})
+        records.append({"id": f"u_{ident}", "node": name, "kind": node.kind, "module": kernel.module, "params": params})
+        shutil.copy(VERILOG / f"{kernel.module}.sv", directory / f"{kernel.module}.sv")
+    shutil.copy(VERILOG / "edge_fifo.sv", directory / "edge_fifo.sv")
+    depths = fifo_depths or {}
+    consumer = {i: n for n in graph.nodes for i in n.inputs}
+    inner = [s for s in widths if s not in (graph.input, graph.output)]
+    fifos = [{"id": f"w_{_ident(s)}", "stream": s, "width": widths[s],
+              "depth": max(MIN_FIFO_DEPTH, int(depths.get(s, fifo_depth(consumer[s]))))} for s in inner]
+    in_format, out_format = built[0][1].in_format, built[-1][1].out_format
+    frame_in = int(np.prod(graph.tensors[graph.input].shape))
+    frame_out = int(np.prod(graph.tensors[graph.output].shape))
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    text = env.get_template("top.sv.j2").render(
+        source=source or graph.name, in_elems=in_format.elems, in_bits=in_format.bits, in_width=in_format.width,
+        out_elems=out_format.elems, out_bits=out_format.bits, out_width=out_format.width,
+        streams=[{"id": f"w_{_ident(s)}", "name": s, "width": w} for s, w in widths.items()],
+        input={"id": f"w_{_ident(graph.input)}"}, output={"id": f"w_{_ident(graph.output)}"}, fifos=fifos, instances=instances)
+    (directory / f"{TOP}.sv").write_text(text)
+    manifest = {"top": TOP, "source": source, "in_format": _format_dict(in_format),
+                "out_format": _format_dict(out_format), "in_words": frame_in // in_format.elems,
+                "out_words": frame_out // out_format.elems, "instances": records,
+                "fifos": [{"stream": f["stream"], "width": f["width"], "depth": f["depth"]} for f in fifos]}
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return load_project(directory)
+
+
+def load_project(directory: Path) -> Project:
+    """Read a written project back from its project.json."""
+    data = json.loads((directory / MANIFEST).read_text())
+    return Project(directory, StreamFormat(**data["in_format"]), StreamFormat(**data["out_format"]),
+                   int(data["in_words"]), int(data["out_words"]), tuple(data["instances"]))
