@@ -112,7 +112,8 @@ def write_project(graph: DataflowGraph, directory: Path, source: str = "",
         source=source or graph.name, in_elems=in_format.elems, in_bits=in_format.bits, in_width=in_format.width,
         out_elems=out_format.elems, out_bits=out_format.bits, out_width=out_format.width,
         streams=[{"id": f"w_{_ident(s)}", "name": s, "width": w} for s, w in widths.items()],
-        input={"id": f"w_{_ident(graph.input)}"}, output={"id": f"w_{_ident(graph.output)}"}, fifos=fifos, instances=instances)
+        input={"id": f"w_{_ident(graph.input)}"}, output={"id": f"w_{_ident(graph.output)}"}, fifos=fifos,
+        instances=instances)
     (directory / f"{TOP}.sv").write_text(text)
     manifest = {"top": TOP, "source": source, "in_format": _format_dict(in_format),
                 "out_format": _format_dict(out_format), "in_words": frame_in // in_format.elems,
