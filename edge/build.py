@@ -179,3 +179,85 @@ def run_synthesis(project: Path, wanted: bool, final_dir: Path) -> dict[str, Any
     result = subprocess.run([tool, "-f", "run_hls.tcl"], cwd=project, capture_output=True, text=True)
     (project / "vitis_hls_run.log").write_text(result.stdout + result.stderr, encoding="utf-8")
     return {"ran": True, "exit_code": result.returncode, "log": "hls/vitis_hls_run.log", "commands": commands}
+
+
+RTL_DIR = "rtl"
+
+
+def _rtl_synth(project: Any, board: FpgaBoard, report: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    """Yosys on the top for the board's family: totals and per-layer counts beside the resource model's."""
+    from rtl.flow import synthesise, yosys_family
+    from rtl.yosys import YosysError
+
+    keys = ("lut", "ff", "bram36", "dsp")
+    try:
+        family = yosys_family(board.family)
+        log(f"Yosys synth_xilinx -family {family} on the top (hierarchy kept)...")
+        synth = synthesise(project, family)
+    except YosysError as exc:
+        raise EdgeError(f"{board.name}: {exc}") from None
+    est = {r["name"]: r for r in report["layers"]}
+    for layer in synth["layers"]:
+        e = est.get(layer["node"])
+        layer["estimate"] = {k: e[k] for k in keys if k in e} if e else None
+    t = report["totals"]["resources"]
+    synth["estimate"] = {k: t[k] for k in keys}
+    synth["ratio"] = {k: (round(synth["resources"][k] / t[k], 3) if t[k] else None) for k in keys}
+    return synth
+
+
+def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, out_dir: Path, synth: bool = False,
+                    log: Callable[[str], None] = lambda _: None) -> tuple[DataflowGraph, dict[str, Any]]:
+    """`edge build --backend rtl`: compile, write the Verilog project (rtl/), run the Verilator model of the top on the
+    verification inputs (bit-exact against the integer IR, which is checked against the QONNX golden) and under
+    random back-pressure; with `synth`, Yosys on the top. The output directory appears complete or not at all."""
+    from fpga.build import verify_sample_count
+    from fpga.execute import execute, quantize_input
+    from rtl.kernels import UnsupportedKernel
+    from rtl.project import kernels, write_project
+    from rtl.verilator import VerilatorError
+
+    graph, report = compile_model(loaded, board, opts)
+    try:
+        kernels(graph)  # refuse before anything is written
+    except UnsupportedKernel as exc:
+        raise EdgeError(f"{loaded.path}: {exc}; build it with the HLS backend (--backend hls)") from None
+    with atomic_output_dir(out_dir) as tmp:
+        project = write_project(graph, tmp / RTL_DIR, source=loaded.path.name)
+        # the estimates with the RTL top's own FIFO depths
+        depths = {f["stream"]: f["depth"] for f in project.fifos}
+        keep = {k: report[k] for k in ("source", "folding_source", "verification") if k in report}
+        report = {**build_report(graph, board, opts.cap, depths), **keep, "backend": "rtl",
+                  "fifo_depths": "RTL: an MVAU's input vector where it replays it, else 2",
+                  "rtl_project": f"{RTL_DIR}/"}
+        if opts.simulate:
+            frames = verify_sample_count(graph, opts.verify_samples) if opts.verify_samples else opts.sim_frames
+            x_int = quantize_input(graph.pre, random_inputs(loaded, max(frames, 2), opts.seed))
+            expected = execute(graph, x_int)[graph.output]
+            log(f"Verilator: the top on {len(x_int)} frames, then with random back-pressure...")
+            try:
+                summary, _ = simulate_rtl(project, x_int, expected, graph, board.clock_mhz)
+            except VerilatorError as exc:
+                raise EdgeError(f"{out_dir}/{RTL_DIR}: {exc}") from None
+            ir_ok = bool((report.get("verification") or {}).get("bit_exact", True))
+            summary["rtl_vs_ir_bit_exact"] = summary["bit_exact"]
+            summary["ir_vs_golden_bit_exact"] = ir_ok if report.get("verification") else None
+            summary["bit_exact"] = bool(summary["bit_exact"] and ir_ok)
+            report["rtl"] = summary
+        if synth:
+            report["synth"] = _rtl_synth(project, board, report, log)
+        save_graph(graph, tmp)
+        write_json(tmp / "folding.json", folding_to_data(graph))
+        onnx.save(loaded.model.model, str(tmp / MODEL_COPY))
+        write_json(tmp / "report.json", report)
+        write_report_html(report, tmp)
+    return graph, report
+
+
+def simulate_rtl(project: Any, x_int: Any, expected: Any, graph: DataflowGraph,
+                 clock_mhz: float) -> tuple[dict[str, Any], Any]:
+    """The Verilator run of a project's top, its cycles set against the folded estimate (the slowest node)."""
+    from rtl.flow import simulate
+
+    estimate = max(n.cycles() for n in graph.nodes)
+    return simulate(project, x_int, expected, estimate, clock_mhz)

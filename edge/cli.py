@@ -277,19 +277,25 @@ MODEL defaults to the bundled TFC w2a2 digits model.""")
               help="C-sim the generated HLS (g++, bit-exact) and simulate it cycle by cycle, sizing the FIFOs.")
 @click.option("--sim-frames", type=click.IntRange(min=2), default=16, show_default=True,
               help="Frames for the simulations (steady state is measured over the second half).")
-@click.option("--synth", is_flag=True, help="Also run Vitis HLS (csim, csynth, cosim, export) if vitis_hls is on PATH.")
+@click.option("--backend", type=click.Choice(["hls", "rtl"]), default="hls", show_default=True,
+              help="hls: HLS C++ (C-sim, cycle-level sim, Xilinx shell and PYNQ driver). rtl: hand-written "
+                   "SystemVerilog kernels and a generated top in OUTPUT/rtl/, simulated by Verilator (bit-exact, "
+                   "with random back-pressure).")
+@click.option("--synth", is_flag=True,
+              help="hls: also run Vitis HLS (csim, csynth, cosim, export) if vitis_hls is on PATH. rtl: Yosys "
+                   "synth_xilinx on the top, per-layer LUT/FF/BRAM/DSP beside the estimates.")
 @click.option("--bitfile", is_flag=True,
               help="Also build deploy/bitfile/edge.bit + .hwh (Vitis HLS, then Vivado on the block design); needs "
                    "both on PATH. Alveo: the kernel .xo.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
 def build(model: Path | None, board: str, output: Path, util_cap: float, target_fps: float | None,
           folding_file: Path | None, clock_mhz: float | None, top_k: int, verify_samples: int, simulate: bool,
-          sim_frames: int, synth: bool, bitfile: bool, as_json: bool) -> None:
+          sim_frames: int, backend: str, synth: bool, bitfile: bool, as_json: bool) -> None:
     import dataclasses
 
     from boards import load_board
     from boards.schema import FpgaBoard
-    from edge.build import build_bitfile, build_model, check_bitfile_tools
+    from edge.build import build_bitfile, build_model, build_rtl_model, check_bitfile_tools
     from edge.fsutil import write_json
     from edge.qonnx_io import load_model
     from fpga.build import BuildOptions
@@ -302,6 +308,8 @@ def build(model: Path | None, board: str, output: Path, util_cap: float, target_
         target = dataclasses.replace(target, clock_mhz=clock_mhz)
     if target_fps is not None and folding_file is not None:
         raise EdgeError("--target-fps and --folding exclude each other: a folding file fixes the throughput")
+    if bitfile and backend == "rtl":
+        raise EdgeError("--bitfile builds a Xilinx bitstream from the HLS backend; drop --backend rtl")
     if bitfile:
         check_bitfile_tools(target)
     loaded = load_model(model or bundled_model_path())
@@ -310,7 +318,11 @@ def build(model: Path | None, board: str, output: Path, util_cap: float, target_
                         synth=synth and not bitfile)
     log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
     log(f"lowering {loaded.path.name} and folding for {target.name}...")
-    _, report = build_model(loaded, target, opts, output, log)
+    if backend == "rtl":
+        opts.synth = False
+        _, report = build_rtl_model(loaded, target, opts, output, synth, log)
+    else:
+        _, report = build_model(loaded, target, opts, output, log)
     if bitfile:
         report["bitfile"] = build_bitfile(output, target, log)
         write_json(output / "report.json", report)
@@ -319,8 +331,11 @@ def build(model: Path | None, board: str, output: Path, util_cap: float, target_
     else:
         print_build_report(report, output)
     v = report.get("verification", {})
+    r = report.get("rtl", {})
     failed = [what for what, ok in (("IR vs QONNX", v.get("passed", v.get("bit_exact", True))),
-                                    ("simulation", report.get("simulation", {}).get("passed", True))) if not ok]
+                                    ("simulation", report.get("simulation", {}).get("passed", True)),
+                                    ("Verilator vs IR", r.get("rtl_vs_ir_bit_exact", True)),
+                                    ("Verilator under back-pressure", r.get("backpressure", True))) if not ok]
     if failed:
         click.echo(f"error: {' and '.join(failed)} failed; see {output}/report.json", err=True)
         sys.exit(1)
@@ -372,6 +387,31 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
                    f"{c['first_frame_latency_us']:,.1f} us; FIFOs sized, no deadlock: "
                    f"{sim['fifo_sizing']['no_deadlock_no_throughput_loss'] if sim.get('fifo_sizing') else '-'} "
                    f"[{status}]")
+    rtl = report.get("rtl")
+    if rtl:
+        click.echo(f"Verilator ({output}/rtl/edge_top.sv) on {rtl['frames']} frames: "
+                   f"{'bit-exact' if rtl['rtl_vs_ir_bit_exact'] else 'MISMATCH'} against the IR; "
+                   f"{rtl['cycles_per_frame']:,.0f} cycles/frame steady ({rtl['cycles_vs_estimate']:+.1%} vs estimate "
+                   f"{rtl['estimated_cycles_per_frame']:,}), {rtl['fps']:,.0f} FPS; random back-pressure "
+                   f"({rtl['backpressure_stall_percent']}% stalls on both ports): "
+                   f"{'bit-exact' if rtl['backpressure'] else 'MISMATCH'}")
+    ys = report.get("synth")
+    if ys:
+        def num(k: str, v: float) -> str:
+            return f"{v:,.1f}" if k == "bram36" else f"{v:,.0f}"
+
+        keys = ("lut", "ff", "bram36", "dsp")
+        rows = [[ly["node"], ly["kind"], *[num(k, ly["resources"].get(k, 0)) + (
+            f" ({num(k, ly['estimate'][k])})" if ly.get("estimate") else "") for k in keys]] for ly in ys["layers"]]
+        rows.append(["FIFOs", "StreamingFIFO", *[num(k, ys["fifos"][k]) for k in keys]])
+        rows.append(["total", "", *[f"{num(k, ys['resources'][k])} ({num(k, ys['estimate'][k])})" for k in keys]])
+        click.echo(f"\n{ys['tool']} synth_xilinx -family {ys['family']} ({ys['seconds']:.0f} s), estimate in "
+                   "parentheses:")
+        click.echo(render(["node", "op", "LUT", "FF", "BRAM36", "DSP"], rows))
+    if report.get("backend") == "rtl":
+        click.echo(f"wrote {output}/ir.json, ir.npz, folding.json, report.json, report.html, model.onnx, rtl/ "
+                   f"(try: edge simulate {output})")
+        return
     syn = report.get("synthesis", {})
     if not syn.get("ran"):
         click.echo(f"synthesis skipped ({syn.get('reason')}); to run it: {'; '.join(syn.get('commands', []))}")
@@ -426,6 +466,9 @@ def simulate(build_dir: Path, frames: int, input_file: Path | None, output_file:
         x = random_inputs(loaded, frames, seed=7)
     if len(x) < 2:
         raise EdgeError(f"{input_file}: needs at least 2 samples (the simulations measure steady state)")
+    if report.get("backend") == "rtl":
+        _simulate_rtl(build_dir, graph, loaded, board.clock_mhz, x, output_file, as_json)
+        return
     project = build_dir / "hls"
     summary, csim_out = simulate_project(graph, board, project, x, read_depths(project))
     check = verify(graph, loaded, x)
@@ -447,6 +490,50 @@ def simulate(build_dir: Path, frames: int, input_file: Path | None, output_file:
                    f"{board.clock_mhz:g} MHz; simulator {c['cycles_per_second'] / 1e6:,.2f} M cycles/s")
         rows = [[k, v["busy"], v["stall"], f"{v['utilisation']:.0%}"] for k, v in c["kernels"].items()]
         click.echo(render(["kernel", "busy", "stall", "utilisation"], rows))
+        if output_file is not None:
+            click.echo(f"wrote {output_file}")
+    if not summary["passed"]:
+        sys.exit(1)
+
+
+def _simulate_rtl(build_dir: Path, graph: Any, loaded: Any, clock_mhz: float, x: Any, output_file: Path | None,
+                  as_json: bool) -> None:
+    """`edge simulate` of an RTL build: the Verilator model of its top, checked against the IR and the golden."""
+    import numpy as np
+
+    from edge.build import RTL_DIR, simulate_rtl
+    from fpga.execute import dequantize_output, execute, quantize_input
+    from fpga.verify import verify
+    from rtl.project import load_project
+    from rtl.verilator import VerilatorError
+
+    try:
+        project = load_project(build_dir / RTL_DIR)
+    except (OSError, ValueError, KeyError) as exc:
+        raise EdgeError(f"{build_dir / RTL_DIR}: not an RTL project written by edge build --backend rtl "
+                        f"({type(exc).__name__}); build again") from None
+    x_int = quantize_input(graph.pre, x)
+    expected = execute(graph, x_int)[graph.output]
+    try:
+        summary, out = simulate_rtl(project, x_int, expected, graph, clock_mhz)
+    except VerilatorError as exc:
+        raise EdgeError(f"{build_dir / RTL_DIR}: {exc}") from None
+    check = verify(graph, loaded, x)
+    summary["ir_vs_golden"] = check.as_dict()
+    summary["passed"] = bool(summary["bit_exact"] and summary["backpressure"] and check.passed)
+    if output_file is not None:
+        np.save(output_file, dequantize_output(graph.post, out))
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(f"{'PASS' if summary['passed'] else 'FAIL'}: {summary['frames']} frames on the Verilator model of "
+                   f"{build_dir / RTL_DIR}/edge_top.sv; bit-exact against the IR: {summary['bit_exact']}; under "
+                   f"random back-pressure: {summary['backpressure']}; IR vs QONNX golden: "
+                   f"{verification_status(check.as_dict())}")
+        click.echo(f"{summary['cycles_per_frame']:,.1f} cycles/frame (estimate "
+                   f"{summary['estimated_cycles_per_frame']:,}), {summary['fps']:,.0f} FPS at {clock_mhz:g} MHz, first "
+                   f"frame after {summary['first_frame_cycles']:,} cycles; Verilator "
+                   f"{summary['cycles_per_second'] / 1e6:,.2f} M cycles/s")
         if output_file is not None:
             click.echo(f"wrote {output_file}")
     if not summary["passed"]:

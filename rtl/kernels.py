@@ -131,8 +131,10 @@ def mvau(node: MatrixVectorUnit) -> Kernel:
         params.update(LEVELS=th.levels, OB=ob, OUT_BIPOLAR=int(out_bipolar), BASE=th.base, STEP=th.step)
         roms["THRESHOLDS"] = _threshold_words(th, node.mh, pe, ab, lo, hi)
         out = StreamFormat(pe, ob, out_signed, out_bipolar)
-    else:
-        out = StreamFormat(pe, ab, True)
+    else:  # the accumulator in the IR's type (the internal one has a margin for clipped thresholds)
+        acc_bits, acc_signed, _ = _element(node.acc_dtype)
+        params["OB"] = acc_bits
+        out = StreamFormat(pe, acc_bits, acc_signed)
     return Kernel("edge_mvau", params, roms, StreamFormat(simd, ib, in_signed, in_bipolar), out)
 
 

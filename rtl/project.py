@@ -40,7 +40,8 @@ class Project:
     out_format: StreamFormat
     in_words: int  # per frame
     out_words: int
-    instances: tuple[dict[str, Any], ...]  # node, kind, module, params
+    instances: tuple[dict[str, Any], ...]  # id, node, kind, module, params
+    fifos: tuple[dict[str, Any], ...] = ()  # stream, width, depth
 
     @property
     def sources(self) -> list[Path]:
@@ -127,4 +128,5 @@ def load_project(directory: Path) -> Project:
     """Read a written project back from its project.json."""
     data = json.loads((directory / MANIFEST).read_text())
     return Project(directory, StreamFormat(**data["in_format"]), StreamFormat(**data["out_format"]),
-                   int(data["in_words"]), int(data["out_words"]), tuple(data["instances"]))
+                   int(data["in_words"]), int(data["out_words"]), tuple(data["instances"]),
+                   tuple(data["fifos"]))

@@ -117,3 +117,66 @@ def test_yosys_counts_the_mvau(tmp_path: Path) -> None:
     acc_bits = int(kernel.params["AB"])
     assert counts["ff"] >= 2 * node.pe * acc_bits  # accumulators plus the registered output word
     assert counts["lut"] > 0
+
+
+def test_build_rtl_backend_with_yosys(run_cli, tmp_path: Path) -> None:
+    """`edge build --backend rtl --synth` on the bundled TFC: the Verilator top bit-exact (free running and under
+    back-pressure) at the folded estimate's cycles, Yosys counts per layer that add up to the top's."""
+    import json
+
+    out = tmp_path / "b"
+    code, text, err = run_cli("build", "--backend", "rtl", "--target-fps", "2000", "--synth", "-o", str(out), "--json")
+    assert code == 0, err
+    r = json.loads(text)
+    rtl = r["rtl"]
+    assert rtl["bit_exact"] and rtl["backpressure"] and rtl["frames"] >= 16
+    assert abs(rtl["cycles_per_frame"] / rtl["estimated_cycles_per_frame"] - 1) <= 0.02
+    syn = r["synth"]
+    assert syn["tool"].startswith("Yosys") and syn["family"] == "xc7"
+    keys = {"lut", "ff", "bram36", "dsp"}
+    assert keys <= set(syn["resources"]) and keys <= set(syn["estimate"])
+    assert [ly["node"] for ly in syn["layers"]] == [ly["name"] for ly in r["layers"]]
+    # the top is wiring only: its cells are its kernels' and FIFOs'
+    for k in keys:
+        parts = sum(ly["resources"][k] for ly in syn["layers"]) + syn["fifos"][k]
+        assert parts == syn["resources"][k], k
+    assert syn["resources"]["lut"] > 0 and (out / "rtl" / "edge_top.sv").exists()
+
+
+def test_rtl_build_of_a_binarised_mlp_and_edge_simulate(run_cli, trained, tmp_path: Path) -> None:
+    """XNOR-popcount layers and bipolar streams through the whole top on an UltraScale+ board; `edge simulate`
+    reruns the Verilator model on the user's inputs and writes what the accelerator computed."""
+    import json
+
+    from edge.qonnx_io import GoldenModel, load_model
+    from fpga.execute import run_model
+    from fpga.serialize import load_graph
+
+    model = trained("tfc", 1, 1) / "model.onnx"
+    out = tmp_path / "b"
+    code, text, err = run_cli("build", str(model), "--board", "zcu104", "--backend", "rtl", "--target-fps", "20000",
+                              "-o", str(out), "--json")
+    assert code == 0, err
+    rtl = json.loads(text)["rtl"]
+    assert rtl["bit_exact"] and rtl["backpressure"]
+    assert abs(rtl["cycles_per_frame"] / rtl["estimated_cycles_per_frame"] - 1) <= 0.02
+    loaded = load_model(model)
+    x = np.random.default_rng(4).uniform(0, 1, (6, *loaded.input_shape[1:])).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, text, err = run_cli("simulate", str(out), "--input", str(tmp_path / "x.npy"), "--output",
+                              str(tmp_path / "y.npy"), "--json")
+    assert code == 0, err
+    assert json.loads(text)["bit_exact"]
+    y = np.load(tmp_path / "y.npy")
+    np.testing.assert_array_equal(y, run_model(load_graph(out), x))
+    golden = np.asarray(GoldenModel(loaded).run(x))
+    np.testing.assert_array_equal(y.argmax(-1), golden.argmax(-1))
+
+
+def test_rtl_backend_refuses_kinds_it_has_no_kernel_for(run_cli, trained, tmp_path: Path) -> None:
+    code, _, err = run_cli("build", str(trained("cnv", 2, 2) / "model.onnx"), "--backend", "rtl", "-o",
+                           str(tmp_path / "b"))
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert "Padding_0: the RTL backend has no kernel for Padding" in errors[0] and "--backend hls" in errors[0]
+    assert not (tmp_path / "b").exists()

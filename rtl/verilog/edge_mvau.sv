@@ -17,7 +17,7 @@ module edge_mvau #(
     parameter int IB = 4,            // input element bits
     parameter int WB = 4,            // weight bits
     parameter int AB = 16,           // accumulator bits (signed), also threshold bits
-    parameter int OB = 4,            // output element bits when thresholded
+    parameter int OB = 4,            // output element bits (thresholded, or the accumulator's low OB bits)
     parameter int LEVELS = 0,        // thresholds per channel; 0: output the accumulator
     parameter bit IN_SIGNED = 0,
     parameter bit IN_BIPOLAR = 0,
@@ -31,7 +31,7 @@ module edge_mvau #(
     parameter THRESHOLDS = "thresholds.mem",
     localparam int SF = MW / SIMD,
     localparam int NF = MH / PE,
-    localparam int OW = (LEVELS > 0) ? OB : AB,
+    localparam int OW = OB,
     localparam int TW = PE * LEVELS * AB + PE
 ) (
     input  logic                 clk,
@@ -132,7 +132,8 @@ module edge_mvau #(
                 value = BASE + STEP * $signed(count[p]);
                 result[p*OW +: OW] = OUT_BIPOLAR ? count[p][OW-1:0] : value[OW-1:0];
             end else begin
-                result[p*OW +: OW] = acc_next[p][OW-1:0];
+                value = acc_next[p];  // sign-extended to 32 bits, then the output type's width
+                result[p*OW +: OW] = value[OW-1:0];
             end
         end
     end
