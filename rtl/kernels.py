@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from fpga.datatypes import IntType
-from fpga.ir import MatrixVectorUnit, Node, StreamingDataWidthConverter, Thresholding, Thresholds
+from fpga.ir import (
+    MatrixVectorUnit,
+    MaxPool,
+    Node,
+    Padding,
+    SlidingWindow,
+    StreamingDataWidthConverter,
+    Thresholding,
+    Thresholds,
+)
 from fpga.resources import uses_dsp
 
 
@@ -164,13 +173,51 @@ def width_converter(node: StreamingDataWidthConverter) -> Kernel:
                   StreamFormat(node.in_elems, b, signed, bipolar), StreamFormat(node.out_elems, b, signed, bipolar))
 
 
+def padding(node: Padding) -> Kernel:
+    """edge_pad: the constant framed around the map, SIMD channels per word."""
+    b, signed, bipolar = _element(node.dtype)
+    t, left, bottom, r = node.pads
+    value = (node.value + 1) // 2 if bipolar else node.value & ((1 << b) - 1)
+    params: dict[str, int | str] = {"H": node.ifm[0], "W": node.ifm[1], "C": node.channels, "SIMD": node.simd, "B": b,
+                                    "T": t, "L": left, "BOT": bottom, "R": r, "VALUE": value}
+    fmt = StreamFormat(node.simd, b, signed, bipolar)
+    return Kernel("edge_pad", params, {}, fmt, fmt)
+
+
+def sliding_window(node: SlidingWindow) -> Kernel:
+    """edge_swg: windows of a standard convolution, SIMD channels per word (one pixel per word)."""
+    if node.depthwise or node.simd > node.channels:
+        what = "depthwise windows" if node.depthwise else "several pixels per word"
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no SlidingWindow with {what} yet")
+    b, signed, bipolar = _element(node.dtype)
+    (kh, kw), (sh, sw) = node.kernel, node.stride
+    params: dict[str, int | str] = {"H": node.ifm[0], "W": node.ifm[1], "C": node.channels, "SIMD": node.simd, "B": b,
+                                    "KH": kh, "KW": kw, "SH": sh, "SW": sw}
+    fmt = StreamFormat(node.simd, b, signed, bipolar)
+    return Kernel("edge_swg", params, {}, fmt, fmt)
+
+
+def max_pool(node: MaxPool) -> Kernel:
+    """edge_maxpool: non-overlapping windows (stride = kernel), PE channels per word."""
+    if node.kernel != node.stride:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no MaxPool with stride {node.stride} != kernel "
+                                f"{node.kernel} yet")
+    b, signed, bipolar = _element(node.dtype)
+    params: dict[str, int | str] = {"H": node.ifm[0], "W": node.ifm[1], "C": node.channels, "PE": node.pe, "B": b,
+                                    "SIGNED": int(signed), "BIPOLAR": int(bipolar), "KH": node.kernel[0],
+                                    "KW": node.kernel[1]}
+    fmt = StreamFormat(node.pe, b, signed, bipolar)
+    return Kernel("edge_maxpool", params, {}, fmt, fmt)
+
+
 def fifo(width: int, depth: int) -> Kernel:
     """edge_fifo of `depth` words of `width` bits (words are opaque to it: one element of the whole width)."""
     fmt = StreamFormat(1, width, False)
     return Kernel("edge_fifo", {"W": width, "DEPTH": depth}, {}, fmt, fmt)
 
 
-BUILDERS = {MatrixVectorUnit: mvau, Thresholding: thresholding, StreamingDataWidthConverter: width_converter}
+BUILDERS = {MatrixVectorUnit: mvau, Thresholding: thresholding, StreamingDataWidthConverter: width_converter,
+            Padding: padding, SlidingWindow: sliding_window, MaxPool: max_pool}
 
 
 def kernel_for(node: Node) -> Kernel:

@@ -9,7 +9,15 @@ import pytest
 
 from fpga.datatypes import BIPOLAR, IntType
 from fpga.execute import run_node
-from fpga.ir import MatrixVectorUnit, StreamingDataWidthConverter, Thresholding, Thresholds
+from fpga.ir import (
+    MatrixVectorUnit,
+    MaxPool,
+    Padding,
+    SlidingWindow,
+    StreamingDataWidthConverter,
+    Thresholding,
+    Thresholds,
+)
 from rtl import verilator
 from rtl.kernels import fifo, kernel_for
 
@@ -98,6 +106,59 @@ def test_width_converter_keeps_the_stream(words: tuple[int, int], tmp_path: Path
                                        elems=elems, dtype=dtype)
     x = _values(dtype, (elems,), np.random.default_rng(n_in))
     _check_stream(kernel_for(node), x, x, node.cycles(), tmp_path)
+
+
+def _frames(dtype: IntType, shape: tuple[int, ...], frames: int, seed: int) -> np.ndarray:
+    return _values(dtype, (frames, *shape), np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("case", [((5, 4), 4, 2, (1, 2, 0, 1), IntType(3, True), -4), ((3, 3), 2, 2, (1, 1, 1, 1),
+                                                                                      BIPOLAR, -1)],
+                         ids=["signed", "bipolar"])
+def test_padding_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    ifm, c, simd, pads, dtype, value = case
+    node = Padding(name="pad", inputs=("x",), output="y", simd=simd, ifm=ifm, channels=c, pads=pads, dtype=dtype,
+                   value=value)
+    x = _frames(dtype, (*ifm, c), 3, 1)
+    _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 3 * node.cycles(), tmp_path)
+
+
+# (ifm, channels, simd, kernel, stride)
+SWG_CASES = [((6, 5), 4, 2, (3, 3), (1, 1)), ((7, 7), 2, 2, (3, 3), (2, 2)), ((4, 6), 3, 1, (2, 1), (2, 1)),
+             ((5, 5), 2, 1, (1, 1), (1, 1))]
+
+
+@pytest.mark.parametrize("case", SWG_CASES, ids=lambda c: f"{c[0][0]}x{c[0][1]}_k{c[3][0]}{c[3][1]}_s{c[4][0]}")
+def test_sliding_window_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    """Windows in (ky, kx, channel) order across frames; input and output overlap, so a frame takes close to the
+    larger of reads and writes."""
+    ifm, c, simd, kernel, stride = case
+    ofm = ((ifm[0] - kernel[0]) // stride[0] + 1, (ifm[1] - kernel[1]) // stride[1] + 1)
+    dtype = IntType(4, False)
+    node = SlidingWindow(name="swg", inputs=("x",), output="y", simd=simd, ifm=ifm, ofm=ofm, channels=c,
+                         kernel=kernel, stride=stride, dtype=dtype)
+    frames = 4
+    x = _frames(dtype, (*ifm, c), frames, 2)
+    expected = run_node(node, [x])[0].reshape(-1)
+    kernel_ = kernel_for(node)
+    free = verilator.run(kernel_, x, expected.size, workdir=tmp_path, seed=1)
+    np.testing.assert_array_equal(free.outputs, expected)
+    reads = ifm[0] * ifm[1] * c // simd
+    # the first frame's rows are read before its windows leave; after it, frames overlap
+    assert free.cycles <= frames * node.cycles() + reads + 8, (free.cycles, node.cycles())
+    stalled = verilator.run(kernel_, x, expected.size, workdir=tmp_path, seed=3, stall_percent=40)
+    np.testing.assert_array_equal(stalled.outputs, expected)
+
+
+@pytest.mark.parametrize("case", [((4, 6), 4, 2, (2, 2), IntType(3, True)), ((5, 5), 3, 3, (2, 2), IntType(2, False)),
+                                  ((4, 4), 2, 1, (2, 2), BIPOLAR)], ids=["signed", "floor", "bipolar"])
+def test_max_pool_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    ifm, c, pe, kernel, dtype = case
+    ofm = (ifm[0] // kernel[0], ifm[1] // kernel[1])
+    node = MaxPool(name="pool", inputs=("x",), output="y", pe=pe, ifm=ifm, ofm=ofm, channels=c, kernel=kernel,
+                   stride=kernel, dtype=dtype)
+    x = _frames(dtype, (*ifm, c), 3, 4)
+    _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 3 * node.cycles(), tmp_path)
 
 
 def test_fifo_keeps_the_stream(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
     std::size_t sent = 0;
     long received = 0, cycles = 0;
     const long limit = 1000000L + 1000L * static_cast<long>(inputs.size() + n_out);
-    while (received < n_out) {
+    while (received < n_out || sent < inputs.size()) {
         if (++cycles > limit) {
             std::fprintf(stderr, "timeout: %ld of %ld output words after %ld cycles\n", received, n_out, cycles);
             return 1;

@@ -1,0 +1,81 @@
+"""Benchmark (not a test): whole RTL builds (`edge build --backend rtl --synth`) against the estimates.
+
+For each model and folding target: Verilator on the generated top (bit-exact against the IR and under random
+back-pressure? steady cycles per frame vs the folded estimate, simulated cycles per second) and Yosys
+`synth_xilinx` on the top for the board's family (LUT/FF/BRAM36/DSP vs the resource model, per kind, time).
+Models default to the bundled TFC w2a2 digits model; pass QONNX files with --model (repeatable).
+
+    python bench/rtl_build.py [--model M.onnx ...] [--board pynq-z2] [--target-fps 2000 20000 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from boards import load_board  # noqa: E402
+from edge.build import build_rtl_model  # noqa: E402
+from edge.qonnx_io import load_model  # noqa: E402
+from edge.table import render  # noqa: E402
+from fpga.build import BuildOptions  # noqa: E402
+
+KEYS = ("lut", "ff", "bram36", "dsp")
+
+
+def run(model: Path, board: str, fps: float, work: Path) -> dict:
+    target = load_board(board)
+    opts = BuildOptions(target_fps=fps or None, verify_samples=32)
+    t0 = time.perf_counter()
+    _, report = build_rtl_model(load_model(model), target, opts, work / f"b_{int(fps)}", synth=True)
+    seconds = time.perf_counter() - t0
+    syn, rtl = report["synth"], report["rtl"]
+    by_kind: dict[str, dict[str, float]] = {}
+    for layer in syn["layers"]:
+        agg = by_kind.setdefault(layer["kind"], {f"{k}_{s}": 0.0 for k in KEYS for s in ("yosys", "est")})
+        for k in KEYS:
+            agg[f"{k}_yosys"] += layer["resources"].get(k, 0)
+            agg[f"{k}_est"] += (layer.get("estimate") or {}).get(k, 0)
+    return {"model": model.name, "board": board, "target_fps": fps or "max", "rtl": rtl,
+            "yosys": syn["resources"], "estimate": syn["estimate"], "ratio": syn["ratio"], "by_kind": by_kind,
+            "fifos_yosys": syn["fifos"], "synth_seconds": syn["seconds"], "build_seconds": round(seconds, 1),
+            "tool": syn["tool"], "family": syn["family"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, action="append")
+    ap.add_argument("--board", default="pynq-z2")
+    ap.add_argument("--target-fps", type=float, nargs="+", default=[2000, 20000, 0])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rtl_build.json")
+    args = ap.parse_args()
+    models = args.model or [ROOT / "edge" / "models" / "tfc_w2a2_digits.onnx"]
+    rows, results = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in models:
+            for fps in args.target_fps:
+                r = run(m, args.board, fps, Path(tmp))
+                results.append(r)
+                v = r["rtl"]
+                rows.append([r["model"], r["target_fps"], "yes" if v["bit_exact"] and v["backpressure"] else "NO",
+                             f"{v['cycles_per_frame']:,.0f} ({v['estimated_cycles_per_frame']:,})",
+                             f"{v['cycles_per_second'] / 1e6:.1f} M",
+                             *[f"{r['yosys'][k]:,.1f} ({r['estimate'][k]:,.1f})" if k == "bram36" else
+                               f"{r['yosys'][k]:,.0f} ({r['estimate'][k]:,.0f})" for k in KEYS],
+                             f"{r['synth_seconds']:.0f}", f"{r['build_seconds']:.0f}"])
+                print(rows[-1], flush=True)
+    print(render(["model", "target FPS", "exact", "cycles/frame (est)", "Verilator cyc/s", "LUT (est)", "FF (est)",
+                  "BRAM36 (est)", "DSP (est)", "Yosys s", "build s"], rows))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"results": results}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
