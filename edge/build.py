@@ -213,6 +213,7 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
     random back-pressure; with `synth`, Yosys on the top. The output directory appears complete or not at all."""
     from fpga.build import verify_sample_count
     from fpga.execute import execute, quantize_input
+    from rtl.flow import SIZING_FRAMES, size_fifos
     from rtl.kernels import UnsupportedKernel
     from rtl.project import kernels, write_project
     from rtl.verilator import VerilatorError
@@ -223,17 +224,25 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
     except UnsupportedKernel as exc:
         raise EdgeError(f"{loaded.path}: {exc}; build it with the HLS backend (--backend hls)") from None
     with atomic_output_dir(out_dir) as tmp:
-        project = write_project(graph, tmp / RTL_DIR, source=loaded.path.name)
-        # the estimates with the RTL top's own FIFO depths
-        depths = {f["stream"]: f["depth"] for f in project.fifos}
-        keep = {k: report[k] for k in ("source", "folding_source", "verification") if k in report}
-        report = {**build_report(graph, board, opts.cap, depths), **keep, "backend": "rtl",
-                  "fifo_depths": "RTL: an MVAU's input vector where it replays it, else 2",
-                  "rtl_project": f"{RTL_DIR}/"}
+        sized: dict[str, int] | None = None
         if opts.simulate:
             frames = verify_sample_count(graph, opts.verify_samples) if opts.verify_samples else opts.sim_frames
             x_int = quantize_input(graph.pre, random_inputs(loaded, max(frames, 2), opts.seed))
             expected = execute(graph, x_int)[graph.output]
+            log(f"Verilator: FIFO sizing on {min(len(x_int), SIZING_FRAMES)} frames with deep FIFOs...")
+            try:
+                sized = size_fifos(graph, x_int, tmp / "fifo_sizing")
+            except VerilatorError as exc:
+                raise EdgeError(f"{out_dir}/{RTL_DIR}: {exc}") from None
+        project = write_project(graph, tmp / RTL_DIR, source=loaded.path.name, fifo_depths=sized)
+        # the estimates with the RTL top's own FIFO depths
+        depths = {f["stream"]: f["depth"] for f in project.fifos}
+        keep = {k: report[k] for k in ("source", "folding_source", "verification") if k in report}
+        report = {**build_report(graph, board, opts.cap, depths), **keep, "backend": "rtl",
+                  "fifo_depths": ("sized by Verilator (most words held with deep FIFOs, + 1)" if sized else
+                                  "2 words each (not simulated)"),
+                  "rtl_project": f"{RTL_DIR}/"}
+        if opts.simulate:
             log(f"Verilator: the top on {len(x_int)} frames, then with random back-pressure...")
             try:
                 summary, _ = simulate_rtl(project, x_int, expected, graph, board.clock_mhz)

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from fpga.ir import DataflowGraph
 from rtl import verilator, yosys
-from rtl.project import TOP, Project
+from rtl.project import MIN_FIFO_DEPTH, TOP, Project, fifo_instance, write_project
 
 SIM_DIR = "obj"  # the compiled Verilator model inside the project, reused by `edge simulate`
 BACKPRESSURE_STALL_PERCENT = 30
@@ -24,6 +25,34 @@ YOSYS_FAMILY = {"zynq-7000": "xc7", "zynq-ultrascale-plus": "xcup", "alveo": "xc
 def compile_top(project: Project) -> Path:
     """The Verilator model of the project's top (compiled once, kept in the project)."""
     return verilator.compile_design(TOP, project.sources, project.directory / SIM_DIR, axis=True)
+
+
+SIZING_FRAMES = 6
+MAX_PROBE_DEPTH = 1 << 16
+
+
+def size_fifos(graph: DataflowGraph, x_int: np.ndarray, workdir: Path) -> dict[str, int]:
+    """FIFO depths from a Verilator run with deep FIFOs: each stream's most words held, plus one. A FIFO that filled
+    up sits in front of the bottleneck with the input running ahead (the testbench, like a DMA, sends at full
+    rate): depth buys nothing there, it gets the minimum. The probe project lives in `workdir` and is removed."""
+    probe = {s: min(MAX_PROBE_DEPTH, int(np.prod(t.shape))) for s, t in graph.tensors.items()}
+    project = write_project(graph, workdir, "fifo sizing", probe)
+    try:
+        exe = compile_top(project)
+        frames = x_int[:SIZING_FRAMES]
+        n_out = int(np.prod(graph.tensors[graph.output].shape)) * len(frames)
+        estimate = max(n.cycles() for n in graph.nodes)
+        result = verilator.simulate(exe, project.in_format, project.out_format,
+                                    np.asarray(frames, np.int64).reshape(len(frames), -1), n_out, project.directory,
+                                    max_cycles=1_000_000 + 20 * (len(frames) + 2) * estimate)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    peaks = {name.split(".")[-1]: peak for name, peak in (result.peaks or {}).items()}
+    depths = {}
+    for f in project.fifos:
+        peak = peaks.get(fifo_instance(f["stream"]))
+        depths[f["stream"]] = MIN_FIFO_DEPTH if peak is None or peak >= f["depth"] else max(MIN_FIFO_DEPTH, peak + 1)
+    return depths
 
 
 def steady_cycles(frame_cycles: tuple[int, ...]) -> float:
@@ -46,15 +75,17 @@ def simulate(project: Project, x_int: np.ndarray, expected: np.ndarray, estimate
     flat = np.asarray(x_int, np.int64).reshape(frames, -1)
     n_out = int(np.prod(expected.shape))
     t1 = time.perf_counter()
+    # a run far beyond the estimate has stopped making progress (a deadlock): end it there
+    budget = 1_000_000 + 20 * (frames + 2) * max(estimated_cycles, 1)
     free = verilator.simulate(exe, project.in_format, project.out_format, flat, n_out, project.directory,
-                              frame_words=project.out_words)
+                              frame_words=project.out_words, max_cycles=budget)
     sim_s = time.perf_counter() - t1
     out = free.outputs.reshape(expected.shape)
     equal = out == expected
     k = min(frames, BACKPRESSURE_FRAMES)
     stalled = verilator.simulate(exe, project.in_format, project.out_format, flat[:k],
                                  int(np.prod(expected[:k].shape)), project.directory, seed=seed + 1,
-                                 stall_percent=BACKPRESSURE_STALL_PERCENT)
+                                 stall_percent=BACKPRESSURE_STALL_PERCENT, max_cycles=budget)
     per_frame = steady_cycles(free.frame_cycles)
     summary = {
         "bit_exact": bool(equal.all()),

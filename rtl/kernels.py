@@ -173,15 +173,18 @@ def width_converter(node: StreamingDataWidthConverter) -> Kernel:
                   StreamFormat(node.in_elems, b, signed, bipolar), StreamFormat(node.out_elems, b, signed, bipolar))
 
 
-def padding(node: Padding) -> Kernel:
-    """edge_pad: the constant framed around the map, SIMD channels per word."""
+def padding(node: Padding, in_dtype: IntType | None = None) -> Kernel:
+    """edge_pad: the constant framed around the map, SIMD channels per word (a bipolar input padded with 0 widens
+    to the node's integer type)."""
     b, signed, bipolar = _element(node.dtype)
     t, left, bottom, r = node.pads
     value = (node.value + 1) // 2 if bipolar else node.value & ((1 << b) - 1)
+    widen = in_dtype is not None and in_dtype.bipolar and not bipolar
     params: dict[str, int | str] = {"H": node.ifm[0], "W": node.ifm[1], "C": node.channels, "SIMD": node.simd, "B": b,
-                                    "T": t, "L": left, "BOT": bottom, "R": r, "VALUE": value}
+                                    "T": t, "L": left, "BOT": bottom, "R": r, "VALUE": value,
+                                    "IN_BIPOLAR": int(widen)}
     fmt = StreamFormat(node.simd, b, signed, bipolar)
-    return Kernel("edge_pad", params, {}, fmt, fmt)
+    return Kernel("edge_pad", params, {}, StreamFormat(node.simd, 1, False, True) if widen else fmt, fmt)
 
 
 def sliding_window(node: SlidingWindow) -> Kernel:
@@ -220,9 +223,10 @@ BUILDERS = {MatrixVectorUnit: mvau, Thresholding: thresholding, StreamingDataWid
             Padding: padding, SlidingWindow: sliding_window, MaxPool: max_pool}
 
 
-def kernel_for(node: Node) -> Kernel:
-    """The RTL kernel of an IR node, or UnsupportedKernel naming the kind."""
+def kernel_for(node: Node, in_dtype: IntType | None = None) -> Kernel:
+    """The RTL kernel of an IR node (given the type of its input stream where the node's own differs, as for a
+    padded bipolar map), or UnsupportedKernel naming the kind."""
     build = BUILDERS.get(type(node))
     if build is None:
         raise UnsupportedKernel(f"{node.name}: the RTL backend has no kernel for {node.kind} yet")
-    return build(node)
+    return build(node, in_dtype) if isinstance(node, Padding) else build(node)

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from fpga.ir import DataflowGraph, MatrixVectorUnit, Node
+from fpga.ir import DataflowGraph, Node
 from rtl.kernels import Kernel, StreamFormat, UnsupportedKernel, kernel_for
 
 VERILOG = Path(__file__).parent / "verilog"
@@ -24,10 +24,8 @@ MIN_FIFO_DEPTH = 2
 
 
 def fifo_depth(consumer: Node) -> int:
-    """Words a stream's FIFO holds: an MVAU reads its input vector during its first neuron fold only, then
-    replays it, so its FIFO holds one whole vector (MW/SIMD words) while the producer goes on; others take 2."""
-    if isinstance(consumer, MatrixVectorUnit) and consumer.mh > consumer.pe:
-        return max(MIN_FIFO_DEPTH, consumer.mw // consumer.simd)
+    """Words a stream's FIFO holds: every kernel takes its input at the producer's pace (an MVAU takes the next
+    vector into its second buffer while it replays one), so 2 words decouple the ready chains."""
     return MIN_FIFO_DEPTH
 
 
@@ -54,6 +52,11 @@ def _ident(name: str) -> str:
     return ident if re.match(r"[A-Za-z_]", ident) else f"s_{ident}"
 
 
+def fifo_instance(stream: str) -> str:
+    """The top's instance name of a stream's FIFO."""
+    return f"fifo_w_{_ident(stream)}"
+
+
 def _literal(value: int | str) -> str:
     return f'"{value}"' if isinstance(value, str) else str(int(value))
 
@@ -64,7 +67,7 @@ def kernels(graph: DataflowGraph) -> list[tuple[str, Kernel]]:
     for node in graph.nodes:
         if len(node.inputs) != 1:
             raise UnsupportedKernel(f"{node.name}: the RTL backend has no kernel for {node.kind} yet")
-        out.append((node.name, kernel_for(node)))
+        out.append((node.name, kernel_for(node, graph.tensors[node.inputs[0]].dtype)))
     return out
 
 

@@ -36,6 +36,7 @@ class SimResult:
     outputs: np.ndarray
     cycles: int
     frame_cycles: tuple[int, ...] = ()
+    peaks: dict[str, int] | None = None  # FIFO instance (hierarchical name) -> most words it held
 
 
 def _param(value: int | str) -> str:
@@ -74,15 +75,20 @@ def build(kernel: Kernel, workdir: Path) -> Path:
 
 
 def simulate(exe: Path, in_format: StreamFormat, out_format: StreamFormat, x: np.ndarray, n_out: int, cwd: Path,
-             seed: int = 0, stall_percent: int = 0, frame_words: int = 0, timeout: float = 3600) -> SimResult:
-    """Run a compiled design on x (stream order) in `cwd` (where its ROM files are); n_out output elements."""
+             seed: int = 0, stall_percent: int = 0, frame_words: int = 0, max_cycles: int = 0,
+             timeout: float = 3600) -> SimResult:
+    """Run a compiled design on x (stream order) in `cwd` (where its ROM files are); n_out output elements.
+    `max_cycles` (0: the testbench's default) ends a run that stopped making progress."""
     words = in_format.pack(x)
     in_hex, out_hex = cwd / "in.hex", cwd / "out.hex"
     in_hex.write_text("".join(f"{w:x}\n" for w in words))
     n_words = n_out // out_format.elems
     args = [str(exe), in_hex.name, out_hex.name, str(n_words), str(seed), str(stall_percent)]
-    done = subprocess.run([*args, *([str(frame_words)] if frame_words else [])], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+    if frame_words or max_cycles:
+        args.append(str(frame_words))
+    if max_cycles:
+        args.append(str(max_cycles))
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     if done.returncode != 0:
         raise VerilatorError(f"{exe.parent.name} simulation failed: {(done.stderr or done.stdout).strip()}")
     out = [int(line, 16) for line in out_hex.read_text().split()]
@@ -91,7 +97,8 @@ def simulate(exe: Path, in_format: StreamFormat, out_format: StreamFormat, x: np
     lines = done.stdout.split("\n")
     frames = tuple(int(line.split()[1]) for line in lines if line.startswith("frame "))
     cycles = next(int(line.split()[1]) for line in lines if line.startswith("cycles "))
-    return SimResult(out_format.unpack(out), cycles, frames)
+    peaks = {line.split()[1]: int(line.split()[2]) for line in lines if line.startswith("peak ")}
+    return SimResult(out_format.unpack(out), cycles, frames, peaks)
 
 
 def run(kernel: Kernel, x: np.ndarray, n_out: int, workdir: Path | None = None, seed: int = 0,

@@ -1,7 +1,8 @@
 // Stream testbench for one kernel or a whole top: feeds words from a file on in_*, collects words from out_*, with
 // random stalls on both sides (ready/valid back-pressure). Words are hex, one per line, most significant digit first.
-// usage: Vkernel IN.hex OUT.hex N_OUT SEED STALL_PERCENT [FRAME_WORDS]   -> prints "cycles N" on success, and with
-// FRAME_WORDS the cycle at which each frame's last output word left ("frame C"). A kernel has ports in_* / out_*;
+// usage: Vkernel IN.hex OUT.hex N_OUT SEED STALL_PERCENT [FRAME_WORDS [MAX_CYCLES]]   -> prints "cycles N" on
+// success, and with FRAME_WORDS > 0 the cycle at which each frame's last output word left ("frame C"). MAX_CYCLES
+// (default: a million plus a thousand per word) ends a run that stopped making progress. A kernel has ports in_* / out_*;
 // a generated top (compiled with -DEDGE_AXIS) has AXI-Stream ports s_axis_t* / m_axis_t*.
 #include "Vkernel.h"
 #include "verilated.h"
@@ -71,8 +72,8 @@ template <std::size_t N> static Chunks get(const VlWide<N>& port) {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 6 && argc != 7) {
-        std::fprintf(stderr, "usage: %s IN.hex OUT.hex N_OUT SEED STALL_PERCENT [FRAME_WORDS]\n", argv[0]);
+    if (argc < 6 || argc > 8) {
+        std::fprintf(stderr, "usage: %s IN.hex OUT.hex N_OUT SEED STALL_PERCENT [FRAME_WORDS [MAX_CYCLES]]\n", argv[0]);
         return 2;
     }
     std::ifstream in_file(argv[1]);
@@ -83,7 +84,7 @@ int main(int argc, char** argv) {
     std::mt19937 rng(static_cast<uint32_t>(std::atol(argv[4])));
     const int stall = std::atoi(argv[5]);
     auto roll = [&]() { return static_cast<int>(rng() % 100) >= stall; };
-    const long frame_words = argc == 7 ? std::atol(argv[6]) : 0;
+    const long frame_words = argc >= 7 ? std::atol(argv[6]) : 0;
 
     Vkernel top;
     top.clk = 0;
@@ -99,7 +100,7 @@ int main(int argc, char** argv) {
     std::ofstream out_file(argv[2]);
     std::size_t sent = 0;
     long received = 0, cycles = 0;
-    const long limit = 1000000L + 1000L * static_cast<long>(inputs.size() + n_out);
+    const long limit = argc == 8 ? std::atol(argv[7]) : 1000000L + 1000L * static_cast<long>(inputs.size() + n_out);
     while (received < n_out || sent < inputs.size()) {
         if (++cycles > limit) {
             std::fprintf(stderr, "timeout: %ld of %ld output words after %ld cycles\n", received, n_out, cycles);

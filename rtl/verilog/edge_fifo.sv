@@ -1,6 +1,7 @@
 // Stream FIFO (FINN's StreamingFIFO) of DEPTH words of W bits between two kernels. Its ready depends on its own
 // fill level only, which cuts the combinational ready chain between kernels. The memory is read asynchronously, so
-// it maps to LUT RAM (distributed memory).
+// it maps to LUT RAM (distributed memory). In Verilator the FIFO reports the most words it ever held ("peak"), which
+// sizes the FIFOs of a build.
 module edge_fifo #(
     parameter int W = 8,
     parameter int DEPTH = 2
@@ -23,6 +24,12 @@ module edge_fifo #(
     assign out_data = mem[rd];
     wire push = in_valid && in_ready;
     wire pop = out_valid && out_ready;
+
+`ifdef VERILATOR
+    int peak = 0;
+    always_ff @(posedge clk) if (count > peak) peak <= count;
+    final $display("peak %m %0d", peak);
+`endif
 
     always_ff @(posedge clk) begin
         if (push) mem[wr] <= in_data;

@@ -1,6 +1,7 @@
 // MVAU: matrix-vector-activation unit (FINN vocabulary), folded by PE (output channels) and SIMD (inputs per cycle).
-// One input vector of MW elements arrives as SF = MW/SIMD words; it is buffered on the first of NF = MH/PE neuron
-// folds and replayed from the buffer on the others. Each output word carries PE channels. AXI-Stream-style
+// One input vector of MW elements arrives as SF = MW/SIMD words into one of two vector buffers (ping-pong) and is
+// replayed from it for the NF = MH/PE neuron folds; the next vector is taken into the other buffer meanwhile, so
+// the input side runs at the producer's pace. A word is used in the cycle it arrives when the compute waits for it. Each output word carries PE channels. AXI-Stream-style
 // ready/valid on both sides; one MAC step per cycle (II=1) when neither side stalls.
 // Weight and threshold ROMs are read synchronously (one registered read port, which Yosys maps to block RAM): the
 // register holds the word of the current step and is loaded with the next one when the step fires, primed once
@@ -50,7 +51,9 @@ module edge_mvau #(
         if (LEVELS > 0) $readmemh(THRESHOLDS, trom);
     end
 
-    logic [SIMD*IB-1:0] buffer [0:SF-1];
+    logic [SIMD*IB-1:0] buffer [0:2*SF-1];
+    logic [$clog2(SF+1)-1:0] have [0:1];   // words written into each buffer (SF: complete, until replayed)
+    logic wb, cb;                          // the buffer being written, the one being computed on
     logic [$clog2(SF+1)-1:0] sf;
     logic [$clog2(NF+1)-1:0] nf;
     logic signed [AB-1:0] acc [0:PE-1];
@@ -61,11 +64,14 @@ module edge_mvau #(
     wire last_sf = (sf == SF - 1);
     wire last_nf = (nf == NF - 1);
     wire room = !last_sf || !out_valid || out_ready;
-    wire have_input = (nf != 0) || in_valid;
-    wire fire = primed && have_input && room;
-    assign in_ready = primed && (nf == 0) && room;
+    assign in_ready = primed && (have[wb] < SF);
+    wire push = in_valid && in_ready;
+    wire stored = have[cb] > sf;
+    wire bypass = push && (wb == cb) && (have[cb] == sf);
+    wire fire = primed && (stored || bypass) && room;
+    wire done_vector = fire && last_sf && last_nf;
 
-    wire [SIMD*IB-1:0] word = (nf == 0) ? in_data : buffer[sf];
+    wire [SIMD*IB-1:0] word = stored ? buffer[cb * SF + sf] : in_data;
 
     // registered ROM reads: the word of the step after this one, or of step 0 while priming
     logic [$clog2(NF*SF+1)-1:0] waddr;
@@ -139,18 +145,31 @@ module edge_mvau #(
     end
 
     always_ff @(posedge clk) begin
+        if (push) buffer[wb * SF + have[wb]] <= in_data;
         if (!rst_n) begin
             sf <= '0;
             nf <= '0;
             waddr <= '0;
             primed <= 1'b0;
             out_valid <= 1'b0;
+            have[0] <= '0;
+            have[1] <= '0;
+            wb <= 1'b0;
+            cb <= 1'b0;
         end else begin
             primed <= 1'b1;
+            // the writer fills its buffer, then moves to the other one (which it may write once replayed)
+            if (push) begin
+                have[wb] <= have[wb] + 1'b1;
+                if (have[wb] == SF - 1) wb <= !wb;
+            end
+            if (done_vector) begin
+                have[cb] <= '0;
+                cb <= !cb;
+            end
             if (out_valid && out_ready) out_valid <= 1'b0;
             if (fire) begin
                 waddr <= waddr_next;
-                if (nf == 0) buffer[sf] <= in_data;
                 for (int p = 0; p < PE; p++) acc[p] <= acc_next[p];
                 if (last_sf) begin
                     out_data <= result;

@@ -12,6 +12,8 @@ module edge_pad #(
     parameter int BOT = 1,
     parameter int R = 1,
     parameter int VALUE = 0,         // the pad value, as B-bit two's complement (bipolar: 1 = +1)
+    parameter bit IN_BIPOLAR = 0,    // one-bit bipolar input elements (1 = +1) widened to B-bit -1/+1
+    localparam int IB = IN_BIPOLAR ? 1 : B,
     localparam int OH = H + T + BOT,
     localparam int OW = W + L + R,
     localparam int CF = C / SIMD
@@ -20,7 +22,7 @@ module edge_pad #(
     input  logic               rst_n,
     input  logic               in_valid,
     output logic               in_ready,
-    input  logic [SIMD*B-1:0]  in_data,
+    input  logic [SIMD*IB-1:0] in_data,
     output logic               out_valid,
     input  logic               out_ready,
     output logic [SIMD*B-1:0]  out_data
@@ -34,11 +36,15 @@ module edge_pad #(
     wire fire = room && (!interior || in_valid);
     assign in_ready = room && interior;
 
-    logic [SIMD*B-1:0] constant;
+    logic [SIMD*B-1:0] constant, widened;
     logic [31:0] value;
     always_comb begin
         value = VALUE;
-        for (int s = 0; s < SIMD; s++) constant[s*B +: B] = value[B-1:0];
+        for (int s = 0; s < SIMD; s++) begin
+            constant[s*B +: B] = value[B-1:0];
+            if (IN_BIPOLAR) widened[s*B +: B] = in_data[s*IB] ? B'(1) : {B{1'b1}};
+            else widened[s*B +: B] = in_data[s*IB +: IB];
+        end
     end
 
     always_ff @(posedge clk) begin
@@ -50,7 +56,7 @@ module edge_pad #(
         end else begin
             if (out_valid && out_ready) out_valid <= 1'b0;
             if (fire) begin
-                out_data <= interior ? in_data : constant;
+                out_data <= interior ? widened : constant;
                 out_valid <= 1'b1;
                 if (cf == CF - 1) begin
                     cf <= '0;
