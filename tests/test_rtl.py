@@ -234,10 +234,28 @@ def test_rtl_build_of_a_binarised_mlp_and_edge_simulate(run_cli, trained, tmp_pa
     np.testing.assert_array_equal(y.argmax(-1), golden.argmax(-1))
 
 
+def test_rtl_build_of_cnv_w1a1(run_cli, trained, tmp_path: Path) -> None:
+    """FINN's CNV shape with binary weights and activations: padding of a bipolar map, sliding windows, max pools,
+    XNOR and integer MVAUs; FIFOs sized by Verilator keep the top at the estimate's cycles per frame."""
+    import json
+
+    out = tmp_path / "b"
+    code, text, err = run_cli("build", str(trained("cnv", 1, 1) / "model.onnx"), "--backend", "rtl",
+                              "--target-fps", "20000", "--verify-samples", "16", "-o", str(out), "--json")
+    assert code == 0, err
+    r = json.loads(text)
+    rtl = r["rtl"]
+    assert rtl["bit_exact"] and rtl["backpressure"] and rtl["frames"] == 16
+    assert abs(rtl["cycles_per_frame"] / rtl["estimated_cycles_per_frame"] - 1) <= 0.02
+    kinds = {layer["op"] for layer in r["layers"]}
+    assert {"Padding", "SlidingWindow", "MaxPool", "MatrixVectorUnit"} <= kinds
+    assert r["fifo_depths"].startswith("sized by Verilator")
+
+
 def test_rtl_backend_refuses_kinds_it_has_no_kernel_for(run_cli, trained, tmp_path: Path) -> None:
-    code, _, err = run_cli("build", str(trained("cnv", 2, 2) / "model.onnx"), "--backend", "rtl", "-o",
+    code, _, err = run_cli("build", str(trained("resnet", 4, 4) / "model.onnx"), "--backend", "rtl", "-o",
                            str(tmp_path / "b"))
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
-    assert "Padding_0: the RTL backend has no kernel for Padding" in errors[0] and "--backend hls" in errors[0]
+    assert "the RTL backend has no kernel for DuplicateStreams" in errors[0] and "--backend hls" in errors[0]
     assert not (tmp_path / "b").exists()
