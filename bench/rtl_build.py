@@ -52,7 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, action="append")
     ap.add_argument("--board", default="pynq-z2")
-    ap.add_argument("--target-fps", type=float, nargs="+", default=[2000, 20000, 0])
+    ap.add_argument("--target-fps", type=float, nargs="+", default=[2000, 100000, 0])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rtl_build.json")
     args = ap.parse_args()
     models = args.model or [ROOT / "edge" / "models" / "tfc_w2a2_digits.onnx"]
