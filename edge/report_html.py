@@ -54,6 +54,7 @@ def build_context(report: dict[str, Any]) -> dict[str, Any]:
         "luts": bars([(r["name"], r["lut"]) for r in layers], fmt="{:,.0f}"),
         "brams": bars([(r["name"], r["bram36"]) for r in layers if r["bram36"]]),
         "fifos": fifos, "sim": sim, "verification": report.get("verification"), "bar_width": BAR_WIDTH,
+        "rtl": report.get("rtl"), "synth": report.get("synth"),
     }
 
 

@@ -202,6 +202,8 @@ def test_build_rtl_backend_with_yosys(run_cli, tmp_path: Path) -> None:
         parts = sum(ly["resources"][k] for ly in syn["layers"]) + syn["fifos"][k]
         assert parts == syn["resources"][k], k
     assert syn["resources"]["lut"] > 0 and (out / "rtl" / "edge_top.sv").exists()
+    html = (out / "report.html").read_text()
+    assert "Verilator, the RTL top on" in html and "synth_xilinx -family xc7" in html
 
 
 def test_rtl_build_of_a_binarised_mlp_and_edge_simulate(run_cli, trained, tmp_path: Path) -> None:
