@@ -9,6 +9,7 @@ import numpy as np
 
 from fpga.datatypes import IntType
 from fpga.ir import (
+    GlobalAccPool,
     MatrixVectorUnit,
     MaxPool,
     Node,
@@ -17,6 +18,7 @@ from fpga.ir import (
     StreamingDataWidthConverter,
     Thresholding,
     Thresholds,
+    VectorVectorUnit,
 )
 from fpga.resources import uses_dsp
 
@@ -147,6 +149,47 @@ def mvau(node: MatrixVectorUnit) -> Kernel:
     return Kernel("edge_mvau", params, roms, StreamFormat(simd, ib, in_signed, in_bipolar), out)
 
 
+def vvau(node: VectorVectorUnit) -> Kernel:
+    """edge_vvau: weights ROM in (tap, channel fold) order, PE channels per word, optional thresholds."""
+    pe, c, k = node.pe, node.channels, node.k
+    x = node.in_dtype
+    w = node.weights.astype(np.int64)  # (C, K)
+    hi = np.where(w > 0, w * x.max, w * x.min).sum(1)
+    lo = np.where(w > 0, w * x.min, w * x.max).sum(1)
+    lo_, hi_ = int(lo.min(initial=0)), int(hi.max(initial=0))
+    ab = _acc_bits(lo_, hi_)
+    ib, in_signed, in_bipolar = _element(x)
+    wb, _, w_bipolar = _element(node.w_dtype)
+    wenc = (w + 1) // 2 if w_bipolar else w & ((1 << wb) - 1)
+    weights = [sum(int(wenc[cf * pe + p, t]) << (p * wb) for p in range(pe)) for t in range(k) for cf in range(c // pe)]
+    params: dict[str, int | str] = {"C": c, "K": k, "PE": pe, "IB": ib, "WB": wb, "AB": ab, "IN_SIGNED": int(in_signed),
+                                    "IN_BIPOLAR": int(in_bipolar), "W_BIPOLAR": int(w_bipolar),
+                                    "USE_DSP": int(uses_dsp(wb, ib)), "LEVELS": 0}
+    roms = {"WEIGHTS": weights}
+    th = node.thresholds
+    if th is not None:
+        ob, out_signed, out_bipolar = _element(th.out_dtype)
+        params.update(LEVELS=th.levels, OB=ob, OUT_BIPOLAR=int(out_bipolar), BASE=th.base, STEP=th.step)
+        roms["THRESHOLDS"] = _threshold_words(th, c, pe, ab, lo_, hi_)
+        out = StreamFormat(pe, ob, out_signed, out_bipolar)
+    else:
+        acc_bits, acc_signed, _ = _element(node.acc_dtype)
+        params["OB"] = acc_bits
+        out = StreamFormat(pe, acc_bits, acc_signed)
+    return Kernel("edge_vvau", params, roms, StreamFormat(pe, ib, in_signed, in_bipolar), out)
+
+
+def global_acc_pool(node: GlobalAccPool) -> Kernel:
+    """edge_gap: per-channel sums over a frame's pixels, PE channels per word."""
+    ib, in_signed, in_bipolar = _element(node.in_dtype)
+    if in_bipolar:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no GlobalAccPool of a bipolar input yet")
+    ob, out_signed, _ = _element(node.out_dtype)
+    params: dict[str, int | str] = {"N": node.ifm[0] * node.ifm[1], "C": node.channels, "PE": node.pe, "IB": ib,
+                                    "IN_SIGNED": int(in_signed), "OB": ob}
+    return Kernel("edge_gap", params, {}, StreamFormat(node.pe, ib, in_signed), StreamFormat(node.pe, ob, out_signed))
+
+
 def thresholding(node: Thresholding) -> Kernel:
     """edge_thresholding: one ROM word of PE channels' thresholds per channel fold."""
     th = node.thresholds
@@ -188,10 +231,10 @@ def padding(node: Padding, in_dtype: IntType | None = None) -> Kernel:
 
 
 def sliding_window(node: SlidingWindow) -> Kernel:
-    """edge_swg: windows of a standard convolution, SIMD channels per word (one pixel per word)."""
-    if node.depthwise or node.simd > node.channels:
-        what = "depthwise windows" if node.depthwise else "several pixels per word"
-        raise UnsupportedKernel(f"{node.name}: the RTL backend has no SlidingWindow with {what} yet")
+    """edge_swg: windows of a standard or depthwise convolution, SIMD channels per word (one pixel per word)."""
+    if node.simd > node.channels:  # depthwise windows have the same (ky, kx, channel) order
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no SlidingWindow with several pixels per word "
+                                "yet")
     b, signed, bipolar = _element(node.dtype)
     (kh, kw), (sh, sw) = node.kernel, node.stride
     params: dict[str, int | str] = {"H": node.ifm[0], "W": node.ifm[1], "C": node.channels, "SIMD": node.simd, "B": b,
@@ -220,7 +263,8 @@ def fifo(width: int, depth: int) -> Kernel:
 
 
 BUILDERS = {MatrixVectorUnit: mvau, Thresholding: thresholding, StreamingDataWidthConverter: width_converter,
-            Padding: padding, SlidingWindow: sliding_window, MaxPool: max_pool}
+            Padding: padding, SlidingWindow: sliding_window, MaxPool: max_pool, VectorVectorUnit: vvau,
+            GlobalAccPool: global_acc_pool}
 
 
 def kernel_for(node: Node, in_dtype: IntType | None = None) -> Kernel:

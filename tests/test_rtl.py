@@ -10,6 +10,7 @@ import pytest
 from fpga.datatypes import BIPOLAR, IntType
 from fpga.execute import run_node
 from fpga.ir import (
+    GlobalAccPool,
     MatrixVectorUnit,
     MaxPool,
     Padding,
@@ -17,6 +18,7 @@ from fpga.ir import (
     StreamingDataWidthConverter,
     Thresholding,
     Thresholds,
+    VectorVectorUnit,
 )
 from rtl import verilator
 from rtl.kernels import fifo, kernel_for
@@ -158,6 +160,31 @@ def test_max_pool_matches_the_ir(case: tuple, tmp_path: Path) -> None:
     node = MaxPool(name="pool", inputs=("x",), output="y", pe=pe, ifm=ifm, ofm=ofm, channels=c, kernel=kernel,
                    stride=kernel, dtype=dtype)
     x = _frames(dtype, (*ifm, c), 3, 4)
+    _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 3 * node.cycles(), tmp_path)
+
+
+@pytest.mark.parametrize("case", [(6, 2, IntType(4, False), IntType(3, True), True),
+                                  (4, 4, IntType(2, True), BIPOLAR, False)], ids=["thresholded", "accumulator"])
+def test_vvau_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    """Depthwise: each channel's own K taps, taps arriving in (tap, channel) order, PE channels per word."""
+    channels, pe, xt, wt, thresholded = case
+    rng = np.random.default_rng(channels * pe)
+    k, vectors = 9, 5
+    w = _values(wt, (channels, k), rng)
+    th = None
+    if thresholded:
+        vals = np.sort(rng.integers(-60, 61, size=(channels, 3)), axis=1)
+        th = Thresholds(values=vals, descending=rng.random(channels) < 0.3, base=0, step=1, out_dtype=IntType(2, False))
+    node = VectorVectorUnit(name="vvau", inputs=("x",), output="y", pe=pe, channels=channels, k=k, vectors=vectors,
+                            weights=w, in_dtype=xt, w_dtype=wt, acc_dtype=IntType(12, True), thresholds=th)
+    x = _values(xt, (vectors, k * channels), rng)
+    _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), node.cycles(), tmp_path)
+
+
+def test_global_acc_pool_matches_the_ir(tmp_path: Path) -> None:
+    node = GlobalAccPool(name="gap", inputs=("x",), output="y", pe=2, ifm=(3, 4), channels=6,
+                         in_dtype=IntType(3, True), out_dtype=IntType(7, True))
+    x = _frames(node.in_dtype, (3, 4, 6), 3, 5)
     _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 3 * node.cycles(), tmp_path)
 
 
