@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from fpga.ir import DataflowGraph
+from fpga.ir import DataflowGraph, DuplicateStreams
 from rtl import verilator, yosys
 from rtl.project import MIN_FIFO_DEPTH, TOP, Project, fifo_instance, write_project
 
@@ -48,10 +48,15 @@ def size_fifos(graph: DataflowGraph, x_int: np.ndarray, workdir: Path) -> dict[s
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     peaks = {name.split(".")[-1]: peak for name, peak in (result.peaks or {}).items()}
+    # with a fork in the graph a full FIFO may be a branch that must hold a whole frame: it keeps the probe's depth
+    forked = any(isinstance(n, DuplicateStreams) for n in graph.nodes)
     depths = {}
     for f in project.fifos:
         peak = peaks.get(fifo_instance(f["stream"]))
-        depths[f["stream"]] = MIN_FIFO_DEPTH if peak is None or peak >= f["depth"] else max(MIN_FIFO_DEPTH, peak + 1)
+        if peak is not None and peak < f["depth"]:
+            depths[f["stream"]] = max(MIN_FIFO_DEPTH, peak + 1)
+        else:
+            depths[f["stream"]] = f["depth"] if forked else MIN_FIFO_DEPTH
     return depths
 
 

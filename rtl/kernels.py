@@ -9,6 +9,8 @@ import numpy as np
 
 from fpga.datatypes import IntType
 from fpga.ir import (
+    AddStreams,
+    DuplicateStreams,
     GlobalAccPool,
     MatrixVectorUnit,
     MaxPool,
@@ -67,6 +69,12 @@ class Kernel:
     roms: dict[str, list[int]]  # parameter name -> ROM words (written as .mem files)
     in_format: StreamFormat
     out_format: StreamFormat
+    in_formats: tuple[StreamFormat, ...] = ()  # per input, for kernels with several (in0_*, in1_*)
+    outputs: int = 1  # kernels with several outputs share out_data, one valid/ready bit each
+
+    @property
+    def input_formats(self) -> tuple[StreamFormat, ...]:
+        return self.in_formats or (self.in_format,)
 
     def write_roms(self, directory: Path) -> dict[str, int | str]:
         """Write the ROM files to `directory`; returns the parameters with their paths filled in."""
@@ -256,6 +264,24 @@ def max_pool(node: MaxPool) -> Kernel:
     return Kernel("edge_maxpool", params, {}, fmt, fmt)
 
 
+def duplicate(node: DuplicateStreams) -> Kernel:
+    """edge_dup: one word to every output, taken once all have passed it on."""
+    b, signed, bipolar = _element(node.dtype)
+    fmt = StreamFormat(node.pe, b, signed, bipolar)
+    return Kernel("edge_dup", {"N": len(node.outputs), "W": fmt.width}, {}, fmt, fmt, outputs=len(node.outputs))
+
+
+def add_streams(node: AddStreams) -> Kernel:
+    """edge_add: the element-wise sum of two streams, PE elements per word."""
+    fa, fb = (StreamFormat(node.pe, *_element(t)) for t in node.in_dtypes)
+    if fa.bipolar or fb.bipolar or node.out_dtype.bipolar:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no AddStreams of bipolar streams yet")
+    ob, out_signed, _ = _element(node.out_dtype)
+    params: dict[str, int | str] = {"PE": node.pe, "AB": fa.bits, "A_SIGNED": int(fa.signed), "BB": fb.bits,
+                                    "B_SIGNED": int(fb.signed), "OB": ob}
+    return Kernel("edge_add", params, {}, fa, StreamFormat(node.pe, ob, out_signed), in_formats=(fa, fb))
+
+
 def fifo(width: int, depth: int) -> Kernel:
     """edge_fifo of `depth` words of `width` bits (words are opaque to it: one element of the whole width)."""
     fmt = StreamFormat(1, width, False)
@@ -264,7 +290,7 @@ def fifo(width: int, depth: int) -> Kernel:
 
 BUILDERS = {MatrixVectorUnit: mvau, Thresholding: thresholding, StreamingDataWidthConverter: width_converter,
             Padding: padding, SlidingWindow: sliding_window, MaxPool: max_pool, VectorVectorUnit: vvau,
-            GlobalAccPool: global_acc_pool}
+            GlobalAccPool: global_acc_pool, DuplicateStreams: duplicate, AddStreams: add_streams}
 
 
 def kernel_for(node: Node, in_dtype: IntType | None = None) -> Kernel:

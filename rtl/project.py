@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from fpga.ir import DataflowGraph, Node
+from fpga.ir import DataflowGraph, DuplicateStreams, Node
 from rtl.kernels import Kernel, StreamFormat, UnsupportedKernel, kernel_for
 
 VERILOG = Path(__file__).parent / "verilog"
@@ -65,10 +65,31 @@ def kernels(graph: DataflowGraph) -> list[tuple[str, Kernel]]:
     """Every node's kernel, or UnsupportedKernel for the first node the backend cannot build."""
     out = []
     for node in graph.nodes:
-        if len(node.inputs) != 1:
-            raise UnsupportedKernel(f"{node.name}: the RTL backend has no kernel for {node.kind} yet")
         out.append((node.name, kernel_for(node, graph.tensors[node.inputs[0]].dtype)))
     return out
+
+
+def _outputs(node: Node) -> tuple[str, ...]:
+    return node.outputs if isinstance(node, DuplicateStreams) else (node.output,)
+
+
+def _connections(kernel: Kernel, inputs: list[str], outputs: list[str]) -> tuple[list[tuple[str, str]],
+                                                                                  list[tuple[str, str]]]:
+    """Port -> wire expressions of one instance, and the assigns that fan a shared output word out."""
+    conns: list[tuple[str, str]] = []
+    if len(inputs) == 1:
+        conns += [("in_valid", f"{inputs[0]}_cv"), ("in_ready", f"{inputs[0]}_cr"), ("in_data", f"{inputs[0]}_cd")]
+    else:
+        for i, w in enumerate(inputs):
+            conns += [(f"in{i}_valid", f"{w}_cv"), (f"in{i}_ready", f"{w}_cr"), (f"in{i}_data", f"{w}_cd")]
+    if len(outputs) == 1:
+        conns += [("out_valid", f"{outputs[0]}_pv"), ("out_ready", f"{outputs[0]}_pr"),
+                  ("out_data", f"{outputs[0]}_pd")]
+        return conns, []
+    rev = outputs[::-1]  # bit i of out_valid/out_ready is output i
+    conns += [("out_valid", "{" + ", ".join(f"{w}_pv" for w in rev) + "}"),
+              ("out_ready", "{" + ", ".join(f"{w}_pr" for w in rev) + "}"), ("out_data", f"{outputs[0]}_pd")]
+    return conns, [(f"{w}_pd", f"{outputs[0]}_pd") for w in outputs[1:]]
 
 
 def _format_dict(f: StreamFormat) -> dict[str, Any]:
@@ -83,6 +104,7 @@ def write_project(graph: DataflowGraph, directory: Path, source: str = "",
     nodes = {n.name: n for n in graph.nodes}
     widths: dict[str, int] = {}
     instances, records = [], []
+    assigns: list[tuple[str, str]] = []
     for name, kernel in built:
         node = nodes[name]
         ident = _ident(name)
@@ -91,14 +113,17 @@ def write_project(graph: DataflowGraph, directory: Path, source: str = "",
             file = f"{ident}_{rom.lower()}.mem"
             (directory / file).write_text("".join(f"{w:x}\n" for w in words))
             params[rom] = file
-        src, dst = node.inputs[0], node.output
-        for stream, width in ((src, kernel.in_format.width), (dst, kernel.out_format.width)):
+        ins, outs = list(node.inputs), list(_outputs(node))
+        ends = [*zip(ins, (f.width for f in kernel.input_formats), strict=True),
+                *((o, kernel.out_format.width) for o in outs)]
+        for stream, width in ends:
             if widths.setdefault(stream, width) != width:  # insert_width_converters guarantees this
                 raise UnsupportedKernel(f"{name}: stream {stream} is {widths[stream]} bits wide at its producer and "
                                         f"{width} at its consumer")
+        conns, fan = _connections(kernel, [f"w_{_ident(i)}" for i in ins], [f"w_{_ident(o)}" for o in outs])
+        assigns += fan
         instances.append({"id": f"u_{ident}", "node": name, "kind": node.kind, "module": kernel.module,
-                          "params": [(k, _literal(v)) for k, v in params.items()], "input": f"w_{_ident(src)}",
-                          "output": f"w_{_ident(dst)}"})
+                          "params": [(k, _literal(v)) for k, v in params.items()], "conns": conns})
         records.append({"id": f"u_{ident}", "node": name, "kind": node.kind, "module": kernel.module, "params": params})
         shutil.copy(VERILOG / f"{kernel.module}.sv", directory / f"{kernel.module}.sv")
     shutil.copy(VERILOG / "edge_fifo.sv", directory / "edge_fifo.sv")
@@ -107,7 +132,11 @@ def write_project(graph: DataflowGraph, directory: Path, source: str = "",
     inner = [s for s in widths if s not in (graph.input, graph.output)]
     fifos = [{"id": f"w_{_ident(s)}", "stream": s, "width": widths[s],
               "depth": max(MIN_FIFO_DEPTH, int(depths.get(s, fifo_depth(consumer[s]))))} for s in inner]
-    in_format, out_format = built[0][1].in_format, built[-1][1].out_format
+    kernel_of = dict(built)
+    first = next(n for n in graph.nodes if graph.input in n.inputs)
+    last = next(n for n in graph.nodes if graph.output in _outputs(n))
+    in_format = kernel_of[first.name].input_formats[first.inputs.index(graph.input)]
+    out_format = kernel_of[last.name].out_format
     frame_in = int(np.prod(graph.tensors[graph.input].shape))
     frame_out = int(np.prod(graph.tensors[graph.output].shape))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True, lstrip_blocks=True,
@@ -117,7 +146,7 @@ def write_project(graph: DataflowGraph, directory: Path, source: str = "",
         out_elems=out_format.elems, out_bits=out_format.bits, out_width=out_format.width,
         streams=[{"id": f"w_{_ident(s)}", "name": s, "width": w} for s, w in widths.items()],
         input={"id": f"w_{_ident(graph.input)}"}, output={"id": f"w_{_ident(graph.output)}"}, fifos=fifos,
-        instances=instances)
+        instances=instances, assigns=assigns)
     (directory / f"{TOP}.sv").write_text(text)
     manifest = {"top": TOP, "source": source, "in_format": _format_dict(in_format),
                 "out_format": _format_dict(out_format), "in_words": frame_in // in_format.elems,

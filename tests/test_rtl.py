@@ -281,12 +281,28 @@ def test_rtl_build_of_cnv_w1a1(run_cli, trained, tmp_path: Path) -> None:
     assert r["fifo_depths"].startswith("sized by Verilator")
 
 
+def test_rtl_build_of_a_residual_net(run_cli, trained, tmp_path: Path) -> None:
+    """The zoo's ResNet: a fork (DuplicateStreams) and a join (AddStreams) around a branch, depthwise-free; the
+    sized skip FIFO keeps the top deadlock-free and at the estimate."""
+    import json
+
+    code, text, err = run_cli("build", str(trained("resnet", 4, 4) / "model.onnx"), "--backend", "rtl",
+                              "--target-fps", "20000", "--verify-samples", "16", "-o", str(tmp_path / "b"), "--json")
+    assert code == 0, err
+    r = json.loads(text)
+    assert r["rtl"]["bit_exact"] and r["rtl"]["backpressure"]
+    assert abs(r["rtl"]["cycles_per_frame"] / r["rtl"]["estimated_cycles_per_frame"] - 1) <= 0.02
+    assert {"DuplicateStreams", "AddStreams"} <= {layer["op"] for layer in r["layers"]}
+
+
 def test_rtl_backend_refuses_kinds_it_has_no_kernel_for(run_cli, trained, tmp_path: Path) -> None:
-    code, _, err = run_cli("build", str(trained("resnet", 4, 4) / "model.onnx"), "--backend", "rtl", "-o",
+    # folded for the most throughput, CNV's first window generator writes several pixels per word
+    code, _, err = run_cli("build", str(trained("cnv", 2, 2) / "model.onnx"), "--backend", "rtl", "-o",
                            str(tmp_path / "b"))
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
-    assert "the RTL backend has no kernel for DuplicateStreams" in errors[0] and "--backend hls" in errors[0]
+    assert "SlidingWindow_0: the RTL backend has no SlidingWindow with several pixels" in errors[0], err
+    assert "--backend hls" in errors[0]
     assert not (tmp_path / "b").exists()
 
 
