@@ -213,14 +213,19 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
     random back-pressure; with `synth`, Yosys on the top. The output directory appears complete or not at all."""
     from fpga.build import verify_sample_count
     from fpga.execute import execute, quantize_input
+    from fpga.lower import lower
     from rtl.flow import SIZING_FRAMES, size_fifos
-    from rtl.kernels import UnsupportedKernel
+    from rtl.kernels import BUILDERS, UnsupportedKernel
     from rtl.project import kernels, write_project
     from rtl.verilator import VerilatorError
 
+    missing = next((n for n in lower(loaded, top_k=opts.top_k).nodes if type(n) not in BUILDERS), None)
+    if missing is not None:  # before folding: a kind without a kernel is the first thing to say
+        raise EdgeError(f"{loaded.path}: {missing.name}: the RTL backend has no kernel for {missing.kind} yet; build "
+                        "it with the HLS backend (--backend hls)")
     graph, report = compile_model(loaded, board, opts)
     try:
-        kernels(graph)  # refuse before anything is written
+        kernels(graph)  # a configuration a kernel does not take: refuse before anything is written
     except UnsupportedKernel as exc:
         raise EdgeError(f"{loaded.path}: {exc}; build it with the HLS backend (--backend hls)") from None
     with atomic_output_dir(out_dir) as tmp:

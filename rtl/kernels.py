@@ -239,16 +239,14 @@ def padding(node: Padding, in_dtype: IntType | None = None) -> Kernel:
 
 
 def sliding_window(node: SlidingWindow) -> Kernel:
-    """edge_swg: windows of a standard or depthwise convolution, SIMD channels per word (one pixel per word)."""
-    if node.simd > node.channels:  # depthwise windows have the same (ky, kx, channel) order
-        raise UnsupportedKernel(f"{node.name}: the RTL backend has no SlidingWindow with several pixels per word "
-                                "yet")
-    b, signed, bipolar = _element(node.dtype)
+    """edge_swg: windows of a standard or depthwise convolution, SIMD channels per word, or SIMD/C neighbouring
+    taps per output word when SIMD exceeds the channels."""
+    b, signed, bipolar = _element(node.dtype)  # depthwise windows have the same (ky, kx, channel) order
     (kh, kw), (sh, sw) = node.kernel, node.stride
     params: dict[str, int | str] = {"H": node.ifm[0], "W": node.ifm[1], "C": node.channels, "SIMD": node.simd, "B": b,
                                     "KH": kh, "KW": kw, "SH": sh, "SW": sw}
-    fmt = StreamFormat(node.simd, b, signed, bipolar)
-    return Kernel("edge_swg", params, {}, fmt, fmt)
+    in_fmt = StreamFormat(min(node.simd, node.channels), b, signed, bipolar)
+    return Kernel("edge_swg", params, {}, in_fmt, StreamFormat(node.simd, b, signed, bipolar))
 
 
 def max_pool(node: MaxPool) -> Kernel:

@@ -1,6 +1,7 @@
-// Sliding window generator (FINN's ConvolutionInputGenerator): a H x W map of C channels in, SIMD channels per
-// word, pixels in row-major order; out, for each of the OH x OW output pixels, its KH x KW window in (ky, kx, channel)
-// order. Input rows go to a circular buffer of NR = KH + max(SH, KH) rows (read asynchronously, so it maps to LUT
+// Sliding window generator (FINN's ConvolutionInputGenerator): a H x W map of C channels in, pixels in row-major
+// order; out, for each of the OH x OW output pixels, its KH x KW window in (ky, kx, channel) order. SIMD <= C: SIMD
+// channels per word on both sides. SIMD > C (a parallel window for few channels): one pixel per input word, and
+// P = SIMD/C neighbouring kx taps per output word (KW a multiple of P). Input rows go to a circular buffer of NR = KH + max(SH, KH) rows (read asynchronously, so it maps to LUT
 // RAM): the reader fills rows while the writer emits the windows of an output row from the KH rows below it; after
 // each output row SH rows are released (after the frame's last, every row left of the frame, read first). The
 // buffer holds the next frame's first KH rows while the last output row of a frame leaves, so input and output
@@ -17,7 +18,9 @@ module edge_swg #(
     parameter int SW = 1,
     localparam int OH = (H - KH) / SH + 1,
     localparam int OW = (W - KW) / SW + 1,
-    localparam int CF = C / SIMD,
+    localparam int IS = (SIMD < C) ? SIMD : C,     // elements per input word (and per buffer word)
+    localparam int P = (SIMD > C) ? SIMD / C : 1,  // kx taps per output word
+    localparam int CF = C / IS,
     localparam int NR = KH + ((SH > KH) ? SH : KH),
     localparam int ROW = W * CF,                  // words per row
     localparam int DEPTH = NR * ROW,
@@ -28,12 +31,12 @@ module edge_swg #(
     input  logic               rst_n,
     input  logic               in_valid,
     output logic               in_ready,
-    input  logic [SIMD*B-1:0]  in_data,
+    input  logic [IS*B-1:0]    in_data,
     output logic               out_valid,
     input  logic               out_ready,
     output logic [SIMD*B-1:0]  out_data
 );
-    logic [SIMD*B-1:0] mem [0:DEPTH-1];
+    logic [IS*B-1:0] mem [0:DEPTH-1];
 
     // reader: the next word's address (circular over the buffer) and its position in the row
     logic [AW-1:0] waddr;
@@ -60,9 +63,10 @@ module edge_swg #(
     end
     wire [AW+8:0] raddr = (slot * W + ox * SW + kx) * CF + cf;
     assign out_valid = !draining && (filled >= KH);
-    assign out_data = mem[raddr[AW-1:0]];
+    always_comb
+        for (int j = 0; j < P; j++) out_data[j*IS*B +: IS*B] = mem[raddr[AW-1:0] + j * CF];
     wire pop = out_valid && out_ready;
-    wire last_word = (cf == CF - 1) && (kx == KW - 1) && (ky == KH - 1);
+    wire last_word = (cf == CF - 1) && (kx == KW - P) && (ky == KH - 1);
     wire row_done = pop && last_word && (ox == OW - 1);
     wire last_row = (oy == OH - 1);
     wire [$clog2(NR+1)-1:0] release_rows = last_row ? TAIL : SH;
@@ -102,7 +106,7 @@ module edge_swg #(
                 if (cf != CF - 1) cf <= cf + 1'b1;
                 else begin
                     cf <= '0;
-                    if (kx != KW - 1) kx <= kx + 1'b1;
+                    if (kx != KW - P) kx <= kx + P;
                     else begin
                         kx <= '0;
                         if (ky != KH - 1) ky <= ky + 1'b1;
