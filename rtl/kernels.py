@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fpga.datatypes import IntType
+from fpga.datatypes import IntType, smallest_type
 from fpga.ir import (
     AddStreams,
     DuplicateStreams,
     GlobalAccPool,
+    LabelSelect,
     MatrixVectorUnit,
     MaxPool,
     Node,
@@ -280,6 +281,17 @@ def add_streams(node: AddStreams) -> Kernel:
     return Kernel("edge_add", params, {}, fa, StreamFormat(node.pe, ob, out_signed), in_formats=(fa, fb))
 
 
+def label_select(node: LabelSelect) -> Kernel:
+    """edge_labelselect: the top-k indices of a frame, one per output word."""
+    ib, in_signed, in_bipolar = _element(node.in_dtype)
+    if in_bipolar:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no LabelSelect of bipolar values yet")
+    ob = smallest_type(0, node.labels - 1).bits
+    params: dict[str, int | str] = {"L": node.labels, "K": node.k, "PE": node.pe, "IB": ib,
+                                    "IN_SIGNED": int(in_signed), "OB": ob}
+    return Kernel("edge_labelselect", params, {}, StreamFormat(node.pe, ib, in_signed), StreamFormat(1, ob, False))
+
+
 def fifo(width: int, depth: int) -> Kernel:
     """edge_fifo of `depth` words of `width` bits (words are opaque to it: one element of the whole width)."""
     fmt = StreamFormat(1, width, False)
@@ -288,7 +300,8 @@ def fifo(width: int, depth: int) -> Kernel:
 
 BUILDERS = {MatrixVectorUnit: mvau, Thresholding: thresholding, StreamingDataWidthConverter: width_converter,
             Padding: padding, SlidingWindow: sliding_window, MaxPool: max_pool, VectorVectorUnit: vvau,
-            GlobalAccPool: global_acc_pool, DuplicateStreams: duplicate, AddStreams: add_streams}
+            GlobalAccPool: global_acc_pool, DuplicateStreams: duplicate, AddStreams: add_streams,
+            LabelSelect: label_select}
 
 
 def kernel_for(node: Node, in_dtype: IntType | None = None) -> Kernel:

@@ -11,6 +11,7 @@ from fpga.datatypes import BIPOLAR, IntType
 from fpga.execute import run_node
 from fpga.ir import (
     GlobalAccPool,
+    LabelSelect,
     MatrixVectorUnit,
     MaxPool,
     Padding,
@@ -187,6 +188,15 @@ def test_global_acc_pool_matches_the_ir(tmp_path: Path) -> None:
                          in_dtype=IntType(3, True), out_dtype=IntType(7, True))
     x = _frames(node.in_dtype, (3, 4, 6), 3, 5)
     _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 3 * node.cycles(), tmp_path)
+
+
+@pytest.mark.parametrize("case", [(10, 3, 2, IntType(4, True)), (12, 1, 4, IntType(3, False))], ids=["top3", "top1"])
+def test_label_select_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    """Top-k indices, largest first, the lower index first among equal values (few levels: many ties)."""
+    labels, k, pe, dtype = case
+    node = LabelSelect(name="top", inputs=("x",), output="y", pe=pe, labels=labels, k=k, in_dtype=dtype)
+    x = _frames(dtype, (labels,), 6, labels)
+    _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 6 * max(node.cycles(), k), tmp_path)
 
 
 def test_fifo_keeps_the_stream(tmp_path: Path) -> None:
