@@ -429,7 +429,8 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- simulate
 @cli.command(help="""Simulate a build: C-sim of the generated HLS (g++) and the cycle-level simulation, checked
-against the QONNX golden model that `edge build` stored with it.
+against the QONNX golden model that `edge build` stored with it. For an RTL build (`edge build --backend rtl`): the
+Verilator model of its top, free running and under random back-pressure, bit-exact against the IR.
 
 \b
 BUILD is the directory `edge build` wrote. With --input x.npy (a batch in the model's own input layout) the
