@@ -125,7 +125,7 @@ def synthesise(project: Project, family: str, timeout: float = 3600) -> dict[str
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     # YoWASP sees its working directory only: sources and ROM files are copied next to the script
-    for f in [*project.sources, *project.directory.glob("*.mem")]:
+    for f in [*project.sources, *project.directory.glob("*.svh"), *project.directory.glob("*.mem")]:
         shutil.copy(f, work)
     # deferred: a kernel is elaborated only with its instances' parameters (its default ROM files do not exist)
     reads = " ".join(f"read_verilog -sv -defer {f.name};" for f in project.sources)
@@ -139,7 +139,7 @@ def synthesise(project: Project, family: str, timeout: float = 3600) -> dict[str
         raise yosys.YosysError(f"Yosys could not synthesise {TOP}: " + " | ".join(tail))
     stat = json.loads((work / "stat.json").read_text())
     for f in work.iterdir():
-        if f.suffix in (".sv", ".mem"):
+        if f.suffix in (".sv", ".svh", ".mem"):
             f.unlink()
     modules = stat["modules"]
     top_key = next(k for k in modules if k.lstrip("\\") == TOP)

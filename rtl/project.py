@@ -127,6 +127,8 @@ def write_project(graph: DataflowGraph, directory: Path, source: str = "",
         records.append({"id": f"u_{ident}", "node": name, "kind": node.kind, "module": kernel.module, "params": params})
         shutil.copy(VERILOG / f"{kernel.module}.sv", directory / f"{kernel.module}.sv")
     shutil.copy(VERILOG / "edge_fifo.sv", directory / "edge_fifo.sv")
+    for header in VERILOG.glob("*.svh"):  # included by kernels
+        shutil.copy(header, directory / header.name)
     depths = fifo_depths or {}
     consumer = {i: n for n in graph.nodes for i in n.inputs}
     inner = [s for s in widths if s not in (graph.input, graph.output)]

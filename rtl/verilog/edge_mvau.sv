@@ -84,26 +84,7 @@ module edge_mvau #(
         if (LEVELS > 0 && (!primed || (fire && last_sf))) tword <= trom[primed ? nf_next : '0];
     end
 
-    function automatic signed [AB-1:0] in_value(input [IB-1:0] b);
-        if (IN_BIPOLAR) in_value = b[0] ? 1 : -1;
-        else if (IN_SIGNED) in_value = $signed(b);
-        else in_value = {1'b0, b};
-    endfunction
-
-    function automatic signed [AB-1:0] w_value(input [WB-1:0] b);
-        if (W_BIPOLAR) w_value = b[0] ? 1 : -1;
-        else w_value = $signed(b);
-    endfunction
-
-    // a product in fabric: the input shifted by each set weight bit, the sign bit subtracted (a bipolar weight
-    // negates); synthesis keeps it in LUTs where a `*` would be mapped to a DSP block
-    function automatic signed [AB-1:0] lut_mul(input signed [AB-1:0] x, input [WB-1:0] w);
-        lut_mul = '0;
-        if (W_BIPOLAR) lut_mul = w[0] ? x : -x;
-        else
-            for (int b = 0; b < WB; b++)
-                if (w[b]) lut_mul = (b == WB - 1) ? lut_mul - (x <<< b) : lut_mul + (x <<< b);
-    endfunction
+    `include "edge_dot.svh"
 
     // one MAC step: PE sums of SIMD products (or matching bits), added to the running accumulators
     logic signed [AB-1:0] sum [0:PE-1];
@@ -113,8 +94,7 @@ module edge_mvau #(
             sum[p] = (sf == 0) ? '0 : acc[p];
             for (int s = 0; s < SIMD; s++) begin
                 if (XNOR) prod = {{(AB-1){1'b0}}, ~(word[s*IB] ^ wword[(p*SIMD + s)*WB])};
-                else if (USE_DSP) prod = in_value(word[s*IB +: IB]) * w_value(wword[(p*SIMD + s)*WB +: WB]);
-                else prod = lut_mul(in_value(word[s*IB +: IB]), wword[(p*SIMD + s)*WB +: WB]);
+                else prod = product(word[s*IB +: IB], wword[(p*SIMD + s)*WB +: WB]);
                 sum[p] = sum[p] + prod;
             end
             acc_next[p] = sum[p];
@@ -122,27 +102,8 @@ module edge_mvau #(
     end
 
     // activation: count the thresholds each accumulator passes (or pass the accumulator through)
-    logic [31:0] count [0:PE-1];
-    logic signed [AB-1:0] thr;
-    logic signed [31:0] value;
-    always_comb begin
-        for (int p = 0; p < PE; p++) begin
-            count[p] = 0;
-            value = 0;
-            if (LEVELS > 0) begin
-                for (int l = 0; l < LEVELS; l++) begin
-                    thr = tword[(p*LEVELS + l)*AB +: AB];
-                    if (tword[PE*LEVELS*AB + p] ? (acc_next[p] <= thr) : (acc_next[p] >= thr))
-                        count[p] = count[p] + 1;
-                end
-                value = BASE + STEP * $signed(count[p]);
-                result[p*OW +: OW] = OUT_BIPOLAR ? count[p][OW-1:0] : value[OW-1:0];
-            end else begin
-                value = acc_next[p];  // sign-extended to 32 bits, then the output type's width
-                result[p*OW +: OW] = value[OW-1:0];
-            end
-        end
-    end
+    always_comb
+        for (int p = 0; p < PE; p++) result[p*OW +: OW] = activate(acc_next[p], tword, p);
 
     always_ff @(posedge clk) begin
         if (push) buffer[wb * SF + have[wb]] <= in_data;

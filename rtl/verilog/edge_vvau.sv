@@ -61,49 +61,16 @@ module edge_vvau #(
         if (LEVELS > 0 && (!primed || fire)) tword <= trom[primed ? cf_next : '0];
     end
 
-    function automatic signed [AB-1:0] in_value(input [IB-1:0] b);
-        if (IN_BIPOLAR) in_value = b[0] ? 1 : -1;
-        else if (IN_SIGNED) in_value = $signed(b);
-        else in_value = {1'b0, b};
-    endfunction
-
-    function automatic signed [AB-1:0] w_value(input [WB-1:0] b);
-        if (W_BIPOLAR) w_value = b[0] ? 1 : -1;
-        else w_value = $signed(b);
-    endfunction
-
-    function automatic signed [AB-1:0] lut_mul(input signed [AB-1:0] x, input [WB-1:0] w);
-        lut_mul = '0;
-        if (W_BIPOLAR) lut_mul = w[0] ? x : -x;
-        else
-            for (int b = 0; b < WB; b++)
-                if (w[b]) lut_mul = (b == WB - 1) ? lut_mul - (x <<< b) : lut_mul + (x <<< b);
-    endfunction
+    `include "edge_dot.svh"
 
     logic [PE*AB-1:0] acc_next;
     logic [PE*OB-1:0] result;
-    logic signed [AB-1:0] sum, prod, thr;
-    logic [31:0] count;
-    logic signed [31:0] value;
+    logic signed [AB-1:0] sum;
     always_comb begin
         for (int p = 0; p < PE; p++) begin
-            sum = (k == 0) ? '0 : $signed(accs[cf][p*AB +: AB]);
-            if (USE_DSP) prod = in_value(in_data[p*IB +: IB]) * w_value(wword[p*WB +: WB]);
-            else prod = lut_mul(in_value(in_data[p*IB +: IB]), wword[p*WB +: WB]);
-            sum = sum + prod;
+            sum = ((k == 0) ? '0 : $signed(accs[cf][p*AB +: AB])) + product(in_data[p*IB +: IB], wword[p*WB +: WB]);
             acc_next[p*AB +: AB] = sum;
-            count = 0;
-            if (LEVELS > 0) begin
-                for (int l = 0; l < LEVELS; l++) begin
-                    thr = tword[(p*LEVELS + l)*AB +: AB];
-                    if (tword[PE*LEVELS*AB + p] ? (sum <= thr) : (sum >= thr)) count = count + 1;
-                end
-                value = BASE + STEP * $signed(count);
-                result[p*OB +: OB] = OUT_BIPOLAR ? count[OB-1:0] : value[OB-1:0];
-            end else begin
-                value = sum;
-                result[p*OB +: OB] = value[OB-1:0];
-            end
+            result[p*OB +: OB] = activate(sum, tword, p);
         end
     end
 
