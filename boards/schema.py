@@ -31,6 +31,30 @@ class FpgaResources:
         return {"lut": self.lut, "ff": self.ff, "bram36": self.bram36, "uram": self.uram, "dsp": self.dsp}
 
 
+OPEN_FAMILIES = ("ecp5", "ice40", "gowin")  # families with an open flow: Yosys, nextpnr and the family's packer
+
+
+@dataclass(frozen=True)
+class OpenFlow:
+    """How an open-toolchain board is built and reached: the nextpnr device, the pins of the clock and the UART
+    the shell uses, the link's baud rate and the openFPGALoader board name."""
+
+    device: str  # nextpnr: --85k / --up5k / the Gowin part number
+    package: str
+    gowin_family: str  # Gowin only: nextpnr's family=... and gowin_pack -d ...
+    clock_pin: str
+    uart_rx_pin: str  # the FPGA's receive pin (the host's TX)
+    uart_tx_pin: str
+    baud: int
+    link: str  # what carries the UART to the host
+    programmer: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"device": self.device, "package": self.package, "gowin_family": self.gowin_family,
+                "pins": {"clk": self.clock_pin, "uart_rx": self.uart_rx_pin, "uart_tx": self.uart_tx_pin},
+                "baud": self.baud, "link": self.link, "programmer": self.programmer}
+
+
 @dataclass(frozen=True)
 class FpgaBoard:
     """An FPGA board or card: its part, resources and the shell the accelerator sits in."""
@@ -45,6 +69,7 @@ class FpgaBoard:
     pynq: bool
     source: str
     ddr_bandwidth_gbps: float | None = None
+    open_flow: OpenFlow | None = None
     kind: str = FPGA_KIND
 
     @property
@@ -68,6 +93,7 @@ class FpgaBoard:
             "pynq": self.pynq,
             "ddr_bandwidth_gbps": self.ddr_bandwidth_gbps,
             "source": self.source,
+            **({"open_flow": self.open_flow.as_dict()} if self.open_flow else {}),
         }
 
 
@@ -209,6 +235,7 @@ def parse_board(data: Any, where: str) -> Board:
             pynq=f.flag("pynq"),
             ddr_bandwidth_gbps=f.number("ddr_bandwidth_gbps", required=False),
             source=f.text("source"),
+            open_flow=_open_flow(f) if f.data.get("family") in OPEN_FAMILIES else None,
         )
     cpu = f.sub("cpu")
     accelerators = tuple(
@@ -229,6 +256,15 @@ def parse_board(data: Any, where: str) -> Board:
         export_target=f.choice("export_target", EXPORT_TARGETS),
         source=f.text("source"),
     )
+
+
+def _open_flow(f: _Fields) -> OpenFlow:
+    o = f.sub("open_flow")
+    pins = o.sub("pins")
+    return OpenFlow(device=o.text("device"), package=o.text("package", required=False),
+                    gowin_family=o.text("gowin_family", required=False), clock_pin=pins.text("clk"),
+                    uart_rx_pin=pins.text("uart_rx"), uart_tx_pin=pins.text("uart_tx"), baud=o.count("baud"),
+                    link=o.text("link"), programmer=o.text("programmer"))
 
 
 def _dtypes(a: _Fields) -> tuple[str, ...]:

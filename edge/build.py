@@ -207,10 +207,12 @@ def _rtl_synth(project: Any, board: FpgaBoard, report: dict[str, Any], log: Call
 
 
 def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, out_dir: Path, synth: bool = False,
-                    log: Callable[[str], None] = lambda _: None) -> tuple[DataflowGraph, dict[str, Any]]:
+                    log: Callable[[str], None] = lambda _: None,
+                    bitstream: bool = False) -> tuple[DataflowGraph, dict[str, Any]]:
     """`edge build --backend rtl`: compile, write the Verilog project (rtl/), run the Verilator model of the top on the
     verification inputs (bit-exact against the integer IR, which is checked against the QONNX golden) and under
-    random back-pressure; with `synth`, Yosys on the top. The output directory appears complete or not at all."""
+    random back-pressure; with `synth`, Yosys on the top; with `bitstream` (open FPGAs), the top behind the UART
+    shell placed, routed and packed, and deploy/. The output directory appears complete or not at all."""
     from fpga.build import verify_sample_count
     from fpga.execute import execute, quantize_input
     from fpga.lower import lower
@@ -260,12 +262,58 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
             report["rtl"] = summary
         if synth:
             report["synth"] = _rtl_synth(project, board, report, log)
+        if bitstream:
+            report["bitstream"] = _open_bitstream(project, board, report, tmp / "deploy", log)
+            report["totals"]["estimated_utilisation"] = report["totals"]["utilisation"]
+            report["totals"]["utilisation"] = {**report["bitstream"]["utilisation"], "uram": 0.0}
         save_graph(graph, tmp)
         write_json(tmp / "folding.json", folding_to_data(graph))
         onnx.save(loaded.model.model, str(tmp / MODEL_COPY))
         write_json(tmp / "report.json", report)
         write_report_html(report, tmp)
     return graph, report
+
+
+def _open_bitstream(project: Any, board: FpgaBoard, report: dict[str, Any], deploy: Path,
+                    log: Callable[[str], None]) -> dict[str, Any]:
+    """Yosys, nextpnr and the packer on the top behind the UART shell; a design that does not fit or misses the
+    clock stops the build with the layer to fold further. deploy/ gets the bitstream and its programming script."""
+    import jinja2
+
+    from rtl.bitstream import FAMILIES, TEMPLATES, BitstreamError, build_bitstream
+
+    family = FAMILIES[board.family]
+    log(f"{family.synth}, {family.nextpnr.removeprefix('yowasp-')} at {board.clock_mhz:g} MHz and "
+        f"{family.packer.removeprefix('yowasp-')} for {board.name}...")
+    largest = max(report["layers"], key=lambda r: r["lut"])["name"]
+    try:
+        bs = build_bitstream(project, board)
+    except BitstreamError as exc:
+        if "Unable to place" in str(exc) or "no BELs remaining" in str(exc):
+            raise EdgeError(f"{board.name}: the design does not fit the {board.part} after placement (largest "
+                            f"layer: {largest}); fold it further with a lower --target-fps") from None
+        raise EdgeError(f"{board.name}: {exc}") from None
+    if not bs["timing_met"]:
+        raise EdgeError(f"{board.name}: routed Fmax {bs['fmax_mhz']} MHz is below the {board.clock_mhz:g} MHz clock "
+                        f"(largest layer: {largest}); fold it further with a lower --target-fps, or build with "
+                        f"--clock-mhz {int(bs['fmax_mhz'] or 1)} and a PLL")
+    assert board.open_flow is not None
+    deploy.mkdir(parents=True, exist_ok=True)
+    name = Path(bs["path"]).name
+    shutil.copy(project.directory / "pnr" / name, deploy / name)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    flow = board.open_flow
+    script = env.get_template("program.sh.j2").render(bitstream=name, board=board.name, part=board.part,
+                                                      baud=flow.baud, link=flow.link, programmer=flow.programmer)
+    (deploy / "program.sh").write_text(script, encoding="utf-8")
+    (deploy / "program.sh").chmod(0o755)
+    bs["deploy"] = {"dir": "deploy/", "files": [name, "program.sh"], "baud": flow.baud, "link": flow.link}
+    # 10 bits per byte on a full-duplex line: the direction with more bytes per frame bounds the frame rate
+    in_bytes = project.in_words * ((project.in_format.width + 7) // 8)
+    out_bytes = project.out_words * ((project.out_format.width + 7) // 8)
+    bs["link_fps"] = round(flow.baud / 10 / max(in_bytes, out_bytes), 1)
+    return bs
 
 
 def simulate_rtl(project: Any, x_int: Any, expected: Any, graph: DataflowGraph,

@@ -277,16 +277,18 @@ MODEL defaults to the bundled TFC w2a2 digits model.""")
               help="C-sim the generated HLS (g++, bit-exact) and simulate it cycle by cycle, sizing the FIFOs.")
 @click.option("--sim-frames", type=click.IntRange(min=2), default=16, show_default=True,
               help="Frames for the simulations (steady state is measured over the second half).")
-@click.option("--backend", type=click.Choice(["hls", "rtl"]), default="hls", show_default=True,
+@click.option("--backend", type=click.Choice(["hls", "rtl"]), default=None,
               help="hls: HLS C++ (C-sim, cycle-level sim, Xilinx shell and PYNQ driver). rtl: hand-written "
                    "SystemVerilog kernels and a generated top in OUTPUT/rtl/, simulated by Verilator (bit-exact, "
-                   "with random back-pressure).")
+                   "with random back-pressure).  [default: hls for Xilinx boards, rtl for ECP5, iCE40 and Gowin]")
 @click.option("--synth", is_flag=True,
               help="hls: also run Vitis HLS (csim, csynth, cosim, export) if vitis_hls is on PATH. rtl: Yosys "
                    "synth_xilinx on the top, per-layer LUT/FF/BRAM/DSP beside the estimates.")
 @click.option("--bitfile", is_flag=True,
               help="Also build deploy/bitfile/edge.bit + .hwh (Vitis HLS, then Vivado on the block design); needs "
-                   "both on PATH. Alveo: the kernel .xo.")
+                   "both on PATH. Alveo: the kernel .xo. ECP5/iCE40/Gowin boards: the top behind a UART shell "
+                   "through Yosys, nextpnr (timing-driven at the board clock) and ecppack/icepack/gowin_pack, no "
+                   "vendor tools; key `bitstream` in --json.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the table.")
 def build(model: Path | None, board: str, output: Path, util_cap: float, target_fps: float | None,
           folding_file: Path | None, clock_mhz: float | None, top_k: int, verify_samples: int, simulate: bool,
@@ -308,9 +310,15 @@ def build(model: Path | None, board: str, output: Path, util_cap: float, target_
         target = dataclasses.replace(target, clock_mhz=clock_mhz)
     if target_fps is not None and folding_file is not None:
         raise EdgeError("--target-fps and --folding exclude each other: a folding file fixes the throughput")
-    if bitfile and backend == "rtl":
+    if target.open_flow is not None:  # Lattice and Gowin parts: no HLS flow, the RTL backend and open tools
+        if backend == "hls":
+            raise EdgeError(f"{target.name} is a {target.family} board: only the RTL backend targets it; drop "
+                            "--backend hls")
+        backend = "rtl"
+    backend = backend or "hls"
+    if bitfile and backend == "rtl" and target.open_flow is None:
         raise EdgeError("--bitfile builds a Xilinx bitstream from the HLS backend; drop --backend rtl")
-    if bitfile:
+    if bitfile and target.open_flow is None:
         check_bitfile_tools(target)
     loaded = load_model(model or bundled_model_path())
     opts = BuildOptions(cap=util_cap, target_fps=target_fps, folding=folding_file, top_k=top_k,
@@ -320,10 +328,11 @@ def build(model: Path | None, board: str, output: Path, util_cap: float, target_
     log(f"lowering {loaded.path.name} and folding for {target.name}...")
     if backend == "rtl":
         opts.synth = False
-        _, report = build_rtl_model(loaded, target, opts, output, synth, log)
+        _, report = build_rtl_model(loaded, target, opts, output, synth, log,
+                                    bitstream=bitfile and target.open_flow is not None)
     else:
         _, report = build_model(loaded, target, opts, output, log)
-    if bitfile:
+    if bitfile and target.open_flow is None:
         report["bitfile"] = build_bitfile(output, target, log)
         write_json(output / "report.json", report)
     if as_json:
@@ -408,8 +417,18 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
         click.echo(f"\n{ys['tool']} synth_xilinx -family {ys['family']} ({ys['seconds']:.0f} s), estimate in "
                    "parentheses:")
         click.echo(render(["node", "op", "LUT", "FF", "BRAM36", "DSP"], rows))
+    bs = report.get("bitstream")
+    if bs:
+        u = bs["utilisation"]
+        click.echo(f"bitstream: {output}/{bs['path']} ({bs['bytes']:,} bytes), Fmax {bs['fmax_mhz']:g} MHz at a "
+                   f"{bs['clock_mhz']:g} MHz clock; routed LUT {u['lut']:.1%}, FF {u['ff']:.1%}, block RAM "
+                   f"{u['bram36']:.1%}, multipliers {u['dsp']:.1%} (Yosys {bs['seconds']['yosys']:.0f} s, nextpnr "
+                   f"{bs['seconds']['nextpnr']:.0f} s, packing {bs['seconds']['pack']:.0f} s)")
+        click.echo(f"deploy/: {', '.join(bs['deploy']['files'])}; with the board on USB: sh {output}/deploy/program.sh "
+                   f"(UART at {bs['deploy']['baud']:,} baud)")
     if report.get("backend") == "rtl":
-        click.echo(f"wrote {output}/ir.json, ir.npz, folding.json, report.json, report.html, model.onnx, rtl/ "
+        extra = ", deploy/" if bs else ""
+        click.echo(f"wrote {output}/ir.json, ir.npz, folding.json, report.json, report.html, model.onnx, rtl/{extra} "
                    f"(try: edge simulate {output})")
         return
     syn = report.get("synthesis", {})

@@ -20,6 +20,11 @@ FPGA_FIGURES = {
     "kv260": ("xck26-sfvc784-2LV-c", 117_120, 234_240, 144, 64, 1_248),
     "alveo-u250": ("xcu250-figd2104-2L-e", 1_728_000, 3_456_000, 2_688, 1_280, 12_288),
     "alveo-u280": ("xcu280-fsvh2892-2L-e", 1_304_000, 2_607_000, 2_016, 960, 9_024),
+    "ulx3s-85f": ("LFE5U-85F-6BG381C", 83_640, 83_640, 104, 0, 156),
+    "orangecrab-25f": ("LFE5U-25F-8MG285C", 24_288, 24_288, 28, 0, 28),
+    "icebreaker": ("iCE40UP5K-SG48I", 5_280, 5_280, 3, 0, 8),
+    "tangnano-9k": ("GW1NR-LV9QN88PC6/I5", 8_640, 6_480, 13, 0, 20),
+    "tangprimer-20k": ("GW2A-LV18PG256C8/I7", 20_736, 15_552, 23, 0, 48),
 }
 EDGE_DEVICES = {
     "raspberry-pi-4": "tflite", "raspberry-pi-5": "tflite", "jetson-nano": "tensorrt",

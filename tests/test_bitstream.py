@@ -1,0 +1,70 @@
+"""Open FPGAs to a bitstream (rtl/bitstream.py): the RTL top behind the UART shell through Yosys, nextpnr and the
+family's packer, driven by `edge build --board BOARD --bitfile` (real YoWASP tools, no vendor tools)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from boards import load_board
+
+
+def _build(run_cli, board: str, out: Path, *extra: str) -> dict:
+    code, stdout, err = run_cli("build", "--board", board, "--target-fps", "20000", "--bitfile", "--json", "-o",
+                                str(out), *extra)
+    assert code == 0, err
+    return json.loads(stdout)
+
+
+def test_ecp5_bitstream_of_the_bundled_mlp(run_cli, tmp_path: Path) -> None:
+    """ULX3S-85F: Verilator bit-exact, then a routed, packed ECP5 bitstream whose Fmax meets the board clock; the
+    routed utilisation is the report's, deploy/ has the bitstream and an openFPGALoader script."""
+    out = tmp_path / "ulx3s"
+    report = _build(run_cli, "ulx3s-85f", out)
+    assert report["backend"] == "rtl" and report["rtl"]["bit_exact"] and report["rtl"]["backpressure"]
+    bs = report["bitstream"]
+    bit = out / bs["path"]
+    assert bit.name == "edge.bit" and bit.stat().st_size == bs["bytes"] > 100_000
+    assert bs["clock_mhz"] == 25 and bs["fmax_mhz"] >= bs["clock_mhz"] and bs["timing_met"]
+    # the accelerator and the shell were placed: logic, flip-flops and the ROMs/input FIFO in EBR
+    assert bs["resources"]["lut"] > 500 and bs["resources"]["ff"] > 100 and bs["resources"]["bram36"] >= 0.5
+    assert report["totals"]["utilisation"]["lut"] == bs["utilisation"]["lut"] == round(
+        bs["resources"]["lut"] / 83_640, 4)
+    assert "estimated_utilisation" in report["totals"]
+    assert (out / "deploy" / "edge.bit").read_bytes() == bit.read_bytes()
+    script = (out / "deploy" / "program.sh").read_text()
+    assert "openFPGALoader -b ulx3s" in script and "edge.bit" in script
+    # the routed netlist has the shell's UART pins where the board's constraints put them
+    lpf = (out / "rtl" / "pnr" / "board.lpf").read_text()
+    assert 'LOCATE COMP "uart_rx" SITE "M1"' in lpf and 'LOCATE COMP "clk" SITE "G2"' in lpf
+    assert 0 < bs["link_fps"] < report["rtl"]["fps"]
+
+
+def test_gowin_bitstream_and_the_refusals(run_cli, tmp_path: Path) -> None:
+    """Tang Nano 9K (GW1NR-9) to a gowin_pack bitstream; the HLS backend is refused for an open board; a design that
+    does not fit the iCE40UP5K fails with one line naming the layer to fold, and leaves no output directory."""
+    out = tmp_path / "nano"
+    report = _build(run_cli, "tangnano-9k", out, "--no-sim")
+    bs = report["bitstream"]
+    assert (out / bs["path"]).name == "edge.fs" and (out / bs["path"]).stat().st_size > 100_000
+    assert bs["fmax_mhz"] >= 27 and bs["resources"]["lut"] > 500
+    assert 'IO_LOC "uart_tx" 17;' in (out / "rtl" / "pnr" / "board.cst").read_text()
+
+    code, _, err = run_cli("build", "--board", "ulx3s-85f", "--backend", "hls", "-o", str(tmp_path / "h"))
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "only the RTL backend" in errors[0], err
+
+    code, _, err = run_cli("build", "--board", "icebreaker", "--target-fps", "20000", "--no-sim", "--bitfile",
+                           "-o", str(tmp_path / "ice"))
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert "does not fit" in errors[0] and "MVAU_" in errors[0] and "--target-fps" in errors[0], err
+    assert not (tmp_path / "ice").exists()
+
+
+def test_open_board_profiles_carry_their_flow() -> None:
+    for name, pin in (("ulx3s-85f", "G2"), ("orangecrab-25f", "A9"), ("icebreaker", "35"), ("tangnano-9k", "52"),
+                      ("tangprimer-20k", "H11")):
+        board = load_board(name)
+        assert board.open_flow is not None and board.open_flow.clock_pin == pin and board.shell == "uart"
+        assert board.open_flow.baud > 0 and board.open_flow.programmer
