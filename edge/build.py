@@ -264,6 +264,8 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
             report["synth"] = _rtl_synth(project, board, report, log)
         if bitstream:
             report["bitstream"] = _open_bitstream(project, board, report, tmp / "deploy", log)
+            if opts.simulate:
+                report["bitstream"]["serial_sim"] = _serial_check(project, board, x_int, expected, log)
             report["totals"]["estimated_utilisation"] = report["totals"]["utilisation"]
             report["totals"]["utilisation"] = {**report["bitstream"]["utilisation"], "uram": 0.0}
         save_graph(graph, tmp)
@@ -314,6 +316,29 @@ def _open_bitstream(project: Any, board: FpgaBoard, report: dict[str, Any], depl
     out_bytes = project.out_words * ((project.out_format.width + 7) // 8)
     bs["link_fps"] = round(flow.baud / 10 / max(in_bytes, out_bytes), 1)
     return bs
+
+
+SERIAL_FRAMES = 4  # frames through the modelled UART: each costs (bytes per frame x 10) bit times
+
+
+def _serial_check(project: Any, board: FpgaBoard, x_int: Any, expected: Any,
+                  log: Callable[[str], None]) -> dict[str, Any]:
+    """The board top (UART shell included) in Verilator with the host's line modelled bit by bit at the board's bit
+    time: what the design transmits must be the integer IR's outputs."""
+    import numpy as np
+
+    from rtl.serial_sim import simulate_serial
+    from rtl.verilator import VerilatorError
+
+    k = min(SERIAL_FRAMES, len(x_int))
+    log(f"Verilator: the board top with its UART on {k} frames (the serial line modelled bit by bit)...")
+    try:
+        result = simulate_serial(project, board, x_int[:k])
+    except VerilatorError as exc:
+        raise EdgeError(f"{board.name}: {exc}") from None
+    return {"bit_exact": bool(np.array_equal(result.outputs.reshape(expected[:k].shape), expected[:k])),
+            "frames": k, "cycles": result.cycles, "clks_per_bit": result.clks_per_bit,
+            "cycles_per_frame": round(result.cycles / k, 1)}
 
 
 def simulate_rtl(project: Any, x_int: Any, expected: Any, graph: DataflowGraph,

@@ -424,6 +424,11 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
                    f"{bs['clock_mhz']:g} MHz clock; routed LUT {u['lut']:.1%}, FF {u['ff']:.1%}, block RAM "
                    f"{u['bram36']:.1%}, multipliers {u['dsp']:.1%} (Yosys {bs['seconds']['yosys']:.0f} s, nextpnr "
                    f"{bs['seconds']['nextpnr']:.0f} s, packing {bs['seconds']['pack']:.0f} s)")
+        ser = bs.get("serial_sim")
+        if ser:
+            click.echo(f"Verilator (board top with its UART, {ser['clks_per_bit']} clocks per bit) on {ser['frames']} "
+                       f"frames sent over the modelled serial line: "
+                       f"{'bit-exact' if ser['bit_exact'] else 'MISMATCH'} against the IR")
         click.echo(f"deploy/: {', '.join(bs['deploy']['files'])}; with the board on USB: sh {output}/deploy/program.sh "
                    f"(UART at {bs['deploy']['baud']:,} baud)")
     if report.get("backend") == "rtl":

