@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from boards.schema import FpgaBoard
@@ -144,10 +145,21 @@ def build_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, out_d
         write_json(tmp / "folding.json", folding_to_data(graph))
         onnx.save(loaded.model.model, str(tmp / MODEL_COPY))  # normalised, data inline (no external file)
         report["deploy"] = write_deploy_package(graph, board, report, tmp / "deploy")
+        report["deploy"]["files"].append(write_sample_input(loaded, tmp / "deploy", opts.seed))
         report["synthesis"] = run_synthesis(project, opts.synth, out_dir)
         write_json(tmp / "report.json", report)
         write_report_html(report, tmp)
     return graph, report
+
+
+SAMPLE_INPUT = "sample_input.npy"
+
+
+def write_sample_input(loaded: LoadedModel, deploy: Path, seed: int, frames: int = 8) -> str:
+    """deploy/sample_input.npy: a few float inputs in the model's input layout, so that the `edge run` command the
+    build prints runs as printed (real data replaces it on the board)."""
+    np.save(deploy / SAMPLE_INPUT, random_inputs(loaded, frames, seed + 2))
+    return SAMPLE_INPUT
 
 
 def write_deploy_package(graph: DataflowGraph, board: FpgaBoard, report: dict[str, Any],
@@ -263,7 +275,9 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
         if synth:
             report["synth"] = _rtl_synth(project, board, report, log)
         if bitstream:
+            save_graph(graph, tmp)
             report["bitstream"] = _open_bitstream(project, board, report, tmp / "deploy", log)
+            report["bitstream"]["deploy"]["files"].append(write_sample_input(loaded, tmp / "deploy", opts.seed))
             if opts.simulate:
                 report["bitstream"]["serial_sim"] = _serial_check(project, board, x_int, expected, log)
             report["totals"]["estimated_utilisation"] = report["totals"]["utilisation"]
@@ -274,6 +288,35 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
         write_json(tmp / "report.json", report)
         write_report_html(report, tmp)
     return graph, report
+
+
+def _uart_driver(project: Any, board: FpgaBoard, deploy: Path) -> list[str]:
+    """deploy/driver/: the pyserial driver, the host steps it shares with the PYNQ driver, settings.json (with the
+    link's baud rate and word sizes) and host_steps.npz."""
+    import json
+
+    import numpy as np
+
+    from fpga.serialize import load_graph
+    from hls.deploy import HOST_STEPS, settings_for
+    from rtl.bitstream import shell_params
+    from rtl.deploy import UART_DRIVER
+
+    assert board.open_flow is not None
+    graph = load_graph(project.directory.parent) if (project.directory.parent / "ir.json").exists() else None
+    if graph is None:
+        raise EdgeError(f"{project.directory.parent}: the IR must be saved before deploy/driver is written")
+    settings, arrays = settings_for(graph, board, None)
+    settings["dma"] = None
+    settings["uart"] = {"baud": board.open_flow.baud, "clks_per_bit": shell_params(project, board)["CLKS_PER_BIT"],
+                        "link": board.open_flow.link}
+    driver = deploy / "driver"
+    driver.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(UART_DRIVER, driver / "driver.py")
+    shutil.copyfile(HOST_STEPS, driver / "host_steps.py")
+    (driver / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    np.savez(driver / "host_steps.npz", **arrays)
+    return ["driver/driver.py", "driver/host_steps.py", "driver/settings.json", "driver/host_steps.npz"]
 
 
 def _open_bitstream(project: Any, board: FpgaBoard, report: dict[str, Any], deploy: Path,
@@ -310,7 +353,8 @@ def _open_bitstream(project: Any, board: FpgaBoard, report: dict[str, Any], depl
                                                       baud=flow.baud, link=flow.link, programmer=flow.programmer)
     (deploy / "program.sh").write_text(script, encoding="utf-8")
     (deploy / "program.sh").chmod(0o755)
-    bs["deploy"] = {"dir": "deploy/", "files": [name, "program.sh"], "baud": flow.baud, "link": flow.link}
+    files = [name, "program.sh", *_uart_driver(project, board, deploy)]
+    bs["deploy"] = {"dir": "deploy/", "files": files, "baud": flow.baud, "link": flow.link}
     # 10 bits per byte on a full-duplex line: the direction with more bytes per frame bounds the frame rate
     in_bytes = project.in_words * ((project.in_format.width + 7) // 8)
     out_bytes = project.out_words * ((project.out_format.width + 7) // 8)

@@ -430,7 +430,10 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
                        f"frames sent over the modelled serial line: "
                        f"{'bit-exact' if ser['bit_exact'] else 'MISMATCH'} against the IR")
         click.echo(f"deploy/: {', '.join(bs['deploy']['files'])}; with the board on USB: sh {output}/deploy/program.sh "
-                   f"(UART at {bs['deploy']['baud']:,} baud)")
+                   f"(UART at {bs['deploy']['baud']:,} baud), then python3 {output}/deploy/driver/driver.py --port "
+                   "/dev/ttyUSB0 --input x.npy --output y.npy")
+        click.echo(f"without a board (driver over the Verilator model's serial line): edge run {output}/deploy --sim "
+                   f"--input {output}/deploy/sample_input.npy --output y.npy")
     if report.get("backend") == "rtl":
         extra = ", deploy/" if bs else ""
         click.echo(f"wrote {output}/ir.json, ir.npz, folding.json, report.json, report.html, model.onnx, rtl/{extra} "
@@ -444,7 +447,8 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
         sc = dep["shell_check"]
         click.echo(f"deploy/: {dep['shell']} block design checked with tclsh ({sc['cells']} cells, "
                    f"{sc['connections']} connections, {sc['addresses']} address segments); PYNQ driver in "
-                   f"deploy/driver/ (try: edge run {output}/deploy --sim --input x.npy --output y.npy)")
+                   f"deploy/driver/ (try: edge run {output}/deploy --sim --input {output}/deploy/sample_input.npy "
+                   "--output y.npy)")
     bit = report.get("bitfile") or {}
     if bit.get("bitfile"):
         click.echo(f"bitfile: {output}/{bit['bitfile']} + .hwh")
@@ -647,7 +651,7 @@ def compress(model_name: str, checkpoint: Path | None, dataset: str, board: str,
 
 
 # ---------------------------------------------------------------------------------------------- run
-@cli.command(help="""Run a build's PYNQ driver (DEPLOY/driver/driver.py) without a board.
+@cli.command(help="""Run a build's driver (DEPLOY/driver/driver.py) without a board.
 
 \b
 With --sim the driver runs unchanged, under the real pynq 3.1 package, on a simulated board: pynq's MMIO,
@@ -657,7 +661,12 @@ receive transfer). The outputs are compared with the QONNX golden model; cycles 
 \b
 pynq 3.1 pins numpy<2, so it needs its own Python: --python PATH, $EDGE_PYNQ_PYTHON, this interpreter if it has
 pynq, the .venv-pynq that `make install` creates, or one edge creates on first use in ~/.cache/edge/.
-On a board, copy DEPLOY to it and run `python3 driver/driver.py --bitfile ... --input ... --output ...`.""")
+On a board, copy DEPLOY to it and run `python3 driver/driver.py --bitfile ... --input ... --output ...`.
+\b
+Open-FPGA builds (ULX3S, iCEBreaker, Tang Nano, ...: `edge build --bitfile`) have a pyserial driver instead: with
+--sim it runs unchanged against the Verilator model of the board's whole top, UART shell included, whose serial
+line is a pseudo-terminal the driver opens as its port; outputs are checked the same way.
+DEPLOY/sample_input.npy holds a few inputs in the model's layout to try it with.""")
 @click.argument("deploy", type=click.Path(path_type=Path))
 @click.option("--sim", is_flag=True, help="Run on the simulated board (required: no board is attached here).")
 @click.option("--input", "input_file", type=click.Path(path_type=Path), required=True,
@@ -671,7 +680,7 @@ def run(deploy: Path, sim: bool, input_file: Path, output_file: Path, python: st
         as_json: bool) -> None:
     import numpy as np
 
-    from edge.deploy_run import compare_with_golden, read_settings, run_deploy_sim
+    from edge.deploy_run import compare_with_golden, read_settings, run_deploy_sim, run_uart_sim
 
     settings = read_settings(deploy)
     if not sim:
@@ -680,9 +689,13 @@ def run(deploy: Path, sim: bool, input_file: Path, output_file: Path, python: st
     x = _read_batch(input_file, tuple(settings["pre"]["raw_shape"] or settings["pre"]["onnx_shape"]))
     staged = output_file.with_name(output_file.name + ".input.npy")
     np.save(staged, x)  # float32, the layout checked: what the driver reads
+    uart = bool(settings.get("uart"))
     try:
-        result = run_deploy_sim(deploy, staged, output_file, python, throughput,
-                                log=lambda msg: click.echo(msg, err=True))
+        if uart:
+            result = run_uart_sim(deploy, staged, output_file, log=lambda msg: click.echo(msg, err=True))
+        else:
+            result = run_deploy_sim(deploy, staged, output_file, python, throughput,
+                                    log=lambda msg: click.echo(msg, err=True))
     finally:
         staged.unlink(missing_ok=True)
     y = np.load(output_file, allow_pickle=False)
@@ -698,6 +711,14 @@ def run(deploy: Path, sim: bool, input_file: Path, output_file: Path, python: st
             f" (max |diff| {g['max_abs_diff']:.2g}" + (f", top-1 agreement {g['top1_agreement']:.1%})"
                                                         if "top1_agreement" in g else ")")
             if "max_abs_diff" in g else "")
+        if uart:
+            click.echo(f"{'PASS' if result['passed'] else 'FAIL'}: {result['frames']} frames through driver.py "
+                       f"(pyserial) over the Verilator model's serial line ({result['baud']:,} baud, "
+                       f"{result['clks_per_bit']} clocks per bit) on the simulated {settings['board']}; vs the integer "
+                       f"model: {exact}; vs {g['against']}: {golden}; wrote {output_file}")
+            if not result["passed"]:
+                sys.exit(1)
+            return
         click.echo(f"{'PASS' if result['passed'] else 'FAIL'}: {result['frames']} frames through driver.py on the "
                    f"simulated {settings['board']}; vs the integer model: {exact}; vs {g['against']}: {golden}")
         click.echo(f"{result['cycles']:,} cycles in {result['batches']} DMA batch(es); "

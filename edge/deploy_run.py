@@ -98,7 +98,7 @@ def read_settings(deploy: Path) -> dict[str, Any]:
         raise EdgeError(f"{path}: not valid JSON ({exc})") from None
     if settings.get("schema") != "edge-deploy/1":
         raise EdgeError(f"{path}: not an edge deploy settings file (schema {settings.get('schema')!r})")
-    if settings.get("dma") is None:
+    if settings.get("dma") is None and not settings.get("uart"):
         raise EdgeError(f"{deploy}: built for {settings.get('board')} ({settings.get('shell')}); the simulated board "
                         "models the Zynq shell's AXI DMA")
     return settings
@@ -148,6 +148,53 @@ def run_deploy_sim(deploy: Path, input_file: Path, output_file: Path, python: st
         # the driver times wall-clock seconds, here the simulator's; the board's rate is the simulated cycles'
         result["throughput"] = {**_timing(stats, clock), "driver": json.loads(stdout.splitlines()[-1])}
     return result
+
+
+def run_uart_sim(deploy: Path, input_file: Path, output_file: Path,
+                 log: Callable[[str], None] = lambda _: None, timeout: float = 3600) -> dict[str, Any]:
+    """Run deploy/driver/driver.py (pyserial) against the Verilator model of the board top, UART shell included:
+    the model's serial line is a pseudo-terminal the driver opens as its port."""
+    import time
+
+    from boards import load_board
+    from rtl.project import load_project
+    from rtl.serial_sim import compile_board
+
+    settings = read_settings(deploy)
+    project_dir = deploy.parent / "rtl"
+    if not (project_dir / "project.json").exists():
+        raise EdgeError(f"{project_dir}: no RTL project beside the deploy package; run `edge build --bitfile` again")
+    project = load_project(project_dir)
+    board = load_board(settings["board"])
+    log(f"Verilator: the {board.name} top with its UART shell (compiled once)...")
+    exe = compile_board(project, board)
+    with tempfile.TemporaryDirectory(prefix="edge-pty-") as tmp:
+        path_file = Path(tmp) / "pty"
+        sim = subprocess.Popen([str(exe), "--pty", str(path_file), str(settings["uart"]["clks_per_bit"])],
+                               cwd=project_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(600):
+                if path_file.exists() and path_file.read_text().endswith("\n"):
+                    break
+                if sim.poll() is not None:
+                    raise EdgeError(f"{exe}: the serial-line model stopped: {sim.stderr.read().strip()[:200]}")
+                time.sleep(0.05)
+            port = path_file.read_text().strip()
+            log(f"driver.py on {port} (the model's serial line) at {settings['uart']['baud']:,} baud...")
+            t0 = time.perf_counter()
+            done = subprocess.run([sys.executable, str(deploy / "driver" / "driver.py"), "--port", port, "--input",
+                                   str(input_file), "--output", str(output_file)], capture_output=True, text=True,
+                                  timeout=timeout)
+            seconds = time.perf_counter() - t0
+        finally:
+            sim.terminate()
+            sim.wait(timeout=10)
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise EdgeError(f"{deploy / 'driver' / 'driver.py'} failed on the simulated {board.name}: {last[0][:300]}")
+    frames = int(json.loads(done.stdout.strip().splitlines()[-1])["frames"])
+    return {"frames": frames, "board": board.name, "port": "pseudo-terminal", "baud": settings["uart"]["baud"],
+            "clks_per_bit": settings["uart"]["clks_per_bit"], "seconds": round(seconds, 2)}
 
 
 def compare_with_golden(build_dir: Path, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:

@@ -4,23 +4,57 @@ family's packer, driven by `edge build --board BOARD --bitfile` (real YoWASP too
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from boards import load_board
+from edge.data import Dataset
+from edge.train import TrainConfig, export_qonnx_file, fit
+from edge.zoo import QuantMLP
+
+EDGE = str(Path(sys.executable).parent / "edge")
 
 
 def _build(run_cli, board: str, out: Path, *extra: str) -> dict:
-    code, stdout, err = run_cli("build", "--board", board, "--target-fps", "20000", "--bitfile", "--json", "-o",
-                                str(out), *extra)
+    if "--target-fps" not in extra:
+        extra = (*extra, "--target-fps", "20000")
+    code, stdout, err = run_cli("build", "--board", board, "--bitfile", "--json", "-o", str(out), *extra)
     assert code == 0, err
     return json.loads(stdout)
 
 
+@pytest.fixture(scope="module")
+def tiny_mlp(tmp_path_factory: pytest.TempPathFactory, digits: Dataset) -> Path:
+    """A tiny MLP (64-16-10, 2-bit weights and activations) trained with Brevitas on digits: what an iCE40UP5K
+    holds."""
+    model = QuantMLP(64, [16], 10, 2, 2)
+    acc = fit(model, TrainConfig("tiny", 2, 2, epochs=10), digits, (64,), "tiny", progress=False)
+    assert acc > 0.8
+    path = tmp_path_factory.mktemp("tiny") / "tiny_mlp.onnx"
+    export_qonnx_file(model, (64,), path, {})
+    return path
+
+
+def _run_as_printed(stdout: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The `edge run ... --sim` command the build printed, run as printed in a shell of its own."""
+    line = next(line for line in stdout.splitlines() if "edge run " in line)
+    cmd = shlex.split(line[line.index("edge run "):])
+    return subprocess.run([EDGE, *cmd[1:]], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
 def test_ecp5_bitstream_of_the_bundled_mlp(run_cli, tmp_path: Path) -> None:
     """ULX3S-85F: Verilator bit-exact, then a routed, packed ECP5 bitstream whose Fmax meets the board clock; the
-    routed utilisation is the report's, deploy/ has the bitstream and an openFPGALoader script."""
+    routed utilisation is the report's, deploy/ has the bitstream, an openFPGALoader script and the pyserial driver,
+    which runs as the build prints it against the Verilator model of the board over a pseudo-terminal."""
     out = tmp_path / "ulx3s"
-    report = _build(run_cli, "ulx3s-85f", out)
+    code, stdout, err = run_cli("build", "--board", "ulx3s-85f", "--target-fps", "20000", "--bitfile", "-o", str(out))
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
     assert report["backend"] == "rtl" and report["rtl"]["bit_exact"] and report["rtl"]["backpressure"]
     bs = report["bitstream"]
     bit = out / bs["path"]
@@ -42,16 +76,41 @@ def test_ecp5_bitstream_of_the_bundled_mlp(run_cli, tmp_path: Path) -> None:
     ser = bs["serial_sim"]
     assert ser["bit_exact"] and ser["frames"] == 4 and ser["clks_per_bit"] == 25
     assert ser["cycles_per_frame"] >= 64 * 10 * 25  # 64 input bytes a frame at 10 bits each: the link bounds it
+    # deploy/driver/driver.py (pyserial) over the model's serial line, exactly as the build printed the command
+    done = _run_as_printed(stdout, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("PASS: 8 frames through driver.py (pyserial)") and "bit-exact" in done.stdout
+    assert np.load(tmp_path / "y.npy").shape == (8, 10)
 
 
-def test_gowin_bitstream_and_the_refusals(run_cli, tmp_path: Path) -> None:
+def test_ice40_tiny_mlp_to_a_bitstream_and_its_driver(tiny_mlp: Path, digits: Dataset, run_cli,
+                                                      tmp_path: Path) -> None:
+    """iCEBreaker (iCE40UP5K): a tiny MLP placed, routed and packed with icepack, Fmax at or above the 12 MHz clock;
+    the pyserial driver over the Verilator model of the board top is bit-exact on real digits."""
+    out = tmp_path / "ice"
+    report = _build(run_cli, "icebreaker", out, str(tiny_mlp), "--target-fps", "5000")
+    bs = report["bitstream"]
+    assert (out / bs["path"]).name == "edge.bin" and bs["bytes"] > 50_000
+    assert bs["clock_mhz"] == 12 and bs["fmax_mhz"] >= 12 and bs["timing_met"]
+    assert 0 < bs["utilisation"]["lut"] <= 1 and bs["available"]["lut"] == 5280
+    assert report["rtl"]["bit_exact"] and bs["serial_sim"]["bit_exact"]
+    np.save(tmp_path / "x.npy", digits.x_test[:16].reshape(16, -1))
+    code, stdout, err = run_cli("run", str(out / "deploy"), "--sim", "--input", str(tmp_path / "x.npy"), "--output",
+                                str(tmp_path / "y.npy"), "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["passed"] and result["frames"] == 16 and result["clks_per_bit"] == 12
+    assert result["golden"]["bit_exact_vs_integer_model"] and result["golden"]["top1_agreement"] == 1.0
+
+
+def test_gowin_bitstream_and_the_refusals(tiny_mlp: Path, run_cli, tmp_path: Path) -> None:
     """Tang Nano 9K (GW1NR-9) to a gowin_pack bitstream; the HLS backend is refused for an open board; a design that
     does not fit the iCE40UP5K fails with one line naming the layer to fold, and leaves no output directory."""
     out = tmp_path / "nano"
-    report = _build(run_cli, "tangnano-9k", out, "--no-sim")
+    report = _build(run_cli, "tangnano-9k", out, str(tiny_mlp), "--no-sim")
     bs = report["bitstream"]
     assert (out / bs["path"]).name == "edge.fs" and (out / bs["path"]).stat().st_size > 100_000
-    assert bs["fmax_mhz"] >= 27 and bs["resources"]["lut"] > 500
+    assert bs["fmax_mhz"] >= 27 and bs["resources"]["lut"] > 200
     assert 'IO_LOC "uart_tx" 17;' in (out / "rtl" / "pnr" / "board.cst").read_text()
 
     code, _, err = run_cli("build", "--board", "ulx3s-85f", "--backend", "hls", "-o", str(tmp_path / "h"))

@@ -13,12 +13,14 @@ import jinja2
 import numpy as np
 
 from boards.schema import FpgaBoard
+from fpga import host_steps
 from fpga.ir import DataflowGraph, StreamingDataWidthConverter
 from fpga.width import AXI_BITS, in_elems, out_elems
 from hls.codegen import MM_SHELL
 
 HERE = Path(__file__).parent
 DRIVER = HERE / "driver.py"
+HOST_STEPS = Path(host_steps.__file__)  # copied beside the driver
 VIVADO_STUB = HERE / "vivado_stub.tcl"
 ACCEL_VLNV = "xilinx.com:hls:edge_top:1.0"  # what run_hls.tcl's export_design -format ip_catalog produces
 IP_REPO = "../hls/edge_prj/sol1/impl/ip"  # relative to deploy/
@@ -174,9 +176,10 @@ def write_deploy(graph: DataflowGraph, board: FpgaBoard, out: Path, fps: float |
     driver = out / "driver"
     driver.mkdir(exist_ok=True)
     shutil.copyfile(DRIVER, driver / "driver.py")
+    shutil.copyfile(HOST_STEPS, driver / "host_steps.py")
     (driver / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     np.savez(driver / "host_steps.npz", **arrays)
-    written += ["driver/driver.py", "driver/settings.json", "driver/host_steps.npz"]
+    written += ["driver/driver.py", "driver/host_steps.py", "driver/settings.json", "driver/host_steps.npz"]
     ctx.update(files=written, shell=board.shell, pynq=board.pynq)
     render("README.md.j2", "README.md")
     return written
