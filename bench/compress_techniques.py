@@ -53,11 +53,11 @@ from edge.compress import (  # noqa: E402
     weight_layers,
 )
 from edge.data import Dataset, load_digits_dataset  # noqa: E402
-from edge.errors import EdgeError  # noqa: E402
-from edge.qonnx_io import load_model  # noqa: E402
 from edge.table import render  # noqa: E402
 from edge.train import export_qonnx_file  # noqa: E402
 from edge.zoo import build_model, model_input_shape  # noqa: E402
+from frontend.errors import EdgeError  # noqa: E402
+from frontend.qonnx_io import load_model  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TEACHERS = ("none", "baseline", "w8a8", "float")

@@ -86,10 +86,10 @@ def main() -> None:
     from edge.bench_device import benchmark, host_description
     from edge.data import load_digits_dataset
     from edge.export.targets import export
-    from edge.qonnx_io import load_model
     from edge.table import render
     from edge.train import TrainConfig, train
     from edge.zoo import build_float_model
+    from frontend.qonnx_io import load_model
 
     data = load_digits_dataset()
     rows, results = [], []

@@ -32,7 +32,7 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from edge.export.targets import export
-from edge.qonnx_io import load_model
+from frontend.qonnx_io import load_model
 t0 = time.perf_counter()
 calib = Path(sys.argv[4]) if sys.argv[4] else None
 report = export(load_model(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), calib)

@@ -25,8 +25,6 @@ from torch import nn
 
 from boards import load_board
 from edge.corpus import FINN_EXAMPLES
-from edge.errors import EdgeError
-from edge.qonnx_io import load_model
 from edge.table import render
 from edge.train import export_qonnx_file
 from edge.zoo import finn_cnv, finn_mlp
@@ -37,6 +35,8 @@ from fpga.lower import lower
 from fpga.report import build_report
 from fpga.resources import DSP_MIN_PRODUCT_BITS, XNOR_LUTS_PER_LANE, Resources, _mult_luts
 from fpga.width import insert_width_converters
+from frontend.errors import EdgeError
+from frontend.qonnx_io import load_model
 from hls.flow import simulate_project
 
 BOARDS = ("pynq-z2", "zcu104", "alveo-u250")

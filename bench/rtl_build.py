@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from boards import load_board  # noqa: E402
 from edge.build import build_rtl_model  # noqa: E402
-from edge.qonnx_io import load_model  # noqa: E402
 from edge.table import render  # noqa: E402
 from fpga.build import BuildOptions  # noqa: E402
+from frontend.qonnx_io import load_model  # noqa: E402
 
 KEYS = ("lut", "ff", "bram36", "dsp")
 

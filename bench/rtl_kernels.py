@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from boards import load_board  # noqa: E402
-from edge.qonnx_io import load_model  # noqa: E402
 from edge.table import render  # noqa: E402
 from fpga.build import BuildOptions, compile_model  # noqa: E402
 from fpga.execute import run_node  # noqa: E402
 from fpga.resources import estimate  # noqa: E402
+from frontend.qonnx_io import load_model  # noqa: E402
 from rtl import verilator, yosys  # noqa: E402
 from rtl.kernels import BUILDERS, kernel_for  # noqa: E402
 

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fpga_folding import export  # noqa: E402
 from boards import load_board  # noqa: E402
-from edge.qonnx_io import load_model  # noqa: E402
 from edge.table import render  # noqa: E402
 from fpga.build import BuildOptions, compile_model, random_inputs  # noqa: E402
+from frontend.qonnx_io import load_model  # noqa: E402
 from hls.codegen import generate  # noqa: E402
 from hls.flow import expected_outputs  # noqa: E402
 from hls.simulate import compile_binary, run_cycle_sim, size_fifos  # noqa: E402

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from boards.schema import Board, BoardSchemaError, EdgeDevice, parse_board
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 HOST_PROFILE = "x86-host"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 FPGA_KIND = "fpga"
 EDGE_KIND = "edge"

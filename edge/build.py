@@ -12,9 +12,7 @@ import numpy as np
 import onnx
 
 from boards.schema import FpgaBoard
-from edge.errors import EdgeError
 from edge.fsutil import atomic_output_dir, write_json
-from edge.qonnx_io import LoadedModel
 from edge.report_html import write_report_html
 from fpga.build import BuildOptions, compile_model, random_inputs
 from fpga.folding import folding_to_data
@@ -23,6 +21,8 @@ from fpga.report import build_report
 from fpga.resources import Resources
 from fpga.serialize import save_graph
 from fpga.width import AXI_BITS
+from frontend.errors import EdgeError
+from frontend.qonnx_io import LoadedModel
 from hls.codegen import MM_SHELL, generate
 from hls.deploy import write_deploy
 from hls.deploy.check import check_block_design, tclsh

@@ -13,9 +13,9 @@ from typing import Any
 import click
 
 from edge import __version__
-from edge.errors import EdgeError
-from edge.qonnx_io import SUPPORTED_OPS
 from edge.table import render
+from frontend.errors import EdgeError
+from frontend.qonnx_io import SUPPORTED_OPS
 
 BUNDLED_MODEL = "tfc_w2a2_digits.onnx"
 
@@ -225,7 +225,7 @@ MODEL defaults to the bundled TFC w2a2 digits model. Ops edge reads:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def inspect(model: Path | None, as_json: bool) -> None:
     from edge.inspect_model import summarize
-    from edge.qonnx_io import load_model
+    from frontend.qonnx_io import load_model
 
     summary = summarize(load_model(model or bundled_model_path()))
     if as_json:
@@ -299,8 +299,8 @@ def build(model: Path | None, board: str, output: Path, util_cap: float, target_
     from boards.schema import FpgaBoard
     from edge.build import build_bitfile, build_model, build_rtl_model, check_bitfile_tools
     from edge.fsutil import write_json
-    from edge.qonnx_io import load_model
     from fpga.build import BuildOptions
+    from frontend.qonnx_io import load_model
 
     target = load_board(board)
     if not isinstance(target, FpgaBoard):
@@ -478,11 +478,11 @@ def simulate(build_dir: Path, frames: int, input_file: Path | None, output_file:
 
     from boards import load_board
     from edge.build import MODEL_COPY
-    from edge.qonnx_io import load_model
     from fpga.build import random_inputs
     from fpga.execute import dequantize_output
     from fpga.serialize import load_graph
     from fpga.verify import verify
+    from frontend.qonnx_io import load_model
     from hls.flow import read_depths, simulate_project
 
     graph = load_graph(build_dir)
@@ -818,7 +818,7 @@ def export_cmd(model: Path | None, target: str | None, board: str | None, output
     from boards import load_board
     from boards.schema import EdgeDevice
     from edge.export.targets import export
-    from edge.qonnx_io import load_model
+    from frontend.qonnx_io import load_model
 
     if target is None:
         target = "onnx"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 DIGITS_FILE = Path(__file__).parent / "datasets" / "digits.npz"
 SPLIT_SEED = 0

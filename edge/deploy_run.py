@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 from hls.deploy import HERE as DEPLOY_CODE
 
 PYNQ_ENV = "EDGE_PYNQ_PYTHON"
@@ -202,9 +202,9 @@ def compare_with_golden(build_dir: Path, x: np.ndarray, y: np.ndarray) -> dict[s
     integers, same float affine) and against the QONNX golden model (equal up to float32 rounding of its float
     output layer, as `edge build` verifies; top-1 agreement for class scores)."""
     from edge.build import MODEL_COPY
-    from edge.qonnx_io import GoldenModel, load_model
     from fpga.execute import run_model
     from fpga.serialize import load_graph
+    from frontend.qonnx_io import GoldenModel, load_model
 
     graph = load_graph(build_dir)
     ours = run_model(graph, x)

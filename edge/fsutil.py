@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ import numpy as np
 from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
-from edge.qonnx_io import QUANT_OPS, LoadedModel
+from frontend.qonnx_io import QUANT_OPS, LoadedModel
 
 COMPUTE_OPS = frozenset({"MatMul", "Gemm", "Conv"})
 # Ops that only move or select values: a quantised tensor passed through them keeps its datatype.

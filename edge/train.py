@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from edge.data import Dataset
 from edge.fsutil import atomic_output_dir, write_json
-from edge.qonnx_io import GoldenModel, load_model
 from edge.zoo import build_float_model, build_model, model_input_shape
+from frontend.qonnx_io import GoldenModel, load_model
 
 MODEL_FILE = "model.onnx"
 CHECKPOINT_FILE = "model.pt"

@@ -9,7 +9,7 @@ from types import ModuleType
 import torch
 from torch import nn
 
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 
 def factory_module(spec: str) -> tuple[ModuleType, object]:

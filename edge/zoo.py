@@ -20,7 +20,7 @@ from brevitas.quant import (
 )
 from torch import nn
 
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 INPUT_BITS = 8
 ATTENTION_BITS = 8  # Q, K, V, scores, attention weights and LayerNorm outputs of the transformer

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from boards.schema import FpgaBoard
-from edge.qonnx_io import LoadedModel
 from fpga.folding import apply_folding_file, fold_to_budget
 from fpga.ir import DataflowGraph
 from fpga.lower import lower
@@ -17,6 +16,7 @@ from fpga.report import build_report
 from fpga.resources import Resources
 from fpga.verify import verify
 from fpga.width import insert_width_converters
+from frontend.qonnx_io import LoadedModel
 
 VERIFY_SAMPLES = 64
 # integer elements the teacher-forced verification may hold at once (all IR streams of all samples, int64, and as

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from boards.schema import FpgaBoard
-from edge.errors import EdgeError
 from fpga.datatypes import IntType
 from fpga.ir import DataflowGraph, DuplicateStreams, Node, StreamingDataWidthConverter
 from fpga.resources import Resources, estimate, fifo_estimate
 from fpga.width import DEFAULT_FIFO_DEPTH, axi_elems, in_elems, io_cycles, out_elems
+from frontend.errors import EdgeError
 
 RESOURCE_KEYS = ("lut", "ff", "bram36", "uram", "dsp")
 FOLDING_FORMAT = "edge-folding/1"

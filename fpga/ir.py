@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from fpga.datatypes import BIPOLAR, IntType
-from fpga.shapes import split_batch
+from frontend.shapes import split_batch
 
 
 @dataclass(frozen=True, eq=False)

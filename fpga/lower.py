@@ -22,8 +22,6 @@ from qonnx.custom_op.general.quant import quant
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import get_by_name
 
-from edge.errors import EdgeError
-from edge.qonnx_io import LoadedModel
 from fpga.datatypes import BIPOLAR, IntType, quant_type, smallest_type
 from fpga.ir import (
     AddConstant,
@@ -54,8 +52,10 @@ from fpga.ir import (
     Upsample,
     VectorVectorUnit,
 )
-from fpga.shapes import reshape_batch_axis, transpose_batch_axis
 from fpga.thresholds import derive_thresholds
+from frontend.errors import EdgeError
+from frontend.qonnx_io import LoadedModel
+from frontend.shapes import reshape_batch_axis, transpose_batch_axis
 
 QUANTISERS = ("Quant", "BipolarQuant")
 # Element-wise ops allowed between an accumulator and the next quantiser: they become thresholds.

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import EdgeError
 from fpga.datatypes import IntType
 from fpga.ir import (
     NODE_TYPES,
@@ -23,6 +22,7 @@ from fpga.ir import (
     TensorInfo,
     Thresholds,
 )
+from frontend.errors import EdgeError
 
 FORMAT = "edge-dataflow-ir/1"
 IR_JSON, IR_NPZ = "ir.json", "ir.npz"

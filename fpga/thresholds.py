@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edge.errors import EdgeError
 from fpga.datatypes import IntType
 from fpga.ir import Thresholds
+from frontend.errors import EdgeError
 
 ChainFn = Callable[[np.ndarray], np.ndarray]  # (B, C) int64 accumulators -> (B, C) int64 quantiser outputs
 

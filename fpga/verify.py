@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.qonnx_io import GoldenModel, LoadedModel, activation_elements
 from fpga.execute import quantize_input, run_model, run_node
 from fpga.ir import DataflowGraph, DuplicateStreams
+from frontend.qonnx_io import GoldenModel, LoadedModel, activation_elements
 
 TIE_EPS = 1e-4  # in units of the quantiser's step
 # Softmax and LayerNorm kernels approximate a float function (exp table, fixed-point reciprocal and square root):

@@ -6,7 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 KERNEL_INCLUDE = Path(__file__).parent / "include"
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import EdgeError
 from fpga.ir import DataflowGraph
 from fpga.width import stream_bits
+from frontend.errors import EdgeError
 from hls.codegen import read_frames, write_frames
 from hls.headers import ap_types_dir
 

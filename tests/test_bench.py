@@ -18,7 +18,7 @@ KEYS = {"schema", "model", "runtime", "runtime_version", "threads", "warmup", "r
 def exports(tmp_path_factory):
     from edge.cli import bundled_model_path
     from edge.export.targets import export
-    from edge.qonnx_io import load_model
+    from frontend.qonnx_io import load_model
 
     base = tmp_path_factory.mktemp("bench")
     loaded = load_model(bundled_model_path())

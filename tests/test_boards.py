@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from boards import EdgeDevice, FpgaBoard, list_boards, load_board
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 FPGA_FIGURES = {
     "pynq-z2": ("xc7z020clg400-1", 53_200, 106_400, 140, 0, 220),

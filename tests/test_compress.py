@@ -37,9 +37,9 @@ from edge.compress import (
 from edge.compress.channels import ChannelGraph, export_for_analysis
 from edge.corpus import ConcatNet, randomise_batchnorm
 from edge.data import Dataset
-from edge.errors import EdgeError
 from edge.train import accuracy, logits
 from edge.zoo import build_model
+from frontend.errors import EdgeError
 
 SHAPES = {"tfc": (64,), "cnv": (1, 8, 8), "resnet": (1, 8, 8), "dws": (1, 8, 8)}
 
@@ -136,9 +136,9 @@ def test_brevitas_examples_cnv_prunes_and_still_lowers_for_the_fpga(tmp_path) ->
 
 
 def _ir_weight_bits(model: nn.Module, shape: tuple[int, ...], tmp_path) -> list[int]:
-    from edge.qonnx_io import load_model
     from edge.train import export_qonnx_file
     from fpga.lower import lower
+    from frontend.qonnx_io import load_model
 
     export_qonnx_file(model, shape, tmp_path / "m.onnx", {})
     return [n.w_dtype.bits for n in lower(load_model(tmp_path / "m.onnx")).compute_nodes()]

@@ -19,10 +19,10 @@ from edge.cli import bundled_model_path
 from edge.corpus import bnn_pynq, radioml_vgg10, unsw_mlp
 from edge.data import Dataset
 from edge.deploy_run import PYNQ_ENV
-from edge.qonnx_io import load_model
 from fpga.build import BuildOptions, random_inputs
 from fpga.execute import quantize_input
 from fpga.width import AXI_BITS
+from frontend.qonnx_io import load_model
 from hls.codegen import raw_bits
 from hls.deploy import DRIVER, SHELLS
 from hls.deploy.check import check_block_design

@@ -10,7 +10,7 @@ import pytest
 
 from edge.cli import bundled_model_path
 from edge.export.targets import export
-from edge.qonnx_io import GoldenModel, load_model
+from frontend.qonnx_io import GoldenModel, load_model
 
 BITS = [2, 4, 8]
 MODELS = ["tfc", "sfc", "lfc", "cnv", "dws", "resnet"]
@@ -223,7 +223,7 @@ def test_streamed_verification_gives_the_one_batch_verdict(trained, tmp_path, mo
     """Verification in batches of 7 samples (golden, integer IR, tie search, runtime and per-layer rows batch by
     batch) reports exactly what the default batches (256: two for the 359 digits) report."""
     import fpga.verify
-    from edge.qonnx_io import activation_elements
+    from frontend.qonnx_io import activation_elements
 
     loaded = load_model(trained("resnet", 4, 4, epochs=4) / "model.onnx")
     whole = export(loaded, target, tmp_path / "whole", per_layer=True)

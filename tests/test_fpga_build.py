@@ -10,8 +10,6 @@ import pytest
 
 from boards import load_board
 from edge.cli import bundled_model_path
-from edge.errors import EdgeError
-from edge.qonnx_io import load_model
 from fpga.execute import run_model
 from fpga.folding import RESOURCE_KEYS, budget, fold_options, fold_to_budget, graph_edges, stream_cost
 from fpga.ir import MatrixVectorUnit
@@ -20,6 +18,8 @@ from fpga.report import build_report
 from fpga.resources import bram18_count, estimate, map_memory
 from fpga.serialize import load_graph, save_graph
 from fpga.width import insert_width_converters
+from frontend.errors import EdgeError
+from frontend.qonnx_io import load_model
 
 
 @pytest.fixture(scope="module")

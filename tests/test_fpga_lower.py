@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.errors import EdgeError
-from edge.qonnx_io import load_model
 from edge.zoo import ZOO
 from fpga.ir import MatrixVectorUnit, Thresholding, VectorVectorUnit
 from fpga.lower import lower
 from fpga.verify import verify
+from frontend.errors import EdgeError
+from frontend.qonnx_io import load_model
 
 LOWER_EPOCHS = 4  # enough for trained BatchNorm statistics and scales; accuracy is tested elsewhere
 BITS = [(1, 1), (2, 2), (4, 4), (8, 8)]

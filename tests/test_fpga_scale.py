@@ -11,14 +11,14 @@ import pytest
 
 from boards import list_boards, load_board
 from boards.schema import FpgaBoard
-from edge.errors import EdgeError
-from edge.qonnx_io import load_model
 from edge.zoo import ZOO
 from fpga.build import BuildOptions, compile_model, random_inputs
 from fpga.folding import RESOURCE_KEYS, fold_to_budget
 from fpga.lower import lower
 from fpga.report import build_report
 from fpga.resources import Resources, bram18_count, fifo_estimate
+from frontend.errors import EdgeError
+from frontend.qonnx_io import load_model
 from hls.codegen import generate
 from hls.flow import expected_outputs
 from hls.simulate import (

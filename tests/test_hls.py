@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from boards import load_board
-from edge.qonnx_io import GoldenModel, load_model
 from edge.zoo import ZOO
 from fpga.build import BuildOptions, compile_model
 from fpga.datatypes import IntType
@@ -30,6 +29,7 @@ from fpga.ir import (
 from fpga.lower import lower
 from fpga.verify import verify
 from fpga.width import insert_width_converters
+from frontend.qonnx_io import GoldenModel, load_model
 from hls.flow import STEADY_TOLERANCE, simulate_project
 
 BITS = [(1, 1), (2, 2), (4, 4)]

@@ -11,9 +11,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from edge.cli import bundled_model_path
-from edge.errors import EdgeError
 from edge.fsutil import atomic_output_dir, inside
-from edge.qonnx_io import GoldenModel, load_model
+from frontend.errors import EdgeError
+from frontend.qonnx_io import GoldenModel, load_model
 
 
 def _float_model(path: Path) -> Path:

@@ -22,10 +22,10 @@ from edge.export.kernel_paths import (
 )
 from edge.export.targets import export
 from edge.export.tflite import _zero_point
-from edge.qonnx_io import load_model
 from fpga.execute import execute, quantize_input
 from fpga.ir import MatrixVectorUnit, VectorVectorUnit
 from fpga.lower import lower
+from frontend.qonnx_io import load_model
 
 ZOO = [pytest.param(m, b, id=f"{m}-w{b}a{b}") for m in ("tfc", "cnv", "dws", "resnet") for b in (2, 4)]
 
@@ -143,7 +143,7 @@ def test_every_int8_program_is_exact_on_every_kernel_path(trained, tmp_path, mod
     """Each exported program's int8 layers, run through the kernel models its runtimes may pick, on the IR's own
     integers, give the exact accumulators: the QDQ ONNX form (OpenVINO, onnxruntime) on the x86 u8*s8 pairs, the
     TFLite file on ARM's int16 pairs. The static bound holds too (it covers every input, not only these)."""
-    from edge.export.targets import calibration_data
+    from edge.export.reference import calibration_data
     from edge.export.tflite import to_int8_onnx, to_tflite
 
     loaded = load_model(trained(model, bits, bits, epochs=4) / "model.onnx")

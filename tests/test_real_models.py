@@ -11,14 +11,14 @@ import pytest
 from boards.registry import list_boards, load_board
 from boards.schema import FpgaBoard
 from edge.corpus import FINN_EXAMPLES, IDIOMS, bnn_pynq
-from edge.errors import EdgeError
 from edge.export.targets import export
-from edge.qonnx_io import GoldenModel, load_model
 from fpga.build import BuildOptions, compile_model
 from fpga.folding import fold_to_budget
 from fpga.lower import lower
 from fpga.report import build_report
 from fpga.width import insert_width_converters
+from frontend.errors import EdgeError
+from frontend.qonnx_io import GoldenModel, load_model
 
 # all 11 bnn_pynq configs; the *_1w1a MLPs quantise their input with BipolarQuant (sign of 2x - 1)
 BUILDS = ["tfc_1w1a", "tfc_1w2a", "tfc_2w2a", "sfc_1w1a", "sfc_1w2a", "sfc_2w2a", "lfc_1w1a", "lfc_1w2a",

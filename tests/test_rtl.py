@@ -249,9 +249,9 @@ def test_rtl_build_of_a_binarised_mlp_and_edge_simulate(run_cli, trained, tmp_pa
     reruns the Verilator model on the user's inputs and writes what the accelerator computed."""
     import json
 
-    from edge.qonnx_io import GoldenModel, load_model
     from fpga.execute import run_model
     from fpga.serialize import load_graph
+    from frontend.qonnx_io import GoldenModel, load_model
 
     model = trained("tfc", 1, 1) / "model.onnx"
     out = tmp_path / "b"

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from edge.data import Dataset, load_npz_dataset
-from edge.errors import EdgeError
-from edge.qonnx_io import GoldenModel, load_model
 from edge.train import logits
 from edge.zoo import ZOO, build_model, model_input_shape
+from frontend.errors import EdgeError
+from frontend.qonnx_io import GoldenModel, load_model
 
 
 def _reload_torch(run, digits: Dataset):

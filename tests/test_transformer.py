@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from edge.data import Dataset
-from edge.qonnx_io import GoldenModel, load_model
 from edge.train import TrainConfig, train
 from edge.zoo import ZOO, build_model
 from fpga.datatypes import IntType
@@ -21,6 +20,7 @@ from fpga.execute import layer_norm_z, softmax_levels, stream_matmul
 from fpga.ir import LayerNorm, Softmax, StreamMatMul
 from fpga.lower import index_of, lower, moved
 from fpga.verify import APPROX_EQUAL_SHARE, verify
+from frontend.qonnx_io import GoldenModel, load_model
 
 VIT_EPOCHS = 40  # the bar (95% at 4-bit weights, 8-bit attention) needs the full default schedule
 

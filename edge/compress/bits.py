@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 
 def _quantised(model: nn.Module, proxy_name: str) -> dict[str, int]:

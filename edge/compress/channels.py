@@ -22,7 +22,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from edge.compress.bits import reinit_proxy
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 # ops that keep every channel where it is (one data input; constants, if any, must be per-tensor)
 CHANNELWISE = {"Relu", "Quant", "BipolarQuant", "Trunc", "MaxPool", "AveragePool", "GlobalAveragePool",

@@ -8,7 +8,7 @@ import torch
 from brevitas.quant import Int8ActPerTensorFloat
 from torch import nn
 
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 
 def max_useful_rank(module: nn.Module) -> int:

@@ -9,7 +9,7 @@ from torch import nn
 from edge.compress.channels import analyse_channels, prune_by_ratio
 from edge.compress.distill import fine_tune
 from edge.data import Dataset
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 
 def prune_iteratively(model: nn.Module, data: Dataset, shape: tuple[int, ...], ratio: float, steps: int = 3,

@@ -10,9 +10,9 @@ from typing import Any
 from torch import nn
 
 from boards.schema import FpgaBoard
-from edge.qonnx_io import load_model
 from edge.train import export_qonnx_file
 from fpga.build import BuildOptions, compile_model
+from frontend.qonnx_io import load_model
 
 
 def hardware_score(model: nn.Module, input_shape: tuple[int, ...], board: FpgaBoard, cap: float = 0.8,

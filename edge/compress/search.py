@@ -45,14 +45,14 @@ from edge.compress.distill import fine_tune
 from edge.compress.score import file_score, hardware_score
 from edge.compress.teacher import teacher_shell, train_teacher
 from edge.data import Dataset, load_dataset
-from edge.errors import EdgeError
 from edge.fsutil import write_json
-from edge.qonnx_io import load_model
 from edge.report_html import write_pareto_svg
 from edge.train import export_qonnx_file
 from edge.usermodel import call_factory, factory_module, load_state
 from edge.zoo import build_model, model_input_shape
 from fpga.lower import lower
+from frontend.errors import EdgeError
+from frontend.qonnx_io import load_model
 
 BASE_BITS = 4
 PTQ_CALIB = 512  # training images that calibrate a float model's PTQ baseline

@@ -10,7 +10,7 @@ from torch import nn
 from edge.compress.bits import activation_layers, set_bit_widths, weight_layers
 from edge.compress.distill import fine_tune
 from edge.data import Dataset
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 TEACHERS = ("baseline", "w8a8", "float", "none")
 WIDE_BITS = 8

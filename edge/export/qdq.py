@@ -9,11 +9,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from qonnx.custom_op.general.quant import quant
 
-from edge.errors import EdgeError
 from edge.export.kernel_paths import ARM_INT16_PAIRS as ARM
 from edge.export.kernel_paths import U8S8_PAIRS as U8S8
 from edge.export.kernel_paths import LayerPaths, layer_paths, u8_operand_max
-from edge.qonnx_io import LoadedModel
+from frontend.errors import EdgeError
+from frontend.qonnx_io import LoadedModel
 
 MIN_OPSET = 13  # per-axis DequantizeLinear
 # ops between an activation quantiser and the layer that reads it which keep its integer range

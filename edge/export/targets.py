@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,39 +10,17 @@ import numpy as np
 import onnx
 
 from edge.bench_device import host_description
-from edge.errors import EdgeError
 from edge.export.kernel_paths import summarise
 from edge.export.qdq import to_qdq
+from edge.export.reference import Reference, ort_run, reference
 from edge.fsutil import atomic_output_dir, write_json
-from edge.qonnx_io import GoldenModel, LoadedModel, activation_elements
 from edge.report_html import write_export_html
 from fpga.ir import DataflowGraph
+from frontend.errors import EdgeError
+from frontend.qonnx_io import GoldenModel, LoadedModel
 
 TARGETS = ("onnx", "tflite", "openvino", "tensorrt")
-TOP1_FLOOR = 0.995
-MAX_LSB = 1.0
-DEFAULT_SAMPLES = 256
 PROGRAM_EXACT_SHARE = 0.99  # OpenVINO runs the int8 program when this share of its channels is exact
-VERIFY_ELEMENTS = 1 << 27  # default verification work: activation elements over all samples
-
-
-@dataclass
-class Verification:
-    """How the exported model's outputs compare with the golden model's on the same inputs."""
-
-    samples: int
-    data: str
-    top1_agreement: float
-    max_abs_diff: float
-    max_diff_lsb: float
-    runtime: str
-    passed: bool
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"samples": self.samples, "data": self.data, "runtime": self.runtime,
-                "top1_agreement": self.top1_agreement, "max_abs_diff": self.max_abs_diff,
-                "max_diff_output_lsb": self.max_diff_lsb, "passed": self.passed, **self.extra}
 
 
 # How OpenVINO must run an exported model to compute what it says, on every x86 CPU: f32, not the CPU default (on
@@ -51,147 +28,6 @@ class Verification:
 # re-quantises the float inputs of fully connected layers per group: measured on an AMD EPYC with AVX-512 VNNI and
 # BF16, 339 of 22,976 first-layer outputs of sfc w4a4 one level off; 0 with it off).
 OPENVINO_CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
-
-
-def calibration_data(loaded: LoadedModel, calib: Path | None) -> tuple[np.ndarray, str]:
-    """The digits test set when the model takes digits, a user .npy batch, or else random inputs in [0, 1]."""
-    shape = tuple(loaded.input_shape[1:])
-    if calib is None and loaded.input_dtype != np.float32:
-        raise EdgeError(f"{loaded.path}: the model takes token ids; give --calib ids.npy (int64, batch first) to "
-                        "verify the export on real inputs")
-    if calib is not None:
-        try:
-            x = np.load(calib, allow_pickle=False).astype(loaded.input_dtype)
-        except (OSError, ValueError) as exc:
-            raise EdgeError(f"{calib}: not a numeric .npy array ({type(exc).__name__})") from None
-        if tuple(x.shape[1:]) != shape:
-            raise EdgeError(f"{calib}: samples have shape {tuple(x.shape[1:])}, the model takes {shape}")
-        return x, str(calib)
-    if int(np.prod(shape)) == 64:
-        from edge.data import load_digits_dataset
-
-        return load_digits_dataset().x_test.reshape(-1, *shape), "digits test set"
-    n = default_samples(loaded)
-    data = "random inputs in [0, 1]"
-    if n < DEFAULT_SAMPLES:
-        data += f" ({n} samples for a model this size; give --calib for more)"
-    return np.random.default_rng(0).uniform(0, 1, size=(n, *shape)).astype(np.float32), data
-
-
-def default_samples(loaded: LoadedModel) -> int:
-    """256 random samples, fewer for large models (an ImageNet-sized one gets 8: seconds, not minutes)."""
-    return max(8, min(DEFAULT_SAMPLES, VERIFY_ELEMENTS // activation_elements(loaded)))
-
-
-def batches(n: int, size: int) -> list[slice]:
-    """Consecutive slices of at most `size` samples covering range(n)."""
-    return [slice(s, min(s + size, n)) for s in range(0, n, max(size, 1))]
-
-
-def top1_agreement(ours: np.ndarray, golden: np.ndarray) -> float:
-    """Share of samples whose top class is a top class of the golden model: where the golden model has several
-    classes at the same value (common with 1-2 bit activations), any of them agrees."""
-    pick = ours.argmax(1)
-    best = golden.max(1)
-    tol = 1e-5 * max(float(np.abs(golden).max(initial=0.0)), 1e-30)
-    return float((golden[np.arange(len(golden)), pick] >= best - tol).mean())
-
-
-def int8_output_lsb(golden: np.ndarray, acc_lsb: np.ndarray) -> float:
-    """One LSB of an int8 output: the golden outputs' range over 255 steps (never finer than the accumulator's)."""
-    span = float(golden.max() - golden.min())
-    return max(span / 255.0, float(np.nanmax(acc_lsb)) if np.isfinite(acc_lsb).any() else 0.0)
-
-
-@dataclass(frozen=True)
-class Reference:
-    """What every export is checked against: the inputs, the golden outputs, the integer IR (when the model
-    lowers), one accumulator LSB per output, and the samples at golden float ties."""
-
-    x: np.ndarray
-    data: str
-    golden: np.ndarray
-    graph: DataflowGraph | None
-    acc_lsb: np.ndarray
-    ties: frozenset[int]
-    batch: int = 256  # samples per streamed batch (golden, integer IR and runtimes alike)
-
-    def batches(self) -> list[slice]:
-        return batches(len(self.x), self.batch)
-
-    def compare(self, ours: np.ndarray, runtime: str, exact: bool, out_step: float | None = None) -> Verification:
-        """Exact (QDQ ONNX): equal up to float32 rounding. Otherwise top-1 agreement and |delta| <= 1 int8 output
-        LSB; both distances are reported, in int8 output LSB (the criterion) and in accumulator LSB.
-
-        Samples where some QONNX quantiser receives a value on a rounding boundary (and the integer IR took the
-        other side) are left out of the |delta| bound, not out of top-1: there the golden model's own answer
-        depends on float summation order, so an int8 runtime may legitimately differ."""
-        golden, lsb = self.golden, self.acc_lsb
-        ours = ours.reshape(golden.shape)
-        diff = np.abs(ours.astype(np.float64) - golden.astype(np.float64))
-        ties = sorted(i for i in self.ties if i < len(diff))
-        if not exact and ties:
-            diff[ties] = 0.0
-        acc = diff.reshape(len(diff), -1) / lsb.reshape(1, -1) if ours.ndim == 2 else diff / np.nanmax(lsb)
-        top1 = top1_agreement(ours, golden) if ours.ndim == 2 else 1.0
-        acc_max = float(np.nanmax(acc)) if np.isfinite(acc).any() else float("nan")
-        step = out_step if out_step is not None else int8_output_lsb(golden, lsb)
-        out_lsb = float(diff.max()) / step
-        if exact:
-            ok = bool(np.allclose(ours, golden, rtol=1e-5, atol=1e-5 * np.abs(golden).max()))
-        else:
-            ok = top1 >= TOP1_FLOOR and out_lsb <= MAX_LSB
-        return Verification(len(ours), self.data, top1, float(diff.max()), out_lsb, runtime, ok,
-                            {"max_diff_accumulator_lsb": acc_max, "output_lsb": step,
-                             "golden_tie_samples_excluded": 0 if exact else len(ties)})
-
-
-def reference(loaded: LoadedModel, calib: Path | None, ties: bool) -> Reference:
-    """Golden outputs on the verification data, and the integer IR lowered once for everything that needs it."""
-    from fpga.lower import lower
-    from fpga.verify import stream_batch, verify
-
-    x, data = calibration_data(loaded, calib)
-    batch = min(stream_batch(loaded), len(x))
-    golden = GoldenModel(loaded, batch=batch).run(x)
-    n_out = int(np.prod(golden.shape[1:]))
-    try:
-        graph = lower(loaded)
-    except EdgeError:
-        return Reference(x, data, golden, None, np.full(n_out, np.nan), frozenset(), batch)
-    scale = np.abs(np.asarray(graph.post.scale, np.float64)).reshape(-1)
-    if golden.ndim > 2 and scale.size == golden.shape[1] > 1:  # per-channel scale of an image output (N, C, ...)
-        scale = scale.reshape(-1, *([1] * (golden.ndim - 2)))
-        acc_lsb = np.broadcast_to(scale, golden.shape[1:]).reshape(-1)
-    else:
-        acc_lsb = np.broadcast_to(scale, (n_out,))
-    tie_samples = frozenset(verify(graph, loaded, x, batch).tie_samples) if ties else frozenset()
-    return Reference(x, data, golden, graph, acc_lsb, tie_samples, batch)
-
-
-def _ort_run(proto: onnx.ModelProto, x: np.ndarray, optimise: bool, batch: int | None = None) -> np.ndarray:
-    """Run in the golden model's batches (`batch`, default all at once): the same batch sizes make float32 kernels
-    sum in the same order (a different batch size can pick a different convolution algorithm and flip exact
-    ties), and memory stays flat on large models."""
-    import onnxruntime as ort
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from edge.qonnx_io import with_batch
-
-    so = ort.SessionOptions()
-    if not optimise:
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sessions: dict[int, Any] = {}
-    outs = []
-    for part in batches(len(x), batch or len(x)):
-        chunk = x[part]
-        if len(chunk) not in sessions:
-            batched = with_batch(ModelWrapper(proto), len(chunk)).model
-            sessions[len(chunk)] = ort.InferenceSession(batched.SerializeToString(), so,
-                                                        providers=["CPUExecutionProvider"])
-        sess = sessions[len(chunk)]
-        outs.append(sess.run(None, {sess.get_inputs()[0].name: chunk})[0])
-    return np.concatenate(outs, axis=0)
 
 
 def activation_probes(proto: onnx.ModelProto) -> list[tuple[str, float]]:
@@ -262,7 +98,7 @@ class _Runtime:
         import onnxruntime as ort
         from qonnx.core.modelwrapper import ModelWrapper
 
-        from edge.qonnx_io import with_batch
+        from frontend.qonnx_io import with_batch
 
         if n not in self.sessions:
             batched = with_outputs(with_batch(ModelWrapper(self.proto), n).model, self.names)
@@ -290,9 +126,9 @@ def export_onnx(loaded: LoadedModel, tmp: Path, ref: Reference,
     proto, widened, conv = to_qdq(loaded, target)
     path = tmp / "model.qdq.onnx"
     onnx.save(proto, str(path))
-    exact = ref.compare(_ort_run(proto, ref.x, optimise=False, batch=ref.batch),
+    exact = ref.compare(ort_run(proto, ref.x, optimise=False, batch=ref.batch),
                         "onnxruntime (no graph optimisation)", exact=True)
-    fused = ref.compare(_ort_run(proto, ref.x, optimise=True, batch=ref.batch),
+    fused = ref.compare(ort_run(proto, ref.x, optimise=True, batch=ref.batch),
                         "onnxruntime (default: fused int8 kernels)",
                         exact=False)
     return {"path": path.name, "widened": widened, "notes": conv.notes, "verification": exact.as_dict(),

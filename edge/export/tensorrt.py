@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import onnx
 
 from edge.export.qdq import to_tensorrt_qdq
-from edge.qonnx_io import LoadedModel
+from frontend.qonnx_io import LoadedModel
 
 if TYPE_CHECKING:
-    from edge.export.targets import Reference
+    from edge.export.reference import Reference
 
 
 def build_script(onnx_name: str, input_name: str, shape: tuple[int, ...]) -> str:
@@ -24,7 +24,7 @@ def build_script(onnx_name: str, input_name: str, shape: tuple[int, ...]) -> str
 
 
 def export_tensorrt(loaded: LoadedModel, tmp: Path, ref: Reference) -> dict[str, Any]:
-    from edge.export.targets import _ort_run
+    from edge.export.reference import ort_run
 
     proto, widened, reduced, notes = to_tensorrt_qdq(loaded)
     onnx.save(proto, str(tmp / "model.trt.onnx"))
@@ -34,7 +34,7 @@ def export_tensorrt(loaded: LoadedModel, tmp: Path, ref: Reference) -> dict[str,
     script.write_text(build_script("model.trt.onnx", input_name, shape))
     script.chmod(0o755)
     q_types = {i.data_type for i in proto.graph.initializer if i.name.endswith("_zp")}
-    check = ref.compare(_ort_run(proto, ref.x, optimise=False, batch=ref.batch),
+    check = ref.compare(ort_run(proto, ref.x, optimise=False, batch=ref.batch),
                         "onnxruntime on the Q/DQ model (TensorRT itself is not run here)", exact=not reduced)
     return {"path": "model.trt.onnx", "build_script": script.name, "widened": widened, "reduced": reduced,
             "notes": notes,

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import EdgeError
 from edge.export.kernel_paths import U8S8_PAIRS, LayerPaths, layer_paths, max_fold, summarise, u8_operand_max
 from edge.export.requant import MARGIN, check_requant, fit_requant
 from edge.export.tflite_model import (
@@ -48,6 +47,7 @@ from fpga.ir import (
     Upsample,
     VectorVectorUnit,
 )
+from frontend.errors import EdgeError
 
 IO_MODES = ("float", "int8")
 

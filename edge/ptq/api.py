@@ -12,11 +12,11 @@ import numpy as np
 import onnx
 import torch
 
-from edge.errors import EdgeError
 from edge.fsutil import atomic_output_dir, write_json
 from edge.ptq.flow import layer_sqnr, ptq, run, run_float64
 from edge.ptq.recipe import Recipe
 from edge.ptq.source import as_logits, as_model_input, load_float_model
+from frontend.errors import EdgeError
 
 MODEL_FILE = "model.onnx"
 REPORT_FILE = "quantize.json"
@@ -53,7 +53,7 @@ def _golden(path: Path, x: np.ndarray) -> np.ndarray:
     """The exported QONNX model's outputs by QONNX execution: edge's batched golden model for float inputs, qonnx's
     executor sample by sample for integer (token id) inputs, which the rest of edge does not take yet."""
     if x.dtype.kind == "f":
-        from edge.qonnx_io import GoldenModel, load_model
+        from frontend.qonnx_io import GoldenModel, load_model
 
         return np.asarray(GoldenModel(load_model(path)).run(np.asarray(x, np.float32)), np.float64)
     from qonnx.core.modelwrapper import ModelWrapper
@@ -94,7 +94,7 @@ def quantize(spec: str, calib: np.ndarray, output: Path, recipe: Recipe, labels:
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
         try:
             if x_is_float := calib.dtype.kind == "f":
-                from edge.qonnx_io import load_model
+                from frontend.qonnx_io import load_model
 
                 onnx.save(load_model(path).model.model, str(path))  # ship the cleaned, annotated graph
             golden = _golden(path, calib[:n_verify])

@@ -16,9 +16,9 @@ from torch import nn
 from tqdm import tqdm
 
 from edge.compress.bits import set_bit_widths, weight_layers
-from edge.errors import EdgeError
 from edge.ptq.recipe import PERCENTILE, Recipe
 from edge.ptq.source import as_model_input, plain_layers
+from frontend.errors import EdgeError
 
 # QuantLinear/QuantConv and friends: the layers whose weights are quantised
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from edge.errors import EdgeError
+from frontend.errors import EdgeError
 
 CALIBRATIONS = ("minmax", "percentile", "mse")
 STEPS = ("equalize", "gptq", "bias")  # applied in this order around calibration (equalize before it)

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge.errors import EdgeError
 from edge.usermodel import call_factory, load_state
+from frontend.errors import EdgeError
 
 
 class Logits(nn.Module):

@@ -18,7 +18,7 @@ from qonnx.transformation.fold_constants import FoldConstants
 from qonnx.transformation.general import SortGraph
 from qonnx.transformation.infer_shapes import InferShapes
 
-from fpga.shapes import reshape_batch_axis, transpose_batch_axis
+from frontend.shapes import reshape_batch_axis, transpose_batch_axis
 
 QUANTISER_OPS = ("Quant", "BipolarQuant", "Trunc", "QuantizeLinear", "DequantizeLinear")
 IDENTITY_OPS = frozenset({"Identity", "Dropout"})

@@ -23,8 +23,8 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
-from edge.errors import EdgeError
-from edge.normalise import late_passes, normalise
+from frontend.errors import EdgeError
+from frontend.normalise import late_passes, normalise
 
 QUANT_OPS = frozenset({"Quant", "BipolarQuant", "Trunc"})
 # inputs each QONNX quantiser takes, and its attributes: (type, allowed values or None)
@@ -308,7 +308,7 @@ def cleanup(model: ModelWrapper) -> ModelWrapper:
 
 
 def load_model(path: str | Path) -> LoadedModel:
-    """Load a QONNX file, normalise it (edge.normalise), reject what the toolchain cannot handle, and return the
+    """Load a QONNX file, normalise it (frontend.normalise), reject what the toolchain cannot handle, and return the
     cleaned, annotated model with the list of rewrites."""
     path = Path(path)
     proto = _read(path)
