@@ -199,12 +199,12 @@ RTL_DIR = "rtl"
 def _rtl_synth(project: Any, board: FpgaBoard, report: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
     """Yosys on the top for the board's family: totals and per-layer counts beside the resource model's."""
     from rtl.flow import synthesise, yosys_family
-    from rtl.yosys import YosysError
+    from rtl.yosys import YosysError, yosys_command
 
     keys = ("lut", "ff", "bram36", "dsp")
     try:
         family = yosys_family(board.family)
-        log(f"Yosys synth_xilinx -family {family} on the top (hierarchy kept)...")
+        log(f"Yosys {yosys_command(family)} on the top (hierarchy kept)...")
         synth = synthesise(project, family)
     except YosysError as exc:
         raise EdgeError(f"{board.name}: {exc}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import warnings
 from collections import Counter
@@ -283,7 +284,8 @@ MODEL defaults to the bundled TFC w2a2 digits model.""")
                    "with random back-pressure).  [default: hls for Xilinx boards, rtl for ECP5, iCE40 and Gowin]")
 @click.option("--synth", is_flag=True,
               help="hls: also run Vitis HLS (csim, csynth, cosim, export) if vitis_hls is on PATH. rtl: Yosys "
-                   "synth_xilinx on the top, per-layer LUT/FF/BRAM/DSP beside the estimates.")
+                   "synth_xilinx (synth_ecp5/ice40/gowin on open boards) on the top, per-layer LUT/FF/BRAM/DSP "
+                   "beside the estimates.")
 @click.option("--bitfile", is_flag=True,
               help="Also build deploy/bitfile/edge.bit + .hwh (Vitis HLS, then Vivado on the block design); needs "
                    "both on PATH. Alveo: the kernel .xo. ECP5/iCE40/Gowin boards: the top behind a UART shell "
@@ -378,6 +380,11 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
         f"latency {t['latency_us']:,.1f} us"
     )
     click.echo(f"FIFO depths: {report['fifo_depths']}")
+    fam = t.get("family_resources")
+    if fam:
+        cells = "logic cells (LUT4 + FF)" if report.get("family") == "ice40" else "LUT4"
+        click.echo(f"in {report.get('family')} units (the model's counts, calibrated against Yosys): {fam['lut']:,} "
+                   f"{cells}, {fam['ff']:,} FF, {fam['bram36']:g} BRAM36 of block RAM")
     click.echo("utilisation " + ", ".join(f"{k.upper()} {util[k]:.1%}" for k in ("lut", "ff", "bram36", "uram", "dsp"))
                + f" (cap {report['utilisation_cap']:.0%})")
     v = report.get("verification")
@@ -414,7 +421,7 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
             f" ({num(k, ly['estimate'][k])})" if ly.get("estimate") else "") for k in keys]] for ly in ys["layers"]]
         rows.append(["FIFOs", "StreamingFIFO", *[num(k, ys["fifos"][k]) for k in keys]])
         rows.append(["total", "", *[f"{num(k, ys['resources'][k])} ({num(k, ys['estimate'][k])})" for k in keys]])
-        click.echo(f"\n{ys['tool']} synth_xilinx -family {ys['family']} ({ys['seconds']:.0f} s), estimate in "
+        click.echo(f"\n{ys['tool']} {ys['command']} ({ys['seconds']:.0f} s), estimate in "
                    "parentheses:")
         click.echo(render(["node", "op", "LUT", "FF", "BRAM36", "DSP"], rows))
     bs = report.get("bitstream")
@@ -944,14 +951,28 @@ def _quiet_onnxruntime() -> None:
         pass
 
 
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signum)
+
+
 def main() -> None:
     """Entry point: user mistakes print one line and exit 2; click's own usage errors keep their format."""
     # library warnings (numpy overflow on a malformed scale, qonnx shape notes) are not the user's to read: every
     # problem they hint at is checked and reported as one line
     warnings.simplefilter("ignore")
     _quiet_onnxruntime()
+    # SIGTERM (a job scheduler, `kill`, a closed CI step) unwinds like Ctrl-C: output directories are written
+    # beside their target and renamed into place at the end, so an interrupted command leaves none behind
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         cli.main(standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        # click turns Ctrl-C into Abort; the signal's number rides on the KeyboardInterrupt it wraps
+        cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__
+        args = cause.args if isinstance(cause, KeyboardInterrupt) else ()
+        signum = args[0] if args and isinstance(args[0], int) else int(signal.SIGINT)
+        click.echo(f"interrupted ({signal.Signals(signum).name})", err=True)
+        sys.exit(128 + signum)
     except EdgeError as exc:
         # names from a model file may hold any bytes: escape control characters so the error stays one line
         text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(exc))
@@ -961,9 +982,6 @@ def main() -> None:
         click.echo("error: out of memory: the model's tensors are too large for this machine (check its input "
                    "shape)", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -24,7 +24,7 @@ import numpy as np
 from boards.schema import FpgaBoard
 from fpga.datatypes import IntType
 from fpga.ir import DataflowGraph, DuplicateStreams, Node, StreamingDataWidthConverter
-from fpga.resources import Resources, estimate, fifo_estimate
+from fpga.resources import Resources, estimate, family_matrix, fifo_estimate
 from fpga.width import DEFAULT_FIFO_DEPTH, axi_elems, in_elems, io_cycles, out_elems
 from frontend.errors import EdgeError
 
@@ -66,7 +66,7 @@ def fold_options(node: Node, uram: bool) -> list[FoldOption]:
 
 
 def budget(board: FpgaBoard, cap: float, reserve: Resources | None = None) -> dict[str, float]:
-    r, z = board.resources, reserve or Resources()
+    r, z = board.resources, (reserve or Resources()).for_family(board.family)
     return {"lut": r.lut * cap - z.lut, "ff": r.ff * cap - z.ff, "bram36": r.bram36 * cap - z.bram36,
             "uram": r.uram * cap - z.uram, "dsp": r.dsp * cap - z.dsp}
 
@@ -125,9 +125,12 @@ def graph_edges(graph: DataflowGraph) -> list[Edge]:
 class _Problem:
     """Options of every node as arrays, and the streams between them, for fast repeated picks."""
 
-    def __init__(self, graph: DataflowGraph, uram: bool) -> None:
+    def __init__(self, graph: DataflowGraph, uram: bool, family: str = "") -> None:
         self.options = [fold_options(n, uram) for n in graph.nodes]
-        self.res = [np.array([_vec(o.res) for o in opts]) for opts in self.options]
+        # in the board family's own units (LUT4s, logic cells, ...) so that they compare with its budget
+        self.unit = family_matrix(family, "streams")  # FIFOs and width converters
+        self.res = [np.array([_vec(o.res) for o in opts]) @ family_matrix(family, n.kind).T
+                    for n, opts in zip(graph.nodes, self.options, strict=True)]
         self.cycles = [np.array([o.cycles for o in opts]) for opts in self.options]
         self.lanes = [np.array([o.pe * o.simd + o.pe * 1e-3 for o in opts]) for opts in self.options]
         self.w_in = [np.array([o.in_elems for o in opts]) for opts in self.options]
@@ -146,7 +149,7 @@ class _Problem:
             return int((self.w_out if out else self.w_in)[k][picks[k]])
         n_out = e.axi if e.src == -1 else w(e.src, True)
         n_in = e.axi if e.dst == -1 else w(e.dst, False)
-        return np.array(stream_cost(n_out, n_in, e.dtype, e.elems, e.src == -1, e.dst == -1))
+        return self.unit @ np.array(stream_cost(n_out, n_in, e.dtype, e.elems, e.src == -1, e.dst == -1))
 
     def local_cost(self, k: int, picks: list[int], weights: np.ndarray) -> np.ndarray:
         """Weighted cost of every option of node k, its streams included, neighbours held at their picks."""
@@ -217,7 +220,7 @@ def fold_to_budget(graph: DataflowGraph, board: FpgaBoard, cap: float = 0.8, tar
     uram = board.resources.uram > 0
     avail_d = budget(board, cap, reserve)
     avail = np.array([avail_d[k] for k in RESOURCE_KEYS])
-    prob = _Problem(graph, uram)
+    prob = _Problem(graph, uram, board.family)
     # fully unfolded bottleneck; the AXI ports' own cycles are a floor no folding goes below
     slowest = max(max(int(c.min()) for c in prob.cycles), io_cycles(graph))
     candidates = sorted({int(c) for cs in prob.cycles for c in cs if c >= slowest})

@@ -15,7 +15,7 @@ from fpga.ir import (
     Thresholding,
     VectorVectorUnit,
 )
-from fpga.resources import Resources, estimate, fifo_estimate
+from fpga.resources import FAMILY_FACTORS, Resources, estimate, fifo_estimate
 from fpga.width import DEFAULT_FIFO_DEPTH, inner_streams, stream_bits
 
 
@@ -82,10 +82,18 @@ def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float,
     clock = board.clock_hz
     avail = board.resources.as_dict()
     used = total.as_dict()
+    # open (LUT4) families: the budget is in the family's own units (LUT4s, iCE40 logic cells, its block RAM)
+    family = None
+    if board.family in FAMILY_FACTORS:
+        fam = fifo_total.for_family(board.family, "streams")
+        for node in graph.nodes:
+            fam = fam + estimate(node, uram)[0].for_family(board.family, node.kind)
+        family = fam.as_dict()
     return {
         "model": graph.name,
         "board": board.name,
         "part": board.part,
+        "family": board.family,
         "clock_mhz": board.clock_mhz,
         "utilisation_cap": cap,
         "layers": layers,
@@ -100,6 +108,7 @@ def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float,
             "latency_us": sum(r["cycles"] for r in layers) / clock * 1e6,
             "resources": used,
             "fifo_resources": fifo_total.as_dict(),
-            "utilisation": {k: (used[k] / avail[k] if avail[k] else 0.0) for k in used},
+            "utilisation": {k: ((family or used)[k] / avail[k] if avail[k] else 0.0) for k in used},
+            **({"family_resources": family} if family else {}),
         },
     }

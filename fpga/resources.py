@@ -61,6 +61,35 @@ FIFO_SRL_CONTROL_LUTS = 8  # full/empty flags and the read address of the SRL ch
 FIFO_BRAM_CONTROL_LUTS = 60  # read/write pointers, their comparison and the output register's handshake
 
 
+# Open (LUT4) families: the model counts Xilinx LUT6/FF/BRAM36 for the HLS kernels; on an open board the design is
+# the RTL backend's, synthesised by Yosys into the family's LUT4s, flip-flops and block RAM. Yosys' counts over the
+# model's, per layer kind, on the same RTL tops (synth_ecp5/ice40/gowin; bench/lut4_calibration.py ->
+# bench/results/lut4_calibration.json) turn the model's figures into the family's own. Kinds not measured there take
+# "other" (every kind but the MVAU's, together); streams (FIFOs and width converters, which the folder costs per
+# stream) take "streams". Multipliers are kept as the model binds them.
+FAMILY_FACTORS: dict[str, dict[str, dict[str, float]]] = {}
+# block RAM in 36 Kb units over the model's (ECP5/Gowin 18 Kb blocks, iCE40 4 Kb ones; ROMs the model puts in BRAM
+# often become logic on the open families)
+FAMILY_BRAM: dict[str, float] = {}
+# an iCE40 logic cell holds one LUT4 and one flip-flop and the part counts cells (lut = ff = 5,280 on the UP5K):
+# flip-flops that find no LUT to pair with take a cell of their own; nextpnr-ice40's cell counts over Yosys' LUT4s
+# and FFs on the same designs
+ICE40_FF_PER_LC = 0.0
+
+
+def family_matrix(family: str, kind: str = "other") -> np.ndarray:
+    """The linear map from the model's (lut, ff, bram36, uram, dsp) for a node of `kind` to a family's own units
+    (identity for Xilinx parts); on iCE40 the `lut` row counts logic cells."""
+    m = np.eye(5)
+    table = FAMILY_FACTORS.get(family)
+    if table is not None:
+        f = table.get(kind, table["other"])
+        m[0, 0], m[1, 1], m[2, 2] = f["lut"], f["ff"], FAMILY_BRAM[family]
+        if family == "ice40":
+            m[0, 1] = f["ff"] * ICE40_FF_PER_LC
+    return m
+
+
 @dataclass(frozen=True)
 class Resources:
     lut: float = 0.0
@@ -76,6 +105,11 @@ class Resources:
     def as_dict(self) -> dict[str, float]:
         return {"lut": round(self.lut), "ff": round(self.ff), "bram36": self.bram36, "uram": self.uram,
                 "dsp": round(self.dsp)}
+
+    def for_family(self, family: str, kind: str = "other") -> Resources:
+        """These counts (of a node of `kind`) in a board family's own units (see family_matrix)."""
+        v = family_matrix(family, kind) @ np.array([self.lut, self.ff, self.bram36, self.uram, self.dsp])
+        return Resources(*(float(x) for x in v))
 
 
 def fifo_estimate(width: int, depth: int) -> tuple[Resources, str]:

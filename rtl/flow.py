@@ -19,7 +19,8 @@ from rtl.project import MIN_FIFO_DEPTH, TOP, Project, fifo_instance, write_proje
 SIM_DIR = "obj"  # the compiled Verilator model inside the project, reused by `edge simulate`
 BACKPRESSURE_STALL_PERCENT = 30
 BACKPRESSURE_FRAMES = 4
-YOSYS_FAMILY = {"zynq-7000": "xc7", "zynq-ultrascale-plus": "xcup", "alveo": "xcup"}
+YOSYS_FAMILY = {"zynq-7000": "xc7", "zynq-ultrascale-plus": "xcup", "alveo": "xcup", "ecp5": "ecp5",
+                "ice40": "ice40", "gowin": "gowin"}
 
 
 def compile_top(project: Project) -> Path:
@@ -113,14 +114,15 @@ def simulate(project: Project, x_int: np.ndarray, expected: np.ndarray, estimate
 
 
 def yosys_family(board_family: str) -> str:
-    """The synth_xilinx family of a board family (7-series or UltraScale+)."""
+    """The Yosys family of a board family: synth_xilinx's 7-series or UltraScale+, or an open family."""
     if board_family not in YOSYS_FAMILY:
         raise yosys.YosysError(f"no Yosys flow for the board family '{board_family}'")
     return YOSYS_FAMILY[board_family]
 
 
 def synthesise(project: Project, family: str, timeout: float = 3600) -> dict[str, Any]:
-    """Yosys synth_xilinx on the top, hierarchy kept: the top's totals and one count per kernel instance."""
+    """Yosys (synth_xilinx, synth_ecp5, synth_ice40 or synth_gowin) on the top, hierarchy kept: the top's totals and
+    one count per kernel instance."""
     work = project.directory / "synth"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -147,7 +149,7 @@ def synthesise(project: Project, family: str, timeout: float = 3600) -> dict[str
     module_of = {name.lstrip("\\"): c["type"] for name, c in cells.items()}
 
     def counts(module: str | None) -> dict[str, float]:
-        return yosys.count(modules[module]["num_cells_by_type"]) if module in modules else {}
+        return yosys.count(modules[module]["num_cells_by_type"], family) if module in modules else {}
 
     layers = [{"node": inst["node"], "kind": inst["kind"], "resources": counts(module_of.get(inst["id"]))}
               for inst in project.instances]
@@ -157,5 +159,6 @@ def synthesise(project: Project, family: str, timeout: float = 3600) -> dict[str
             for k, v in counts(module).items():
                 fifo_total[k] += v
     return {"tool": yosys.version(), "family": family, "seconds": round(time.perf_counter() - t0, 1),
-            "resources": yosys.count(stat["design"]["num_cells_by_type"]), "top_module": top_key,
+            "resources": yosys.count(stat["design"]["num_cells_by_type"], family), "top_module": top_key,
+            "command": yosys.yosys_command(family),
             "layers": layers, "fifos": fifo_total, "log": "rtl/synth/yosys.log"}

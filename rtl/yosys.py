@@ -13,11 +13,51 @@ from rtl.kernels import Kernel
 from rtl.tools import find_tool
 from rtl.verilator import VERILOG
 
-# synth command per family; the kernel is a layer, so no I/O buffers are inserted
+# synth command per family; the kernel is a layer, so no I/O buffers are inserted; hierarchy kept (the open
+# families' scripts flatten by default) so that each kernel instance is counted on its own
 SYNTH = {
     "xc7": "synth_xilinx -family xc7 -noiopad",
     "xcup": "synth_xilinx -family xcup -noiopad",
+    "ecp5": "synth_ecp5 -noflatten",
+    "ice40": "synth_ice40 -noflatten",
+    "gowin": "synth_gowin -noflatten",
 }
+# each family's primitives -> lut, ff, bram36, dsp: (pattern, weight) pairs. LUT4 families count LUT4s (an ECP5
+# CCU2C carry cell is two LUT4s, a Gowin ALU one; iCE40's SB_CARRY sits beside the LUT in its logic cell); their
+# block RAM in 36 Kb units (ECP5 DP16KD and Gowin BSRAM are 18 Kb, iCE40 SB_RAM40_4K 4 Kb)
+_XILINX = {
+    "lut": ((r"LUT[1-6]|RAM(32|64|128|256)[XM0-9A-Z]*|SRL(16|C32)E?", 1.0),),
+    "ff": ((r"FD[RSCP]E?", 1.0),),
+    "bram36": ((r"RAMB36E[12]", 1.0), (r"RAMB18E[12]", 0.5)),
+    "dsp": ((r"DSP48E[12]", 1.0),),
+}
+PRIMITIVES: dict[str, dict[str, tuple[tuple[str, float], ...]]] = {
+    "xc7": _XILINX,
+    "xcup": _XILINX,
+    "ecp5": {
+        "lut": ((r"LUT4", 1.0), (r"CCU2C", 2.0), (r"TRELLIS_DPR16X4", 2.0)),
+        "ff": ((r"TRELLIS_FF", 1.0),),
+        "bram36": ((r"DP16KD|PDPW16KD", 0.5),),
+        "dsp": ((r"MULT18X18D", 1.0),),
+    },
+    "ice40": {
+        "lut": ((r"SB_LUT4", 1.0),),
+        "ff": ((r"SB_DFF\w*", 1.0),),
+        "bram36": ((r"SB_RAM40_4K\w*", 4 / 36),),
+        "dsp": ((r"SB_MAC16", 1.0),),
+    },
+    "gowin": {
+        "lut": ((r"LUT[1-4]", 1.0), (r"ALU", 1.0), (r"RAM16S(DP)?[124]", 4.0)),
+        "ff": ((r"DFF\w*", 1.0),),
+        "bram36": ((r"SP|SPX9|SDPB|SDPX9B|DPB|DPX9B|pROM|pROMX9", 0.5),),
+        "dsp": ((r"MULT18X18|MULTALU18X18|MULTADDALU18X18", 1.0), (r"MULT9X9|MULTALU36X18", 0.5)),
+    },
+}
+
+
+def yosys_command(family: str) -> str:
+    """How a report names the synthesis: 'synth_xilinx -family xc7', 'synth_ecp5', ..."""
+    return " ".join(w for w in SYNTH[family].split() if w not in ("-noiopad", "-noflatten"))
 
 
 class YosysError(RuntimeError):
@@ -36,16 +76,13 @@ def version() -> str:
     return match.group(1) if match else out.strip()
 
 
-def count(cells: dict[str, int]) -> dict[str, float]:
-    """Xilinx primitives -> lut, ff, bram36, dsp (LUT RAM and shift registers count as LUTs; RAMB18 as half)."""
-    def total(pattern: str) -> int:
-        return sum(n for name, n in cells.items() if re.fullmatch(pattern, name))
-    return {
-        "lut": total(r"LUT[1-6]|RAM(32|64|128|256)[XM0-9A-Z]*|SRL(16|C32)E?"),
-        "ff": total(r"FD[RSCP]E?"),
-        "bram36": total(r"RAMB36E[12]") + 0.5 * total(r"RAMB18E[12]"),
-        "dsp": total(r"DSP48E[12]"),
-    }
+def count(cells: dict[str, int], family: str = "xc7") -> dict[str, float]:
+    """A family's primitives -> lut, ff, bram36, dsp (Xilinx: LUT RAM and shift registers count as LUTs, RAMB18 as
+    half; LUT4 families: see PRIMITIVES)."""
+    def total(rules: tuple[tuple[str, float], ...]) -> float:
+        return sum(n * weight for name, n in cells.items() for pattern, weight in rules
+                   if re.fullmatch(pattern, name.lstrip("$\\")))
+    return {key: round(total(rules), 2) for key, rules in PRIMITIVES[family].items()}
 
 
 def synthesise(kernel: Kernel, family: str = "xc7") -> dict[str, float]:
@@ -67,4 +104,4 @@ def synthesise(kernel: Kernel, family: str = "xc7") -> dict[str, float]:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             raise YosysError(f"Yosys could not synthesise {kernel.module}: " + " | ".join(tail))
         stat = json.loads((work / "stat.json").read_text())
-    return count(stat["design"]["num_cells_by_type"])
+    return count(stat["design"]["num_cells_by_type"], family)

@@ -107,10 +107,20 @@ def test_gowin_bitstream_and_the_refusals(tiny_mlp: Path, run_cli, tmp_path: Pat
     """Tang Nano 9K (GW1NR-9) to a gowin_pack bitstream; the HLS backend is refused for an open board; a design that
     does not fit the iCE40UP5K fails with one line naming the layer to fold, and leaves no output directory."""
     out = tmp_path / "nano"
-    report = _build(run_cli, "tangnano-9k", out, str(tiny_mlp), "--no-sim")
+    report = _build(run_cli, "tangnano-9k", out, str(tiny_mlp), "--no-sim", "--synth")
     bs = report["bitstream"]
     assert (out / bs["path"]).name == "edge.fs" and (out / bs["path"]).stat().st_size > 100_000
     assert bs["fmax_mhz"] >= 27 and bs["resources"]["lut"] > 200
+    # --synth on an open board: synth_gowin on the top, per layer, in LUT4s; the resource model's figure in the
+    # family's units (calibrated against Yosys on other designs) is in the same range
+    syn = report["synth"]
+    assert syn["command"] == "synth_gowin" and syn["family"] == "gowin"
+    for k in ("lut", "ff", "bram36", "dsp"):
+        assert sum(ly["resources"][k] for ly in syn["layers"]) + syn["fifos"][k] == pytest.approx(
+            syn["resources"][k]), k
+    assert report["family"] == "gowin" and "estimated_utilisation" in report["totals"]
+    lut4 = report["totals"]["family_resources"]["lut"]
+    assert 0.5 < lut4 / syn["resources"]["lut"] < 2.0
     assert 'IO_LOC "uart_tx" 17;' in (out / "rtl" / "pnr" / "board.cst").read_text()
 
     code, _, err = run_cli("build", "--board", "ulx3s-85f", "--backend", "hls", "-o", str(tmp_path / "h"))
@@ -123,6 +133,20 @@ def test_gowin_bitstream_and_the_refusals(tiny_mlp: Path, run_cli, tmp_path: Pat
     assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
     assert "does not fit" in errors[0] and "MVAU_" in errors[0] and "--target-fps" in errors[0], err
     assert not (tmp_path / "ice").exists()
+
+
+def test_family_primitives_count_in_lut4_units() -> None:
+    """Yosys' cell names per family -> LUT4, FF, block RAM in 36 Kb units, multipliers."""
+    from rtl.yosys import count
+
+    ecp5 = count({"LUT4": 100, "CCU2C": 10, "TRELLIS_FF": 50, "DP16KD": 3, "MULT18X18D": 2, "PFUMX": 7}, "ecp5")
+    assert ecp5 == {"lut": 120, "ff": 50, "bram36": 1.5, "dsp": 2}
+    ice40 = count({"SB_LUT4": 100, "SB_CARRY": 30, "SB_DFFE": 40, "SB_DFFSR": 2, "SB_RAM40_4K": 9, "SB_MAC16": 1},
+                  "ice40")
+    assert ice40 == {"lut": 100, "ff": 42, "bram36": 1.0, "dsp": 1}
+    gowin = count({"LUT4": 80, "LUT2": 5, "ALU": 16, "DFFRE": 30, "SDPB": 2, "MUX2_LUT5": 9, "MULT18X18": 1},
+                  "gowin")
+    assert gowin == {"lut": 101, "ff": 30, "bram36": 1.0, "dsp": 1}
 
 
 def test_open_board_profiles_carry_their_flow() -> None:
