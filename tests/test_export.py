@@ -57,8 +57,8 @@ def test_openvino_runs_int8_and_matches_the_bundled_model(tmp_path, run_cli):
     x = np.random.default_rng(0).uniform(0, 1, size=(1, 64)).astype(np.float32)
     compiled = ov.Core().compile_model(str(tmp_path / "ov" / "model.xml"), "CPU")
     golden = GoldenModel(load_model(bundled_model_path())).run(x)
-    np.testing.assert_allclose(compiled(x)[compiled.outputs[0]], golden, atol=report["verification"]["max_abs_diff"]
-                               + 1e-5)
+    # the criterion, not the exporter's own figure: within one int8 output LSB of the golden model
+    np.testing.assert_allclose(compiled(x)[compiled.outputs[0]], golden, rtol=0, atol=v["output_lsb"])
 
 
 def test_export_errors(trained, run_cli, tmp_path):

@@ -166,11 +166,13 @@ def test_finn_examples_architectures_build_with_simulation(corpus, tmp_path, run
 def test_finn_examples_architectures_export(corpus, tmp_path, name, target):
     report = export(load_model(corpus(name)), target, tmp_path / "out")
     v = report["verification"]
-    if name.startswith("radioml") and target == "openvino":
-        # known gap (issue 9 notes): on an AVX2 host OpenVINO's int8 program of this 1-D VGG is up to 6 output LSB
-        # off the golden model; the class it picks must still agree
-        assert v["top1_agreement"] >= 0.995, v
-        return
+    isa = report["host"]["isa"]
+    if name.startswith("radioml") and target == "openvino" and not (isa["avx512_vnni"] or isa["avx_vnni"]):
+        # known gap: on an AVX2-only host OpenVINO's int8 program of this 1-D VGG is up to 6.45 output LSB off the
+        # golden model (exact with VNNI/AMX) and the exporter says FAIL; kernel_paths' u8*s8 pair model does not
+        # explain it yet. Strict: the day it passes here, this branch must go.
+        assert not v["passed"] and v["max_diff_output_lsb"] > 1.0, v
+        pytest.xfail(f"OpenVINO int8 RadioML VGG10 on AVX2: {v['max_diff_output_lsb']:.2f} output LSB (known gap)")
     assert v["passed"], v
     if target == "tflite":
         assert v["int8_tensors_equal_to_ir"]
