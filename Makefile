@@ -33,7 +33,7 @@ demo: $(STAMP)
 	$(BIN)/edge build --board pynq-z2 -o $(DEMO_OUT)
 
 test: install
-	EDGE_PYNQ_PYTHON=$(abspath $(PYNQ_VENV))/bin/python $(BIN)/python -m pytest -q
+	EDGE_PYNQ_PYTHON=$(abspath $(PYNQ_VENV))/bin/python $(BIN)/python -m pytest -q --durations=30
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -67,14 +67,39 @@ FIFO_BRAM_CONTROL_LUTS = 60  # read/write pointers, their comparison and the out
 # bench/results/lut4_calibration.json) turn the model's figures into the family's own. Kinds not measured there take
 # "other" (every kind but the MVAU's, together); streams (FIFOs and width converters, which the folder costs per
 # stream) take "streams". Multipliers are kept as the model binds them.
-FAMILY_FACTORS: dict[str, dict[str, dict[str, float]]] = {}
+FAMILY_FACTORS: dict[str, dict[str, dict[str, float]]] = {
+    "ecp5": {
+        "MatrixVectorUnit": {"lut": 1.242, "ff": 0.152},
+        "VectorVectorUnit": {"lut": 0.521, "ff": 0.073},
+        "SlidingWindow": {"lut": 0.505, "ff": 0.039},
+        "StreamingDataWidthConverter": {"lut": 1.833, "ff": 0.31},
+        "streams": {"lut": 2.218, "ff": 0.498},
+        "other": {"lut": 0.37, "ff": 0.041},
+    },
+    "ice40": {
+        "MatrixVectorUnit": {"lut": 2.035, "ff": 0.828},
+        "VectorVectorUnit": {"lut": 0.509, "ff": 0.077},
+        "SlidingWindow": {"lut": 3.384, "ff": 1.598},
+        "StreamingDataWidthConverter": {"lut": 1.263, "ff": 0.31},
+        "streams": {"lut": 1.684, "ff": 0.579},
+        "other": {"lut": 1.827, "ff": 0.839},
+    },
+    "gowin": {
+        "MatrixVectorUnit": {"lut": 1.328, "ff": 0.151},
+        "VectorVectorUnit": {"lut": 0.513, "ff": 0.073},
+        "SlidingWindow": {"lut": 0.696, "ff": 0.039},
+        "StreamingDataWidthConverter": {"lut": 1.5, "ff": 0.31},
+        "streams": {"lut": 1.916, "ff": 0.498},
+        "other": {"lut": 0.524, "ff": 0.041},
+    },
+}
 # block RAM in 36 Kb units over the model's (ECP5/Gowin 18 Kb blocks, iCE40 4 Kb ones; ROMs the model puts in BRAM
 # often become logic on the open families)
-FAMILY_BRAM: dict[str, float] = {}
+FAMILY_BRAM: dict[str, float] = {"ecp5": 0.645, "ice40": 0.344, "gowin": 0.645}
 # an iCE40 logic cell holds one LUT4 and one flip-flop and the part counts cells (lut = ff = 5,280 on the UP5K):
 # flip-flops that find no LUT to pair with take a cell of their own; nextpnr-ice40's cell counts over Yosys' LUT4s
 # and FFs on the same designs
-ICE40_FF_PER_LC = 0.0
+ICE40_FF_PER_LC = 0.826
 
 
 def family_matrix(family: str, kind: str = "other") -> np.ndarray:
