@@ -30,7 +30,7 @@ from fpga.execute import run_node  # noqa: E402
 from fpga.resources import estimate  # noqa: E402
 from frontend.qonnx_io import load_model  # noqa: E402
 from rtl import verilator, yosys  # noqa: E402
-from rtl.kernels import BUILDERS, kernel_for  # noqa: E402
+from rtl.kernels import RTL_KERNEL, kernel_for  # noqa: E402
 
 
 def _family(board) -> str:
@@ -53,9 +53,9 @@ def main() -> int:
     opts = BuildOptions(verify_samples=0, target_fps=args.target_fps)
     graph, _ = compile_model(load_model(args.model), board, opts, verify_ir=False)
     rng = np.random.default_rng(0)
-    rows, skipped = [], sorted({n.kind for n in graph.nodes if type(n) not in BUILDERS})
+    rows, skipped = [], sorted({n.kind for n in graph.nodes if not RTL_KERNEL.supports(type(n))})
     for node in graph.nodes:
-        if type(node) not in BUILDERS:
+        if not RTL_KERNEL.supports(type(node)):
             continue
         kernel = kernel_for(node)
         dt = node.in_dtype

@@ -229,11 +229,11 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
     from fpga.execute import execute, quantize_input
     from fpga.lower import lower
     from rtl.flow import SIZING_FRAMES, size_fifos
-    from rtl.kernels import BUILDERS, UnsupportedKernel
+    from rtl.kernels import UnsupportedKernel, missing_kernel
     from rtl.project import kernels, write_project
     from rtl.verilator import VerilatorError
 
-    missing = next((n for n in lower(loaded, top_k=opts.top_k).nodes if type(n) not in BUILDERS), None)
+    missing = missing_kernel(lower(loaded, top_k=opts.top_k).nodes)
     if missing is not None:  # before folding: a kind without a kernel is the first thing to say
         raise EdgeError(f"{loaded.path}: {missing.name}: the RTL backend has no kernel for {missing.kind} yet; build "
                         "it with the HLS backend (--backend hls)")

@@ -14,11 +14,8 @@ COMPUTE_OPS = frozenset({"MatMul", "Gemm", "Conv"})
 # Ops that only move or select values: a quantised tensor passed through them keeps its datatype.
 PASS_THROUGH_OPS = frozenset({"Reshape", "Flatten", "Transpose", "MaxPool", "Identity", "Squeeze", "Unsqueeze", "Pad",
                               "Concat", "DepthToSpace", "Resize", "Upsample"})
-FPGA_OPS = QUANT_OPS | COMPUTE_OPS | PASS_THROUGH_OPS | frozenset({
-    "Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Clip", "HardTanh", "GlobalAveragePool",
-    "AveragePool", "ArgMax", "TopK", "Softmax",
-})
-INT8_TARGET_OPS = QUANT_OPS | COMPUTE_OPS | PASS_THROUGH_OPS | frozenset({
+# ops onnxruntime, OpenVINO and TensorRT run as int8 kernels between Q/DQ pairs (the rest run in float there)
+QDQ_INT8_OPS = QUANT_OPS | COMPUTE_OPS | PASS_THROUGH_OPS | frozenset({
     "Add", "Mul", "Div", "Sub", "BatchNormalization", "Relu", "Clip", "GlobalAveragePool", "AveragePool",
     "Concat", "Softmax",
 })
@@ -149,8 +146,12 @@ def _layer(model: ModelWrapper, node: NodeProto) -> LayerInfo:
 
 
 def _fpga_verdict(model: ModelWrapper, layers: list[LayerInfo]) -> TargetVerdict:
+    """From the lowering's own rules (fpga/lower.py RULES): an op no rule takes is refused by `edge build` too."""
+    from fpga.lower import lowered_ops
+
+    taken = lowered_ops()
     reasons = [f"node '{n.name}': op {n.op_type} has no dataflow unit" for n in model.graph.node
-               if n.op_type not in FPGA_OPS]
+               if n.op_type not in taken]
     for layer in layers:
         if layer.weight_quant == "float":
             reasons.append(f"node '{layer.name}': float weights; quantise them (a Quant node on the weights)")
@@ -159,9 +160,27 @@ def _fpga_verdict(model: ModelWrapper, layers: list[LayerInfo]) -> TargetVerdict
     return TargetVerdict("fpga", not reasons, reasons)
 
 
+def _tflite_refusal(op: str) -> str | None:
+    """Why the TFLite writer (which maps the integer IR kind by kind) cannot take `op`, or None when it can: from
+    the lowering's rules and the writer's table (edge/export/tflite.py TFLITE), never a list of its own."""
+    from edge.export.tflite import TFLITE
+    from fpga.ir import Lookup
+    from fpga.lower import CHAIN_OPS, LUT_OPS, RULES, lowered_ops
+
+    if op not in lowered_ops():
+        return "has no integer IR kind (the int8 writer maps the IR)"
+    kinds = {k for r in RULES if op in r.ops for k in r.kinds}
+    if op in LUT_OPS - CHAIN_OPS:
+        kinds.add(Lookup)
+    refused = [TFLITE.entry(k) for k in sorted(kinds, key=lambda k: k.__name__) if not TFLITE.supports(k)]
+    if kinds and len(refused) == len(kinds):
+        return getattr(refused[0], "why", "no TFLite mapping")
+    return None
+
+
 def _int8_verdict(target: str, model: ModelWrapper, layers: list[LayerInfo]) -> TargetVerdict:
-    reasons = [f"node '{n.name}': op {n.op_type} has no int8 kernel here" for n in model.graph.node
-               if n.op_type not in INT8_TARGET_OPS]
+    reasons = [f"node '{n.name}': op {n.op_type} {why}" for n in model.graph.node
+               if (why := _tflite_refusal(n.op_type)) is not None]
     for layer in layers:
         for what, q in (("weights", layer.weight_quant), ("input", layer.input_quant)):
             if q in ("float", "act float"):
@@ -173,7 +192,7 @@ def _qdq_verdict(target: str, model: ModelWrapper, layers: list[LayerInfo]) -> T
     """QDQ targets (ONNX, OpenVINO, TensorRT) take every op: those without an int8 kernel run in float between a
     DequantizeLinear and a QuantizeLinear, as the QONNX graph computes them."""
     notes = [f"node '{n.name}': {n.op_type} runs in float" for n in model.graph.node
-             if n.op_type not in INT8_TARGET_OPS and n.op_type not in QDQ_QUIET_OPS]
+             if n.op_type not in QDQ_INT8_OPS and n.op_type not in QDQ_QUIET_OPS]
     return TargetVerdict(target, True, [], notes)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from qonnx.custom_op.general.quant import quant
@@ -32,6 +34,7 @@ from fpga.ir import (
     Upsample,
     VectorVectorUnit,
 )
+from fpga.kinds import KindTable
 
 HOST_FUNCS = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide}
 
@@ -168,76 +171,134 @@ def stream_matmul(node: StreamMatMul, a: np.ndarray, b: np.ndarray) -> np.ndarra
     return np.rint(out).astype(np.int64)
 
 
+EXECUTE: KindTable[Callable[[Any, list[np.ndarray]], list[np.ndarray]]] = KindTable("execute")
+
+
 def run_node(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
     """Execute one node on a batch; returns one array per output stream."""
+    return EXECUTE(node)(node, ins)
+
+
+@EXECUTE.register(MatrixVectorUnit)
+def _mvau(node: MatrixVectorUnit, ins: list[np.ndarray]) -> list[np.ndarray]:
     x = ins[0]
-    if isinstance(node, MatrixVectorUnit):
-        flat = x.reshape(-1, node.mw)
-        dot = _dot(flat, node.weights)
-        acc = (dot + node.mw) // 2 if node.xnor else dot  # popcount of matching bits
-        out = node.thresholds.apply(acc) if node.thresholds is not None else acc
-        return [out.reshape(len(x), -1)]
-    if isinstance(node, VectorVectorUnit):
-        win = x.reshape(*x.shape[:-1], node.k, node.channels)  # (..., K, C)
-        acc = np.einsum("...kc,ck->...c", win, node.weights)
-        out = node.thresholds.apply(acc) if node.thresholds is not None else acc
-        return [out]
-    if isinstance(node, Thresholding):
-        return [node.thresholds.apply(x)]
-    if isinstance(node, SlidingWindow):
-        win = _windows(x, node)
-        n, oh, ow = win.shape[:3]
-        return [win.reshape(n, oh, ow, -1)]
-    if isinstance(node, Padding):
-        t, left, b, r = node.pads
-        return [np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)), constant_values=node.value)]
-    if isinstance(node, MaxPool):
-        x = x.reshape(len(x), *node.ifm, node.channels)  # a window stream (n, oh, ow, k*c) as oh*ow rows of k
-        kh, kw = node.kernel
-        sh, sw = node.stride
-        oh, ow = node.ofm
-        rows = (np.arange(oh) * sh)[:, None] + np.arange(kh)[None, :]
-        cols = (np.arange(ow) * sw)[:, None] + np.arange(kw)[None, :]
-        win = x[:, rows[:, None, :, None], cols[None, :, None, :], :]
-        return [win.max(axis=(3, 4))]
-    if isinstance(node, GlobalAccPool):
-        return [x.reshape(len(x), -1, node.channels).sum(axis=1)]
-    if isinstance(node, Upsample):
-        x = x.reshape(len(x), *node.ifm, node.channels)
-        return [np.repeat(np.repeat(x, node.factor[0], axis=1), node.factor[1], axis=2)]
-    if isinstance(node, DepthToSpace):
-        r, c = node.block, node.channels
-        h, w = node.ifm
-        x = x.reshape(len(x), h, w, -1)
-        src = np.stack([np.stack([node.source_channel(np.arange(c), i, j) for j in range(r)]) for i in range(r)])
-        patch = x[..., src]  # (n, h, w, r_i, r_j, c)
-        return [patch.transpose(0, 1, 3, 2, 4, 5).reshape(len(x), h * r, w * r, c)]
-    if isinstance(node, StreamingDataWidthConverter):
-        return [x]
-    if isinstance(node, Lookup):
-        v = x.reshape(-1, node.channels) - node.in_dtype.min
-        rows = np.arange(node.channels) if len(node.table) > 1 else np.zeros(node.channels, np.int64)
-        return [node.table[rows[None, :], v].reshape(x.shape)]
-    if isinstance(node, AddConstant):
-        return [x + node.table.reshape(x.shape[1:])]
-    if isinstance(node, StreamMatMul):
-        return [stream_matmul(node, x, ins[1])]
-    if isinstance(node, Softmax):
-        return [softmax_levels(node, x)]
-    if isinstance(node, LayerNorm):
-        z = layer_norm_z(node, x)
-        return [node.thresholds.apply(z.reshape(-1, node.channels)).reshape(x.shape)]
-    if isinstance(node, AddStreams):
-        return [ins[0] + ins[1].reshape(ins[0].shape)]
-    if isinstance(node, StreamingConcat):
-        return [np.concatenate([ins[0], ins[1]], axis=-1)]
-    if isinstance(node, DuplicateStreams):
-        return [x] + [x.copy() for _ in node.outputs[1:]]
-    if isinstance(node, LabelSelect):
-        # stable: among equal values the lower index wins, as a streaming comparator would keep the first
-        order = np.argsort(-x, axis=-1, kind="stable")
-        return [order[..., : node.k]]
-    raise TypeError(f"no executor for {type(node).__name__}")
+    dot = _dot(x.reshape(-1, node.mw), node.weights)
+    acc = (dot + node.mw) // 2 if node.xnor else dot  # popcount of matching bits
+    out = node.thresholds.apply(acc) if node.thresholds is not None else acc
+    return [out.reshape(len(x), -1)]
+
+
+@EXECUTE.register(VectorVectorUnit)
+def _vvau(node: VectorVectorUnit, ins: list[np.ndarray]) -> list[np.ndarray]:
+    win = ins[0].reshape(*ins[0].shape[:-1], node.k, node.channels)  # (..., K, C)
+    acc = np.einsum("...kc,ck->...c", win, node.weights)
+    return [node.thresholds.apply(acc) if node.thresholds is not None else acc]
+
+
+@EXECUTE.register(Thresholding)
+def _thresholding(node: Thresholding, ins: list[np.ndarray]) -> list[np.ndarray]:
+    return [node.thresholds.apply(ins[0])]
+
+
+@EXECUTE.register(SlidingWindow)
+def _sliding_window(node: SlidingWindow, ins: list[np.ndarray]) -> list[np.ndarray]:
+    win = _windows(ins[0], node)
+    n, oh, ow = win.shape[:3]
+    return [win.reshape(n, oh, ow, -1)]
+
+
+@EXECUTE.register(Padding)
+def _padding(node: Padding, ins: list[np.ndarray]) -> list[np.ndarray]:
+    t, left, b, r = node.pads
+    return [np.pad(ins[0], ((0, 0), (t, b), (left, r), (0, 0)), constant_values=node.value)]
+
+
+@EXECUTE.register(MaxPool)
+def _maxpool(node: MaxPool, ins: list[np.ndarray]) -> list[np.ndarray]:
+    x = ins[0].reshape(len(ins[0]), *node.ifm, node.channels)  # a window stream (n, oh, ow, k*c) as rows of k
+    kh, kw = node.kernel
+    sh, sw = node.stride
+    oh, ow = node.ofm
+    rows = (np.arange(oh) * sh)[:, None] + np.arange(kh)[None, :]
+    cols = (np.arange(ow) * sw)[:, None] + np.arange(kw)[None, :]
+    win = x[:, rows[:, None, :, None], cols[None, :, None, :], :]
+    return [win.max(axis=(3, 4))]
+
+
+@EXECUTE.register(GlobalAccPool)
+def _global_acc_pool(node: GlobalAccPool, ins: list[np.ndarray]) -> list[np.ndarray]:
+    return [ins[0].reshape(len(ins[0]), -1, node.channels).sum(axis=1)]
+
+
+@EXECUTE.register(Upsample)
+def _upsample(node: Upsample, ins: list[np.ndarray]) -> list[np.ndarray]:
+    x = ins[0].reshape(len(ins[0]), *node.ifm, node.channels)
+    return [np.repeat(np.repeat(x, node.factor[0], axis=1), node.factor[1], axis=2)]
+
+
+@EXECUTE.register(DepthToSpace)
+def _depth_to_space(node: DepthToSpace, ins: list[np.ndarray]) -> list[np.ndarray]:
+    r, c = node.block, node.channels
+    h, w = node.ifm
+    x = ins[0].reshape(len(ins[0]), h, w, -1)
+    src = np.stack([np.stack([node.source_channel(np.arange(c), i, j) for j in range(r)]) for i in range(r)])
+    patch = x[..., src]  # (n, h, w, r_i, r_j, c)
+    return [patch.transpose(0, 1, 3, 2, 4, 5).reshape(len(x), h * r, w * r, c)]
+
+
+@EXECUTE.register(StreamingDataWidthConverter)
+def _width_converter(node: StreamingDataWidthConverter, ins: list[np.ndarray]) -> list[np.ndarray]:
+    return [ins[0]]
+
+
+@EXECUTE.register(Lookup)
+def _lookup(node: Lookup, ins: list[np.ndarray]) -> list[np.ndarray]:
+    v = ins[0].reshape(-1, node.channels) - node.in_dtype.min
+    rows = np.arange(node.channels) if len(node.table) > 1 else np.zeros(node.channels, np.int64)
+    return [node.table[rows[None, :], v].reshape(ins[0].shape)]
+
+
+@EXECUTE.register(AddConstant)
+def _add_constant(node: AddConstant, ins: list[np.ndarray]) -> list[np.ndarray]:
+    return [ins[0] + node.table.reshape(ins[0].shape[1:])]
+
+
+@EXECUTE.register(StreamMatMul)
+def _stream_matmul(node: StreamMatMul, ins: list[np.ndarray]) -> list[np.ndarray]:
+    return [stream_matmul(node, ins[0], ins[1])]
+
+
+@EXECUTE.register(Softmax)
+def _softmax(node: Softmax, ins: list[np.ndarray]) -> list[np.ndarray]:
+    return [softmax_levels(node, ins[0])]
+
+
+@EXECUTE.register(LayerNorm)
+def _layer_norm(node: LayerNorm, ins: list[np.ndarray]) -> list[np.ndarray]:
+    z = layer_norm_z(node, ins[0])
+    return [node.thresholds.apply(z.reshape(-1, node.channels)).reshape(ins[0].shape)]
+
+
+@EXECUTE.register(AddStreams)
+def _add_streams(node: AddStreams, ins: list[np.ndarray]) -> list[np.ndarray]:
+    return [ins[0] + ins[1].reshape(ins[0].shape)]
+
+
+@EXECUTE.register(StreamingConcat)
+def _concat(node: StreamingConcat, ins: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.concatenate([ins[0], ins[1]], axis=-1)]
+
+
+@EXECUTE.register(DuplicateStreams)
+def _duplicate(node: DuplicateStreams, ins: list[np.ndarray]) -> list[np.ndarray]:
+    return [ins[0]] + [ins[0].copy() for _ in node.outputs[1:]]
+
+
+@EXECUTE.register(LabelSelect)
+def _label_select(node: LabelSelect, ins: list[np.ndarray]) -> list[np.ndarray]:
+    # stable: among equal values the lower index wins, as a streaming comparator would keep the first
+    order = np.argsort(-ins[0], axis=-1, kind="stable")
+    return [order[..., : node.k]]
 
 
 def execute(graph: DataflowGraph, x_int: np.ndarray, keep_all: bool = False) -> dict[str, np.ndarray]:

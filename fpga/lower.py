@@ -916,6 +916,10 @@ class Lowering:
                           np.broadcast_to(x.scale, (c,)).astype(np.float64) / vectors, np.zeros(c), fusable=False)
         self.finish(acc, self.next_of(node.output[0]))
 
+    def lower_add_of_constant(self, node: NodeProto) -> None:
+        x_in = next(i for i in node.input if i in self.values)
+        self.lower_add_constant(node, self.take(x_in, node), next(i for i in node.input if i != x_in))
+
     def lower_add_constant(self, node: NodeProto, x: Value, const: str) -> None:
         """A quantised tensor plus a quantised constant of the same scale (a learned position embedding): an
         AddConstant node whose table is the constant's integers in stream order."""
@@ -1256,38 +1260,8 @@ class Lowering:
                 self.lower_input(node, host_ops)
             elif region is not None:
                 self.lower_lookup(next(i for i in node.input if self.regions.get(i) is region), *region)
-            elif op in ("MatMul", "Gemm"):
-                self.lower_matmul(node)
-            elif op == "Conv":
-                self.lower_conv(node)
-            elif op == "MaxPool":
-                self.lower_maxpool(node)
-            elif op == "GlobalAveragePool":
-                self.lower_global_pool(node)
-            elif op in ("Resize", "Upsample") and node.input[0] in self.values:
-                self.lower_resize(node)
-            elif op == "DepthToSpace" and node.input[0] in self.values:
-                self.lower_depth_to_space(node)
-            elif op == "AveragePool":
-                self.lower_avgpool(node)
-            elif op == "Concat" and all(i in self.values for i in node.input):
-                self.lower_concat(node)
-            elif op == "Add" and all(i in self.values for i in node.input):
-                self.lower_add(node)
-            elif op == "Add" and len(node.input) == 2 and any(i in self.values for i in node.input) and \
-                    any(self.static_quant(i) for i in node.input):
-                x_in = next(i for i in node.input if i in self.values)
-                self.lower_add_constant(node, self.take(x_in, node), next(i for i in node.input if i != x_in))
-            elif op == "Softmax" and node.input[0] in self.values:
-                self.lower_softmax(node)
-            elif op == "LayerNormalization" and node.input[0] in self.values:
-                self.lower_layer_norm(node)
-            elif op == "ReduceMean" and node.input[0] in self.values:
-                self.lower_reduce_mean(node)
-            elif op in LAYOUT_OPS and node.input[0] in self.values:
-                self.lower_layout(node)
-            elif (op in QUANTISERS or op in CHAIN_OPS) and node.input[0] in self.values:
-                self.lower_requant(node)
+            elif (rule := next((r for r in RULES if op in r.ops and r.applies(self, node)), None)) is not None:
+                getattr(self, rule.method)(node)
             elif node.input and node.input[0] == graph_in:
                 raise self.fail(node, "the model input must go straight into a Quant node (the input quantiser)")
             else:
@@ -1309,6 +1283,61 @@ class Lowering:
         return DataflowGraph(name=self.path.name, nodes=nodes, tensors=self.tensors,
                              input="input", output=self.final_stream, pre=self.pre, post=self.post,
                              probes=self.probes)
+
+
+def _first_in(lw: Lowering, node: NodeProto) -> bool:
+    return bool(node.input) and node.input[0] in lw.values
+
+
+def _all_in(lw: Lowering, node: NodeProto) -> bool:
+    return all(i in lw.values for i in node.input)
+
+
+def _add_of_constant(lw: Lowering, node: NodeProto) -> bool:
+    return len(node.input) == 2 and any(i in lw.values for i in node.input) and \
+        any(lw.static_quant(i) for i in node.input)
+
+
+@dataclass(frozen=True)
+class LoweringRule:
+    """QONNX ops one `Lowering` method takes (when `applies` holds for the node) and the IR kinds it can make:
+    the lowering's half of the per-kind registry, read by `edge inspect` for its verdicts."""
+
+    ops: frozenset[str]
+    method: str
+    kinds: tuple[type[Node], ...]
+    applies: Callable[[Lowering, NodeProto], bool] = lambda lw, node: True
+
+
+# tried in order for every node that is not a weight quantiser, the input quantiser or a lookup-table region
+RULES: tuple[LoweringRule, ...] = (
+    LoweringRule(frozenset({"MatMul", "Gemm"}), "lower_matmul", (MatrixVectorUnit, StreamMatMul)),
+    LoweringRule(frozenset({"Conv"}), "lower_conv", (Padding, SlidingWindow, MatrixVectorUnit, VectorVectorUnit)),
+    LoweringRule(frozenset({"MaxPool"}), "lower_maxpool", (Padding, SlidingWindow, MaxPool)),
+    LoweringRule(frozenset({"GlobalAveragePool"}), "lower_global_pool", (GlobalAccPool,)),
+    LoweringRule(frozenset({"Resize", "Upsample"}), "lower_resize", (Upsample,), _first_in),
+    LoweringRule(frozenset({"DepthToSpace"}), "lower_depth_to_space", (DepthToSpace,), _first_in),
+    LoweringRule(frozenset({"AveragePool"}), "lower_avgpool", (SlidingWindow, VectorVectorUnit)),
+    LoweringRule(frozenset({"Concat"}), "lower_concat", (StreamingConcat,), _all_in),
+    LoweringRule(frozenset({"Add"}), "lower_add", (AddStreams,), _all_in),
+    LoweringRule(frozenset({"Add"}), "lower_add_of_constant", (AddConstant,), _add_of_constant),
+    LoweringRule(frozenset({"Softmax"}), "lower_softmax", (Softmax,), _first_in),
+    LoweringRule(frozenset({"LayerNormalization"}), "lower_layer_norm", (LayerNorm,), _first_in),
+    LoweringRule(frozenset({"ReduceMean"}), "lower_reduce_mean", (GlobalAccPool,), _first_in),
+    LoweringRule(LAYOUT_OPS, "lower_layout", (), _first_in),
+    LoweringRule(frozenset(QUANTISERS) | CHAIN_OPS, "lower_requant", (Thresholding,), _first_in),
+)
+# kinds made outside the rules: lookup tables for element-wise regions, fan-out copies, top-k, width converters
+# (fpga/width.py)
+OTHER_KINDS: dict[type[Node], str] = {
+    Lookup: "element-wise ops between two quantisers (" + ", ".join(sorted(LUT_OPS - CHAIN_OPS)[:4]) + ", ...)",
+    DuplicateStreams: "a stream read by two layers", LabelSelect: "--top-k on an unquantised output",
+}
+
+
+def lowered_ops() -> frozenset[str]:
+    """Every QONNX op the lowering takes somewhere (the rules, quantisers, element-wise lookup regions)."""
+    return frozenset().union(*(r.ops for r in RULES)) | frozenset(QUANTISERS) | {"Trunc"} | LUT_OPS
 
 
 class _Passthrough(Node):

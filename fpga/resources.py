@@ -9,7 +9,9 @@ weights are partitioned per PE (one memory per PE, SIMD * weight-bits wide); sma
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +38,7 @@ from fpga.ir import (
     Upsample,
     VectorVectorUnit,
 )
+from fpga.kinds import KindTable
 
 # BRAM18 aspect ratios (width, depth); two BRAM18 make one BRAM36.
 BRAM18_SHAPES = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
@@ -219,108 +222,171 @@ def _dot_unit(pe: int, simd: int, mw_per_pe_rows: int, w_bits: int, a_bits: int,
     return res, {"weights": weights.style, "thresholds": thr_mem.style}
 
 
+ESTIMATE: KindTable[Callable[[Any, bool], tuple[Resources, dict[str, str]]]] = KindTable("resources")
+
+
 def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[str, str]]:
     """Resources of one node at its current folding, and where its memories went."""
-    u = uram_available
-    if isinstance(node, MatrixVectorUnit):
-        depth = (node.mh // node.pe) * (node.mw // node.simd)
-        a_bits = 1 if node.in_dtype.bipolar else node.in_dtype.bits
-        return _dot_unit(node.pe, node.simd, depth, node.w_dtype.bits, a_bits, node.acc_dtype.bits, node.xnor,
-                         node.thresholds, node.mh, u)
-    if isinstance(node, VectorVectorUnit):
-        depth = (node.channels // node.pe) * node.k
-        # PE channels in parallel, SIMD taps of the window per channel: PE * SIMD lanes
-        return _dot_unit(node.pe, node.simd, depth, node.w_dtype.bits, node.in_dtype.bits, node.acc_dtype.bits,
-                         False, node.thresholds, node.channels, u)
-    if isinstance(node, Thresholding):
-        th = node.thresholds
-        comp, mem = _threshold_cost(th, node.channels, node.pe, node.in_dtype.bits, u)
-        lut = CONTROL_LUTS + comp + mem.luts
-        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"thresholds": mem.style}
-    if isinstance(node, SlidingWindow):
-        # line buffer of 2*kh rows (kh + max(kh, stride)): the next frame's first rows arrive while this frame's
-        # last windows leave, so frames overlap without a stall
-        kh = node.kernel[0]
-        rows = kh + max(kh, node.stride[0])
-        lanes = min(node.simd, node.channels)  # elements per buffer word
-        # a multi-pixel SWG banks each row by column (pixels banks) to read that many pixels per clock
-        words = math.ceil(node.ifm[1] * node.channels // lanes / node.pixels)
-        mem = map_memory(lanes * node.dtype.bits, words, copies=rows * node.pixels, uram_available=u)
-        lut = CONTROL_LUTS * 2 + node.simd * node.dtype.bits * 2 + mem.luts  # address generation + output mux
-        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
-    if isinstance(node, Padding):
-        lut = CONTROL_LUTS + node.simd * node.dtype.bits
-        return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
-    if isinstance(node, MaxPool):
-        # a row buffer of partial maxima (ofm width x channels) and PE comparators
-        mem = map_memory(node.pe * node.dtype.bits, node.ofm[1] * node.channels // node.pe, uram_available=u)
-        lut = CONTROL_LUTS + node.pe * node.dtype.bits * 2 + mem.luts
-        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
-    if isinstance(node, Upsample):  # two input rows (ping-pong) of W pixels x C channels
-        mem = map_memory(node.pe * node.dtype.bits, 2 * node.ifm[1] * node.channels // node.pe, uram_available=u)
-        lut = CONTROL_LUTS + node.pe * node.dtype.bits + mem.luts
-        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
-    if isinstance(node, DepthToSpace):
-        # two input rows (ping-pong) of W pixels x C*r*r elements, read PE elements at a time
-        row = node.ifm[1] * node.block * node.block * node.channels // node.pe
-        mem = map_memory(node.pe * node.dtype.bits, 2 * row, uram_available=u)
-        lut = CONTROL_LUTS + node.pe * node.dtype.bits * 2 + mem.luts
-        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
-    if isinstance(node, GlobalAccPool):
-        mem = map_memory(node.pe * node.out_dtype.bits, node.channels // node.pe, uram_available=u)
-        lut = CONTROL_LUTS + node.pe * node.out_dtype.bits + mem.luts
-        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
-    if isinstance(node, AddStreams):
-        lut = CONTROL_LUTS / 2 + node.pe * node.out_dtype.bits
-        return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
-    if isinstance(node, StreamingConcat):  # an input select and the element re-packing
-        lut = CONTROL_LUTS / 2 + node.pe * node.out_dtype.bits
-        return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
-    if isinstance(node, DuplicateStreams):
-        lut = CONTROL_LUTS / 4 + node.pe * node.dtype.bits / 2
-        return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
-    if isinstance(node, StreamingDataWidthConverter):
-        # a register bank of in + out elements and the shift/select network around it
-        lut = CONTROL_LUTS / 4 + (node.in_elems + node.out_elems) * node.dtype.bits
-        return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
-    if isinstance(node, LabelSelect):
-        lut = CONTROL_LUTS + node.k * (node.in_dtype.bits + math.ceil(math.log2(max(node.labels, 2)))) * 2
-        return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
-    if isinstance(node, Lookup):  # the table as a ROM per PE (each lane looks up its own element)
-        rows, levels = node.table.shape
-        mem = map_memory(node.out_dtype.bits, rows * levels // (node.pe if rows > 1 else 1), copies=node.pe,
-                         uram_available=u)
-        lut = CONTROL_LUTS / 2 + node.pe * node.in_dtype.bits + mem.luts
-        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"table": mem.style}
-    if isinstance(node, AddConstant):  # the table as a ROM read PE elements per clock, PE adders
-        t_bits = max(1, int(np.abs(node.table).max(initial=1)).bit_length() + 1)
-        mem = map_memory(node.pe * t_bits, node.vectors * node.channels // node.pe, uram_available=u)
-        lut = CONTROL_LUTS / 2 + node.pe * node.out_dtype.bits + mem.luts
-        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"table": mem.style}
-    if isinstance(node, StreamMatMul):
-        # B buffered whole (batch x inner x cols elements), PE x SIMD multipliers and PE adder trees
-        b_bits, a_bits = node.in_dtypes[1].bits, node.in_dtypes[0].bits
-        mem = map_memory(node.simd * b_bits, node.batch * node.inner * node.cols // node.simd,
-                         copies=node.pe, uram_available=u)
-        lanes = node.pe * node.simd
-        dsp = lanes if uses_dsp(b_bits, a_bits) else 0
-        lut = CONTROL_LUTS * 2 + (0 if dsp else lanes * _mult_luts(b_bits, a_bits)) + \
-            node.pe * node.acc_dtype.bits * 2 + mem.luts
-        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram, dsp=dsp), {"buffer": mem.style}
-    if isinstance(node, Softmax):
-        # a row buffer (ping-pong) for the max and sum passes, the exp table, the sum and a wide multiply per PE
-        buf = map_memory(node.pe * node.in_dtype.bits, 2 * node.channels // node.pe, uram_available=u)
-        table = map_memory(Softmax.EXP_BITS + 1, len(node.table), copies=node.pe, uram_available=u)
-        lut = CONTROL_LUTS * 2 + node.pe * (node.in_dtype.bits * 2 + 2 * Softmax.EXP_BITS) + buf.luts + table.luts
-        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=buf.bram36 + table.bram36, uram=buf.uram + table.uram,
-                         dsp=3 * node.pe + 4), {"buffer": buf.style, "table": table.style}
-    if isinstance(node, LayerNorm):
-        # a row buffer (ping-pong), sum and sum-of-squares accumulators, one shared pipelined square root and
-        # divider per vector (~2 LUTs per bit and stage of the 80-bit datapath), thresholds on z per PE
-        buf = map_memory(node.pe * node.in_dtype.bits, 2 * node.channels // node.pe, uram_available=u)
-        z_bits = LayerNorm.FRAC_BITS + 8
-        comp, th_mem = _threshold_cost(node.thresholds, node.channels, node.pe, z_bits, u)
-        lut = CONTROL_LUTS * 2 + 2 * 40 * 2 + comp + buf.luts + th_mem.luts + node.pe * 4 * node.in_dtype.bits
-        return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=buf.bram36 + th_mem.bram36, uram=buf.uram + th_mem.uram,
-                         dsp=2 * node.pe + 4), {"buffer": buf.style, "thresholds": th_mem.style}
-    raise TypeError(f"no resource model for {type(node).__name__}")
+    return ESTIMATE(node)(node, uram_available)
+
+
+@ESTIMATE.register(MatrixVectorUnit)
+def _matrix_vector_unit(node: MatrixVectorUnit, u: bool) -> tuple[Resources, dict[str, str]]:
+    depth = (node.mh // node.pe) * (node.mw // node.simd)
+    a_bits = 1 if node.in_dtype.bipolar else node.in_dtype.bits
+    return _dot_unit(node.pe, node.simd, depth, node.w_dtype.bits, a_bits, node.acc_dtype.bits, node.xnor,
+                     node.thresholds, node.mh, u)
+
+
+@ESTIMATE.register(VectorVectorUnit)
+def _vector_vector_unit(node: VectorVectorUnit, u: bool) -> tuple[Resources, dict[str, str]]:
+    depth = (node.channels // node.pe) * node.k
+    # PE channels in parallel, SIMD taps of the window per channel: PE * SIMD lanes
+    return _dot_unit(node.pe, node.simd, depth, node.w_dtype.bits, node.in_dtype.bits, node.acc_dtype.bits,
+                     False, node.thresholds, node.channels, u)
+
+
+@ESTIMATE.register(Thresholding)
+def _thresholding(node: Thresholding, u: bool) -> tuple[Resources, dict[str, str]]:
+    th = node.thresholds
+    comp, mem = _threshold_cost(th, node.channels, node.pe, node.in_dtype.bits, u)
+    lut = CONTROL_LUTS + comp + mem.luts
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"thresholds": mem.style}
+
+
+@ESTIMATE.register(SlidingWindow)
+def _sliding_window(node: SlidingWindow, u: bool) -> tuple[Resources, dict[str, str]]:
+    # line buffer of 2*kh rows (kh + max(kh, stride)): the next frame's first rows arrive while this frame's
+    # last windows leave, so frames overlap without a stall
+    kh = node.kernel[0]
+    rows = kh + max(kh, node.stride[0])
+    lanes = min(node.simd, node.channels)  # elements per buffer word
+    # a multi-pixel SWG banks each row by column (pixels banks) to read that many pixels per clock
+    words = math.ceil(node.ifm[1] * node.channels // lanes / node.pixels)
+    mem = map_memory(lanes * node.dtype.bits, words, copies=rows * node.pixels, uram_available=u)
+    lut = CONTROL_LUTS * 2 + node.simd * node.dtype.bits * 2 + mem.luts  # address generation + output mux
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
+
+
+@ESTIMATE.register(Padding)
+def _padding(node: Padding, u: bool) -> tuple[Resources, dict[str, str]]:
+    lut = CONTROL_LUTS + node.simd * node.dtype.bits
+    return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+
+
+@ESTIMATE.register(MaxPool)
+def _max_pool(node: MaxPool, u: bool) -> tuple[Resources, dict[str, str]]:
+    # a row buffer of partial maxima (ofm width x channels) and PE comparators
+    mem = map_memory(node.pe * node.dtype.bits, node.ofm[1] * node.channels // node.pe, uram_available=u)
+    lut = CONTROL_LUTS + node.pe * node.dtype.bits * 2 + mem.luts
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
+
+
+@ESTIMATE.register(Upsample)
+def _upsample(node: Upsample, u: bool) -> tuple[Resources, dict[str, str]]:
+    # two input rows (ping-pong) of W pixels x C channels
+    mem = map_memory(node.pe * node.dtype.bits, 2 * node.ifm[1] * node.channels // node.pe, uram_available=u)
+    lut = CONTROL_LUTS + node.pe * node.dtype.bits + mem.luts
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
+
+
+@ESTIMATE.register(DepthToSpace)
+def _depth_to_space(node: DepthToSpace, u: bool) -> tuple[Resources, dict[str, str]]:
+    # two input rows (ping-pong) of W pixels x C*r*r elements, read PE elements at a time
+    row = node.ifm[1] * node.block * node.block * node.channels // node.pe
+    mem = map_memory(node.pe * node.dtype.bits, 2 * row, uram_available=u)
+    lut = CONTROL_LUTS + node.pe * node.dtype.bits * 2 + mem.luts
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
+
+
+@ESTIMATE.register(GlobalAccPool)
+def _global_acc_pool(node: GlobalAccPool, u: bool) -> tuple[Resources, dict[str, str]]:
+    mem = map_memory(node.pe * node.out_dtype.bits, node.channels // node.pe, uram_available=u)
+    lut = CONTROL_LUTS + node.pe * node.out_dtype.bits + mem.luts
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
+
+
+@ESTIMATE.register(AddStreams)
+def _add_streams(node: AddStreams, u: bool) -> tuple[Resources, dict[str, str]]:
+    lut = CONTROL_LUTS / 2 + node.pe * node.out_dtype.bits
+    return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+
+
+@ESTIMATE.register(StreamingConcat)
+def _streaming_concat(node: StreamingConcat, u: bool) -> tuple[Resources, dict[str, str]]:
+    # an input select and the element re-packing
+    lut = CONTROL_LUTS / 2 + node.pe * node.out_dtype.bits
+    return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+
+
+@ESTIMATE.register(DuplicateStreams)
+def _duplicate_streams(node: DuplicateStreams, u: bool) -> tuple[Resources, dict[str, str]]:
+    lut = CONTROL_LUTS / 4 + node.pe * node.dtype.bits / 2
+    return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+
+
+@ESTIMATE.register(StreamingDataWidthConverter)
+def _streaming_data_width_converter(node: StreamingDataWidthConverter, u: bool) -> tuple[Resources, dict[str, str]]:
+    # a register bank of in + out elements and the shift/select network around it
+    lut = CONTROL_LUTS / 4 + (node.in_elems + node.out_elems) * node.dtype.bits
+    return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+
+
+@ESTIMATE.register(LabelSelect)
+def _label_select(node: LabelSelect, u: bool) -> tuple[Resources, dict[str, str]]:
+    lut = CONTROL_LUTS + node.k * (node.in_dtype.bits + math.ceil(math.log2(max(node.labels, 2)))) * 2
+    return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+
+
+@ESTIMATE.register(Lookup)
+def _lookup(node: Lookup, u: bool) -> tuple[Resources, dict[str, str]]:
+    # the table as a ROM per PE (each lane looks up its own element)
+    rows, levels = node.table.shape
+    mem = map_memory(node.out_dtype.bits, rows * levels // (node.pe if rows > 1 else 1), copies=node.pe,
+                     uram_available=u)
+    lut = CONTROL_LUTS / 2 + node.pe * node.in_dtype.bits + mem.luts
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"table": mem.style}
+
+
+@ESTIMATE.register(AddConstant)
+def _add_constant(node: AddConstant, u: bool) -> tuple[Resources, dict[str, str]]:
+    # the table as a ROM read PE elements per clock, PE adders
+    t_bits = max(1, int(np.abs(node.table).max(initial=1)).bit_length() + 1)
+    mem = map_memory(node.pe * t_bits, node.vectors * node.channels // node.pe, uram_available=u)
+    lut = CONTROL_LUTS / 2 + node.pe * node.out_dtype.bits + mem.luts
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"table": mem.style}
+
+
+@ESTIMATE.register(StreamMatMul)
+def _stream_mat_mul(node: StreamMatMul, u: bool) -> tuple[Resources, dict[str, str]]:
+    # B buffered whole (batch x inner x cols elements), PE x SIMD multipliers and PE adder trees
+    b_bits, a_bits = node.in_dtypes[1].bits, node.in_dtypes[0].bits
+    mem = map_memory(node.simd * b_bits, node.batch * node.inner * node.cols // node.simd,
+                     copies=node.pe, uram_available=u)
+    lanes = node.pe * node.simd
+    dsp = lanes if uses_dsp(b_bits, a_bits) else 0
+    lut = CONTROL_LUTS * 2 + (0 if dsp else lanes * _mult_luts(b_bits, a_bits)) + \
+        node.pe * node.acc_dtype.bits * 2 + mem.luts
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram, dsp=dsp), {"buffer": mem.style}
+
+
+@ESTIMATE.register(Softmax)
+def _softmax(node: Softmax, u: bool) -> tuple[Resources, dict[str, str]]:
+    # a row buffer (ping-pong) for the max and sum passes, the exp table, the sum and a wide multiply per PE
+    buf = map_memory(node.pe * node.in_dtype.bits, 2 * node.channels // node.pe, uram_available=u)
+    table = map_memory(Softmax.EXP_BITS + 1, len(node.table), copies=node.pe, uram_available=u)
+    lut = CONTROL_LUTS * 2 + node.pe * (node.in_dtype.bits * 2 + 2 * Softmax.EXP_BITS) + buf.luts + table.luts
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=buf.bram36 + table.bram36, uram=buf.uram + table.uram,
+                     dsp=3 * node.pe + 4), {"buffer": buf.style, "table": table.style}
+
+
+@ESTIMATE.register(LayerNorm)
+def _layer_norm(node: LayerNorm, u: bool) -> tuple[Resources, dict[str, str]]:
+    # a row buffer (ping-pong), sum and sum-of-squares accumulators, one shared pipelined square root and
+    # divider per vector (~2 LUTs per bit and stage of the 80-bit datapath), thresholds on z per PE
+    buf = map_memory(node.pe * node.in_dtype.bits, 2 * node.channels // node.pe, uram_available=u)
+    z_bits = LayerNorm.FRAC_BITS + 8
+    comp, th_mem = _threshold_cost(node.thresholds, node.channels, node.pe, z_bits, u)
+    lut = CONTROL_LUTS * 2 + 2 * 40 * 2 + comp + buf.luts + th_mem.luts + node.pe * 4 * node.in_dtype.bits
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=buf.bram36 + th_mem.bram36, uram=buf.uram + th_mem.uram,
+                     dsp=2 * node.pe + 4), {"buffer": buf.style, "thresholds": th_mem.style}

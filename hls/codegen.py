@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from fpga.ir import (
     Upsample,
     VectorVectorUnit,
 )
+from fpga.kinds import KindTable
 from fpga.width import AXI_BITS, DEFAULT_FIFO_DEPTH, in_elems, out_elems
 from hls.headers import KERNEL_INCLUDE, ap_types_dir
 
@@ -109,6 +111,9 @@ def _threshold_arrays(th: Thresholds | None, channels: int, pe: int) -> dict[str
             "descending": [["true" if d else "false" for d in row] for row in desc]}
 
 
+HLS_KERNEL: KindTable[Callable[[Any, DataflowGraph, IntType], dict[str, Any]]] = KindTable("hls")
+
+
 def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
     """Template parameters and parameter arrays of one kernel."""
     out_t = graph.tensors[node.output].dtype
@@ -116,89 +121,165 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
     k: dict[str, Any] = {"name": node.name, "kind": node.kind, "inputs": list(node.inputs), "outputs": outputs,
                          "args": [f"s_{s}" for s in [*node.inputs, *outputs]], "var": f"k_{node.name}",
                          "pe": node.pe, "simd": node.simd, "depth": pipeline_depth(node)}
-    if isinstance(node, MatrixVectorUnit):
-        nf, sf = node.mh // node.pe, node.mw // node.simd
-        w = raw_bits(node.weights, node.w_dtype).reshape(nf, node.pe, sf, node.simd).transpose(1, 0, 2, 3)
-        k.update(mw=node.mw, mh=node.mh, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
-                 w_b=node.w_dtype.bits, w_k=kind_code(node.w_dtype), out_b=out_t.bits, out_k=kind_code(out_t),
-                 xnor="true" if node.xnor else "false", acc_b=_acc_bits(node.acc_dtype, node.thresholds),
-                 wword_b=node.simd * node.w_dtype.bits, tiles=nf * sf,
-                 limbs=math.ceil(node.simd * node.w_dtype.bits / 64),
-                 weights=pack_limbs(w.reshape(node.pe, nf * sf, node.simd), node.w_dtype.bits).tolist())
-        k.update(_threshold_arrays(node.thresholds, node.mh, node.pe))
-    elif isinstance(node, VectorVectorUnit):
-        cf = node.channels // node.pe
-        w = raw_bits(node.weights, node.w_dtype).reshape(cf, node.pe, node.k).transpose(1, 0, 2)
-        k.update(channels=node.channels, k=node.k, vectors=node.vectors, in_b=node.in_dtype.bits,
-                 in_k=kind_code(node.in_dtype), w_b=node.w_dtype.bits, w_k=kind_code(node.w_dtype),
-                 out_b=out_t.bits, out_k=kind_code(out_t), acc_b=_acc_bits(node.acc_dtype, node.thresholds),
-                 wword_b=node.w_dtype.bits, tiles=cf * node.k, limbs=1,
-                 weights=pack_limbs(w.reshape(node.pe, cf * node.k, 1), node.w_dtype.bits).tolist())
-        k.update(_threshold_arrays(node.thresholds, node.channels, node.pe))
-    elif isinstance(node, Thresholding):
-        k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits,
-                 in_k=kind_code(node.in_dtype), out_b=out_t.bits, out_k=kind_code(out_t),
-                 acc_b=_acc_bits(node.in_dtype, node.thresholds))
-        k.update(_threshold_arrays(node.thresholds, node.channels, node.pe))
-    elif isinstance(node, SlidingWindow):
-        k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kh=node.kernel[0], kw=node.kernel[1],
-                 sh=node.stride[0], sw=node.stride[1], oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits,
-                 pixels=node.pixels, word_elems=min(node.simd, node.channels))
-    elif isinstance(node, Padding):
-        t, left, b, r = node.pads
-        src = graph.tensors[node.inputs[0]].dtype
-        k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, top=t, left=left, bottom=b, right=r,
-                 in_b=src.bits, in_k=kind_code(src), b=node.dtype.bits, value=node.value)
-    elif isinstance(node, MaxPool):
-        k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kh=node.kernel[0], kw=node.kernel[1],
-                 oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits, kind_code=kind_code(node.dtype))
-    elif isinstance(node, DepthToSpace):
-        k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, block=node.block, b=node.dtype.bits,
-                 kind_code=kind_code(node.dtype), crd=int(node.mode == "CRD"))
-    elif isinstance(node, Upsample):
-        k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, fh=node.factor[0], fw=node.factor[1],
-                 b=node.dtype.bits)
-    elif isinstance(node, GlobalAccPool):
-        k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, in_b=node.in_dtype.bits,
-                 in_k=kind_code(node.in_dtype), out_b=node.out_dtype.bits)
-    elif isinstance(node, AddStreams):
-        a, b = node.in_dtypes
-        k.update(words=node.vectors * node.channels // node.pe, a_b=a.bits, a_k=kind_code(a), b_b=b.bits,
-                 b_k=kind_code(b), out_b=node.out_dtype.bits)
-    elif isinstance(node, StreamingConcat):
-        a, b = node.in_dtypes
-        k.update(vectors=node.vectors, ca=node.channels[0], cb=node.channels[1], a_b=a.bits, a_k=kind_code(a),
-                 b_b=b.bits, b_k=kind_code(b), out_b=node.out_dtype.bits, out_k=kind_code(node.out_dtype))
-    elif isinstance(node, DuplicateStreams):
-        k.update(words=node.vectors * node.channels // node.pe, width=node.pe * node.dtype.bits)
-    elif isinstance(node, LabelSelect):
-        k.update(labels=node.labels, k=node.k, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
-                 out_b=out_t.bits)
-    elif isinstance(node, StreamingDataWidthConverter):
-        k.update(in_elems=node.in_elems, out_elems=node.out_elems, elems=node.elems, b=node.dtype.bits)
-    elif isinstance(node, Lookup):
-        k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
-                 out_b=out_t.bits, out_k=kind_code(out_t), levels=node.table.shape[1], rows=node.table.shape[0],
-                 min=f"{node.in_dtype.min}LL", table=[f"{int(v)}LL" for v in node.table.reshape(-1)])
-    elif isinstance(node, AddConstant):
-        k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
-                 out_b=node.out_dtype.bits, table=[f"{int(v)}LL" for v in node.table.reshape(-1)])
-    elif isinstance(node, StreamMatMul):
-        a, b = node.in_dtypes
-        k.update(rows=node.rows, batch=node.batch, inner=node.inner, cols=node.cols, a_b=a.bits, a_k=kind_code(a),
-                 b_b=b.bits, b_k=kind_code(b), out_b=out_t.bits, order=int(node.b_order == "kbn"))
-    elif isinstance(node, Softmax):
-        k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
-                 out_b=out_t.bits, table_n=len(node.table), recip=f"{node.recip}ULL",
-                 recip_bits=Softmax.RECIP_BITS, table=[f"{int(v)}LL" for v in node.table])
-    elif isinstance(node, LayerNorm):
-        z_hi = (math.isqrt(node.channels) + 1) << LayerNorm.FRAC_BITS
-        k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
-                 out_b=out_t.bits, out_k=kind_code(out_t), eps=f"{node.eps_fix}ULL", frac=LayerNorm.FRAC_BITS,
-                 acc_b=_acc_bits(smallest_type(-z_hi, z_hi), node.thresholds))
-        k.update(_threshold_arrays(node.thresholds, node.channels, node.pe))
-    else:
-        raise TypeError(f"no HLS kernel for {node.kind}")
+    k.update(HLS_KERNEL(node)(node, graph, out_t))
+    return k
+
+
+@HLS_KERNEL.register(MatrixVectorUnit)
+def _matrix_vector_unit(node: MatrixVectorUnit, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    nf, sf = node.mh // node.pe, node.mw // node.simd
+    w = raw_bits(node.weights, node.w_dtype).reshape(nf, node.pe, sf, node.simd).transpose(1, 0, 2, 3)
+    k.update(mw=node.mw, mh=node.mh, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
+             w_b=node.w_dtype.bits, w_k=kind_code(node.w_dtype), out_b=out_t.bits, out_k=kind_code(out_t),
+             xnor="true" if node.xnor else "false", acc_b=_acc_bits(node.acc_dtype, node.thresholds),
+             wword_b=node.simd * node.w_dtype.bits, tiles=nf * sf,
+             limbs=math.ceil(node.simd * node.w_dtype.bits / 64),
+             weights=pack_limbs(w.reshape(node.pe, nf * sf, node.simd), node.w_dtype.bits).tolist())
+    k.update(_threshold_arrays(node.thresholds, node.mh, node.pe))
+    return k
+
+@HLS_KERNEL.register(VectorVectorUnit)
+def _vector_vector_unit(node: VectorVectorUnit, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    cf = node.channels // node.pe
+    w = raw_bits(node.weights, node.w_dtype).reshape(cf, node.pe, node.k).transpose(1, 0, 2)
+    k.update(channels=node.channels, k=node.k, vectors=node.vectors, in_b=node.in_dtype.bits,
+             in_k=kind_code(node.in_dtype), w_b=node.w_dtype.bits, w_k=kind_code(node.w_dtype),
+             out_b=out_t.bits, out_k=kind_code(out_t), acc_b=_acc_bits(node.acc_dtype, node.thresholds),
+             wword_b=node.w_dtype.bits, tiles=cf * node.k, limbs=1,
+             weights=pack_limbs(w.reshape(node.pe, cf * node.k, 1), node.w_dtype.bits).tolist())
+    k.update(_threshold_arrays(node.thresholds, node.channels, node.pe))
+    return k
+
+@HLS_KERNEL.register(Thresholding)
+def _thresholding(node: Thresholding, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits,
+             in_k=kind_code(node.in_dtype), out_b=out_t.bits, out_k=kind_code(out_t),
+             acc_b=_acc_bits(node.in_dtype, node.thresholds))
+    k.update(_threshold_arrays(node.thresholds, node.channels, node.pe))
+    return k
+
+@HLS_KERNEL.register(SlidingWindow)
+def _sliding_window(node: SlidingWindow, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kh=node.kernel[0], kw=node.kernel[1],
+             sh=node.stride[0], sw=node.stride[1], oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits,
+             pixels=node.pixels, word_elems=min(node.simd, node.channels))
+    return k
+
+@HLS_KERNEL.register(Padding)
+def _padding(node: Padding, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    t, left, b, r = node.pads
+    src = graph.tensors[node.inputs[0]].dtype
+    k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, top=t, left=left, bottom=b, right=r,
+             in_b=src.bits, in_k=kind_code(src), b=node.dtype.bits, value=node.value)
+    return k
+
+@HLS_KERNEL.register(MaxPool)
+def _max_pool(node: MaxPool, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kh=node.kernel[0], kw=node.kernel[1],
+             oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits, kind_code=kind_code(node.dtype))
+    return k
+
+@HLS_KERNEL.register(DepthToSpace)
+def _depth_to_space(node: DepthToSpace, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, block=node.block, b=node.dtype.bits,
+             kind_code=kind_code(node.dtype), crd=int(node.mode == "CRD"))
+    return k
+
+@HLS_KERNEL.register(Upsample)
+def _upsample(node: Upsample, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, fh=node.factor[0], fw=node.factor[1],
+             b=node.dtype.bits)
+    return k
+
+@HLS_KERNEL.register(GlobalAccPool)
+def _global_acc_pool(node: GlobalAccPool, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, in_b=node.in_dtype.bits,
+             in_k=kind_code(node.in_dtype), out_b=node.out_dtype.bits)
+    return k
+
+@HLS_KERNEL.register(AddStreams)
+def _add_streams(node: AddStreams, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    a, b = node.in_dtypes
+    k.update(words=node.vectors * node.channels // node.pe, a_b=a.bits, a_k=kind_code(a), b_b=b.bits,
+             b_k=kind_code(b), out_b=node.out_dtype.bits)
+    return k
+
+@HLS_KERNEL.register(StreamingConcat)
+def _streaming_concat(node: StreamingConcat, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    a, b = node.in_dtypes
+    k.update(vectors=node.vectors, ca=node.channels[0], cb=node.channels[1], a_b=a.bits, a_k=kind_code(a),
+             b_b=b.bits, b_k=kind_code(b), out_b=node.out_dtype.bits, out_k=kind_code(node.out_dtype))
+    return k
+
+@HLS_KERNEL.register(DuplicateStreams)
+def _duplicate_streams(node: DuplicateStreams, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    k.update(words=node.vectors * node.channels // node.pe, width=node.pe * node.dtype.bits)
+    return k
+
+@HLS_KERNEL.register(LabelSelect)
+def _label_select(node: LabelSelect, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    k.update(labels=node.labels, k=node.k, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
+             out_b=out_t.bits)
+    return k
+
+@HLS_KERNEL.register(StreamingDataWidthConverter)
+def _width_converter(node: StreamingDataWidthConverter, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    k.update(in_elems=node.in_elems, out_elems=node.out_elems, elems=node.elems, b=node.dtype.bits)
+    return k
+
+@HLS_KERNEL.register(Lookup)
+def _lookup(node: Lookup, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
+             out_b=out_t.bits, out_k=kind_code(out_t), levels=node.table.shape[1], rows=node.table.shape[0],
+             min=f"{node.in_dtype.min}LL", table=[f"{int(v)}LL" for v in node.table.reshape(-1)])
+    return k
+
+@HLS_KERNEL.register(AddConstant)
+def _add_constant(node: AddConstant, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
+             out_b=node.out_dtype.bits, table=[f"{int(v)}LL" for v in node.table.reshape(-1)])
+    return k
+
+@HLS_KERNEL.register(StreamMatMul)
+def _stream_mat_mul(node: StreamMatMul, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    a, b = node.in_dtypes
+    k.update(rows=node.rows, batch=node.batch, inner=node.inner, cols=node.cols, a_b=a.bits, a_k=kind_code(a),
+             b_b=b.bits, b_k=kind_code(b), out_b=out_t.bits, order=int(node.b_order == "kbn"))
+    return k
+
+@HLS_KERNEL.register(Softmax)
+def _softmax(node: Softmax, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
+             out_b=out_t.bits, table_n=len(node.table), recip=f"{node.recip}ULL",
+             recip_bits=Softmax.RECIP_BITS, table=[f"{int(v)}LL" for v in node.table])
+    return k
+
+@HLS_KERNEL.register(LayerNorm)
+def _layer_norm(node: LayerNorm, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    k: dict[str, Any] = {}
+    z_hi = (math.isqrt(node.channels) + 1) << LayerNorm.FRAC_BITS
+    k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
+             out_b=out_t.bits, out_k=kind_code(out_t), eps=f"{node.eps_fix}ULL", frac=LayerNorm.FRAC_BITS,
+             acc_b=_acc_bits(smallest_type(-z_hi, z_hi), node.thresholds))
+    k.update(_threshold_arrays(node.thresholds, node.channels, node.pe))
     return k
 
 

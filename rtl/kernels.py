@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,20 +10,29 @@ import numpy as np
 
 from fpga.datatypes import IntType, smallest_type
 from fpga.ir import (
+    AddConstant,
     AddStreams,
+    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     LabelSelect,
+    LayerNorm,
+    Lookup,
     MatrixVectorUnit,
     MaxPool,
     Node,
     Padding,
     SlidingWindow,
+    Softmax,
+    StreamingConcat,
     StreamingDataWidthConverter,
+    StreamMatMul,
     Thresholding,
     Thresholds,
+    Upsample,
     VectorVectorUnit,
 )
+from fpga.kinds import KindTable
 from fpga.resources import uses_dsp
 
 
@@ -298,16 +308,26 @@ def fifo(width: int, depth: int) -> Kernel:
     return Kernel("edge_fifo", {"W": width, "DEPTH": depth}, {}, fmt, fmt)
 
 
-BUILDERS = {MatrixVectorUnit: mvau, Thresholding: thresholding, StreamingDataWidthConverter: width_converter,
-            Padding: padding, SlidingWindow: sliding_window, MaxPool: max_pool, VectorVectorUnit: vvau,
-            GlobalAccPool: global_acc_pool, DuplicateStreams: duplicate, AddStreams: add_streams,
-            LabelSelect: label_select}
+RTL_KERNEL: KindTable[Callable[..., Kernel]] = KindTable("rtl")
+for _kind, _build in ((MatrixVectorUnit, mvau), (Thresholding, thresholding), (StreamingDataWidthConverter,
+                      width_converter), (Padding, padding), (SlidingWindow, sliding_window), (MaxPool, max_pool),
+                      (VectorVectorUnit, vvau), (GlobalAccPool, global_acc_pool), (DuplicateStreams, duplicate),
+                      (AddStreams, add_streams), (LabelSelect, label_select)):
+    RTL_KERNEL.register(_kind)(_build)
+for _kind in (StreamingConcat, DepthToSpace, Upsample, Lookup, AddConstant, StreamMatMul, Softmax, LayerNorm):
+    RTL_KERNEL.refuse(_kind, "the RTL backend has no kernel for this kind yet; build it with the HLS backend "
+                             "(--backend hls)")
+
+
+def missing_kernel(graph_nodes: tuple[Node, ...]) -> Node | None:
+    """The first node whose kind has no RTL kernel (checked before folding: it is the first thing to say)."""
+    return next((n for n in graph_nodes if not RTL_KERNEL.supports(type(n))), None)
 
 
 def kernel_for(node: Node, in_dtype: IntType | None = None) -> Kernel:
     """The RTL kernel of an IR node (given the type of its input stream where the node's own differs, as for a
     padded bipolar map), or UnsupportedKernel naming the kind."""
-    build = BUILDERS.get(type(node))
-    if build is None:
+    if not RTL_KERNEL.supports(type(node)):
         raise UnsupportedKernel(f"{node.name}: the RTL backend has no kernel for {node.kind} yet")
+    build = RTL_KERNEL(node)
     return build(node, in_dtype) if isinstance(node, Padding) else build(node)

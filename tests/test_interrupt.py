@@ -75,7 +75,10 @@ def test_sigterm_leaves_outputs_whole_or_absent(command: str, digits: Dataset, t
         code = _kill_while_writing(_args(command, tmp_path, target), tmp_path, target, share, seconds)
         assert code in (None, 128 + signal.SIGTERM), (command, share, code)
         assert not _staging(tmp_path, out) and not _staging(tmp_path, tmp_path / "fresh"), (command, share)
-        assert _digest(out) == before, (command, share)
-        if target != out:
+        if target == out:
+            # interrupted: the earlier output byte for byte; finished before the signal: a whole new output
+            after = _digest(out)
+            assert (after == before) if code else (after.keys() == before.keys()), (command, share, code)
+        else:
             # interrupted: nothing; finished before the signal: the whole output
             assert (not target.exists()) if code else bool(_digest(target)), (command, share)

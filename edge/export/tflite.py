@@ -10,6 +10,7 @@ or in int8 with an output scale from its reachable range for `--io int8`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,24 +30,30 @@ from edge.export.tflite_model import (
 from fpga.datatypes import quant_type
 from fpga.execute import host_ops_at_quantiser
 from fpga.ir import (
+    AddConstant,
     AddStreams,
     DataflowGraph,
     DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     LabelSelect,
+    LayerNorm,
+    Lookup,
     MatrixVectorUnit,
     MaxPool,
     Node,
     Padding,
     SlidingWindow,
+    Softmax,
     StreamingConcat,
     StreamingDataWidthConverter,
+    StreamMatMul,
     Thresholding,
     Thresholds,
     Upsample,
     VectorVectorUnit,
 )
+from fpga.kinds import KindTable
 from frontend.errors import EdgeError
 
 IO_MODES = ("float", "int8")
@@ -590,38 +597,28 @@ class TfliteWriter:
             summary["paths"][U8S8_PAIRS] = "not taken by LiteRT (its x86 kernels widen int8 to int16)"
         return {**summary, "uint8_weight_layers": self.uint8_layers}
 
+    def defer(self, node: Node) -> None:
+        """Padding, windows, pooling sums and residual adds are folded into the op that consumes them."""
+        self.deferred[node.output] = node
+
+    def duplicate(self, node: DuplicateStreams) -> None:
+        for o in node.outputs:
+            if node.inputs[0] in self.t:
+                self.t[o] = self.t[node.inputs[0]]
+            else:
+                self.deferred[o] = self.deferred[node.inputs[0]]
+
+    def width_converter(self, node: StreamingDataWidthConverter) -> None:
+        self.t[node.output] = self.tensor(node.inputs[0], node)
+
     # ------------------------------------------------------------------ driver
     def run(self) -> TfliteExport:
         in_scale, in_zp = self.input_layer()
         for node in self.g.nodes:
-            if isinstance(node, Padding | SlidingWindow | GlobalAccPool | AddStreams):
-                self.deferred[node.output] = node
-            elif isinstance(node, DuplicateStreams):
-                for o in node.outputs:
-                    if node.inputs[0] in self.t:
-                        self.t[o] = self.t[node.inputs[0]]
-                    else:
-                        self.deferred[o] = self.deferred[node.inputs[0]]
-            elif isinstance(node, StreamingDataWidthConverter):
-                self.t[node.output] = self.tensor(node.inputs[0], node)
-            elif isinstance(node, MatrixVectorUnit):
-                self.mvau(node)
-            elif isinstance(node, VectorVectorUnit):
-                self.vvau(node)
-            elif isinstance(node, Thresholding):
-                self.thresholding(node)
-            elif isinstance(node, MaxPool):
-                self.maxpool(node)
-            elif isinstance(node, StreamingConcat):
-                self.concat(node)
-            elif isinstance(node, DepthToSpace):
-                self.depth_to_space(node)
-            elif isinstance(node, Upsample):
-                self.upsample(node)
-            elif isinstance(node, LabelSelect):
-                raise self.fail(node, "top-k selection is not exported; export the model without --top-k")
-            else:
-                raise self.fail(node, "no TFLite mapping")
+            mapping = TFLITE.entry(type(node))
+            if not callable(mapping):
+                raise self.fail(node, mapping.why if mapping is not None else "no TFLite mapping")
+            mapping(self, node)
         if not self.b.outputs:
             self.thresholded_output()
         widened = sorted({f"{s}: {t.vmax - t.vmin + 1}-level values held in int8" for s, t in self.t.items()
@@ -636,6 +633,21 @@ class TfliteWriter:
                      "exact_in_exact_arithmetic": self.arith_exact_channels, "inexact": self.inexact},
             kernel_paths=self.kernel_summary(),
             int8_layers=self.int8_layers)
+
+
+# one mapping per IR kind, shared by the int8 ONNX (OpenVINO) program, which runs the same writer
+TFLITE: KindTable[Callable[[TfliteWriter, Any], None]] = KindTable("tflite")
+TFLITE.register(Padding, SlidingWindow, GlobalAccPool, AddStreams)(TfliteWriter.defer)
+for _kind, _method in ((DuplicateStreams, TfliteWriter.duplicate),
+                       (StreamingDataWidthConverter, TfliteWriter.width_converter),
+                       (MatrixVectorUnit, TfliteWriter.mvau), (VectorVectorUnit, TfliteWriter.vvau),
+                       (Thresholding, TfliteWriter.thresholding), (MaxPool, TfliteWriter.maxpool),
+                       (StreamingConcat, TfliteWriter.concat), (DepthToSpace, TfliteWriter.depth_to_space),
+                       (Upsample, TfliteWriter.upsample)):
+    TFLITE.register(_kind)(_method)
+TFLITE.refuse(LabelSelect, "top-k selection is not exported; export the model without --top-k")
+for _kind in (Lookup, AddConstant, StreamMatMul, Softmax, LayerNorm):
+    TFLITE.refuse(_kind, "no TFLite mapping for this kind yet (the QDQ ONNX and OpenVINO exports take it)")
 
 
 def to_tflite(graph: DataflowGraph, where: str, io: str = "float") -> TfliteExport:

@@ -1,0 +1,78 @@
+"""The per-kind registry: every IR layer kind has an answer (an implementation or a stated refusal) in every
+concern's table, the lowering's rules name the kinds they make, and `edge inspect` reads its verdicts from them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import edge.export.tflite  # noqa: F401  (registers the TFLite/int8-ONNX table)
+import fpga.execute  # noqa: F401  (registers the integer executor)
+import fpga.resources  # noqa: F401  (registers the resource model)
+import hls.codegen  # noqa: F401  (registers the HLS kernels)
+import rtl.kernels  # noqa: F401  (registers the RTL kernels)
+from fpga.ir import StreamingDataWidthConverter
+from fpga.kinds import TABLES, KindTable, Refusal, describe, ir_kinds
+from fpga.lower import OTHER_KINDS, RULES, lowered_ops
+from frontend.errors import EdgeError
+
+CONCERNS = ("execute", "resources", "hls", "rtl", "tflite")
+# concerns every kind must implement: the chain to a C-simulated design never refuses a kind it lowers
+REQUIRED = ("execute", "resources", "hls")
+
+
+def test_every_kind_has_an_answer_in_every_table() -> None:
+    kinds = ir_kinds()
+    assert len(kinds) >= 19, [k.__name__ for k in kinds]
+    assert set(CONCERNS) <= set(TABLES), sorted(TABLES)
+    gaps = [(name, k.__name__) for name in CONCERNS for k in kinds if TABLES[name].entry(k) is None]
+    assert not gaps, gaps
+    refused = [(name, k.__name__) for name in REQUIRED for k in kinds if not TABLES[name].supports(k)]
+    assert not refused, refused
+
+
+def test_every_kind_is_made_somewhere() -> None:
+    made = {k for r in RULES for k in r.kinds} | set(OTHER_KINDS) | {StreamingDataWidthConverter}
+    assert set(ir_kinds()) == made, {k.__name__ for k in set(ir_kinds()) ^ made}
+    assert {"Conv", "MatMul", "Softmax", "LayerNormalization", "DepthToSpace", "Quant"} <= lowered_ops()
+    assert not {"Pad", "ArgMax", "TopK"} & lowered_ops()
+
+
+def test_describe_names_each_concern() -> None:
+    d = describe("MatrixVectorUnit")
+    assert set(CONCERNS) <= set(d) and all("." in d[c] for c in CONCERNS), d
+    assert describe("Softmax")["rtl"].startswith("refused: ")
+    with pytest.raises(EdgeError, match="no IR kind named 'Nope'"):
+        describe("Nope")
+
+
+def test_a_table_refuses_with_its_reason_and_rejects_duplicates() -> None:
+    from fpga.ir import LabelSelect, MaxPool
+
+    table: KindTable = KindTable("test-only")
+    try:
+        table.register(MaxPool)(lambda node: "ran")
+        table.refuse(LabelSelect, "not here; use the other backend")
+        with pytest.raises(ValueError, match="registered twice"):
+            table.register(MaxPool)(lambda node: None)
+        node = LabelSelect(name="ls", inputs=("a",), output="b", labels=10, k=1)
+        with pytest.raises(EdgeError, match=r"layer 'ls' \(LabelSelect\): not here; use the other backend"):
+            table(node)
+        assert isinstance(table.entry(LabelSelect), Refusal) and table.supports(MaxPool)
+    finally:
+        del TABLES["test-only"]
+
+
+def test_inspect_verdicts_agree_with_the_paths(trained, run_cli, tmp_path) -> None:
+    """The vit: lowered by the FPGA path, refused by the TFLite writer (Softmax, LayerNorm have no mapping) —
+    inspect says so from the same tables, and the commands do what inspect says."""
+    model = str(trained("vit", 4, 4, epochs=4) / "model.onnx")
+    code, out, _ = run_cli("inspect", model, "--json")
+    assert code == 0
+    verdicts = {t["target"]: t for t in json.loads(out)["targets"]}
+    assert verdicts["fpga"]["supported"], verdicts["fpga"]
+    assert not verdicts["tflite"]["supported"]
+    assert any("no TFLite mapping" in r for r in verdicts["tflite"]["reasons"]), verdicts["tflite"]
+    code, _, err = run_cli("export", model, "--target", "tflite", "-o", str(tmp_path / "t"))
+    assert code == 2 and "no TFLite mapping" in err and not (tmp_path / "t").exists(), err
