@@ -32,8 +32,10 @@ demo: $(STAMP)
 	$(BIN)/edge inspect
 	$(BIN)/edge build --board pynq-z2 -o $(DEMO_OUT)
 
+# Two pytest-xdist workers on the two cores, one compute thread each (tests/conftest.py): a module's tests stay on
+# one worker (its module fixtures are built once), zoo models are trained once and shared through a lock.
 test: install
-	EDGE_PYNQ_PYTHON=$(abspath $(PYNQ_VENV))/bin/python $(BIN)/python -m pytest -q --durations=30
+	OMP_NUM_THREADS=1 EDGE_PYNQ_PYTHON=$(abspath $(PYNQ_VENV))/bin/python $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=30
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -18,8 +18,10 @@ from frontend.qonnx_io import load_model
 
 LOWER_EPOCHS = 4  # enough for trained BatchNorm statistics and scales; accuracy is tested elsewhere
 BITS = [(1, 1), (2, 2), (4, 4), (8, 8)]
-# every zoo model at every width it is built for (the vit needs at least 2 bits)
-CASES = [(m, w, a) for m in sorted(ZOO.keys() - {"lfc"}) for w, a in BITS if min(w, a) >= ZOO[m].min_bits]
+# every zoo model at every width it is built for (the vit needs at least 2 bits); the vit at w4a4 is checked,
+# fully trained, in tests/test_transformer.py (lfc is tfc/sfc's shape, only larger)
+CASES = [(m, w, a) for m in sorted(ZOO.keys() - {"lfc"}) for w, a in BITS if min(w, a) >= ZOO[m].min_bits
+         and (m, w) != ("vit", 4)]
 
 
 def _inputs(digits, shape: tuple[int, ...]) -> dict[str, np.ndarray]:

@@ -33,8 +33,9 @@ from frontend.qonnx_io import GoldenModel, load_model
 from hls.flow import STEADY_TOLERANCE, simulate_project
 
 BITS = [(1, 1), (2, 2), (4, 4)]
-# every zoo model at every width it is built for (the vit needs at least 2 bits)
-CASES = [(m, w, a) for m in sorted(ZOO) for w, a in BITS if min(w, a) >= ZOO[m].min_bits]
+# every zoo model at every width it is built for; the vit at w4a4 only (its attention kernels are the same at every
+# width, the w2a2 lowering is checked in tests/test_fpga_lower.py)
+CASES = [(m, w, a) for m in sorted(ZOO) for w, a in BITS if min(w, a) >= ZOO[m].min_bits and (m, w) != ("vit", 2)]
 SIM_FRAMES = 16
 
 

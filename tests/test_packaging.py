@@ -1,5 +1,6 @@
 """A wheel built from the tree holds every file the packages read at run time (templates, kernels, profiles, the
-bundled model), not only the Python modules: `make install` is editable and would never notice."""
+bundled model), not only the Python modules, and installed into a fresh environment it trains, builds and exports:
+`make install` is editable and would never notice."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("edge", "fpga", "hls", "boards")
+PACKAGES = ("edge", "frontend", "fpga", "hls", "rtl", "boards")
 
 
-def test_wheel_holds_every_package_file(tmp_path: Path) -> None:
-    # built from a copy of the tracked files: an in-tree build/ left by an earlier build would hide a missing entry
+def _wheel(tmp_path: Path) -> Path:
+    """A wheel built from a copy of the tracked files (an in-tree build/ left by an earlier build would hide a
+    missing entry)."""
     src = tmp_path / "src"
     everything = subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     for rel in everything.split():
@@ -23,8 +25,11 @@ def test_wheel_holds_every_package_file(tmp_path: Path) -> None:
             shutil.copy2(ROOT / rel, src / rel)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", str(src),
                     "-w", str(tmp_path / "dist")], check=True, capture_output=True, cwd=tmp_path)
-    wheel = next((tmp_path / "dist").glob("edge_toolchain-*.whl"))
-    names = set(zipfile.ZipFile(wheel).namelist())
+    return next((tmp_path / "dist").glob("edge_toolchain-*.whl"))
+
+
+def test_wheel_holds_every_package_file(tmp_path: Path) -> None:
+    names = set(zipfile.ZipFile(_wheel(tmp_path)).namelist())
     tracked = subprocess.run(["git", "ls-files", *PACKAGES], cwd=ROOT, check=True, capture_output=True,
                              text=True).stdout.split()
     data = [f for f in tracked if not f.endswith(".py")]
@@ -32,3 +37,31 @@ def test_wheel_holds_every_package_file(tmp_path: Path) -> None:
     missing = [f for f in data if f not in names]
     assert not missing, f"not packaged: {missing}"
     assert all(f in names for f in tracked if f.endswith(".py"))
+
+
+def test_the_wheel_alone_trains_builds_and_exports(tmp_path: Path) -> None:
+    """The wheel installed (no dependencies) into a fresh venv whose dependencies come from this environment's
+    site-packages as a plain path entry: the editable install's finder is not processed there, so every edge module
+    and data file is the wheel's own. Run from outside the tree: train, build, export."""
+    import sysconfig
+
+    env_dir = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    python = env_dir / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
+                    str(_wheel(tmp_path))], check=True, capture_output=True)
+    edge = env_dir / "bin" / "edge"
+    where = subprocess.run([str(python), "-c", "import edge, frontend, rtl; print(edge.__file__, rtl.__file__)"],
+                           check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+    assert str(ROOT) not in where and where.count(str(site)) == 2, where
+    work = tmp_path / "work"
+    work.mkdir()
+    for args in (["train", "--model", "tfc", "--epochs", "1", "--no-float-baseline", "-o", "t"],
+                 ["build", "--board", "pynq-z2", "t/model.onnx", "--sim-frames", "2", "-o", "b"],
+                 ["export", "--target", "tflite", "t/model.onnx", "-o", "x"]):
+        run = subprocess.run([str(edge), *args], capture_output=True, text=True, cwd=work, timeout=600)
+        assert run.returncode == 0 and "Traceback" not in run.stderr, (args, run.stderr[-600:])
+    assert (work / "b" / "hls" / "top.cpp").exists() and (work / "x" / "model.tflite").exists()
