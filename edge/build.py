@@ -233,6 +233,17 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
     from rtl.project import kernels, write_project
     from rtl.verilator import VerilatorError
 
+    if bitstream or synth:  # the open tools are an extra: say so before minutes of folding and simulation
+        from rtl.bitstream import BitstreamError, check_tools
+        from rtl.yosys import YosysError, yosys
+
+        try:
+            if bitstream:
+                check_tools(board.family)
+            else:
+                yosys()
+        except (BitstreamError, YosysError) as exc:
+            raise EdgeError(f"{board.name}: {exc}") from None
     missing = missing_kernel(lower(loaded, top_k=opts.top_k).nodes)
     if missing is not None:  # before folding: a kind without a kernel is the first thing to say
         raise EdgeError(f"{loaded.path}: {missing.name}: the RTL backend has no kernel for {missing.kind} yet; build "

