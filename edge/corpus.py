@@ -387,10 +387,54 @@ def mha_encoder(out: Path) -> Path:
     return _export(model, (1, 8, 32), out / "mha_encoder.onnx", dynamo=False)
 
 
+class A2QNet(nn.Module):
+    """Accumulator-aware quantisation (Brevitas A2Q): every layer's 8-bit weights are constrained so that its
+    integer accumulator provably fits `ACCUMULATOR_BITS[layer]` bits for any input of the declared width (8-bit
+    pixels, 4-bit activations). Two convolutions with BatchNorm and a classifier on 8x8 digits-sized input."""
+
+    ACCUMULATOR_BITS = {"conv1": 16, "conv2": 12, "fc": 14}
+
+    def __init__(self) -> None:
+        import brevitas.nn as qnn
+        from brevitas.quant import Int8AccumulatorAwareWeightQuant, Uint8ActPerTensorFloat
+
+        super().__init__()
+        acc = self.ACCUMULATOR_BITS
+        a2q = {"weight_quant": Int8AccumulatorAwareWeightQuant, "weight_bit_width": 8}
+        self.quant = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True)
+        self.conv1 = qnn.QuantConv2d(1, 8, 3, padding=1, bias=False, weight_accumulator_bit_width=acc["conv1"], **a2q)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu1 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.conv2 = qnn.QuantConv2d(8, 8, 3, padding=1, bias=False, weight_accumulator_bit_width=acc["conv2"], **a2q)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.relu2 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = qnn.QuantLinear(8 * 4 * 4, 10, bias=True, weight_accumulator_bit_width=acc["fc"], **a2q)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu1(self.bn1(self.conv1(self.quant(x))))
+        x = self.pool(self.relu2(self.bn2(self.conv2(x))))
+        return self.fc(torch.flatten(x, 1))
+
+
+def a2q(out: Path) -> Path:
+    """Exported by edge's exporter, which writes the A2Q weights PyTorch computes with (Brevitas' own QONNX export
+    writes the raw, unnormalised ones: see edge/a2q.py)."""
+    from edge.train import export_qonnx_file
+
+    torch.manual_seed(0)
+    model = A2QNet()
+    randomise_batchnorm(model)
+    path = out / "a2q.onnx"
+    export_qonnx_file(model, (1, 8, 8), path, {})
+    return path
+
+
 IDIOMS: dict[str, Callable[[Path], Path]] = {"concat": concat, "trunc_avgpool": trunc_avgpool, "ceil_pool": ceil_pool,
                                              "per_channel_act": per_channel_act, "stem_pool": stem_pool,
                                              "pixel_shuffle": pixel_shuffle, "unet": unet,
-                                             "activation_tables": activation_tables, "mha_encoder": mha_encoder}
+                                             "activation_tables": activation_tables, "mha_encoder": mha_encoder,
+                                             "a2q": a2q}
 
 def mobilenet_v1(out: Path) -> Path:
     """brevitas_examples' ImageNet `quant_mobilenet_v1_4b` (w4a4, per-channel activation scales, TruncAvgPool,

@@ -107,14 +107,19 @@ def export_qonnx_file(model: nn.Module, shape: tuple[int, ...], path: Path, meta
     `example` (one sample, batch first) sets the input's dtype, e.g. int64 token ids; zeros of `shape` otherwise."""
     from brevitas.export import export_qonnx
 
+    from edge.a2q import bake_accumulator_aware_weights, quantised_weights
+
     model.eval()
+    example = torch.zeros(1, *shape) if example is None else example
+    a2q = quantised_weights(model, example)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # dynamo=False: the TorchScript tracer gives clean graphs (one node per layer, readable names) and exports
         # in ~0.1 s; the dynamo exporter is ~20x slower and scatters Brevitas' quantisers into many small ops.
-        export_qonnx(model, input_t=torch.zeros(1, *shape) if example is None else example, export_path=str(path),
-                     dynamo=False)
+        export_qonnx(model, input_t=example, export_path=str(path), dynamo=False)
     proto = onnx.load(str(path))
+    if a2q:  # Brevitas exports A2Q layers' raw weights: write the ones the model computes with
+        bake_accumulator_aware_weights(proto, a2q)
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

@@ -61,11 +61,42 @@ class Thresholds:
 
     def apply(self, acc: np.ndarray) -> np.ndarray:
         """acc (..., channels) -> output values (..., channels)."""
-        a = acc[..., None]
-        up = (a >= self.values).sum(-1)
-        down = (a <= self.values).sum(-1)
-        count = np.where(self.descending, down, up)
+        a, vals = np.asarray(acc), self.values
+        if vals.shape[0] not in (1, a.shape[-1] if a.ndim else 1) or a.dtype.kind not in "iu":
+            x = a[..., None]  # the general form (broadcasting, any dtype)
+            count = np.where(self.descending, (x <= vals).sum(-1), (x >= vals).sum(-1))
+            return self.base + self.step * count
+        if self.descending.any():  # a <= v is -a >= -v: every channel becomes an ascending one
+            a = np.where(self.descending, -a.astype(np.int64), a)
+            vals = np.where(self.descending[:, None], -vals, vals)
+        count = _counts_by_level(a, vals) if self.levels <= 32 else _counts_by_search(a, vals)
         return self.base + self.step * count
+
+
+def _counts_by_level(a: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """How many of each channel's thresholds lie at or below a: one comparison pass per level (few levels)."""
+    count = np.zeros(a.shape, np.int32)
+    for level in range(vals.shape[1]):
+        count += a >= vals[:, level]
+    return count.astype(np.int64)
+
+
+def _counts_by_search(a: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """The same count by one binary search over all channels at once (many levels): channel c's row shifted by
+    c * span after clipping to just outside the accumulators' range, which keeps every count."""
+    chans, levels = vals.shape
+    lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+    span = hi - lo + 3
+    vals = np.sort(vals, axis=1)  # counting does not depend on the order of a channel's thresholds
+    if span * chans >= 2**62:
+        return _counts_by_level(a, vals)
+    v = np.clip(vals, lo - 1, hi + 1).astype(np.int64) - (lo - 1)
+    shifted = a.astype(np.int64) - (lo - 1)
+    if chans == 1:
+        return np.searchsorted(v[0], shifted, side="right").astype(np.int64)
+    offsets = np.arange(chans, dtype=np.int64) * span
+    found = np.searchsorted((v + offsets[:, None]).ravel(), shifted + offsets, side="right")
+    return found - np.arange(chans, dtype=np.int64) * levels
 
 
 @dataclass(frozen=True, eq=False)

@@ -466,17 +466,21 @@ class Lowering:
         init_protos = [numpy_helper.from_array(self.init(i), i) for i in sorted(inits)]
         opsets = list(self.model.model.opset_import)
 
+        subs: dict[tuple[int, ...], ModelWrapper] = {}  # one shape-inferred sub-model per input shape
+
         def run(a: np.ndarray) -> np.ndarray:
             b, c = a.shape
             z = ((a * acc.mul + acc.add).astype(np.float64) * acc.scale + acc.offset).astype(np.float32)
             shape = [b] + [1] * (rank - 1)
             shape[axis if axis > 0 else 1] = c
-            graph = helper.make_graph(
-                chain, "chain", [helper.make_tensor_value_info(start, onnx.TensorProto.FLOAT, shape)],
-                [helper.make_tensor_value_info(end, onnx.TensorProto.FLOAT, None)], init_protos,
-            )
-            sub = ModelWrapper(helper.make_model(graph, opset_imports=opsets)).transform(InferShapes())
-            out = execute_onnx(sub, {start: z.reshape(shape)})[end]
+            if tuple(shape) not in subs:
+                graph = helper.make_graph(
+                    chain, "chain", [helper.make_tensor_value_info(start, onnx.TensorProto.FLOAT, shape)],
+                    [helper.make_tensor_value_info(end, onnx.TensorProto.FLOAT, None)], init_protos,
+                )
+                subs[tuple(shape)] = ModelWrapper(helper.make_model(graph, opset_imports=opsets)).transform(
+                    InferShapes())
+            out = execute_onnx(subs[tuple(shape)], {start: z.reshape(shape)})[end]
             return np.asarray(out, np.float64).reshape(b, c)
 
         return run

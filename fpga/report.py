@@ -74,6 +74,9 @@ def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float,
         layers.append({
             "name": node.name, "op": node.kind, "shape": _shape(node), "bits": _bits(node, graph),
             "pe": node.pe, "simd": node.simd, "cycles": node.cycles(), **res.as_dict(), "memory": memories,
+            # the accumulator's width, sized from the weights and the input's range (an A2Q layer's declared
+            # width bounds it)
+            **({"accumulator_bits": node.acc_dtype.bits} if hasattr(node, "acc_dtype") else {}),
         })
     fifos, fifo_total = fifo_rows(graph, depths)
     total = total + fifo_total

@@ -56,6 +56,7 @@ class VerifyReport:
     max_abs_diff: float = 0.0
     tie_samples: set[int] = field(default_factory=set)  # samples in which some quantiser saw a tie
     differing_samples: set[int] = field(default_factory=set)  # samples whose final output differs end to end
+    golden_outputs: list[np.ndarray] = field(default_factory=list, repr=False)  # per batch, for reuse by callers
     approx_samples: set[int] = field(default_factory=set)  # samples in which a Softmax/LayerNorm output differs
 
     @property
@@ -166,6 +167,7 @@ def verify(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray, batch: int 
         total.differing_samples |= {start + i for i in part.differing_samples}
         agree += part.top1_agreement * part.samples
         total.max_abs_diff = max(total.max_abs_diff, part.max_abs_diff)
+        total.golden_outputs += part.golden_outputs
     total.top1_agreement = agree / max(len(x), 1)
     return total
 
@@ -208,6 +210,7 @@ def _verify_batch(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray) -> V
         if result.approximate:
             report.approx_samples |= set(np.flatnonzero(diff.reshape(len(x), -1).any(1)).tolist())
     ours, ref = run_model(graph, x), ctx[loaded.output_name]
+    report.golden_outputs.append(ref)
     if ours.shape == ref.shape:
         # the host-side float affine differs from QONNX's float Gemm only by float32 rounding
         close = np.isclose(ours, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(initial=1.0))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,18 @@ class LoadedModel:
     path: Path
     model: ModelWrapper
     rewrites: tuple[str, ...] = ()  # what normalisation did, one line per rewrite
+    # copies of the model at fixed batch sizes (shape inference on a large graph takes seconds): shared by every
+    # golden run of this model, each entry tied to the graph it was made from
+    batched: dict[int, tuple[onnx.ModelProto, ModelWrapper]] = field(default_factory=dict, repr=False,
+                                                                      compare=False)
+
+    def at_batch(self, n: int) -> ModelWrapper:
+        """The model with batch size n on its input, output and every inferred shape (made once per size)."""
+        entry = self.batched.get(n)
+        if entry is None or entry[0] is not self.model.model:
+            entry = (self.model.model, with_batch(self.model, n))
+            self.batched[n] = entry
+        return entry[1]
 
     @property
     def input_name(self) -> str:
@@ -412,12 +424,6 @@ class GoldenModel:
     def __init__(self, loaded: LoadedModel, batch: int = 256) -> None:
         self.loaded = loaded
         self.batch = batch
-        self._by_batch: dict[int, ModelWrapper] = {}
-
-    def _model(self, n: int) -> ModelWrapper:
-        if n not in self._by_batch:
-            self._by_batch[n] = with_batch(self.loaded.model, n)
-        return self._by_batch[n]
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Outputs for a batch of inputs in the model's own input layout (float32, or int64 token ids)."""
@@ -433,7 +439,7 @@ class GoldenModel:
 
     def _execute(self, x: np.ndarray, full: bool) -> dict[str, np.ndarray]:
         try:
-            model = self._model(len(x))
+            model = self.loaded.at_batch(len(x))
             return execute_onnx(model, {self.loaded.input_name: x}, return_full_exec_context=full)
         except EdgeError:
             raise

@@ -83,6 +83,29 @@ def test_ecp5_bitstream_of_the_bundled_mlp(run_cli, tmp_path: Path) -> None:
     assert np.load(tmp_path / "y.npy").shape == (8, 10)
 
 
+def test_ecp5_bitstream_of_a_zoo_cnn(trained, run_cli, tmp_path: Path) -> None:
+    """ULX3S-85F with the zoo's CNV (conv-conv-pool blocks, 2-bit, trained on digits): sliding windows, MVAUs and
+    max pools through Yosys, nextpnr-ecp5 and ecppack; Fmax meets the board clock, the Verilator model is bit-exact
+    at the estimate's cycles per frame, and so is the pyserial driver against the board top over the UART."""
+    out = tmp_path / "cnv"
+    code, stdout, err = run_cli("build", "--board", "ulx3s-85f", str(trained("cnv", 2, 2) / "model.onnx"),
+                                "--target-fps", "2000", "--bitfile", "-o", str(out))
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    kinds = {layer["op"] for layer in report["layers"]}
+    assert {"SlidingWindow", "MatrixVectorUnit", "MaxPool"} <= kinds, kinds
+    rtl = report["rtl"]
+    assert rtl["bit_exact"] and rtl["backpressure"] and rtl["cycles_per_frame"] == rtl["estimated_cycles_per_frame"]
+    bs = report["bitstream"]
+    assert (out / bs["path"]).name == "edge.bit" and bs["bytes"] > 100_000
+    assert bs["fmax_mhz"] >= bs["clock_mhz"] == 25 and bs["timing_met"]
+    assert bs["resources"]["lut"] > 2_000 and 0 < bs["utilisation"]["lut"] < 0.8
+    assert bs["serial_sim"]["bit_exact"]
+    done = _run_as_printed(stdout, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("PASS: 8 frames through driver.py (pyserial)") and "bit-exact" in done.stdout
+
+
 def test_ice40_tiny_mlp_to_a_bitstream_and_its_driver(tiny_mlp: Path, digits: Dataset, run_cli,
                                                       tmp_path: Path) -> None:
     """iCEBreaker (iCE40UP5K): a tiny MLP placed, routed and packed with icepack, Fmax at or above the 12 MHz clock;

@@ -147,7 +147,7 @@ def test_bnn_pynq_exports(corpus, tmp_path, name, target):
 
 @pytest.mark.parametrize("name", ["kws_mlp_w3a3", "unsw_mlp_w2a2", "radioml_vgg10_w4a4", "trunc_avgpool",
                                   "ceil_pool", "per_channel_act", "concat", "stem_pool", "unet",
-                                  "activation_tables"])
+                                  "activation_tables", "a2q"])
 def test_finn_examples_architectures_build_with_simulation(corpus, tmp_path, run_cli, name):
     """finn-examples' KWS and UNSW-NB15 MLPs and RadioML's 1-D VGG10 (Conv1d, MaxPool1d on 2 x 1024 I/Q
     samples): IR, C-sim and cycle simulation bit-exact on pynq-z2."""
@@ -162,7 +162,7 @@ def test_finn_examples_architectures_build_with_simulation(corpus, tmp_path, run
 
 @pytest.mark.parametrize("target", ["onnx", "tflite", "openvino", "tensorrt"])
 @pytest.mark.parametrize("name", ["kws_mlp_w3a3", "unsw_mlp_w2a2", "radioml_vgg10_w4a4", "ceil_pool", "concat",
-                                  "stem_pool", "unet"])
+                                  "stem_pool", "unet", "a2q"])
 def test_finn_examples_architectures_export(corpus, tmp_path, name, target):
     report = export(load_model(corpus(name)), target, tmp_path / "out")
     v = report["verification"]
@@ -272,3 +272,36 @@ def test_sub_pixel_super_resolution_on_both_paths(corpus, run_cli, tmp_path):
     assert tfl["verification"]["passed"] and tfl["verification"]["max_diff_output_lsb"] <= 1.0, tfl["verification"]
     assert [op["op"] for op in tfl["ops"]][-3:-1] == ["GATHER", "DEPTH_TO_SPACE"]
     assert all(s.startswith("MVAU_1:") for s in tfl["requantisation"]["inexact"])
+
+
+def test_a2q_accumulators_fit_their_declared_width(corpus, run_cli, tmp_path):
+    """Brevitas A2Q (8-bit weights; accumulators declared at 16, 12 and 14 bits): edge's exporter writes the weights
+    PyTorch computes with (Brevitas' QONNX export writes the raw, unnormalised ones, which overflow), so the golden
+    model equals PyTorch, and every MVAU's accumulator, sized from its weights and input range, stays within its
+    layer's declared width in the IR and the build report (the build above checks C-sim and cycle sim)."""
+    import json
+
+    import torch
+
+    from edge.a2q import declared_accumulator_bits
+    from edge.corpus import A2QNet, randomise_batchnorm
+
+    path = corpus("a2q")
+    torch.manual_seed(0)
+    model = A2QNet()
+    randomise_batchnorm(model)
+    model.eval()
+    declared = declared_accumulator_bits(model)
+    assert declared == A2QNet.ACCUMULATOR_BITS
+    x = torch.rand(32, 1, 8, 8)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    loaded = load_model(path)
+    assert np.array_equal(GoldenModel(loaded).run(x.numpy()), expected)
+    mvaus = [n for n in lower(loaded).nodes if n.kind == "MatrixVectorUnit"]
+    assert all(n.acc_dtype.bits <= declared[k] for n, k in zip(mvaus, ("conv1", "conv2", "fc"), strict=True))
+    code, out, err = run_cli("build", "--board", "pynq-z2", str(path), "-o", str(tmp_path / "b"), "--json",
+                             "--no-sim")
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)["layers"]}
+    assert [rows[n.name]["accumulator_bits"] for n in mvaus] == [n.acc_dtype.bits for n in mvaus]

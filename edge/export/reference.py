@@ -139,11 +139,16 @@ def reference(loaded: LoadedModel, calib: Path | None, ties: bool) -> Reference:
 
     x, data = calibration_data(loaded, calib)
     batch = min(stream_batch(loaded), len(x))
-    golden = GoldenModel(loaded, batch=batch).run(x)
-    n_out = int(np.prod(golden.shape[1:]))
     try:
         graph = lower(loaded)
     except EdgeError:
+        graph = None
+    checked = verify(graph, loaded, x, batch) if ties and graph is not None else None
+    # the tie search runs the golden model on every batch already: its outputs are the reference (same batches)
+    golden = (np.concatenate(checked.golden_outputs, axis=0) if checked is not None
+              else GoldenModel(loaded, batch=batch).run(x))
+    n_out = int(np.prod(golden.shape[1:]))
+    if graph is None:
         return Reference(x, data, golden, None, np.full(n_out, np.nan), frozenset(), batch)
     scale = np.abs(np.asarray(graph.post.scale, np.float64)).reshape(-1)
     if golden.ndim > 2 and scale.size == golden.shape[1] > 1:  # per-channel scale of an image output (N, C, ...)
@@ -151,7 +156,7 @@ def reference(loaded: LoadedModel, calib: Path | None, ties: bool) -> Reference:
         acc_lsb = np.broadcast_to(scale, golden.shape[1:]).reshape(-1)
     else:
         acc_lsb = np.broadcast_to(scale, (n_out,))
-    tie_samples = frozenset(verify(graph, loaded, x, batch).tie_samples) if ties else frozenset()
+    tie_samples = frozenset(checked.tie_samples) if checked is not None else frozenset()
     return Reference(x, data, golden, graph, acc_lsb, tie_samples, batch)
 
 
