@@ -5,6 +5,7 @@ allow, the UART's frame rate, routed LUT4/FF/block RAM/multipliers from nextpnr 
 (still the Xilinx model), the serial-line Verilator check, the seconds of each step and the peak RSS of the build.
 
     python bench/open_fpga.py [--model M.onnx ...] [--board ulx3s-85f tangnano-9k ...] [--target-fps 20000]
+                              [--append]   (keep the other rows of the results file, replace these)
 """
 
 from __future__ import annotations
@@ -64,9 +65,11 @@ def main() -> None:
     ap.add_argument("--board", nargs="+", default=["ulx3s-85f", "orangecrab-25f", "tangprimer-20k", "tangnano-9k"])
     ap.add_argument("--target-fps", type=float, nargs="+", default=[20000])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "open_fpga.json")
+    ap.add_argument("--append", action="store_true", help="keep the results file's other rows")
     args = ap.parse_args()
     models = args.model or [ROOT / "edge" / "models" / "tfc_w2a2_digits.onnx"]
     rows, results = [], []
+    kept = json.loads(args.out.read_text()) if args.append and args.out.exists() else []
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
             for board in args.board:
@@ -90,7 +93,9 @@ def main() -> None:
     print(render(["model", "board", "target FPS", "cycles/frame", "Fmax (clock) MHz", "FPS clock / UART",
                   "exact", "LUT4 (est)", "FF (est)", "BRAM36 (est)", "yosys/pnr/pack s", "build s"], rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    fresh = {(r["model"], r["board"], r["target_fps"]) for r in results}
+    kept = [r for r in kept if (r["model"], r["board"], r["target_fps"]) not in fresh]
+    args.out.write_text(json.dumps(kept + results, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

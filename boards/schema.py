@@ -48,6 +48,8 @@ class OpenFlow:
     baud: int
     link: str  # what carries the UART to the host
     programmer: str
+    oscillator_mhz: float = 0.0  # the clock on clock_pin (the profile's clock_mhz): the shell has no PLL
+
 
     def as_dict(self) -> dict[str, Any]:
         return {"device": self.device, "package": self.package, "gowin_family": self.gowin_family,
@@ -264,7 +266,8 @@ def _open_flow(f: _Fields) -> OpenFlow:
     return OpenFlow(device=o.text("device"), package=o.text("package", required=False),
                     gowin_family=o.text("gowin_family", required=False), clock_pin=pins.text("clk"),
                     uart_rx_pin=pins.text("uart_rx"), uart_tx_pin=pins.text("uart_tx"), baud=o.count("baud"),
-                    link=o.text("link"), programmer=o.text("programmer"))
+                    link=o.text("link"), programmer=o.text("programmer"),
+                    oscillator_mhz=f.number("clock_mhz") or 0.0)
 
 
 def _dtypes(a: _Fields) -> tuple[str, ...]:

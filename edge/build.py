@@ -237,6 +237,10 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
         from rtl.bitstream import BitstreamError, check_tools
         from rtl.yosys import YosysError, yosys
 
+        osc = board.open_flow.oscillator_mhz if board.open_flow is not None else board.clock_mhz
+        if bitstream and board.clock_mhz != osc:
+            raise EdgeError(f"{board.name}: the board top runs on the {osc:g} MHz oscillator (no PLL in the open-FPGA "
+                            f"shell yet), so --bitfile cannot clock it at {board.clock_mhz:g} MHz; drop --clock-mhz")
         try:
             if bitstream:
                 check_tools(board.family)
@@ -350,9 +354,8 @@ def _open_bitstream(project: Any, board: FpgaBoard, report: dict[str, Any], depl
                             f"layer: {largest}); fold it further with a lower --target-fps") from None
         raise EdgeError(f"{board.name}: {exc}") from None
     if not bs["timing_met"]:
-        raise EdgeError(f"{board.name}: routed Fmax {bs['fmax_mhz']} MHz is below the {board.clock_mhz:g} MHz clock "
-                        f"(largest layer: {largest}); fold it further with a lower --target-fps, or build with "
-                        f"--clock-mhz {int(bs['fmax_mhz'] or 1)} and a PLL")
+        raise EdgeError(f"{board.name}: routed Fmax {bs['fmax_mhz']} MHz is below the board's {board.clock_mhz:g} "
+                        f"MHz clock (largest layer: {largest}); fold it further with a lower --target-fps")
     assert board.open_flow is not None
     deploy.mkdir(parents=True, exist_ok=True)
     name = Path(bs["path"]).name

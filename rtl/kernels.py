@@ -291,6 +291,35 @@ def add_streams(node: AddStreams) -> Kernel:
     return Kernel("edge_add", params, {}, fa, StreamFormat(node.pe, ob, out_signed), in_formats=(fa, fb))
 
 
+def concat(node: StreamingConcat) -> Kernel:
+    """edge_concat: per vector, the words of input 0 then those of input 1, PE elements per word."""
+    fa, fb = (StreamFormat(node.pe, *_element(t)) for t in node.in_dtypes)
+    ob, out_signed, out_bipolar = _element(node.out_dtype)
+    if fa.bipolar or fb.bipolar or out_bipolar:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no StreamingConcat of bipolar streams yet")
+    params: dict[str, int | str] = {"PE": node.pe, "CA": node.channels[0], "CB": node.channels[1], "AB": fa.bits,
+                                    "A_SIGNED": int(fa.signed), "BB": fb.bits, "B_SIGNED": int(fb.signed), "OB": ob}
+    return Kernel("edge_concat", params, {}, fa, StreamFormat(node.pe, ob, out_signed), in_formats=(fa, fb))
+
+
+def upsample(node: Upsample) -> Kernel:
+    """edge_upsample: two row buffers in turn, each input row sent FH times with every pixel FW times."""
+    b, signed, bipolar = _element(node.dtype)
+    fmt = StreamFormat(node.pe, b, signed, bipolar)
+    params: dict[str, int | str] = {"W": node.ifm[1], "C": node.channels, "PE": node.pe, "WB": fmt.width,
+                                    "FH": node.factor[0], "FW": node.factor[1]}
+    return Kernel("edge_upsample", params, {}, fmt, fmt)
+
+
+def depth_to_space(node: DepthToSpace) -> Kernel:
+    """edge_d2s: two element-addressed row buffers in turn, each input row sent as `block` output rows."""
+    b, signed, bipolar = _element(node.dtype)
+    fmt = StreamFormat(node.pe, b, signed, bipolar)
+    params: dict[str, int | str] = {"W": node.ifm[1], "C": node.channels, "R": node.block, "PE": node.pe, "B": b,
+                                    "CRD": int(node.mode == "CRD")}
+    return Kernel("edge_d2s", params, {}, fmt, fmt)
+
+
 def label_select(node: LabelSelect) -> Kernel:
     """edge_labelselect: the top-k indices of a frame, one per output word."""
     ib, in_signed, in_bipolar = _element(node.in_dtype)
@@ -312,9 +341,10 @@ RTL_KERNEL: KindTable[Callable[..., Kernel]] = KindTable("rtl")
 for _kind, _build in ((MatrixVectorUnit, mvau), (Thresholding, thresholding), (StreamingDataWidthConverter,
                       width_converter), (Padding, padding), (SlidingWindow, sliding_window), (MaxPool, max_pool),
                       (VectorVectorUnit, vvau), (GlobalAccPool, global_acc_pool), (DuplicateStreams, duplicate),
-                      (AddStreams, add_streams), (LabelSelect, label_select)):
+                      (AddStreams, add_streams), (StreamingConcat, concat), (Upsample, upsample),
+                      (DepthToSpace, depth_to_space), (LabelSelect, label_select)):
     RTL_KERNEL.register(_kind)(_build)
-for _kind in (StreamingConcat, DepthToSpace, Upsample, Lookup, AddConstant, StreamMatMul, Softmax, LayerNorm):
+for _kind in (Lookup, AddConstant, StreamMatMul, Softmax, LayerNorm):
     RTL_KERNEL.refuse(_kind, "the RTL backend has no kernel for this kind yet; build it with the HLS backend "
                              "(--backend hls)")
 

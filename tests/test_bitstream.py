@@ -157,6 +157,14 @@ def test_gowin_bitstream_and_the_refusals(tiny_mlp: Path, run_cli, tmp_path: Pat
     assert "does not fit" in errors[0] and "MVAU_" in errors[0] and "--target-fps" in errors[0], err
     assert not (tmp_path / "ice").exists()
 
+    # the board top runs on the oscillator: another --clock-mhz would make a bitstream whose UART and timing are
+    # wrong, so it is refused before any work
+    code, _, err = run_cli("build", "--board", "icebreaker", str(tiny_mlp), "--clock-mhz", "24", "--bitfile", "-o",
+                           str(tmp_path / "ice24"))
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "12 MHz oscillator" in errors[0] and "--clock-mhz" in errors[0], err
+    assert not (tmp_path / "ice24").exists()
+
 
 def test_family_primitives_count_in_lut4_units() -> None:
     """Yosys' cell names per family -> LUT4, FF, block RAM in 36 Kb units, multipliers."""

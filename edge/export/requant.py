@@ -11,7 +11,7 @@ and the closest fit is used and reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,6 +23,8 @@ MARGIN = 3e-7
 OFFSETS = 64  # candidate biases tried around the best straight-line fit, per channel
 COARSE = 64  # grid points per accumulator unit, each side, tried as well when the fold is large
 CHUNK = 64  # channels evaluated together (memory: CHUNK * OFFSETS * constraints floats)
+FP32_ULPS = 64  # float32 steps of a weight scale tried either side, when tuning to XNNPACK's fp32 requantisation
+FP32_OFFSETS = 3  # int32 bias units tried either side, likewise
 
 
 @dataclass(frozen=True)
@@ -192,3 +194,64 @@ def check_requant(rq: Requant, values: np.ndarray, descending: np.ndarray, base:
     tol = _tolerance(cons, base, _terms(a_lo, a_hi, 1.0 / slope, rq.bias / rq.fold), margin)
     good = np.where(cons.ge, v >= cons.c + tol, v <= cons.c - tol) | ~cons.valid
     return good.all(1) | (rq.sign == 0)
+
+
+def xnnpack_scale(s_in: float, s_w: np.ndarray, s_out: float) -> np.ndarray:
+    """The per-channel float32 scale LiteRT's XNNPACK delegate requantises with: input scale times weight scale,
+    divided by output scale, each step in float32."""
+    return (np.float32(s_in) * np.asarray(s_w, np.float32)) / np.float32(s_out)
+
+
+def fp32_levels(total: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """XNNPACK's fp32 requantisation (its int8 kernels on x86 and ARM alike): the int32 sum converted to float32,
+    times the float32 scale in float32, rounded half to even (the zero point is added to the integer after)."""
+    return np.rint(np.asarray(total).astype(np.float32) * np.asarray(scale, np.float32))
+
+
+def _fp32_good(cons: _Constraints, fold: np.ndarray, bias: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """(..., N) per constraint row: does the fp32 requantisation give the thresholds' level there?"""
+    lvl = fp32_levels(fold[..., None] * cons.t + bias[..., None], scale[..., None])
+    return np.where(cons.ge, lvl >= cons.c + 0.5, lvl <= cons.c - 0.5) | ~cons.valid
+
+
+def check_requant_fp32(rq: Requant, values: np.ndarray, descending: np.ndarray, base: int, lo: np.ndarray,
+                       hi: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Per channel: is XNNPACK's fp32 requantisation with `scale` equal to the thresholds over the whole reachable
+    range? Exact, not a margin: the function is monotone in the accumulator, so the levels at each threshold and
+    just below it decide."""
+    tau, a_lo, a_hi = _ascending(values, np.asarray(descending, bool), np.asarray(lo), np.asarray(hi))
+    cons = _constraints(tau, a_lo, a_hi, base)
+    return _fp32_good(cons, rq.fold.astype(np.float64), rq.bias.astype(np.float64),
+                      np.asarray(scale, np.float32)).all(1) | (rq.sign == 0)
+
+
+def tune_fp32(rq: Requant, values: np.ndarray, descending: np.ndarray, base: int, lo: np.ndarray, hi: np.ndarray,
+              s_in: float, s_w: np.ndarray, s_out: float, ulps: int = FP32_ULPS,
+              offsets: int = FP32_OFFSETS) -> tuple[Requant, np.ndarray, np.ndarray]:
+    """Channels whose fp32 requantisation misses a threshold get the nearest weight scale (a few float32 steps
+    away) and int32 bias (a few units away) with which it hits every one, where such a pair exists. Returns the
+    requantisation with the new biases, the weight scales, and per channel whether it is now exact."""
+    s_w = np.asarray(s_w, np.float32).copy()
+    bias = rq.bias.copy()
+    ok = check_requant_fp32(rq, values, descending, base, lo, hi, xnnpack_scale(s_in, s_w, s_out))
+    missed = np.flatnonzero(~ok & (s_w > 0))
+    if missed.size == 0:
+        return rq, s_w, ok
+    tau, a_lo, a_hi = _ascending(values, np.asarray(descending, bool), np.asarray(lo), np.asarray(hi))
+    cons = _constraints(tau, a_lo, a_hi, base)
+    j = np.arange(2 * ulps + 1)
+    steps = ((j + 1) // 2 * np.where(j % 2 == 1, 1, -1)).astype(np.int32)  # 0, +1, -1, +2, ...
+    d = np.arange(2 * offsets + 1)
+    shifts = (d + 1) // 2 * np.where(d % 2 == 1, 1, -1)
+    # candidates ordered by distance: every scale step at bias offset 0 first, then the next offsets
+    cand_b = np.repeat(shifts, len(steps))
+    cand_s = np.tile(steps, len(shifts))
+    for ch in missed:
+        row = _Constraints(cons.t[ch], cons.c[ch], cons.ge[ch], cons.valid[ch], cons.active[ch])
+        scales = (s_w[ch:ch + 1].view(np.int32) + cand_s).view(np.float32)
+        good = _fp32_good(row, np.full(len(cand_b), float(rq.fold[ch])), (bias[ch] + cand_b).astype(np.float64),
+                          xnnpack_scale(s_in, scales, s_out)).all(1)
+        if good.any():
+            k = int(np.argmax(good))
+            s_w[ch], bias[ch], ok[ch] = scales[k], bias[ch] + cand_b[k], True
+    return replace(rq, bias=bias), s_w, ok

@@ -41,6 +41,8 @@ class TfliteModelBuilder:
     names: dict[str, int] = field(default_factory=dict)
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
+    # LiteRT runs these int8 ops in XNNPACK, which requantises in float32 (edge.export.requant.fp32_levels)
+    xnnpack_requant: bool = True
 
     def tensor(self, name: str, shape: tuple[int, ...], dtype: type, quant: Quant | None = None,
                data: np.ndarray | None = None) -> int:
