@@ -320,6 +320,27 @@ def depth_to_space(node: DepthToSpace) -> Kernel:
     return Kernel("edge_d2s", params, {}, fmt, fmt)
 
 
+def lookup(node: Lookup) -> Kernel:
+    """edge_lookup: one ROM word of PE channels' tables per channel fold (a shared row repeated per channel)."""
+    ib, in_signed, in_bipolar = _element(node.in_dtype)
+    ob, out_signed, out_bipolar = _element(node.out_dtype)
+    if in_bipolar or out_bipolar:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no Lookup of bipolar values yet")
+    levels = node.table.shape[1]
+    table = np.broadcast_to(node.table.astype(np.int64), (node.channels, levels)) & ((1 << ob) - 1)
+    words = []
+    for nf in range(node.channels // node.pe):
+        w = 0
+        for p in range(node.pe):
+            for lv in range(levels):
+                w |= int(table[nf * node.pe + p, lv]) << ((p * levels + lv) * ob)
+        words.append(w)
+    params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "IB": ib, "IN_SIGNED": int(in_signed),
+                                    "IN_MIN": node.in_dtype.min, "LEVELS": levels, "OB": ob}
+    return Kernel("edge_lookup", params, {"TABLE": words}, StreamFormat(node.pe, ib, in_signed),
+                  StreamFormat(node.pe, ob, out_signed))
+
+
 def label_select(node: LabelSelect) -> Kernel:
     """edge_labelselect: the top-k indices of a frame, one per output word."""
     ib, in_signed, in_bipolar = _element(node.in_dtype)
@@ -342,9 +363,9 @@ for _kind, _build in ((MatrixVectorUnit, mvau), (Thresholding, thresholding), (S
                       width_converter), (Padding, padding), (SlidingWindow, sliding_window), (MaxPool, max_pool),
                       (VectorVectorUnit, vvau), (GlobalAccPool, global_acc_pool), (DuplicateStreams, duplicate),
                       (AddStreams, add_streams), (StreamingConcat, concat), (Upsample, upsample),
-                      (DepthToSpace, depth_to_space), (LabelSelect, label_select)):
+                      (DepthToSpace, depth_to_space), (Lookup, lookup), (LabelSelect, label_select)):
     RTL_KERNEL.register(_kind)(_build)
-for _kind in (Lookup, AddConstant, StreamMatMul, Softmax, LayerNorm):
+for _kind in (AddConstant, StreamMatMul, Softmax, LayerNorm):
     RTL_KERNEL.refuse(_kind, "the RTL backend has no kernel for this kind yet; build it with the HLS backend "
                              "(--backend hls)")
 

@@ -13,6 +13,7 @@ from fpga.ir import (
     DepthToSpace,
     GlobalAccPool,
     LabelSelect,
+    Lookup,
     MatrixVectorUnit,
     MaxPool,
     Padding,
@@ -191,6 +192,19 @@ def test_depth_to_space_matches_the_ir(case: tuple, tmp_path: Path) -> None:
     _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 3 * node.cycles() + row, tmp_path)
 
 
+@pytest.mark.parametrize("case", [(6, 2, IntType(3, True), IntType(4, True), True),
+                                  (4, 4, IntType(4, False), IntType(2, False), False)], ids=["per_channel", "shared"])
+def test_lookup_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    """A table per channel (or one shared row) over every input level, PE lookups per word."""
+    c, pe, it, ot, per_channel = case
+    rng = np.random.default_rng(c * pe)
+    table = rng.integers(ot.min, ot.max + 1, size=(c if per_channel else 1, it.max - it.min + 1))
+    node = Lookup(name="lut", inputs=("x",), output="y", pe=pe, channels=c, vectors=5, in_dtype=it, table=table,
+                  out_dtype=ot)
+    x = _frames(it, (5, c), 3, 8)
+    _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 3 * node.cycles(), tmp_path)
+
+
 @pytest.mark.parametrize("case", [(6, 2, IntType(4, False), IntType(3, True), True),
                                   (4, 4, IntType(2, True), BIPOLAR, False)], ids=["thresholded", "accumulator"])
 def test_vvau_matches_the_ir(case: tuple, tmp_path: Path) -> None:
@@ -333,11 +347,13 @@ def test_rtl_build_of_a_residual_net(run_cli, trained, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name, kind", [("concat", "StreamingConcat"), ("pixel_shuffle", "DepthToSpace"),
-                                        ("unet", "Upsample")])
+                                        ("unet", "Upsample"), ("stem_pool", "MaxPool"),
+                                        ("activation_tables", "Lookup")])
 def test_rtl_build_of_image_idioms(run_cli, tmp_path: Path, name: str, kind: str) -> None:
     """The corpus' two-branch Concat net, PixelShuffle super-resolution net and one-level UNet (pool, Upsample,
-    skip Concat) through edge_concat, edge_d2s and edge_upsample: bit-exact with the IR and the golden, under
-    back-pressure, at the estimate's cycles per frame."""
+    skip Concat) through edge_concat, edge_d2s and edge_upsample; ResNet's overlapping 3x3/2 stem pool of signed
+    values (a sliding window, then a max over its taps); GELU/SiLU/tanh tables (edge_lookup): bit-exact with the IR
+    and the golden, under back-pressure, at the estimate's cycles per frame."""
     import json
 
     from edge.corpus import IDIOMS

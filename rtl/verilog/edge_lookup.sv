@@ -1,0 +1,65 @@
+// Lookup: an element-wise function of a low-bit stream as a table (GELU, SiLU, tanh, ... between two quantisers),
+// PE channels per word, channels visited in NF = C/PE folds. The table ROM word of fold nf holds, per PE p, the
+// LEVELS outputs (OB bits each) for input levels IN_MIN .. IN_MIN + LEVELS - 1 at [(p*LEVELS + l)*OB +: OB].
+// The ROM is read synchronously (a registered read port): primed after reset, then loaded with the next fold's
+// word whenever a word passes. One word per cycle.
+module edge_lookup #(
+    parameter int C = 4,
+    parameter int PE = 1,
+    parameter int IB = 4,            // input element bits
+    parameter bit IN_SIGNED = 0,
+    parameter int IN_MIN = 0,        // the input level of table entry 0
+    parameter int LEVELS = 16,
+    parameter int OB = 4,            // output element bits (two's complement low bits of the table's value)
+    parameter TABLE = "table.mem",
+    localparam int NF = C / PE,
+    localparam int TW = PE * LEVELS * OB
+) (
+    input  logic               clk,
+    input  logic               rst_n,
+    input  logic               in_valid,
+    output logic               in_ready,
+    input  logic [PE*IB-1:0]   in_data,
+    output logic               out_valid,
+    input  logic               out_ready,
+    output logic [PE*OB-1:0]   out_data
+);
+    logic [TW-1:0] rom [0:NF-1];
+    initial $readmemh(TABLE, rom);
+
+    logic primed;
+    logic [$clog2(NF+1)-1:0] nf;
+    logic [TW-1:0] row;
+    wire [$clog2(NF+1)-1:0] nf_next = (nf == NF - 1) ? '0 : nf + 1'b1;
+    wire room = !out_valid || out_ready;
+    wire fire = primed && in_valid && room;
+    assign in_ready = primed && room;
+
+    always_ff @(posedge clk)
+        if (!primed || fire) row <= rom[primed ? nf_next : '0];
+
+    logic [PE*OB-1:0] result;
+    int level;
+    always_comb begin
+        for (int p = 0; p < PE; p++) begin
+            level = (IN_SIGNED ? int'($signed(in_data[p*IB +: IB])) : int'(in_data[p*IB +: IB])) - IN_MIN;
+            result[p*OB +: OB] = row[(p*LEVELS + level)*OB +: OB];
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (!rst_n) begin
+            nf <= '0;
+            primed <= 1'b0;
+            out_valid <= 1'b0;
+        end else begin
+            primed <= 1'b1;
+            if (out_valid && out_ready) out_valid <= 1'b0;
+            if (fire) begin
+                out_data <= result;
+                out_valid <= 1'b1;
+                nf <= nf_next;
+            end
+        end
+    end
+endmodule
