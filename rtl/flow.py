@@ -149,7 +149,16 @@ def synthesise(project: Project, family: str, timeout: float = 3600) -> dict[str
     module_of = {name.lstrip("\\"): c["type"] for name, c in cells.items()}
 
     def counts(module: str | None) -> dict[str, float]:
-        return yosys.count(modules[module]["num_cells_by_type"], family) if module in modules else {}
+        """A module's own primitives plus those of the modules it instantiates (hierarchy kept)."""
+        if module not in modules:
+            return {}
+        by_type = modules[module]["num_cells_by_type"]
+        total = yosys.count(by_type, family)
+        for child, n in by_type.items():
+            if child in modules:
+                for k, v in counts(child).items():
+                    total[k] = total.get(k, 0.0) + n * v
+        return total
 
     layers = [{"node": inst["node"], "kind": inst["kind"], "resources": counts(module_of.get(inst["id"]))}
               for inst in project.instances]

@@ -82,6 +82,12 @@ class Kernel:
     out_format: StreamFormat
     in_formats: tuple[StreamFormat, ...] = ()  # per input, for kernels with several (in0_*, in1_*)
     outputs: int = 1  # kernels with several outputs share out_data, one valid/ready bit each
+    submodules: tuple[str, ...] = ()  # modules the kernel instantiates (their .sv files go with it)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The .sv files of the kernel and of the modules it instantiates."""
+        return tuple(f"{m}.sv" for m in (self.module, *self.submodules))
 
     @property
     def input_formats(self) -> tuple[StreamFormat, ...]:
@@ -225,7 +231,7 @@ def thresholding(node: Thresholding) -> Kernel:
                                     "BASE": th.base, "STEP": th.step}
     roms = {"THRESHOLDS": _threshold_words(th, node.channels, node.pe, tb, lo, hi)}
     return Kernel("edge_thresholding", params, roms, StreamFormat(node.pe, ib, in_signed),
-                  StreamFormat(node.pe, ob, out_signed, out_bipolar))
+                  StreamFormat(node.pe, ob, out_signed, out_bipolar), submodules=("edge_foldrom",))
 
 
 def width_converter(node: StreamingDataWidthConverter) -> Kernel:
@@ -308,7 +314,7 @@ def upsample(node: Upsample) -> Kernel:
     fmt = StreamFormat(node.pe, b, signed, bipolar)
     params: dict[str, int | str] = {"W": node.ifm[1], "C": node.channels, "PE": node.pe, "WB": fmt.width,
                                     "FH": node.factor[0], "FW": node.factor[1]}
-    return Kernel("edge_upsample", params, {}, fmt, fmt)
+    return Kernel("edge_upsample", params, {}, fmt, fmt, submodules=("edge_rowpp",))
 
 
 def depth_to_space(node: DepthToSpace) -> Kernel:
@@ -317,7 +323,7 @@ def depth_to_space(node: DepthToSpace) -> Kernel:
     fmt = StreamFormat(node.pe, b, signed, bipolar)
     params: dict[str, int | str] = {"W": node.ifm[1], "C": node.channels, "R": node.block, "PE": node.pe, "B": b,
                                     "CRD": int(node.mode == "CRD")}
-    return Kernel("edge_d2s", params, {}, fmt, fmt)
+    return Kernel("edge_d2s", params, {}, fmt, fmt, submodules=("edge_rowpp",))
 
 
 def lookup(node: Lookup) -> Kernel:
@@ -338,7 +344,7 @@ def lookup(node: Lookup) -> Kernel:
     params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "IB": ib, "IN_SIGNED": int(in_signed),
                                     "IN_MIN": node.in_dtype.min, "LEVELS": levels, "OB": ob}
     return Kernel("edge_lookup", params, {"TABLE": words}, StreamFormat(node.pe, ib, in_signed),
-                  StreamFormat(node.pe, ob, out_signed))
+                  StreamFormat(node.pe, ob, out_signed), submodules=("edge_foldrom",))
 
 
 def label_select(node: LabelSelect) -> Kernel:

@@ -125,7 +125,8 @@ def write_project(graph: DataflowGraph, directory: Path, source: str = "",
         instances.append({"id": f"u_{ident}", "node": name, "kind": node.kind, "module": kernel.module,
                           "params": [(k, _literal(v)) for k, v in params.items()], "conns": conns})
         records.append({"id": f"u_{ident}", "node": name, "kind": node.kind, "module": kernel.module, "params": params})
-        shutil.copy(VERILOG / f"{kernel.module}.sv", directory / f"{kernel.module}.sv")
+        for source in kernel.sources:
+            shutil.copy(VERILOG / source, directory / source)
     shutil.copy(VERILOG / "edge_fifo.sv", directory / "edge_fifo.sv")
     for header in VERILOG.glob("*.svh"):  # included by kernels
         shutil.copy(header, directory / header.name)

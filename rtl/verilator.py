@@ -72,7 +72,7 @@ def build(kernel: Kernel, workdir: Path) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     params = kernel.write_roms(workdir)
     key = hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:12]
-    return compile_design(kernel.module, [VERILOG / f"{kernel.module}.sv"], workdir / f"obj_{key}", params)
+    return compile_design(kernel.module, [VERILOG / f for f in kernel.sources], workdir / f"obj_{key}", params)
 
 
 def simulate(exe: Path, in_format: StreamFormat, out_format: StreamFormat, x: np.ndarray, n_out: int, cwd: Path,

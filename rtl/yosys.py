@@ -93,12 +93,14 @@ def synthesise(kernel: Kernel, family: str = "xc7") -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="edge-yosys-") as tmp:
         work = Path(tmp)
         # YoWASP's file system view is the working directory: source and ROMs are read by relative paths
-        shutil.copy(VERILOG / f"{kernel.module}.sv", work)
+        for source in kernel.sources:
+            shutil.copy(VERILOG / source, work)
         for header in VERILOG.glob("*.svh"):
             shutil.copy(header, work)
         params = {k: Path(v).name if k in kernel.roms else v for k, v in kernel.write_roms(work).items()}
         chparams = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else int(v)}" for k, v in params.items())
-        script = (f"read_verilog -sv {kernel.module}.sv; chparam {chparams} {kernel.module}; "
+        reads = " ".join(f"read_verilog -sv {source};" for source in kernel.sources)
+        script = (f"{reads} chparam {chparams} {kernel.module}; "
                   f"{SYNTH[family]} -top {kernel.module}; tee -q -o stat.json stat -json")
         done = subprocess.run([*yosys(), "-q", "-p", script], capture_output=True, text=True, cwd=work)
         if done.returncode != 0:

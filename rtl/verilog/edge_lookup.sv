@@ -1,8 +1,7 @@
 // Lookup: an element-wise function of a low-bit stream as a table (GELU, SiLU, tanh, ... between two quantisers),
 // PE channels per word, channels visited in NF = C/PE folds. The table ROM word of fold nf holds, per PE p, the
 // LEVELS outputs (OB bits each) for input levels IN_MIN .. IN_MIN + LEVELS - 1 at [(p*LEVELS + l)*OB +: OB].
-// The ROM is read synchronously (a registered read port): primed after reset, then loaded with the next fold's
-// word whenever a word passes. One word per cycle.
+// The ROM stage is edge_foldrom (a registered read port). One word per cycle.
 module edge_lookup #(
     parameter int C = 4,
     parameter int PE = 1,
@@ -24,19 +23,11 @@ module edge_lookup #(
     input  logic               out_ready,
     output logic [PE*OB-1:0]   out_data
 );
-    logic [TW-1:0] rom [0:NF-1];
-    initial $readmemh(TABLE, rom);
-
-    logic primed;
-    logic [$clog2(NF+1)-1:0] nf;
+    logic fire;
     logic [TW-1:0] row;
-    wire [$clog2(NF+1)-1:0] nf_next = (nf == NF - 1) ? '0 : nf + 1'b1;
-    wire room = !out_valid || out_ready;
-    wire fire = primed && in_valid && room;
-    assign in_ready = primed && room;
-
-    always_ff @(posedge clk)
-        if (!primed || fire) row <= rom[primed ? nf_next : '0];
+    edge_foldrom #(.NF(NF), .TW(TW), .ROM(TABLE)) u_rom (
+        .clk(clk), .rst_n(rst_n), .in_valid(in_valid), .in_ready(in_ready), .out_valid(out_valid),
+        .out_ready(out_ready), .fire(fire), .row(row));
 
     logic [PE*OB-1:0] result;
     int level;
@@ -47,19 +38,6 @@ module edge_lookup #(
         end
     end
 
-    always_ff @(posedge clk) begin
-        if (!rst_n) begin
-            nf <= '0;
-            primed <= 1'b0;
-            out_valid <= 1'b0;
-        end else begin
-            primed <= 1'b1;
-            if (out_valid && out_ready) out_valid <= 1'b0;
-            if (fire) begin
-                out_data <= result;
-                out_valid <= 1'b1;
-                nf <= nf_next;
-            end
-        end
-    end
+    always_ff @(posedge clk)
+        if (fire) out_data <= result;
 endmodule

@@ -2,8 +2,7 @@
 // Channels are visited in NF = C/PE folds, one word per cycle; the threshold ROM word of fold nf holds, per PE p,
 // LEVELS thresholds of TB bits at [(p*LEVELS + l)*TB +: TB] and the descending flag at bit PE*LEVELS*TB + p.
 // out = BASE + STEP * #{l : x >= T} (x <= T for a descending channel); bipolar outputs are the count's bit.
-// The ROM is read synchronously (registered read port, block RAM when large): primed after reset, then loaded
-// with the next fold's word whenever a word passes.
+// The ROM stage (edge_foldrom) reads synchronously (a registered read port, block RAM when large).
 module edge_thresholding #(
     parameter int C = 4,
     parameter int PE = 1,
@@ -28,18 +27,11 @@ module edge_thresholding #(
     input  logic               out_ready,
     output logic [PE*OB-1:0]   out_data
 );
-    logic [TW-1:0] trom [0:NF-1];
-    initial $readmemh(THRESHOLDS, trom);
-
-    logic primed;
-    logic [$clog2(NF+1)-1:0] nf;
+    logic fire;
     logic [TW-1:0] tword;
-    wire [$clog2(NF+1)-1:0] nf_next = (nf == NF - 1) ? '0 : nf + 1'b1;
-    wire fire = primed && in_valid && (!out_valid || out_ready);
-    assign in_ready = primed && (!out_valid || out_ready);
-
-    always_ff @(posedge clk)
-        if (!primed || fire) tword <= trom[primed ? nf_next : '0];
+    edge_foldrom #(.NF(NF), .TW(TW), .ROM(THRESHOLDS)) u_rom (
+        .clk(clk), .rst_n(rst_n), .in_valid(in_valid), .in_ready(in_ready), .out_valid(out_valid),
+        .out_ready(out_ready), .fire(fire), .row(tword));
 
     function automatic signed [TB:0] x_value(input [IB-1:0] b);
         if (IN_SIGNED) x_value = $signed(b);
@@ -63,19 +55,6 @@ module edge_thresholding #(
         end
     end
 
-    always_ff @(posedge clk) begin
-        if (!rst_n) begin
-            nf <= '0;
-            primed <= 1'b0;
-            out_valid <= 1'b0;
-        end else begin
-            primed <= 1'b1;
-            if (out_valid && out_ready) out_valid <= 1'b0;
-            if (fire) begin
-                out_data <= result;
-                out_valid <= 1'b1;
-                nf <= nf_next;
-            end
-        end
-    end
+    always_ff @(posedge clk)
+        if (fire) out_data <= result;
 endmodule
