@@ -16,6 +16,8 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from frontend.errors import EdgeError
+
 
 def _pre_scaling(layer: nn.Module) -> nn.Module | None:
     quant = getattr(layer, "weight_quant", None)
@@ -57,7 +59,7 @@ def quantised_weights(model: nn.Module, example: torch.Tensor) -> dict[str, tupl
 def bake_accumulator_aware_weights(proto: onnx.ModelProto, weights: dict[str, tuple[np.ndarray, np.ndarray, Any]],
                                    ) -> list[str]:
     """Replace each A2Q layer's raw weight (found by value) and scale in front of its Quant node with the values
-    PyTorch quantises with; returns the layers rewritten. A layer whose Quant node is not found is an error."""
+    PyTorch quantises with; returns the layers rewritten (a layer whose Quant node is not found: EdgeError)."""
     inits = {i.name: i for i in proto.graph.initializer}
     done = []
     for name, (raw, value, scale) in weights.items():
@@ -65,7 +67,8 @@ def bake_accumulator_aware_weights(proto: onnx.ModelProto, weights: dict[str, tu
                      and tuple(inits[n.input[0]].dims) == raw.shape
                      and np.array_equal(numpy_helper.to_array(inits[n.input[0]]), raw)), None)
         if node is None:
-            raise ValueError(f"the exported graph has no Quant node on the weights of A2Q layer '{name}'")
+            raise EdgeError(f"the exported graph has no Quant node on the weights of A2Q layer '{name}'; export it "
+                            "with dynamo=False (TorchScript), which keeps weights as initializers")
         inits[node.input[0]].CopyFrom(numpy_helper.from_array(value.reshape(raw.shape), node.input[0]))
         old = inits.get(node.input[1])
         if old is not None:
