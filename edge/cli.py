@@ -818,10 +818,14 @@ target. Bipolar (w1a1) values are held in int8 as -1/+1 (exact), so one BNN runs
 @click.option("--calib", type=click.Path(path_type=Path), default=None, help="Verification inputs (.npy).")
 @click.option("--io", "io", type=click.Choice(["float", "int8"]), default="float", show_default=True,
               help="tflite: float32 model input/output, or int8 (input scale/zero point in export.json).")
+@click.option("--int8-only", is_flag=True,
+              help="tflite: keep every layer in int8. By default, when the all-int8 program misses the check, "
+                   "the layers no int8 requantisation reproduces run in float32 on exact integers (listed in the "
+                   "report).")
 @click.option("--per-layer", is_flag=True, help="Print each layer's agreement with the golden/integer model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the export report as JSON.")
 def export_cmd(model: Path | None, target: str | None, board: str | None, output: Path, calib: Path | None,
-               io: str, per_layer: bool, as_json: bool) -> None:
+               io: str, int8_only: bool, per_layer: bool, as_json: bool) -> None:
     from boards import load_board
     from boards.schema import EdgeDevice
     from edge.export.targets import export
@@ -836,8 +840,10 @@ def export_cmd(model: Path | None, target: str | None, board: str | None, output
             target = device.export_target
     if io != "float" and target != "tflite":
         raise EdgeError("--io int8 applies to --target tflite only")
+    if int8_only and target != "tflite":
+        raise EdgeError("--int8-only applies to --target tflite only")
     loaded = load_model(model or bundled_model_path())
-    report = export(loaded, target, output, calib, io=io, per_layer=per_layer)
+    report = export(loaded, target, output, calib, io=io, per_layer=per_layer, int8_only=int8_only)
     v = report["verification"]
     if as_json:
         emit_json(report)

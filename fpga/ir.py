@@ -483,6 +483,10 @@ class LayerNorm(Node):
     in_dtype: IntType = BIPOLAR
     eps_fix: int = 0  # round(2**8 * C^2 * eps / s^2)
     thresholds: Thresholds | None = None
+    # the float affine and epsilon the thresholds were derived from, for runtimes that normalise in float32
+    gamma: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    beta: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    eps: float = 1e-5
 
     kind: ClassVar[str] = "LayerNorm"
     FRAC_BITS: ClassVar[int] = 16

@@ -889,7 +889,8 @@ class Lowering:
         out = self.fresh("t")
         shape = index.shape
         self.add_node(LayerNorm(name=self.fresh("LayerNorm"), inputs=(self.claim(x),), output=out, channels=c,
-                                vectors=int(np.prod(shape[:-1])), in_dtype=x.dtype, eps_fix=eps_fix, thresholds=th),
+                                vectors=int(np.prod(shape[:-1])), in_dtype=x.dtype, eps_fix=eps_fix, thresholds=th,
+                                gamma=np.array(gamma), beta=np.array(beta), eps=eps),
                       shape, dtype)
         self.done.add(q.name)
         self.publish(q.output[0], out, dtype, s_out, layout)

@@ -87,6 +87,8 @@ def _node(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> Node:
     cls = NODE_TYPES[d["kind"]]
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
+        if f.name not in d:  # a field added since this IR was saved: its default
+            continue
         v = d[f.name]
         if isinstance(v, dict) and set(v) == {"npz"}:
             v = arrays[v["npz"]]

@@ -23,6 +23,9 @@ APPROX_KINDS = ("Softmax", "LayerNorm")
 APPROX_EQUAL_SHARE = 0.995
 APPROX_MAX_LEVELS = 1
 APPROX_TOP1 = 0.99
+# a float function's golden value this close to a rounding boundary (in float32 ulps of the value) is decided by
+# the float rounding of whichever runtime evaluates it: no float32 runtime can be held to the golden's side there
+FLOAT_TIE_ULPS = 4
 STREAM_BYTES = 256 << 20  # activations held at once while verifying (golden context + integer IR)
 
 
@@ -58,6 +61,8 @@ class VerifyReport:
     differing_samples: set[int] = field(default_factory=set)  # samples whose final output differs end to end
     golden_outputs: list[np.ndarray] = field(default_factory=list, repr=False)  # per batch, for reuse by callers
     approx_samples: set[int] = field(default_factory=set)  # samples in which a Softmax/LayerNorm output differs
+    # samples in which a Softmax/LayerNorm quantiser's golden input lies within FLOAT_TIE_ULPS of a boundary
+    float_tie_samples: set[int] = field(default_factory=set)
 
     @property
     def values(self) -> int:
@@ -101,6 +106,7 @@ class VerifyReport:
             "mismatches_at_float_ties": self.ties,
             "mismatches_other": self.errors,
             "samples_with_ties": len(self.tie_samples),
+            "samples_with_float_function_ties": len(self.float_tie_samples),
             "samples_differing_end_to_end": len(self.differing_samples),
             "samples_differing_without_tie": len(self.unexplained_samples),
             "bit_exact": self.exact,
@@ -146,6 +152,17 @@ def _tie_mask(loaded: LoadedModel, ctx: dict[str, np.ndarray], onnx_tensor: str,
     return np.abs(np.abs(level - np.floor(level)) - 0.5) <= TIE_EPS
 
 
+def _float_tie_mask(loaded: LoadedModel, ctx: dict[str, np.ndarray], onnx_tensor: str,
+                    scale: np.ndarray) -> np.ndarray:
+    """Where a float function's value entering its quantiser is within FLOAT_TIE_ULPS float32 ulps of a boundary."""
+    producer = loaded.model.find_producer(onnx_tensor)
+    if producer is None or producer.op_type != "Quant":
+        return np.zeros(ctx[onnx_tensor].shape, bool)
+    level = ctx[producer.input[0]].astype(np.float64) / scale
+    ulps = FLOAT_TIE_ULPS * 2.0**-23 * np.maximum(np.abs(level), 1.0)
+    return np.abs(np.abs(level - np.floor(level)) - 0.5) <= ulps
+
+
 def verify(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray, batch: int | None = None) -> VerifyReport:
     """Teacher-forced per-probe comparison plus end-to-end output agreement on x, streamed `batch` samples at a
     time (default: what `stream_batch` allows), so that memory stays flat however many samples are checked."""
@@ -164,6 +181,7 @@ def verify(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray, batch: int 
             mine.max_diff = max(mine.max_diff, theirs.max_diff)
         total.tie_samples |= {start + i for i in part.tie_samples}
         total.approx_samples |= {start + i for i in part.approx_samples}
+        total.float_tie_samples |= {start + i for i in part.float_tie_samples}
         total.differing_samples |= {start + i for i in part.differing_samples}
         agree += part.top1_agreement * part.samples
         total.max_abs_diff = max(total.max_abs_diff, part.max_abs_diff)
@@ -209,6 +227,9 @@ def _verify_batch(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray) -> V
         report.tie_samples |= set(np.flatnonzero((diff & ties).reshape(len(x), -1).any(1)).tolist())
         if result.approximate:
             report.approx_samples |= set(np.flatnonzero(diff.reshape(len(x), -1).any(1)).tolist())
+            near = _float_tie_mask(loaded, ctx, probe.onnx_tensor,
+                                   _channel_scale(probe.scale, ctx[probe.onnx_tensor].ndim))
+            report.float_tie_samples |= set(np.flatnonzero(near.reshape(len(x), -1).any(1)).tolist())
     ours, ref = run_model(graph, x), ctx[loaded.output_name]
     report.golden_outputs.append(ref)
     if ours.shape == ref.shape:

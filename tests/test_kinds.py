@@ -12,7 +12,8 @@ import fpga.execute  # noqa: F401  (registers the integer executor)
 import fpga.resources  # noqa: F401  (registers the resource model)
 import hls.codegen  # noqa: F401  (registers the HLS kernels)
 import rtl.kernels  # noqa: F401  (registers the RTL kernels)
-from fpga.ir import StreamingDataWidthConverter
+from edge.export.tflite import TFLITE
+from fpga.ir import LabelSelect, LayerNorm, Softmax, StreamingDataWidthConverter
 from fpga.kinds import TABLES, KindTable, Refusal, describe, ir_kinds
 from fpga.lower import OTHER_KINDS, RULES, lowered_ops
 from frontend.errors import EdgeError
@@ -65,14 +66,15 @@ def test_a_table_refuses_with_its_reason_and_rejects_duplicates() -> None:
 
 
 def test_inspect_verdicts_agree_with_the_paths(trained, run_cli, tmp_path) -> None:
-    """The vit: lowered by the FPGA path, refused by the TFLite writer (Softmax, LayerNorm have no mapping) —
-    inspect says so from the same tables, and the commands do what inspect says."""
+    """The vit: lowered by the FPGA path and mapped by the TFLite writer (Softmax, LayerNorm as float islands) —
+    inspect says so from the same tables, and the commands do what inspect says; a top-k head is refused by
+    both in the same words."""
     model = str(trained("vit", 4, 4, epochs=4) / "model.onnx")
     code, out, _ = run_cli("inspect", model, "--json")
     assert code == 0
     verdicts = {t["target"]: t for t in json.loads(out)["targets"]}
     assert verdicts["fpga"]["supported"], verdicts["fpga"]
-    assert not verdicts["tflite"]["supported"]
-    assert any("no TFLite mapping" in r for r in verdicts["tflite"]["reasons"]), verdicts["tflite"]
+    assert verdicts["tflite"]["supported"], verdicts["tflite"]
     code, _, err = run_cli("export", model, "--target", "tflite", "-o", str(tmp_path / "t"))
-    assert code == 2 and "no TFLite mapping" in err and not (tmp_path / "t").exists(), err
+    assert code in (0, 1) and (tmp_path / "t" / "model.tflite").exists(), err
+    assert TFLITE.supports(LayerNorm) and TFLITE.supports(Softmax) and not TFLITE.supports(LabelSelect)

@@ -255,3 +255,46 @@ def tune_fp32(rq: Requant, values: np.ndarray, descending: np.ndarray, base: int
             k = int(np.argmax(good))
             s_w[ch], bias[ch], ok[ch] = scales[k], bias[ch] + cand_b[k], True
     return replace(rq, bias=bias), s_w, ok
+
+
+# ------------------------------------------------------------------------------- float affine on exact integers
+def float_affine_levels(t: np.ndarray, m: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """An exact integer accumulator t (float32) times m, plus b, each step rounded to float32, then rounded half to
+    even: the levels TFLite's float MUL, ADD and ROUND give."""
+    return np.rint(np.asarray(t, np.float32) * np.asarray(m, np.float32) + np.asarray(b, np.float32))
+
+
+def fit_float_affine(values: np.ndarray, descending: np.ndarray, base: int, lo: np.ndarray,
+                     hi: np.ndarray, iterations: int = 80) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per channel a float32 slope and offset whose `float_affine_levels` equal the thresholds over [lo, hi]:
+    (m, b, exact). A float offset resolves what an int32 bias in accumulator units cannot (a float bias of the
+    golden model at 255 levels); the slope is signed (negative for descending channels)."""
+    desc = np.asarray(descending, bool)
+    tau, a_lo, a_hi = _ascending(values, desc, np.asarray(lo), np.asarray(hi))
+    cons = _constraints(tau, a_lo, a_hi, base)
+    u, _ = _line_fit(tau, cons.active, a_lo, a_hi, base)
+    t, c, ge, valid = cons.t, cons.c, cons.ge, cons.valid
+
+    def window(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        off = c - m[:, None] * t  # b must be >= off on ge rows, <= off on the others
+        b_lo = np.max(np.where(ge & valid, off, -np.inf), axis=1)
+        b_hi = np.min(np.where(~ge & valid, off, np.inf), axis=1)
+        return b_lo, b_hi
+
+    m_lo, m_hi = 0.5 / u, 2.0 / u  # the width b_hi - b_lo is concave in m: ternary search for its widest point
+    for _ in range(iterations):
+        a, b = m_lo + (m_hi - m_lo) / 3, m_hi - (m_hi - m_lo) / 3
+        wa, wb = (np.subtract(*window(a)[::-1]), np.subtract(*window(b)[::-1]))
+        better_a = wa >= wb
+        m_hi = np.where(better_a, b, m_hi)
+        m_lo = np.where(better_a, m_lo, a)
+    m = (m_lo + m_hi) / 2
+    b_lo, b_hi = window(m)
+    b_lo = np.where(np.isfinite(b_lo), b_lo, np.where(np.isfinite(b_hi), b_hi - 1.0, 0.0))
+    b_hi = np.where(np.isfinite(b_hi), b_hi, b_lo + 1.0)
+    off = (b_lo + b_hi) / 2
+    m32, b32 = m.astype(np.float32), off.astype(np.float32)
+    lvl = float_affine_levels(t, m32[:, None], b32[:, None])
+    ok = (np.where(ge, lvl >= c + 0.5, lvl <= c - 0.5) | ~valid).all(1)
+    sign = np.where(desc, -1.0, 1.0).astype(np.float32)
+    return m32 * sign, b32, ok

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from edge.export.kernel_paths import U8S8_PAIRS, LayerPaths, layer_paths, max_fold, summarise, u8_operand_max
-from edge.export.requant import MARGIN, check_requant, fit_requant, tune_fp32
+from edge.export.requant import MARGIN, check_requant, fit_float_affine, fit_requant, tune_fp32
 from edge.export.tflite_model import (
     ACT_NONE,
     ACT_RELU,
     PADDING_SAME,
     PADDING_VALID,
+    TFLITE_TYPES,
     Quant,
     TfliteModelBuilder,
     options,
@@ -150,7 +151,8 @@ def _same_pads(size: int, k: int, s: int) -> tuple[int, int]:
 class TfliteWriter:
     """One IR -> TFLite conversion (stateful while it walks the IR)."""
 
-    def __init__(self, graph: DataflowGraph, where: str, io: str = "float", builder: Any = None) -> None:
+    def __init__(self, graph: DataflowGraph, where: str, io: str = "float", builder: Any = None,
+                 exact_float: bool = False) -> None:
         if io not in IO_MODES:
             raise EdgeError(f"unknown --io '{io}'; choose float or int8")
         self.g = graph
@@ -169,6 +171,11 @@ class TfliteWriter:
         self.paths: list[LayerPaths] = []
         self.int8_layers: list[Int8Layer] = []
         self.uint8_layers: list[str] = []  # QDQ ONNX form: full fold in uint8 weights (u8*u8 kernels)
+        # exact_float: layers whose int8 requantisation cannot be exact (a float bias at 255 levels) run on exact
+        # integers in float32 with a fitted float affine instead
+        self.float_exact = getattr(self.b, "float_islands", False) and exact_float
+        self.reals: dict[str, int] = {}  # stream -> float32 tensor of its real values (float islands)
+        self.ints: dict[str, int] = {}  # stream -> int32 tensor of its IR integers (wider than int8)
 
     # ------------------------------------------------------------------ helpers
     def fail(self, node: Node, reason: str) -> EdgeError:
@@ -241,6 +248,130 @@ class TfliteWriter:
         self.record("RESHAPE", name)
         return Int8Tensor(idx, name, t.scale, t.zero_point, t.vmin, t.vmax, (n,))
 
+    def islands(self, node: Node) -> None:
+        """Float and int32 islands are TFLite's: the int8 ONNX program leaves such models to the QDQ form."""
+        if not getattr(self.b, "float_islands", False):
+            raise self.fail(node, "the int8 ONNX program has no float or int32 island for it (the QDQ form does)")
+
+    def shape_of(self, stream: str) -> tuple[int, ...]:
+        return tuple(self.g.tensors[stream].shape)
+
+    def unary(self, op: str, x: int, name: str, shape: tuple[int, ...], dtype: type = np.float32,
+              quant: Quant | None = None, opts: Any = None, extra: list[int] | None = None) -> int:
+        """One op with a fresh output tensor of `shape` (per sample); returns its index."""
+        out = self.b.tensor(name, (1, *shape), dtype, quant)
+        self.b.op(op, [x, *(extra or [])], [out], opts)
+        self.record(op, name, "int8" if dtype == np.int8 else np.dtype(dtype).name)
+        return out
+
+    def binary(self, op: str, a: int, b: int, name: str, shape: tuple[int, ...], dtype: type = np.float32) -> int:
+        return self.unary(op, a, name, shape, dtype, opts=options(f"{op.title()}Options")
+                          if op in ("ADD", "SUB", "MUL") else None, extra=[b])
+
+    def real(self, stream: str, user: Node) -> int:
+        """A float32 tensor of a stream's real values, as the golden model holds them: DEQUANTIZE of its int8
+        tensor, or the float sum a deferred residual add / position embedding stands for (wider than int8)."""
+        if stream in self.reals:
+            return self.reals[stream]
+        src = self.deferred.get(stream)
+        shape = self.shape_of(stream)
+        name = f"ir/{stream}/real"
+        if isinstance(src, AddStreams):
+            a, b = (self.as_shape(self.real(s, user), self.shape_of(s), shape, np.float32) for s in src.inputs)
+            out = self.binary("ADD", a, b, name, shape)
+        elif isinstance(src, AddConstant):
+            x = self.real(src.inputs[0], user)
+            table = (src.table.astype(np.float32) * np.float32(self.scale_of(src.inputs[0]))).reshape(1, *shape)
+            c = self.b.const(f"{src.name}/table_real", table.astype(np.float32))
+            out = self.binary("ADD", x, c, name, shape)
+        else:
+            t = self.tensor(stream, user)
+            out = self.unary("DEQUANTIZE", t.index, name, t.shape)
+        self.reals[stream] = out
+        return out
+
+    def integers(self, stream: str, user: Node, dtype: type = np.int32) -> int:
+        """An int32 (or float32) tensor of a stream's IR integers: CAST of its int8 tensor minus the zero point,
+        or the exact integer sum a deferred residual add / position embedding stands for."""
+        key = f"{stream}/{np.dtype(dtype).name}"
+        if key in self.ints:
+            return self.ints[key]
+        src = self.deferred.get(stream)
+        shape = self.shape_of(stream)
+        name = f"ir/{stream}/{np.dtype(dtype).name}"
+        if isinstance(src, AddStreams):
+            a, b = (self.as_shape(self.integers(s, user, dtype), self.shape_of(s), shape, dtype) for s in src.inputs)
+            out = self.binary("ADD", a, b, name, shape, dtype)
+        elif isinstance(src, AddConstant):
+            x = self.integers(src.inputs[0], user, dtype)
+            c = self.b.const(f"{src.name}/table_{np.dtype(dtype).name}", src.table.reshape(1, *shape).astype(dtype))
+            out = self.binary("ADD", x, c, name, shape, dtype)
+        else:
+            t = self.tensor(stream, user)
+            out = self.unary("CAST", t.index, f"{name}/stored", t.shape, dtype)
+            if t.zero_point:
+                zp = self.b.const(f"{name}/zero_point", np.array([t.zero_point], dtype))
+                out = self.binary("SUB", out, zp, name, shape, dtype)
+        self.ints[key] = out
+        return out
+
+    def as_shape(self, x: int, have: tuple[int, ...], want: tuple[int, ...], dtype: type) -> int:
+        """A float32/int32 tensor in another per-sample shape (the same stream order)."""
+        if tuple(have) == tuple(want):
+            return x
+        name = f"{self.b.tensors[x].name}/as_{'x'.join(map(str, want))}"
+        if name in self.b.names:
+            return self.b.names[name]
+        spec = self.b.const(f"{name}/shape", np.array([-1, *want], np.int32))
+        return self.unary("RESHAPE", x, name, tuple(want), dtype, extra=[spec],
+                          opts=options("ReshapeOptions", newShape=[-1, *want]))
+
+    def quantize_real(self, x: int, stream: str, shape: tuple[int, ...], scale: float, vmin: int,
+                      vmax: int) -> Int8Tensor:
+        """QUANTIZE a float32 tensor onto a quantiser's grid, clamped to its range [vmin, vmax]."""
+        t = self.new_int8(stream, shape, scale, vmin, vmax)
+        self.b.op("QUANTIZE", [x], [t.index])
+        self.record("QUANTIZE", t.name)
+        if vmin + t.zero_point > -128:  # bottom clamp (an unsigned range ends at int8's top)
+            limit = self.b.const(f"{t.name}/min", np.array([vmin + t.zero_point], np.int8), t_quant(t))
+            idx = self.b.tensor(f"{t.name}/floor", (1, *shape), np.int8, t_quant(t))
+            self.b.op("MAXIMUM", [t.index, limit], [idx])
+            self.record("MAXIMUM", f"{t.name}/floor")
+            t = Int8Tensor(idx, f"{t.name}/floor", t.scale, t.zero_point, vmin, vmax, shape)
+            self.t[stream] = t
+        return self.clamp_top(t, stream)
+
+    def levels_to_int8(self, v: int, stream: str, shape: tuple[int, ...], scale: float, vmin: int,
+                       vmax: int) -> Int8Tensor:
+        """Integer levels held in a float32 or int32 tensor (already within [vmin, vmax]) as the stream's int8
+        tensor: plus the zero point, then CAST (exact: every value is an integer in int8's range)."""
+        zp = _zero_point(vmin, vmax)
+        dtype = np.float32 if self.b.tensors[v].type == TFLITE_TYPES[np.dtype(np.float32)] else np.int32
+        if zp:
+            c = self.b.const(f"ir/{stream}/zero_point", np.array([zp], dtype))
+            v = self.binary("ADD", v, c, f"ir/{stream}/stored", shape, dtype)
+        t = self.new_int8(stream, shape, scale, vmin, vmax)
+        self.b.op("CAST", [v], [t.index])
+        self.record("CAST", t.name)
+        return t
+
+    def reshaped(self, t: Int8Tensor, shape: tuple[int, ...]) -> Int8Tensor:
+        """The same int8 values in another per-sample shape (stream order unchanged)."""
+        if t.shape == shape:
+            return t
+        name = f"{t.name}/as_{'x'.join(map(str, shape))}"
+        if name in self.b.names:
+            return Int8Tensor(self.b.names[name], name, t.scale, t.zero_point, t.vmin, t.vmax, shape)
+        spec = self.b.const(f"{t.name}/shape_{'x'.join(map(str, shape))}", np.array([-1, *shape], np.int32))
+        idx = self.b.tensor(name, (1, *shape), np.int8, t_quant(t))
+        self.b.op("RESHAPE", [t.index, spec], [idx], options("ReshapeOptions", newShape=[-1, *shape]))
+        self.record("RESHAPE", name)
+        return Int8Tensor(idx, name, t.scale, t.zero_point, t.vmin, t.vmax, shape)
+
+    def rows(self, t: Int8Tensor, vectors: int, width: int) -> Int8Tensor:
+        """A stream as (vectors, width) rows for a FULLY_CONNECTED that keeps them apart."""
+        return self.reshaped(t, (vectors, width))
+
     # ------------------------------------------------------------------ requantising layers
     def requant_layer(self, node: Node, op: str, x: Int8Tensor, w: np.ndarray, axis: int, th: Thresholds,
                       out_shape: tuple[int, ...], opts: Any) -> None:
@@ -251,6 +382,7 @@ class TfliteWriter:
         # the output tensor keeps the quantiser's full range (its zero point is what consumers and residual adds
         # see); only the fit skips the unreachable negative levels, which the fused ReLU clamps
         vmin, vmax = th.base, th.base + th.levels
+        full_th = th
         th = relu_floor(th, lo)
         # as QDQ ONNX, non-negative inputs are uint8 from zero (int8_onnx.py); LiteRT never takes the u8*s8 pairs
         u8_max = u8_operand_max(x.vmin, x.vmax, stored_unsigned=x.vmin >= 0)
@@ -285,6 +417,12 @@ class TfliteWriter:
         else:
             realised = np.float64(np.float32(x.scale)) * s_w.astype(np.float64) / np.float64(np.float32(s_out))
             ok = rq.exact & check_requant(rq, th.values, th.descending, th.base, lo, hi, realised, MARGIN / 2)
+        if not ok.all() and self.float_exact and max(np.abs(lo).max(), np.abs(hi).max()) < 1 << 24:
+            self.paths.pop()
+            self.int8_layers.pop()
+            if uint8_weights:
+                self.uint8_layers.pop()
+            return self.float_requant_layer(node, op, x, w, full_th, lo, hi, out_shape, opts)
         self.channels += len(ok)
         self.exact_channels += int(ok.sum())
         self.arith_exact_channels += int((ok | rq.exact_arith).sum())
@@ -331,6 +469,15 @@ class TfliteWriter:
                 opts = options("Conv2DOptions", padding=PADDING_VALID, strideH=1, strideW=1, dilationHFactor=1,
                                dilationWFactor=1)
                 op = "CONV_2D"
+            elif node.vectors > 1 and node.thresholds is not None:  # a Linear over tokens: one row per vector
+                x = self.rows(x, node.vectors, node.mw)
+                w = node.weights
+                opts = options("FullyConnectedOptions", keepNumDims=True)
+                self.requant_layer(node, "FULLY_CONNECTED", x, w, 0, node.thresholds, (node.vectors, node.mh), opts)
+                if tuple(out_shape) != (node.vectors, node.mh):
+                    t = self.t[node.output]
+                    self.t[node.output] = self.reshaped(t, tuple(out_shape))
+                return
             else:
                 x = self.flat(x)
                 w = node.weights
@@ -359,9 +506,14 @@ class TfliteWriter:
         src = self.deferred.get(node.inputs[0])
         th = node.thresholds
         out_shape = self.g.tensors[node.output].shape
+        if isinstance(src, StreamMatMul):
+            return self.matmul_requant(node, src)
+        if isinstance(src, AddConstant) or (isinstance(src, AddStreams) and not self.same_grid(src, node)):
+            self.islands(node)
+            return self.threshold_table(node)
         if isinstance(src, GlobalAccPool):  # sum over H x W = a depthwise convolution with all-one weights
-            x = self.tensor(src.inputs[0], node)
             h, w = src.ifm
+            x = self.reshaped(self.tensor(src.inputs[0], node), (h, w, src.channels))
             opts = options("DepthwiseConv2DOptions", padding=PADDING_VALID, strideH=1, strideW=1, depthMultiplier=1,
                            dilationHFactor=1, dilationWFactor=1)
             pooled = f"{node.output}/pool"
@@ -372,7 +524,7 @@ class TfliteWriter:
             self.t[node.output] = self.flat(t)
             return
         if isinstance(src, AddStreams):  # a + b = a 1x1 convolution over [a, b] with weights [I, I]
-            a, b = (self.tensor(s, node) for s in src.inputs)
+            a, b = (self.reshaped(self.tensor(s, node), self.shape_of(src.output)) for s in src.inputs)
             if (a.scale, a.zero_point) != (b.scale, b.zero_point):
                 raise self.fail(node, "residual inputs with different quantisation")
             c = src.channels
@@ -401,6 +553,10 @@ class TfliteWriter:
             self.requant_layer(node, "CONV_2D", x, w.reshape(c, 1, 1, -1), 0, th, out_shape, opts)
         else:
             self.requant_layer(node, "FULLY_CONNECTED", x, w, 0, th, out_shape, options("FullyConnectedOptions"))
+
+    def same_grid(self, add: AddStreams, user: Node) -> bool:
+        a, b = (self.tensor(s, user) for s in add.inputs)
+        return (a.scale, a.zero_point) == (b.scale, b.zero_point)
 
     def concat(self, node: StreamingConcat) -> None:
         a, b = (self.tensor(s, node) for s in node.inputs)
@@ -451,6 +607,175 @@ class TfliteWriter:
                        fusedActivationFunction=ACT_NONE)
         self.b.op("MAX_POOL_2D", [x.index], [out.index], opts)
         self.record("MAX_POOL_2D", out.name)
+
+    # ------------------------------------------------------------------ transformer kinds
+    def layer_norm(self, node: LayerNorm) -> None:
+        """LayerNorm in float32 as converters write it (MEAN, SUB, MUL, MEAN, ADD eps, RSQRT, MUL, affine), then
+        QUANTIZE onto the quantiser after it: what the golden model computes, in another order (within one level
+        at float near-ties, like OpenVINO's MVN)."""
+        self.islands(node)
+        if node.gamma.size != node.channels or node.thresholds is None:
+            raise self.fail(node, "its float affine is not in the IR (lowered by an older edge); build it again")
+        shape = self.shape_of(node.output)
+        x = self.real(node.inputs[0], node)
+        axis = self.b.const(f"{node.name}/axis", np.array([len(shape)], np.int32))
+        stat = (*shape[:-1], 1)
+        mean_opts = options("ReducerOptions", keepDims=True)
+        n = node.name
+        mean = self.unary("MEAN", x, f"{n}/mean", stat, opts=mean_opts, extra=[axis])
+        d = self.binary("SUB", x, mean, f"{n}/centred", shape)
+        sq = self.binary("MUL", d, d, f"{n}/square", shape)
+        var = self.unary("MEAN", sq, f"{n}/variance", stat, opts=mean_opts, extra=[axis])
+        eps = self.b.const(f"{n}/epsilon", np.array([node.eps], np.float32))
+        ve = self.binary("ADD", var, eps, f"{n}/variance_eps", stat)
+        r = self.unary("RSQRT", ve, f"{n}/rsqrt", stat)
+        z = self.binary("MUL", d, r, f"{n}/normalised", shape)
+        g = self.b.const(f"{n}/gamma", node.gamma.astype(np.float32))
+        b = self.b.const(f"{n}/beta", node.beta.astype(np.float32))
+        y = self.binary("ADD", self.binary("MUL", z, g, f"{n}/scaled", shape), b, f"{n}/affine", shape)
+        th = unit_step(node.thresholds)
+        self.quantize_real(y, node.output, shape, self.scale_of(node.output), th.base, th.base + th.levels)
+        self.float_ops.append(f"{node.name}: LayerNorm runs in float32 (as in the golden model, another order)")
+
+    def softmax(self, node: Softmax) -> None:
+        """Float SOFTMAX of the dequantised scores, then QUANTIZE onto the quantiser after it (LiteRT's int8
+        SOFTMAX needs a 1/256 output scale; the model's own quantiser is kept)."""
+        self.islands(node)
+        shape = self.shape_of(node.output)
+        x = self.real(node.inputs[0], node)
+        p = self.unary("SOFTMAX", x, f"{node.name}/float", shape, opts=options("SoftmaxOptions", beta=1.0))
+        self.quantize_real(p, node.output, shape, self.scale_of(node.output), 0, node.out_dtype.max)
+        self.float_ops.append(f"{node.name}: Softmax runs in float32 (as in the golden model)")
+
+    def lookup(self, node: Lookup) -> None:
+        """The activation table as a GATHER: index = stored int8 value + per-channel offset (int32), exact."""
+        self.islands(node)
+        lo, hi = int(node.out_dtype.min), int(node.out_dtype.max)
+        if hi - lo > 255:
+            raise self.fail(node, f"its {node.out_dtype.bits}-bit output does not fit int8")
+        x = self.tensor(node.inputs[0], node)
+        shape = self.shape_of(node.output)
+        rows, levels = node.table.shape
+        zp_out = _zero_point(lo, hi)
+        offset = np.arange(rows, dtype=np.int64) * levels - x.zero_point - int(node.in_dtype.min)
+        idx = self.unary("CAST", x.index, f"{node.name}/stored", x.shape, np.int32)
+        off = self.b.const(f"{node.name}/offset", offset.astype(np.int32))
+        idx = self.binary("ADD", idx, off, f"{node.name}/index", x.shape, np.int32)
+        table = self.b.const(f"{node.name}/table", (node.table.reshape(-1) + zp_out).astype(np.int8),
+                             Quant((self.scale_of(node.output),), (zp_out,)))
+        out = self.new_int8(node.output, shape, self.scale_of(node.output), lo, hi)
+        self.b.op("GATHER", [table, idx], [out.index], options("GatherOptions", axis=0, batchDims=0))
+        self.record("GATHER", out.name)
+
+    def threshold_table(self, node: Thresholding) -> None:
+        """Thresholds of a stream wider than int8 (a position embedding's sum, a residual add of two grids) as
+        a GATHER from a per-channel table of levels indexed by the exact int32 value: exact."""
+        src = node.inputs[0]
+        dt = self.g.tensors[src].dtype
+        vlo, vhi = int(dt.min), int(dt.max)
+        th = unit_step(node.thresholds)
+        c = node.channels
+        if c * (vhi - vlo + 1) > 1 << 20:
+            raise self.fail(node, f"a {dt.bits}-bit input has no int8 op and is too wide for a table")
+        v = np.arange(vlo, vhi + 1, dtype=np.int64)
+        levels = th.apply(np.broadcast_to(v[:, None], (len(v), c)))  # (span, C)
+        shape = self.shape_of(node.output)
+        vmin, vmax = th.base, th.base + th.levels
+        zp = _zero_point(vmin, vmax)
+        x = self.integers(src, node)
+        off = self.b.const(f"{node.name}/offset", (np.arange(c) * len(v) - vlo).astype(np.int32))
+        idx = self.binary("ADD", x, off, f"{node.name}/index", shape, np.int32)
+        table = self.b.const(f"{node.name}/table", (levels.T.reshape(-1) + zp).astype(np.int8),
+                             Quant((self.scale_of(node.output),), (zp,)))
+        out = self.new_int8(node.output, shape, self.scale_of(node.output), vmin, vmax)
+        self.b.op("GATHER", [table, idx], [out.index], options("GatherOptions", axis=0, batchDims=0))
+        self.record("GATHER", out.name)
+
+    def matmul_requant(self, node: Thresholding, mm: StreamMatMul) -> None:
+        """Q K^T or A V and the quantiser after it: a float32 BATCH_MATMUL of the exact integers (every partial
+        sum below 2**24, so exact in any order), then XNNPACK's own requantisation written out in float32 ops
+        (ADD bias, MUL scale, ROUND half to even), fitted to the thresholds like an int8 layer's: exact."""
+        self.islands(node)
+        a_t, b_t = (self.tensor(s, node) for s in mm.inputs)
+        m, nb, k, n = mm.rows, mm.batch, mm.inner, mm.cols
+        corners = [a_t.vmin * b_t.vmin, a_t.vmin * b_t.vmax, a_t.vmax * b_t.vmin, a_t.vmax * b_t.vmax]
+        lo_p, hi_p = min(corners) * k, max(corners) * k
+        if max(abs(lo_p), abs(hi_p)) >= 1 << 24:
+            raise self.fail(mm, "its products can exceed float32's exact integers (2**24)")
+        a = self.integers(mm.inputs[0], node, np.float32)
+        b = self.integers(mm.inputs[1], node, np.float32)
+        name = mm.name
+
+        def reshape(x: int, to: tuple[int, ...], tag: str) -> int:
+            new = self.b.const(f"{name}/{tag}_shape", np.array([-1, *to], np.int32))
+            return self.unary("RESHAPE", x, f"{name}/{tag}", to, extra=[new],
+                              opts=options("ReshapeOptions", newShape=[-1, *to]))
+
+        def transpose(x: int, perm: list[int], to: tuple[int, ...], tag: str) -> int:
+            p = self.b.const(f"{name}/{tag}_perm", np.array(perm, np.int32))
+            return self.unary("TRANSPOSE", x, f"{name}/{tag}", to, extra=[p])
+
+        a = transpose(reshape(a, (m, nb, k), "a"), [0, 2, 1, 3], (nb, m, k), "a_heads")
+        if mm.b_order == "nbk":
+            b = transpose(reshape(b, (n, nb, k), "b"), [0, 2, 3, 1], (nb, k, n), "b_heads")
+        else:
+            b = transpose(reshape(b, (k, nb, n), "b"), [0, 2, 1, 3], (nb, k, n), "b_heads")
+        acc = self.unary("BATCH_MATMUL", a, f"{name}/product", (nb, m, n), extra=[b],
+                         opts=options("BatchMatMulOptions", adjX=False, adjY=False))
+        acc = transpose(acc, [0, 2, 1, 3], (m, nb, n), "rows")
+        shape = self.shape_of(node.output)
+        if shape != (m, nb, n):
+            acc = reshape(acc, shape, "out")
+        th = unit_step(node.thresholds)
+        c = node.channels
+        values = np.broadcast_to(th.values, (c, th.values.shape[1])) if len(th.values) == 1 else th.values
+        desc = np.broadcast_to(th.descending, (c,))
+        th = replace(th, values=np.ascontiguousarray(values), descending=np.ascontiguousarray(desc))
+        self.affine_levels(node, acc, th, np.full(c, lo_p, np.int64), np.full(c, hi_p, np.int64), shape)
+        self.float_ops.append(f"{mm.name}: the product of two activations runs as a float32 BATCH_MATMUL of "
+                              "exact integers")
+
+    def affine_levels(self, node: Node, acc: int, th: Thresholds, lo: np.ndarray, hi: np.ndarray,
+                      shape: tuple[int, ...]) -> None:
+        """Exact integer accumulators (a float32 tensor, channels last) to the node's int8 output: MUL by a
+        float32 slope, ADD a float32 offset, ROUND half to even, clamp, CAST. Fitted so that the levels equal the
+        thresholds over the reachable range (checked exactly in float32)."""
+        m, b, ok = fit_float_affine(th.values, th.descending, th.base, lo, hi)
+        self.channels += len(ok)
+        self.exact_channels += int(ok.sum())
+        self.arith_exact_channels += int(ok.sum())
+        if not ok.all():
+            self.inexact.append(f"{node.name}: {int((~ok).sum())} of {len(ok)} channels may differ by one level")
+        vmin, vmax = th.base, th.base + th.levels
+        n = node.name
+        v = self.binary("MUL", acc, self.b.const(f"{n}/slope", m), f"{n}/scaled", shape)
+        v = self.binary("ADD", v, self.b.const(f"{n}/offset", b), f"{n}/shifted", shape)
+        v = self.unary("ROUND", v, f"{n}/levels", shape)
+        v = self.binary("MAXIMUM", v, self.b.const(f"{n}/lo", np.array([vmin], np.float32)), f"{n}/floor", shape)
+        v = self.binary("MINIMUM", v, self.b.const(f"{n}/hi", np.array([vmax], np.float32)), f"{n}/ceil", shape)
+        self.levels_to_int8(v, node.output, shape, self.scale_of(node.output), vmin, vmax)
+
+    def float_requant_layer(self, node: Node, op: str, x: Int8Tensor, w: np.ndarray, th: Thresholds,
+                            lo: np.ndarray, hi: np.ndarray, out_shape: tuple[int, ...], opts: Any) -> None:
+        """The layer in float32 on exact integers (CAST of the int8 input minus its zero point, integer
+        weights, every sum below 2**24), then a fitted float affine: exact where an int32 bias in accumulator
+        units is too coarse for the golden model's float bias (255-level outputs)."""
+        key = f"{x.name}/float_value"
+        xf = self.ints.get(key)
+        if xf is None:
+            xf = self.unary("CAST", x.index, f"{x.name}/float_int", x.shape, np.float32)
+            if x.zero_point:
+                zp = self.b.const(f"{x.name}/float_zp", np.array([x.zero_point], np.float32))
+                xf = self.binary("SUB", xf, zp, key, x.shape)
+            self.ints[key] = xf
+        wq = self.b.const(f"{node.name}/weights_float", w.astype(np.float32))
+        bq = self.b.const(f"{node.name}/bias_float", np.zeros(w.shape[0] if op != "DEPTHWISE_CONV_2D"
+                                                                 else w.shape[3], np.float32))
+        opts.fusedActivationFunction = ACT_NONE
+        acc = self.unary(op, xf, f"{node.name}/accumulator", out_shape, opts=opts, extra=[wq, bq])
+        self.affine_levels(node, acc, th, lo, hi, out_shape)
+        self.float_ops.append(f"{node.name}: {op} in float32 on exact integers (no int8 requantisation "
+                              "reproduces its quantiser; a fitted float affine does)")
 
     # ------------------------------------------------------------------ model edges
     def host_ops(self, x: int, shape: tuple[int, ...]) -> int:
@@ -642,22 +967,22 @@ class TfliteWriter:
 
 # one mapping per IR kind, shared by the int8 ONNX (OpenVINO) program, which runs the same writer
 TFLITE: KindTable[Callable[[TfliteWriter, Any], None]] = KindTable("tflite")
-TFLITE.register(Padding, SlidingWindow, GlobalAccPool, AddStreams)(TfliteWriter.defer)
+TFLITE.register(Padding, SlidingWindow, GlobalAccPool, AddStreams, AddConstant, StreamMatMul)(TfliteWriter.defer)
 for _kind, _method in ((DuplicateStreams, TfliteWriter.duplicate),
                        (StreamingDataWidthConverter, TfliteWriter.width_converter),
                        (MatrixVectorUnit, TfliteWriter.mvau), (VectorVectorUnit, TfliteWriter.vvau),
                        (Thresholding, TfliteWriter.thresholding), (MaxPool, TfliteWriter.maxpool),
                        (StreamingConcat, TfliteWriter.concat), (DepthToSpace, TfliteWriter.depth_to_space),
-                       (Upsample, TfliteWriter.upsample)):
+                       (Upsample, TfliteWriter.upsample), (LayerNorm, TfliteWriter.layer_norm),
+                       (Softmax, TfliteWriter.softmax), (Lookup, TfliteWriter.lookup)):
     TFLITE.register(_kind)(_method)
 TFLITE.refuse(LabelSelect, "top-k selection is not exported; export the model without --top-k")
-for _kind in (Lookup, AddConstant, StreamMatMul, Softmax, LayerNorm):
-    TFLITE.refuse(_kind, "no TFLite mapping for this kind yet (the QDQ ONNX and OpenVINO exports take it)")
 
 
-def to_tflite(graph: DataflowGraph, where: str, io: str = "float") -> TfliteExport:
-    """The integer IR of a model as an int8 TFLite flatbuffer (raises EdgeError naming the node it cannot map)."""
-    return TfliteWriter(graph, where, io).run()
+def to_tflite(graph: DataflowGraph, where: str, io: str = "float", exact_float: bool = False) -> TfliteExport:
+    """The integer IR of a model as an int8 TFLite flatbuffer (raises EdgeError naming the node it cannot map);
+    exact_float runs the layers whose int8 requantisation cannot be exact in float32 on exact integers."""
+    return TfliteWriter(graph, where, io, exact_float=exact_float).run()
 
 
 def to_int8_onnx(graph: DataflowGraph, where: str, input_scale_fn: Any = None) -> TfliteExport:

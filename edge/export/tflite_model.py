@@ -19,7 +19,8 @@ TFLITE_TYPES = {np.dtype(np.float32): schema.TensorType.FLOAT32, np.dtype(np.int
 OP_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "MAX_POOL_2D": 2, "QUANTIZE": 2,
                "DEQUANTIZE": 2, "RESHAPE": 1, "CONCATENATION": 2, "MINIMUM": 2, "MAXIMUM": 2, "PAD": 2, "PADV2": 2,
                "GATHER": 2, "DEPTH_TO_SPACE": 2, "RESIZE_NEAREST_NEIGHBOR": 2,
-               "MUL": 1, "ADD": 1, "SUB": 1, "DIV": 1, "GREATER_EQUAL": 1, "SELECT_V2": 1}
+               "MUL": 1, "ADD": 1, "SUB": 1, "DIV": 1, "GREATER_EQUAL": 1, "SELECT_V2": 1,
+               "CAST": 1, "MEAN": 1, "RSQRT": 1, "SOFTMAX": 1, "BATCH_MATMUL": 1, "TRANSPOSE": 1, "ROUND": 1}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class TfliteModelBuilder:
     outputs: list[int] = field(default_factory=list)
     # LiteRT runs these int8 ops in XNNPACK, which requantises in float32 (edge.export.requant.fp32_levels)
     xnnpack_requant: bool = True
+    # float32 / int32 islands (LayerNorm, Softmax, products of two activations, tables) are allowed
+    float_islands: bool = True
 
     def tensor(self, name: str, shape: tuple[int, ...], dtype: type, quant: Quant | None = None,
                data: np.ndarray | None = None) -> int:
