@@ -2,11 +2,11 @@
 
 Trains `edge train --model vit --wbits 4 --abits 4` (digits, 40 epochs), then per FPGA board (zcu104, kv260)
 `edge build` with C-sim and cycle sim: FPS and first-frame latency estimated and simulated, the bottleneck, and
-LUT/BRAM36/DSP summed per kernel kind; and per edge target (onnx, openvino) `edge export` then `edge bench`
+LUT/BRAM36/DSP summed per kernel kind; and per edge target (onnx, openvino, tflite) `edge export` then `edge bench`
 (p50 latency on this host, one thread) with the export's own verdict. FINN+ publishes transformer results for
 other models and data sets only (no 8x8 digits ViT), so there is no like-for-like row to put beside these.
 
-    python bench/transformer.py [--boards zcu104,kv260] [--targets onnx,openvino] [--out bench/results/transformer.json]
+    python bench/transformer.py [--boards zcu104,kv260] [--targets onnx,openvino,tflite] [--out bench/results/transformer.json]
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def export_row(model: Path, target: str, work: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--boards", default="zcu104,kv260")
-    ap.add_argument("--targets", default="onnx,openvino")
+    ap.add_argument("--targets", default="onnx,openvino,tflite")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "transformer.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:

@@ -180,13 +180,20 @@ def test_finn_examples_architectures_export(corpus, tmp_path, name, target):
 
 def test_trunc_avgpool_on_int8_targets_is_reported_not_hidden(corpus, run_cli, tmp_path):
     """Trunc rounds sum/4 half to even: level boundaries 3, 5, 3, 5 apart, which no linear int8 requantisation
-    reproduces. TFLite says which channels may differ and fails its check; QDQ ONNX keeps Trunc in float."""
-    code, out, err = run_cli("export", str(corpus("trunc_avgpool")), "--target", "tflite", "-o",
-                             str(tmp_path / "t"), "--json")
+    reproduces. All-int8 TFLite (--int8-only) says which channels may differ and fails its check; by default the
+    pool runs in float32 on exact integers, where ROUND (half to even) of sum/4 is exactly Trunc's rounding; QDQ
+    ONNX keeps Trunc in float."""
     import json
 
+    code, out, err = run_cli("export", str(corpus("trunc_avgpool")), "--target", "tflite", "-o",
+                             str(tmp_path / "t8"), "--int8-only", "--json")
     report = json.loads(out)
     assert code == 1 and report["requantisation"]["inexact"], report["requantisation"]
+    code, out, err = run_cli("export", str(corpus("trunc_avgpool")), "--target", "tflite", "-o",
+                             str(tmp_path / "t"), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["verification"]["int8_tensors_equal_to_ir"], report["verification"]
+    assert report["int8_attempt"]["inexact"] and any("exact integers" in w for w in report["widened"])
     # QDQ ONNX writes Trunc as the float32 operations qonnx executes: exact
     report = export(load_model(corpus("trunc_avgpool")), "onnx", tmp_path / "o")
     assert report["verification"]["passed"] and report["verification"]["max_abs_diff"] == 0.0, report

@@ -281,7 +281,7 @@ def fit_float_affine(values: np.ndarray, descending: np.ndarray, base: int, lo: 
         b_hi = np.min(np.where(~ge & valid, off, np.inf), axis=1)
         return b_lo, b_hi
 
-    m_lo, m_hi = 0.5 / u, 2.0 / u  # the width b_hi - b_lo is concave in m: ternary search for its widest point
+    m_lo, m_hi = 0.25 / u, 4.0 / u  # the width b_hi - b_lo is concave in m: ternary search for its widest point
     for _ in range(iterations):
         a, b = m_lo + (m_hi - m_lo) / 3, m_hi - (m_hi - m_lo) / 3
         wa, wb = (np.subtract(*window(a)[::-1]), np.subtract(*window(b)[::-1]))

@@ -731,12 +731,13 @@ class TfliteWriter:
         values = np.broadcast_to(th.values, (c, th.values.shape[1])) if len(th.values) == 1 else th.values
         desc = np.broadcast_to(th.descending, (c,))
         th = replace(th, values=np.ascontiguousarray(values), descending=np.ascontiguousarray(desc))
-        self.affine_levels(node, acc, th, np.full(c, lo_p, np.int64), np.full(c, hi_p, np.int64), shape)
+        lo, hi = np.full(c, lo_p, np.int64), np.full(c, hi_p, np.int64)
+        self.affine_levels(node, acc, relu_floor(th, lo), lo, hi, shape, (th.base, th.base + th.levels))
         self.float_ops.append(f"{mm.name}: the product of two activations runs as a float32 BATCH_MATMUL of "
                               "exact integers")
 
     def affine_levels(self, node: Node, acc: int, th: Thresholds, lo: np.ndarray, hi: np.ndarray,
-                      shape: tuple[int, ...]) -> None:
+                      shape: tuple[int, ...], out_range: tuple[int, int] | None = None) -> None:
         """Exact integer accumulators (a float32 tensor, channels last) to the node's int8 output: MUL by a
         float32 slope, ADD a float32 offset, ROUND half to even, clamp, CAST. Fitted so that the levels equal the
         thresholds over the reachable range (checked exactly in float32)."""
@@ -746,14 +747,15 @@ class TfliteWriter:
         self.arith_exact_channels += int(ok.sum())
         if not ok.all():
             self.inexact.append(f"{node.name}: {int((~ok).sum())} of {len(ok)} channels may differ by one level")
-        vmin, vmax = th.base, th.base + th.levels
+        vmin, vmax = th.base, th.base + th.levels  # the clamp (a ReLU's floor when relu_floor dropped levels)
         n = node.name
         v = self.binary("MUL", acc, self.b.const(f"{n}/slope", m), f"{n}/scaled", shape)
         v = self.binary("ADD", v, self.b.const(f"{n}/offset", b), f"{n}/shifted", shape)
         v = self.unary("ROUND", v, f"{n}/levels", shape)
         v = self.binary("MAXIMUM", v, self.b.const(f"{n}/lo", np.array([vmin], np.float32)), f"{n}/floor", shape)
         v = self.binary("MINIMUM", v, self.b.const(f"{n}/hi", np.array([vmax], np.float32)), f"{n}/ceil", shape)
-        self.levels_to_int8(v, node.output, shape, self.scale_of(node.output), vmin, vmax)
+        t_min, t_max = out_range if out_range is not None else (vmin, vmax)  # the tensor's quantiser range
+        self.levels_to_int8(v, node.output, shape, self.scale_of(node.output), t_min, t_max)
 
     def float_requant_layer(self, node: Node, op: str, x: Int8Tensor, w: np.ndarray, th: Thresholds,
                             lo: np.ndarray, hi: np.ndarray, out_shape: tuple[int, ...], opts: Any) -> None:
@@ -773,7 +775,7 @@ class TfliteWriter:
                                                                  else w.shape[3], np.float32))
         opts.fusedActivationFunction = ACT_NONE
         acc = self.unary(op, xf, f"{node.name}/accumulator", out_shape, opts=opts, extra=[wq, bq])
-        self.affine_levels(node, acc, th, lo, hi, out_shape)
+        self.affine_levels(node, acc, relu_floor(th, lo), lo, hi, out_shape, (th.base, th.base + th.levels))
         self.float_ops.append(f"{node.name}: {op} in float32 on exact integers (no int8 requantisation "
                               "reproduces its quantiser; a fitted float affine does)")
 
