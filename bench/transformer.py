@@ -6,7 +6,8 @@ LUT/BRAM36/DSP summed per kernel kind; and per edge target (onnx, openvino, tfli
 (p50 latency on this host, one thread) with the export's own verdict. FINN+ publishes transformer results for
 other models and data sets only (no 8x8 digits ViT), so there is no like-for-like row to put beside these.
 
-    python bench/transformer.py [--boards zcu104,kv260] [--targets onnx,openvino,tflite] [--out bench/results/transformer.json]
+    python bench/transformer.py [--boards zcu104,kv260] [--targets onnx,openvino,tflite]
+        [--out bench/results/transformer.json]
 """
 
 from __future__ import annotations

@@ -248,7 +248,8 @@ def inspect(model: Path | None, as_json: bool) -> None:
         if verdict.notes:
             ops = Counter(note.split(": ", 1)[1].split(" ", 1)[0] for note in verdict.notes)
             listed = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in sorted(ops.items()))
-            click.echo(f"{'':>11}- in float between QDQ pairs: {listed}")
+            where = "in float32 on LiteRT" if verdict.target == "tflite" else "in float between QDQ pairs"
+            click.echo(f"{'':>11}- {where}: {listed}")
 
 
 # ---------------------------------------------------------------------------------------------- build

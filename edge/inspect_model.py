@@ -160,6 +160,9 @@ def _fpga_verdict(model: ModelWrapper, layers: list[LayerInfo]) -> TargetVerdict
     return TargetVerdict("fpga", not reasons, reasons)
 
 
+TFLITE_FLOAT_OPS = frozenset({"LayerNormalization", "Softmax"})
+
+
 def _tflite_refusal(op: str) -> str | None:
     """Why the TFLite writer (which maps the integer IR kind by kind) cannot take `op`, or None when it can: from
     the lowering's rules and the writer's table (edge/export/tflite.py TFLITE), never a list of its own."""
@@ -185,7 +188,12 @@ def _int8_verdict(target: str, model: ModelWrapper, layers: list[LayerInfo]) -> 
         for what, q in (("weights", layer.weight_quant), ("input", layer.input_quant)):
             if q in ("float", "act float"):
                 reasons.append(f"node '{layer.name}': float {what}; int8 export needs quantised {what}")
-    return TargetVerdict(target, not reasons, reasons)
+    # the writer's float islands (edge/export/tflite.py): said here as the export report says them
+    notes = [f"node '{n.name}': {n.op_type} runs in float32 onto its quantiser" for n in model.graph.node
+             if n.op_type in TFLITE_FLOAT_OPS]
+    notes += [f"node '{layer.name}': product of two activations, a float32 BATCH_MATMUL of exact integers"
+              for layer in layers if layer.weight_quant.startswith("act ")]
+    return TargetVerdict(target, not reasons, reasons, notes)
 
 
 def _qdq_verdict(target: str, model: ModelWrapper, layers: list[LayerInfo]) -> TargetVerdict:

@@ -135,6 +135,9 @@ def test_inspect_says_what_runs_in_float(vit: Path, run_cli) -> None:
     verdicts = {t["target"]: t for t in json.loads(out)["targets"]}
     assert verdicts["openvino"]["supported"]
     assert any("LayerNormalization runs in float" in n for n in verdicts["openvino"]["notes"])
+    assert verdicts["tflite"]["supported"]
+    assert any("LayerNormalization runs in float32" in n for n in verdicts["tflite"]["notes"])
+    assert any("BATCH_MATMUL" in n for n in verdicts["tflite"]["notes"])
     layers = {layer["name"]: layer for layer in json.loads(out)["layers"]}
     scores = next(v for k, v in layers.items() if k.endswith("attn/MatMul"))
     assert scores["weight_bits"] == 0 and scores["weight_quant"].startswith("act ")
