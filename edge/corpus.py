@@ -316,6 +316,32 @@ def unet(out: Path) -> Path:
     return _seeded_export(TinyUNet, (1, 1, 8, 8), out / "unet.onnx")
 
 
+class TransposedUpNet(nn.Module):
+    """A segmentation decoder's learned upsampling: stride-2 conv down, Brevitas QuantConvTranspose2d 2x2/2 up,
+    BatchNorm and a quantised ReLU after it, then a 1x1 head to two classes per pixel (logits, unquantised)."""
+
+    def __init__(self) -> None:
+        import brevitas.nn as qnn
+
+        super().__init__()
+        self.quant = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.enc = qnn.QuantConv2d(1, 6, 3, stride=2, padding=1, weight_bit_width=4, bias=False)
+        self.bn_enc = nn.BatchNorm2d(6)
+        self.relu = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.up = qnn.QuantConvTranspose2d(6, 4, 2, stride=2, weight_bit_width=4, bias=False)
+        self.bn_up = nn.BatchNorm2d(4)
+        self.relu_up = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.head = qnn.QuantConv2d(4, 2, 1, weight_bit_width=4, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.relu(self.bn_enc(self.enc(self.quant(x))))
+        return self.head(self.relu_up(self.bn_up(self.up(h))))
+
+
+def conv_transpose(out: Path) -> Path:
+    return _seeded_export(TransposedUpNet, (1, 1, 8, 8), out / "conv_transpose.onnx")
+
+
 class ActivationTablesNet(nn.Module):
     """A transformer-style MLP with the activations of the literature, each between two quantisers: GELU after
     an 8-bit signed quantiser (to 4 bits), then SiLU plus tanh of a 6-bit value (x * sigmoid(x) + tanh(x), the
@@ -434,7 +460,7 @@ IDIOMS: dict[str, Callable[[Path], Path]] = {"concat": concat, "trunc_avgpool": 
                                              "per_channel_act": per_channel_act, "stem_pool": stem_pool,
                                              "pixel_shuffle": pixel_shuffle, "unet": unet,
                                              "activation_tables": activation_tables, "mha_encoder": mha_encoder,
-                                             "a2q": a2q}
+                                             "a2q": a2q, "conv_transpose": conv_transpose}
 
 def mobilenet_v1(out: Path) -> Path:
     """brevitas_examples' ImageNet `quant_mobilenet_v1_4b` (w4a4, per-channel activation scales, TruncAvgPool,

@@ -22,6 +22,10 @@ from frontend.shapes import reshape_batch_axis, transpose_batch_axis
 
 QUANTISER_OPS = ("Quant", "BipolarQuant", "Trunc", "QuantizeLinear", "DequantizeLinear")
 IDENTITY_OPS = frozenset({"Identity", "Dropout"})
+# element-wise ops (constants scalar or per channel) a sub-pixel ConvTranspose's outputs may pass through before
+# their quantiser
+SUBPIXEL_CHAIN_OPS = frozenset({"Relu", "Clip", "Quant", "BipolarQuant", "BatchNormalization", "Mul", "Add", "Sub",
+                                "Div"})
 
 
 class Pass(Protocol):
@@ -253,6 +257,124 @@ class SplitPackedProjection:
         return f"{name}_q"
 
 
+class SubPixelConvTranspose:
+    """A ConvTranspose whose kernel equals its stride (no padding, one group: a UNet decoder's 2x2/2 upsampling)
+    writes each input pixel's r x r output block from that pixel alone: it is a 1x1 Conv with Cout * r * r
+    outputs followed by DepthToSpace (CRD), the same products and sums, on the same quantised weights
+    rearranged (per-output-channel scales repeat over the block)."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for node in list(model.graph.node):
+            if node.op_type != "ConvTranspose" or not self._sub_pixel(node):
+                continue
+            wq, w = SplitPackedProjection._const_quant(model, node.input[1])
+            bq, b = (SplitPackedProjection._const_quant(model, node.input[2]) if len(node.input) > 2 and
+                     node.input[2] else (None, None))
+            if w is None or w.ndim != 4 or (len(node.input) > 2 and node.input[2] and b is None):
+                continue  # weights not constant (yet): a later round, after constant folding
+            c_in, c_out, r = w.shape[0], w.shape[1], w.shape[2]
+            tag = node.name or node.output[0]
+            w2 = np.ascontiguousarray(w.transpose(1, 2, 3, 0).reshape(c_out * r * r, c_in, 1, 1))
+            w_out = self._quant(model, wq, w2, c_out, r * r, f"{tag}_subpixel_w")
+            inputs = [node.input[0], w_out]
+            if b is not None:
+                b2 = np.repeat(np.asarray(b).reshape(-1), r * r)
+                inputs.append(self._quant(model, bq, b2, c_out, r * r, f"{tag}_subpixel_b"))
+            conv_out = f"{tag}_subpixel_conv"
+            model.graph.node.append(helper.make_node("Conv", inputs, [conv_out], name=f"{tag}/Conv",
+                                                     kernel_shape=[1, 1], strides=[1, 1], pads=[0, 0, 0, 0],
+                                                     dilations=[1, 1], group=1))
+            # the element-wise chain down to the activation quantiser runs per channel before the rearrangement
+            # (so the quantiser sees the Conv's channels, as the FPGA lowering needs); its per-channel
+            # constants repeat over the block
+            chain = self._elementwise_chain(model, node.output[0], c_out)
+            src = conv_out
+            for op in chain:
+                for i, name in enumerate(op.input[1:], start=1):
+                    v = model.get_initializer(name) if name else None
+                    if v is not None and np.asarray(v).size == c_out and c_out > 1:
+                        v = np.asarray(v)
+                        rep = np.repeat(v.reshape(-1), r * r)
+                        model.set_initializer(f"{name}_subpixel", rep.reshape(v.shape[:-3] + (-1, 1, 1))
+                                              if v.ndim >= 3 else rep)
+                        op.input[i] = f"{name}_subpixel"
+                op.input[0] = src
+                src = op.output[0]
+            final = chain[-1].output[0] if chain else node.output[0]
+            if chain:
+                chain[-1].output[0] = f"{tag}_subpixel_blocks"
+                src = chain[-1].output[0]
+            model.graph.node.append(helper.make_node("DepthToSpace", [src], [final], name=f"{tag}/DepthToSpace",
+                                                     blocksize=r, mode="CRD"))
+            stale = {op.output[0] for op in chain} | {node.output[0]}  # shapes change: inferred again below
+            for vi in [v for v in model.graph.value_info if v.name in stale]:
+                model.graph.value_info.remove(vi)
+            model.graph.node.remove(node)
+            for q in (wq, bq):
+                if q is not None and not model.find_consumers(q.output[0]):
+                    model.graph.node.remove(q)
+            self.notes.append(f"{_label(node)} ({r}x{r}, stride {r}) as a 1x1 Conv to {c_out * r * r} channels and "
+                              f"DepthToSpace({r})")
+            model = model.transform(SortGraph()).transform(InferShapes())
+            return model, True
+        return model, False
+
+    @staticmethod
+    def _elementwise_chain(model: ModelWrapper, tensor: str, c_out: int) -> list[onnx.NodeProto]:
+        """The single-consumer element-wise ops from `tensor` down to its activation quantiser (inclusive), when
+        every constant they read is a scalar or per channel; else none (DepthToSpace stays before them)."""
+        chain: list[onnx.NodeProto] = []
+        outputs = {o.name for o in model.graph.output}
+        while tensor not in outputs:
+            users = model.find_consumers(tensor) or []
+            if len(users) != 1 or users[0].op_type not in SUBPIXEL_CHAIN_OPS or users[0].input[0] != tensor:
+                return []
+            op = users[0]
+            for name in op.input[1:]:
+                v = model.get_initializer(name) if name else None
+                if name and (v is None or np.asarray(v).size not in (1, c_out)):
+                    return []
+            chain.append(op)
+            if op.op_type in ("Quant", "BipolarQuant"):
+                return chain
+            tensor = op.output[0]
+        return []
+
+    @staticmethod
+    def _sub_pixel(node: onnx.NodeProto) -> bool:
+        a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+        k, st = list(a.get("kernel_shape", [])), list(a.get("strides", [1, 1]))
+        return (len(k) == 2 and k[0] == k[1] == st[0] == st[1] and k[0] > 1 and not any(a.get("pads", [0]))
+                and not any(a.get("output_padding", [0])) and all(d == 1 for d in a.get("dilations", [1]))
+                and a.get("group", 1) == 1 and "output_shape" not in a and a.get("auto_pad", b"NOTSET") in
+                (b"NOTSET", "NOTSET"))
+
+    @staticmethod
+    def _quant(model: ModelWrapper, q: onnx.NodeProto | None, value: np.ndarray, c_out: int, block: int,
+               name: str) -> str:
+        """`value` (already rearranged) as an initializer, behind a copy of the original quantiser whose
+        per-output-channel parameters repeat over the block."""
+        model.set_initializer(f"{name}_value", np.asarray(value, np.float32))
+        if q is None:
+            return f"{name}_value"
+        params = []
+        for k, i in enumerate(q.input[1:]):
+            p = np.asarray(model.get_initializer(i))
+            if p.size == c_out and c_out > 1:
+                p = np.repeat(p.reshape(-1), block)
+                p = p.reshape(-1, *([1] * (value.ndim - 1))) if value.ndim > 1 else p
+            model.set_initializer(f"{name}_param{k}", p)
+            params.append(f"{name}_param{k}")
+        node = helper.make_node("Quant", [f"{name}_value", *params], [f"{name}_q"], name=f"{name}/Quant",
+                                domain=q.domain)
+        node.attribute.extend(q.attribute)
+        model.graph.node.append(node)
+        return f"{name}_q"
+
+
 class RemoveIdentityOps:
     """Identity, Dropout (inference) and Reshape/Flatten that keep the shape are dropped; consumers read the input."""
 
@@ -296,7 +418,8 @@ class InferShapesPass:
 
 
 def default_passes() -> list[Pass]:
-    return [InferShapesPass(), FoldShapeOps(), FoldConstantSubgraphs(), BatchFreeReshape(), RemoveIdentityOps()]
+    return [InferShapesPass(), FoldShapeOps(), FoldConstantSubgraphs(), BatchFreeReshape(), RemoveIdentityOps(),
+            SubPixelConvTranspose()]
 
 
 def late_passes() -> list[Pass]:

@@ -290,6 +290,13 @@ def _check_inputs(path: Path, proto: onnx.ModelProto) -> None:
 def _check_ops(path: Path, proto: onnx.ModelProto) -> None:
     """Checked on the graph as the user wrote it, so that errors carry their node names (cleanup renames)."""
     for index, node in enumerate(proto.graph.node):
+        if node.op_type == "ConvTranspose":
+            name = node.name or f"#{index}"
+            raise EdgeError(
+                f"{path}: node '{name}' is a ConvTranspose with overlapping windows (padding, output padding, "
+                "groups or kernel != stride); only the sub-pixel form lowers (kernel == stride, no padding: a 1x1 "
+                "Conv and DepthToSpace); upsample with nn.Upsample + Conv or a PixelShuffle instead"
+            )
         if node.op_type not in SUPPORTED_OPS:
             name = node.name or f"#{index}"
             raise EdgeError(

@@ -11,6 +11,7 @@ import pytest
 from edge.cli import bundled_model_path
 from edge.export.targets import export
 from frontend.qonnx_io import GoldenModel, load_model
+from tests.litert import run_tflite_file
 
 BITS = [2, 4, 8]
 # the zoo's shapes: MLPs (tfc, sfc; lfc is the same shape, larger, and built in tests/test_hls.py), a CNN, depthwise
@@ -88,7 +89,6 @@ def test_calibration_file_is_used(tmp_path, run_cli):
 @pytest.mark.parametrize("model,bits", ZOO)
 def test_tflite_keeps_the_qat_integers(trained, tmp_path, model, bits):
     from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.interpreter import Interpreter
 
     loaded = load_model(trained(model, bits, bits, epochs=4) / "model.onnx")
     report = export(loaded, "tflite", tmp_path / "out")
@@ -112,14 +112,7 @@ def test_tflite_keeps_the_qat_integers(trained, tmp_path, model, bits):
     assert w.Type() == schema.TensorType.INT8 and w.Quantization().ScaleLength() > 1
     # an independent run of the written file against the golden model
     x = np.random.default_rng(3).uniform(0, 1, size=(16, *loaded.input_shape[1:])).astype(np.float32)
-    it = Interpreter(model_path=str(tmp_path / "out" / "model.tflite"))
-    inp = it.get_input_details()[0]
-    feed = np.moveaxis(x, 1, -1) if x.ndim == 4 else x
-    it.resize_tensor_input(inp["index"], list(feed.shape))
-    it.allocate_tensors()
-    it.set_tensor(inp["index"], feed)
-    it.invoke()
-    got = it.get_tensor(it.get_output_details()[0]["index"])
+    got = run_tflite_file(tmp_path / "out" / "model.tflite", x)
     golden = GoldenModel(loaded, batch=16).run(x)
     assert (got.argmax(1) == golden.argmax(1)).mean() >= 15 / 16
     # the exact reference is the integer IR lowered from the same QONNX: the golden's own float32 can sit on a

@@ -21,6 +21,7 @@ from fpga.ir import LayerNorm, Softmax, StreamMatMul
 from fpga.lower import index_of, lower, moved
 from fpga.verify import APPROX_EQUAL_SHARE, verify
 from frontend.qonnx_io import GoldenModel, load_model
+from tests.litert import run_tflite_file
 
 VIT_EPOCHS = 40  # the bar (95% at 4-bit weights, 8-bit attention) needs the full default schedule
 
@@ -113,18 +114,9 @@ def test_vit_exports_to_tflite_within_one_lsb(vit: Path, run_cli, tmp_path: Path
     assert r["requantisation"]["exact_channels"] == r["requantisation"]["channels"]
     assert sum("LayerNorm" in w for w in r["widened"]) == 5 and sum("Softmax" in w for w in r["widened"]) == 2
     # the file runs on its own in LiteRT, batch of 8, and agrees with the golden model
-    from ai_edge_litert.interpreter import Interpreter
-
     loaded = load_model(vit / "model.onnx")
     x = np.random.default_rng(5).uniform(0, 1, (8, 1, 8, 8)).astype(np.float32)
-    it = Interpreter(model_path=str(tmp_path / "t" / "model.tflite"))
-    inp = it.get_input_details()[0]
-    feed = np.moveaxis(x, 1, -1)
-    it.resize_tensor_input(inp["index"], list(feed.shape))
-    it.allocate_tensors()
-    it.set_tensor(inp["index"], feed)
-    it.invoke()
-    got = it.get_tensor(it.get_output_details()[0]["index"])
+    got = run_tflite_file(tmp_path / "t" / "model.tflite", x)
     golden = GoldenModel(loaded, batch=8).run(x)
     assert (got.argmax(1) == golden.argmax(1)).mean() >= 7 / 8
 
