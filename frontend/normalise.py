@@ -8,6 +8,7 @@ batch size: the result is the golden reference.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -240,21 +241,31 @@ class SplitPackedProjection:
     def _sliced_quant(model: ModelWrapper, q: onnx.NodeProto | None, value: np.ndarray, start: int, end: int,
                       n_out: int, name: str, weight: bool) -> str:
         part = value[:, start:end] if weight else value.reshape(-1)[start:end]
-        model.set_initializer(f"{name}_value", np.ascontiguousarray(part))
-        if q is None:
-            return f"{name}_value"
-        params = []
-        for k, i in enumerate(q.input[1:]):
-            p = model.get_initializer(i)
+
+        def sliced(k: int, p: np.ndarray) -> np.ndarray:
             if k == 0 and p.size == n_out:  # a per-output scale slices with the outputs
-                p = p.reshape(-1)[start:end].reshape(p.shape[:-1] + (end - start,) if p.ndim else ())
-            model.set_initializer(f"{name}_param{k}", np.asarray(p))
-            params.append(f"{name}_param{k}")
-        node = helper.make_node("Quant", [f"{name}_value", *params], [f"{name}_q"], name=f"{name}/Quant",
-                                domain=q.domain)
-        node.attribute.extend(q.attribute)
-        model.graph.node.append(node)
-        return f"{name}_q"
+                return p.reshape(-1)[start:end].reshape(p.shape[:-1] + (end - start,) if p.ndim else ())
+            return p
+
+        return _quant_copy(model, q, np.ascontiguousarray(part), name, sliced)
+
+
+def _quant_copy(model: ModelWrapper, q: onnx.NodeProto | None, value: np.ndarray, name: str,
+                param: Callable[[int, np.ndarray], np.ndarray]) -> str:
+    """`value` as a new initializer behind a copy of quantiser q (none: the value itself), each of q's parameters
+    passed through `param(index, array)` (sliced or repeated with the channels the value now has)."""
+    model.set_initializer(f"{name}_value", value)
+    if q is None:
+        return f"{name}_value"
+    params = []
+    for k, i in enumerate(q.input[1:]):
+        model.set_initializer(f"{name}_param{k}", np.asarray(param(k, np.asarray(model.get_initializer(i)))))
+        params.append(f"{name}_param{k}")
+    node = helper.make_node("Quant", [f"{name}_value", *params], [f"{name}_q"], name=f"{name}/Quant",
+                            domain=q.domain)
+    node.attribute.extend(q.attribute)
+    model.graph.node.append(node)
+    return f"{name}_q"
 
 
 class SubPixelConvTranspose:
@@ -357,22 +368,14 @@ class SubPixelConvTranspose:
                name: str) -> str:
         """`value` (already rearranged) as an initializer, behind a copy of the original quantiser whose
         per-output-channel parameters repeat over the block."""
-        model.set_initializer(f"{name}_value", np.asarray(value, np.float32))
-        if q is None:
-            return f"{name}_value"
-        params = []
-        for k, i in enumerate(q.input[1:]):
-            p = np.asarray(model.get_initializer(i))
+
+        def repeated(_: int, p: np.ndarray) -> np.ndarray:
             if p.size == c_out and c_out > 1:
                 p = np.repeat(p.reshape(-1), block)
-                p = p.reshape(-1, *([1] * (value.ndim - 1))) if value.ndim > 1 else p
-            model.set_initializer(f"{name}_param{k}", p)
-            params.append(f"{name}_param{k}")
-        node = helper.make_node("Quant", [f"{name}_value", *params], [f"{name}_q"], name=f"{name}/Quant",
-                                domain=q.domain)
-        node.attribute.extend(q.attribute)
-        model.graph.node.append(node)
-        return f"{name}_q"
+                return p.reshape(-1, *([1] * (value.ndim - 1))) if value.ndim > 1 else p
+            return p
+
+        return _quant_copy(model, q, np.asarray(value, np.float32), name, repeated)
 
 
 class RemoveIdentityOps:
