@@ -378,6 +378,41 @@ class SubPixelConvTranspose:
         return _quant_copy(model, q, np.asarray(value, np.float32), name, repeated)
 
 
+class GatherQuantisedTable:
+    """Gather at constant indices from a per-tensor-quantised constant table (position and token-type embeddings
+    read at fixed positions) becomes the quantiser applied to the gathered rows: a quantised constant that adds to
+    a stream of the same scale as integers. Exact: a per-tensor quantiser acts element by element."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for node in list(model.graph.node):
+            if node.op_type != "Gather" or len(node.input) < 2:
+                continue
+            q = model.find_producer(node.input[0])
+            idx = model.get_initializer(node.input[1])
+            if q is None or q.op_type != "Quant" or idx is None:
+                continue
+            table = model.get_initializer(q.input[0])
+            params = [model.get_initializer(i) for i in q.input[1:]]
+            if table is None or any(p is None or np.asarray(p).size != 1 for p in params):
+                continue
+            value = np.take(table, np.asarray(idx, np.int64), axis=_attr_int(node, "axis", 0))
+            out = _quant_copy(model, q, np.asarray(value, table.dtype), f"{node.name or node.output[0]}_rows",
+                              lambda _k, a: a)
+            for consumer in model.find_consumers(node.output[0]) or []:
+                for i, name in enumerate(consumer.input):
+                    if name == node.output[0]:
+                        consumer.input[i] = out
+            model.graph.node.remove(node)
+            if not model.find_consumers(q.output[0]):
+                model.graph.node.remove(q)
+            self.notes.append(f"{_label(node)}: constant rows of a quantised table as a quantised constant")
+            return model.transform(InferShapes()), True
+        return model, False
+
+
 class RemoveIdentityOps:
     """Identity, Dropout (inference) and Reshape/Flatten that keep the shape are dropped; consumers read the input."""
 
@@ -421,8 +456,8 @@ class InferShapesPass:
 
 
 def default_passes() -> list[Pass]:
-    return [InferShapesPass(), FoldShapeOps(), FoldConstantSubgraphs(), BatchFreeReshape(), RemoveIdentityOps(),
-            SubPixelConvTranspose()]
+    return [InferShapesPass(), FoldShapeOps(), FoldConstantSubgraphs(), GatherQuantisedTable(), BatchFreeReshape(),
+            RemoveIdentityOps(), SubPixelConvTranspose()]
 
 
 def late_passes() -> list[Pass]:

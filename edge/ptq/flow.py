@@ -18,6 +18,7 @@ from tqdm import tqdm
 from edge.compress.bits import set_bit_widths, weight_layers
 from edge.ptq.recipe import PERCENTILE, Recipe
 from edge.ptq.source import as_model_input, plain_layers
+from edge.ptq.transformer import integer_transformer, is_hf_transformer
 from frontend.errors import EdgeError
 
 # QuantLinear/QuantConv and friends: the layers whose weights are quantised
@@ -29,7 +30,7 @@ class PtqModel:
     """The quantised model and how it was made."""
 
     model: nn.Module
-    mode: str  # "graph" (torch.fx + brevitas.graph.quantize) or "layerwise"
+    mode: str  # "graph" (torch.fx + brevitas.graph.quantize), "transformer" (Hugging Face, integer) or "layerwise"
     reference: nn.Module  # the float model as quantised (BatchNorm merged, equalised): per-layer SQNR reference
     weight_bits: dict[str, int]
     sensitivity: dict[str, dict[int, float]]
@@ -291,6 +292,10 @@ def ptq(model: nn.Module, calib: np.ndarray, recipe: Recipe, batch: int = 64, pr
             warnings.simplefilter("ignore")
             if mode == "graph":
                 qmodel = _graph_quantize(graph, recipe)
+            elif is_hf_transformer(graph):
+                weight, signed, unsigned = _quantizers(recipe)
+                qmodel = integer_transformer(graph, sample, recipe.wbits[1], recipe.abits, weight, signed, unsigned)
+                mode = "transformer"
             else:
                 layers, _, _ = _maps(recipe, layerwise=True)
                 qmodel = layerwise_quantize(graph, compute_layer_map=layers)
