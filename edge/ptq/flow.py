@@ -266,10 +266,28 @@ def _mixed_precision(model: nn.Module, fixed: list[str], recipe: Recipe, x: np.n
     return table
 
 
+def _layerwise(model: nn.Module, sample: torch.Tensor, recipe: Recipe,
+               log: Callable[[str], None]) -> tuple[nn.Module, str]:
+    """A model torch.fx cannot trace: a Hugging Face transformer as an integer program when that form applies to it,
+    else every linear/conv layer quantised on its own (QDQ runtimes take the rest in float)."""
+    from brevitas.graph.quantize import layerwise_quantize
+
+    if is_hf_transformer(model):
+        weight, signed, unsigned = _quantizers(recipe)
+        try:
+            return integer_transformer(copy.deepcopy(model), sample, recipe.wbits[1], recipe.abits, weight, signed,
+                                       unsigned), "transformer"
+        except Exception as exc:  # noqa: BLE001 - an architecture the integer form does not know: say so, go on
+            log(f"the integer transformer form does not apply ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); quantising layer by layer")
+    layers, _, _ = _maps(recipe, layerwise=True)
+    return layerwise_quantize(model, compute_layer_map=layers), "layerwise"
+
+
 def ptq(model: nn.Module, calib: np.ndarray, recipe: Recipe, batch: int = 64, progress: bool = True,
         mp_tolerance_db: float = 1.0, log: Callable[[str], None] = lambda _: None) -> PtqModel:
     """Quantise a float model (eval mode, `Logits`-wrapped) with Brevitas PTQ as `recipe` says."""
-    from brevitas.graph.quantize import layerwise_quantize, preprocess_for_quantize
+    from brevitas.graph.quantize import preprocess_for_quantize
 
     # tracing shares submodules and BatchNorm merging rewrites them: keep the caller's model as it was
     model = plain_layers(copy.deepcopy(model))
@@ -292,13 +310,8 @@ def ptq(model: nn.Module, calib: np.ndarray, recipe: Recipe, batch: int = 64, pr
             warnings.simplefilter("ignore")
             if mode == "graph":
                 qmodel = _graph_quantize(graph, recipe)
-            elif is_hf_transformer(graph):
-                weight, signed, unsigned = _quantizers(recipe)
-                qmodel = integer_transformer(graph, sample, recipe.wbits[1], recipe.abits, weight, signed, unsigned)
-                mode = "transformer"
             else:
-                layers, _, _ = _maps(recipe, layerwise=True)
-                qmodel = layerwise_quantize(graph, compute_layer_map=layers)
+                qmodel, mode = _layerwise(graph, sample, recipe, log)
     except EdgeError:
         raise
     except Exception as exc:  # noqa: BLE001 - Brevitas refuses models it cannot quantise: name what
