@@ -422,7 +422,28 @@ def with_batch(model: ModelWrapper, batch: int) -> ModelWrapper:
         dims = tensor.type.tensor_type.shape.dim
         if dims:
             dims[0].dim_value = batch
+    if batch != 1:
+        _batch_concat_constants(proto, batch)
     return ModelWrapper(proto).transform(InferShapes())
+
+
+def _batch_concat_constants(proto: onnx.ModelProto, batch: int) -> None:
+    """A constant of batch 1 concatenated to activations along another axis (a class token, its batch Expand folded
+    at export) is repeated to `batch`: Concat does not broadcast, every sample gets the same rows."""
+    inits = {t.name: t for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type != "Concat" or all(i in inits for i in node.input):
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        for k, name in enumerate(node.input):
+            if name not in inits:
+                continue
+            value = onnx.numpy_helper.to_array(inits[name])
+            if value.ndim < 2 or value.shape[0] != 1 or axis % value.ndim == 0:
+                continue
+            copy = onnx.numpy_helper.from_array(np.repeat(value, batch, axis=0), f"{name}_batch{batch}_{node.name}")
+            proto.graph.initializer.append(copy)
+            node.input[k] = copy.name
 
 
 class GoldenModel:

@@ -102,3 +102,13 @@ def bert() -> nn.Module:
     cfg = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                      max_position_embeddings=16, num_labels=3)
     return BertForSequenceClassification(cfg)
+
+
+def hf_vit() -> nn.Module:
+    """Hugging Face's ViT on 8x8 one-channel images: a class token concatenated to the patch tokens, pre-LN blocks."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    cfg = ViTConfig(image_size=8, patch_size=2, num_channels=1, hidden_size=32, num_hidden_layers=2,
+                    num_attention_heads=2, intermediate_size=64, num_labels=10)
+    return ViTForImageClassification(cfg)

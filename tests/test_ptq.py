@@ -265,6 +265,27 @@ def test_hugging_face_bert(run_cli, tmp_path: Path) -> None:
     assert code == 2 and "token ids" in err
 
 
+def test_hugging_face_vit(run_cli, tmp_path: Path) -> None:
+    # float images in, a class token concatenated at the front (a batch-1 constant after export): the integer
+    # transformer form (patch-embedding Conv2d included), the golden model batched, QDQ ONNX exact
+    x = np.random.default_rng(0).standard_normal((16, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = run_cli("quantize", f"{MODELS}:hf_vit", "--calib", str(tmp_path / "x.npy"), "-o",
+                             str(tmp_path / "q"), "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["mode"] == "transformer"
+    _golden_matches_torch(r)
+    code, out, err = run_cli("inspect", r["model"], "--json")
+    assert code == 0, err
+    fpga = next(t for t in json.loads(out)["targets"] if t["target"] == "fpga")
+    assert all("Gather" in why or "classifier" in why for why in fpga["reasons"]), fpga  # only the class token
+    code, out, err = run_cli("export", "--target", "onnx", r["model"], "-o", str(tmp_path / "qdq"), "--calib",
+                             str(tmp_path / "x.npy"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["verification"]["max_diff_output_lsb"] == 0
+
+
 @pytest.mark.parametrize("args, message", [
     (["nofile.py:build"], "no such model file"),
     ([f"{MODELS}:missing"], "defines no callable 'missing'"),

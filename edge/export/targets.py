@@ -185,14 +185,20 @@ def export_openvino(loaded: LoadedModel, tmp: Path, ref: Reference, per_layer: b
     core = ov.Core()
     name = model.inputs[0].get_any_name()
     size = min(ref.batch, len(x))
-    model.reshape({name: [size, *loaded.input_shape[1:]]})
+    try:
+        model.reshape({name: [size, *loaded.input_shape[1:]]})
+    except RuntimeError:  # a batch-1 constant baked in at export (a class token Concat): one sample at a time
+        size = 1
+        model.reshape({name: [1, *loaded.input_shape[1:]]})
     compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": "1", **OPENVINO_CONFIG})
     outs = []
     for part in ref.batches():  # one compiled batch size: the last batch is padded with its own first sample
-        chunk = x[part]
-        if len(chunk) < size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk), axis=0)])
-        outs.append(np.asarray(compiled(chunk)[compiled.outputs[0]])[: part.stop - part.start])
+        for start in range(part.start, part.stop, size):
+            chunk = x[start:min(start + size, part.stop)]
+            n = len(chunk)
+            if n < size:
+                chunk = np.concatenate([chunk, np.repeat(chunk[:1], size - n, axis=0)])
+            outs.append(np.asarray(compiled(chunk)[compiled.outputs[0]])[:n])
     out = np.concatenate(outs, axis=0)
     layers = []
     for op in compiled.get_runtime_model().get_ordered_ops():

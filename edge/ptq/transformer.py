@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+LINEAR = (nn.Linear, nn.Conv1d, nn.Conv2d)  # weight layers: a ViT's patch embedding is a Conv2d
 ATTENTION = "edge_integer"  # the attention implementation name registered with transformers
 _CALLERS: list[nn.Module] | None = None  # while `_analyse` runs: the modules that call the attention function
 ACTIVATIONS = ("GELU", "GELUActivation", "NewGELUActivation", "FastGELUActivation", "QuickGELUActivation", "Tanh",
@@ -150,7 +151,7 @@ def _analyse(model: nn.Module, sample: torch.Tensor) -> tuple[set[str], dict[str
             hooks += [m.register_forward_hook(after_point(name, True)), m.register_forward_pre_hook(before_norm)]
         elif type(m).__name__ in ACTIVATIONS:
             hooks.append(m.register_forward_hook(after_point(name, False)))
-        elif isinstance(m, nn.Linear):
+        elif isinstance(m, LINEAR):
             hooks += [m.register_forward_pre_hook(before_linear(name)), m.register_forward_hook(after_linear(name))]
     _CALLERS = []
     try:
@@ -189,6 +190,15 @@ def _embedding_quant(model: nn.Module, bits: int) -> None:
             setattr(parent, leaf, q)
 
 
+def _quant_layer(qnn: Any, m: nn.Module, kw: dict[str, Any]) -> nn.Module:
+    """The Brevitas layer for a float Linear/Conv1d/Conv2d with the same geometry."""
+    if isinstance(m, nn.Linear):
+        return qnn.QuantLinear(m.in_features, m.out_features, bias=m.bias is not None, **kw)
+    cls = qnn.QuantConv1d if isinstance(m, nn.Conv1d) else qnn.QuantConv2d
+    return cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+               dilation=m.dilation, groups=m.groups, bias=m.bias is not None, **kw)
+
+
 def integer_transformer(model: nn.Module, sample: torch.Tensor, wbits: int, abits: int, weight: Any, signed: Any,
                         unsigned: Any) -> nn.Module:
     """`model` (a Hugging Face transformer, eval mode) with quantised linear layers, embeddings and activations as
@@ -215,7 +225,7 @@ def integer_transformer(model: nn.Module, sample: torch.Tensor, wbits: int, abit
             parent, leaf = _parent(model, name)
             setattr(parent, leaf, QuantOutput(m, act(kind)))
     for name, m in list(model.named_modules()):
-        if not isinstance(m, nn.Linear) or isinstance(m, qnn.QuantLinear):
+        if not isinstance(m, LINEAR) or isinstance(m, qnn.QuantLinear | qnn.QuantConv1d | qnn.QuantConv2d):
             continue
         kw: dict[str, Any] = {"weight_quant": weight, "weight_bit_width": wbits, "return_quant_tensor": False}
         if name not in quantised_in:
@@ -224,7 +234,7 @@ def integer_transformer(model: nn.Module, sample: torch.Tensor, wbits: int, abit
             kw["output_quant"] = norms[pairs[name]].act_quant
         elif name != last:
             kw.update(output_quant=signed, output_bit_width=abits)
-        q = qnn.QuantLinear(m.in_features, m.out_features, bias=m.bias is not None, **kw)
+        q = _quant_layer(qnn, m, kw)
         q.weight.data.copy_(m.weight.detach())
         if m.bias is not None:
             q.bias.data.copy_(m.bias.detach())
