@@ -155,14 +155,18 @@ def test_float_onnx_with_an_op_pytorch_cannot_take(run_cli, float_cnn: dict[str,
     assert not (tmp_path / "q").exists()
 
 
-@pytest.mark.parametrize("factory", ["mobilenet_v2", "resnet18"])
-def test_torchvision_models(run_cli, tmp_path: Path, factory: str) -> None:
-    x = np.random.default_rng(0).standard_normal((32, 3, 32, 32)).astype(np.float32)
-    np.save(tmp_path / "x.npy", x)
+def _quantize_random_images(run_cli, tmp_path: Path, factory: str, shape: tuple[int, ...]) -> dict:
+    """`edge quantize` of a tests/ptq_models.py factory on standard-normal images (saved as tmp_path/x.npy)."""
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal(shape).astype(np.float32))
     code, out, err = run_cli("quantize", f"{MODELS}:{factory}", "--calib", str(tmp_path / "x.npy"), "-o",
                              str(tmp_path / "q"), "--json")
     assert code == 0, err
-    r = json.loads(out)
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("factory", ["mobilenet_v2", "resnet18"])
+def test_torchvision_models(run_cli, tmp_path: Path, factory: str) -> None:
+    r = _quantize_random_images(run_cli, tmp_path, factory, (32, 3, 32, 32))
     assert r["mode"] == "graph" and len(r["layers"]) >= 20
     # every sample off a rounding tie has the golden's class (a tie: torch's float32 and float64 runs disagree, as
     # for one ResNet-18 sample in 32 on an Intel host, where the integer IR sided with the golden); ties are rare
@@ -268,12 +272,7 @@ def test_hugging_face_bert(run_cli, tmp_path: Path) -> None:
 def test_hugging_face_vit(run_cli, tmp_path: Path) -> None:
     # float images in, a class token concatenated at the front (a batch-1 constant after export): the integer
     # transformer form (patch-embedding Conv2d included), the golden model batched, QDQ ONNX exact
-    x = np.random.default_rng(0).standard_normal((16, 1, 8, 8)).astype(np.float32)
-    np.save(tmp_path / "x.npy", x)
-    code, out, err = run_cli("quantize", f"{MODELS}:hf_vit", "--calib", str(tmp_path / "x.npy"), "-o",
-                             str(tmp_path / "q"), "--json")
-    assert code == 0, err
-    r = json.loads(out)
+    r = _quantize_random_images(run_cli, tmp_path, "hf_vit", (16, 1, 8, 8))
     assert r["mode"] == "transformer"
     _golden_matches_torch(r)
     code, out, err = run_cli("inspect", r["model"], "--json")

@@ -111,12 +111,14 @@ def _analyse(model: nn.Module, sample: torch.Tensor) -> tuple[set[str], dict[str
     quantised_in: set[str] = set()
     pairs: dict[str, str] = {}
     order: list[str] = []
+    alive: list[torch.Tensor] = []
     hooks = []
 
     def after_point(name: str, is_norm: bool) -> Callable[..., None]:
         def hook(_m: nn.Module, _i: Any, out: Any) -> None:
             if (ptr := _storage(out)) is not None:
                 points[ptr] = name
+                alive.append(out)  # held until the run ends: a freed storage's address could be reused
             if is_norm and isinstance(out, torch.Tensor):
                 norm_out[name] = out
         return hook
