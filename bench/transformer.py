@@ -1,12 +1,14 @@
-"""Benchmark (not a test): the vit zoo transformer on both paths.
+"""Benchmark (not a test): transformers on both paths.
 
-Trains `edge train --model vit --wbits 4 --abits 4` (digits, 40 epochs), then per FPGA board (zcu104, kv260)
+Models: the vit zoo transformer (`edge train --model vit --wbits 4 --abits 4`, digits, 40 epochs) and a small
+Hugging Face BERT built from a BertConfig (tests/ptq_models.py:bert, no download) quantised by `edge quantize` in
+its integer transformer form (8-bit, calibrated on random token ids). Per model and FPGA board (zcu104, kv260):
 `edge build` with C-sim and cycle sim: FPS and first-frame latency estimated and simulated, the bottleneck, and
-LUT/BRAM36/DSP summed per kernel kind; and per edge target (onnx, openvino, tflite) `edge export` then `edge bench`
+LUT/BRAM36/DSP summed per kernel kind; per edge target (onnx, openvino, tflite): `edge export` then `edge bench`
 (p50 latency on this host, one thread) with the export's own verdict. FINN+ publishes transformer results for
-other models and data sets only (no 8x8 digits ViT), so there is no like-for-like row to put beside these.
+other models and data sets only (no 8x8 digits ViT, no 2-layer 32-wide BERT), so there is no like-for-like row.
 
-    python bench/transformer.py [--boards zcu104,kv260] [--targets onnx,openvino,tflite]
+    python bench/transformer.py [--models vit,bert] [--boards zcu104,kv260] [--targets onnx,openvino,tflite]
         [--out bench/results/transformer.json]
 """
 
@@ -55,9 +57,9 @@ def build_row(model: Path, board: str, work: Path) -> dict:
             "per_kind": {k: {q: round(v, 1) for q, v in d.items()} for k, d in sorted(kinds.items())}}
 
 
-def export_row(model: Path, target: str, work: Path) -> dict:
+def export_row(model: Path, target: str, work: Path, calib: list[str]) -> dict:
     out = work / f"export_{target}"
-    r, seconds, code = _run("export", "--target", target, str(model), "-o", str(out))
+    r, seconds, code = _run("export", "--target", target, str(model), "-o", str(out), *calib)
     if "verification" not in r:
         return {"target": target, "error": r.get("error", f"exit {code}")}
     v = r["verification"]
@@ -67,25 +69,34 @@ def export_row(model: Path, target: str, work: Path) -> dict:
             "p50_ms": b.get("latency_ms", {}).get("p50"), "runtime": b.get("runtime")}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--boards", default="zcu104,kv260")
-    ap.add_argument("--targets", default="onnx,openvino,tflite")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "transformer.json")
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
-        work = Path(d)
-        train, train_s, code = _run("train", "--model", "vit", "--wbits", "4", "--abits", "4", "--no-float-baseline",
-                                    "-o", str(work / "vit"))
-        if code:
-            print(train.get("error"), file=sys.stderr)
-            return 1
-        model = work / "vit" / "model.onnx"
-        builds = [build_row(model, b, work) for b in args.boards.split(",")]
-        exports = [export_row(model, t, work) for t in args.targets.split(",")]
-    result = {"model": "vit w4a4 (digits)", "test_accuracy": train["quant_test_accuracy"], "train_seconds": train_s,
-              "builds": builds, "exports": exports}
-    print(f"vit w4a4: test accuracy {train['quant_test_accuracy']:.2%}, trained in {train_s:.0f} s\n")
+def vit_model(work: Path) -> tuple[dict, Path, list[str]]:
+    train, seconds, code = _run("train", "--model", "vit", "--wbits", "4", "--abits", "4", "--no-float-baseline",
+                                "-o", str(work / "vit"))
+    if code:
+        raise RuntimeError(train.get("error"))
+    return ({"model": "vit w4a4 (digits)", "test_accuracy": train["quant_test_accuracy"], "train_seconds": seconds},
+            work / "vit" / "model.onnx", [])
+
+
+def bert_model(work: Path) -> tuple[dict, Path, list[str]]:
+    import numpy as np
+
+    ids = work / "ids.npy"
+    np.save(ids, np.random.default_rng(0).integers(0, 64, (64, 12)))
+    q, seconds, code = _run("quantize", f"{ROOT / 'tests' / 'ptq_models.py'}:bert", "--calib", str(ids), "-o",
+                            str(work / "bert"))
+    if code:
+        raise RuntimeError(q.get("error"))
+    return ({"model": "HF BERT 2x32, 12 tokens, int8 PTQ (transformer mode)", "output_sqnr_db":
+             q.get("output_sqnr_db"), "quantize_seconds": seconds}, Path(q["model"]), ["--calib", str(ids)])
+
+
+MODELS = {"vit": vit_model, "bert": bert_model}
+
+
+def report(entry: dict) -> None:
+    builds, exports = entry["builds"], entry["exports"]
+    print(f"\n== {entry['model']}")
     print(render(["board", "FPS est", "FPS sim", "latency us est/sim", "bottleneck", "LUT", "BRAM36", "DSP",
                   "passed", "s"],
                  [[b["board"], f"{b['fps_estimated']:,.0f}", f"{b['fps_simulated']:,.0f}",
@@ -106,8 +117,30 @@ def main() -> int:
                  [[e["target"], e["passed"], f"{e['max_diff_output_lsb']:.2f}", f"{e['top1_agreement']:.2%}",
                    e["p50_ms"], f"{e['export_seconds']:.0f}"] if "error" not in e else [e["target"], e["error"]]
                   for e in exports]))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="vit,bert")
+    ap.add_argument("--boards", default="zcu104,kv260")
+    ap.add_argument("--targets", default="onnx,openvino,tflite")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "transformer.json")
+    args = ap.parse_args()
+    entries = []
+    for name in args.models.split(","):
+        with tempfile.TemporaryDirectory() as d:
+            work = Path(d)
+            try:
+                entry, model, calib = MODELS[name](work)
+            except RuntimeError as exc:
+                print(f"{name}: {exc}", file=sys.stderr)
+                return 1
+            entry["builds"] = [build_row(model, b, work) for b in args.boards.split(",")]
+            entry["exports"] = [export_row(model, t, work, calib) for t in args.targets.split(",")]
+        report(entry)
+        entries.append(entry)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    args.out.write_text(json.dumps({"models": entries}, indent=1) + "\n", encoding="utf-8")
     print(f"\nwrote {args.out}")
     return 0
 

@@ -696,7 +696,7 @@ def run(deploy: Path, sim: bool, input_file: Path, output_file: Path, python: st
                         f"{settings['board']} and run driver/driver.py there")
     x = _read_batch(input_file, tuple(settings["pre"]["raw_shape"] or settings["pre"]["onnx_shape"]))
     staged = output_file.with_name(output_file.name + ".input.npy")
-    np.save(staged, x)  # float32, the layout checked: what the driver reads
+    np.save(staged, x)  # float32 (int64 token ids), the layout checked: what the driver reads
     uart = bool(settings.get("uart"))
     try:
         if uart:
@@ -715,7 +715,8 @@ def run(deploy: Path, sim: bool, input_file: Path, output_file: Path, python: st
     else:
         g = result["golden"]
         exact = "bit-exact" if g["bit_exact_vs_integer_model"] else "DIFFERENT"
-        golden = ("equal up to float32 rounding" if g["golden_close"] else "DIFFERENT") + (
+        close = "within that bound" if "bound" in g["against"] else "equal up to float32 rounding"
+        golden = (close if g["golden_close"] else "DIFFERENT") + (
             f" (max |diff| {g['max_abs_diff']:.2g}" + (f", top-1 agreement {g['top1_agreement']:.1%})"
                                                         if "top1_agreement" in g else ")")
             if "max_abs_diff" in g else "")
@@ -791,7 +792,7 @@ def _read_batch(path: Path, shape: tuple[int, ...]):
     if tuple(x.shape[1:]) != tuple(shape):
         raise EdgeError(f"{path}: samples have shape {tuple(x.shape[1:])}, the model takes {tuple(shape)} "
                         "(the QONNX model's own input layout, batch first)")
-    return x.astype(np.float32)
+    return x.astype(np.int64) if x.dtype.kind in "iu" else x.astype(np.float32)  # integers: token ids
 
 
 # ---------------------------------------------------------------------------------------------- export

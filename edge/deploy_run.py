@@ -204,6 +204,7 @@ def compare_with_golden(build_dir: Path, x: np.ndarray, y: np.ndarray) -> dict[s
     from edge.build import MODEL_COPY
     from fpga.execute import run_model
     from fpga.serialize import load_graph
+    from fpga.verify import APPROX_KINDS, verify
     from frontend.qonnx_io import GoldenModel, load_model
 
     graph = load_graph(build_dir)
@@ -212,10 +213,18 @@ def compare_with_golden(build_dir: Path, x: np.ndarray, y: np.ndarray) -> dict[s
     if graph.post.top_k:
         result.update(against="integer model (top-k indices)", golden_close=result["bit_exact_vs_integer_model"])
         return result
-    ref = GoldenModel(load_model(build_dir / MODEL_COPY)).run(x)
+    loaded = load_model(build_dir / MODEL_COPY)
+    ref = GoldenModel(loaded).run(x)
     same_shape = ref.shape == y.shape
     close = same_shape and bool(np.isclose(y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(initial=1.0)).all())
-    result.update(against="QONNX golden model", golden_close=close,
+    against = "QONNX golden model"
+    if same_shape and not close and any(n.kind in APPROX_KINDS for n in graph.nodes):
+        # Softmax/LayerNorm kernels are not bit-exact with float: the driver's integers are the integer model's
+        # (checked above), and those are held to the build's bound against the golden, layer by layer
+        report = verify(graph, loaded, x)
+        close = result["bit_exact_vs_integer_model"] and report.passed
+        against = "QONNX golden model (Softmax/LayerNorm outputs within their 1-level bound)"
+    result.update(against=against, golden_close=close,
                   max_abs_diff=float(np.abs(ref.astype(np.float64) - y).max()) if same_shape else float("inf"))
     if same_shape and y.ndim == 2:
         result["top1_agreement"] = float((y.argmax(1) == ref.argmax(1)).mean())

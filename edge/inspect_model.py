@@ -91,7 +91,7 @@ class ModelSummary:
 def quant_of(model: ModelWrapper, tensor: str) -> QuantInfo | None:
     """The quantiser that produced `tensor`, looking through layout-only ops; None for a float tensor."""
     producer = model.find_producer(tensor)
-    while producer is not None and producer.op_type in PASS_THROUGH_OPS:
+    while producer is not None and (producer.op_type in PASS_THROUGH_OPS or producer.op_type == "Gather"):
         producer = model.find_producer(producer.input[0])
     if producer is None:
         return None
@@ -182,7 +182,7 @@ def _tflite_refusal(op: str) -> str | None:
 
 
 def _int8_verdict(target: str, model: ModelWrapper, layers: list[LayerInfo]) -> TargetVerdict:
-    reasons = [f"node '{n.name}': op {n.op_type} {why}" for n in model.graph.node
+    reasons = [f"node '{n.name}': op {n.op_type}: {why}" for n in model.graph.node
                if (why := _tflite_refusal(n.op_type)) is not None]
     for layer in layers:
         for what, q in (("weights", layer.weight_quant), ("input", layer.input_quant)):

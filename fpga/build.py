@@ -16,7 +16,7 @@ from fpga.report import build_report
 from fpga.resources import Resources
 from fpga.verify import verify
 from fpga.width import insert_width_converters
-from frontend.qonnx_io import LoadedModel
+from frontend.qonnx_io import LoadedModel, vocabulary
 
 VERIFY_SAMPLES = 64
 # integer elements the teacher-forced verification may hold at once (all IR streams of all samples, int64, and as
@@ -44,8 +44,11 @@ class BuildOptions:
 
 
 def random_inputs(loaded: LoadedModel, n: int, seed: int) -> np.ndarray:
-    """Inputs across the input quantiser's range and a little beyond it, so clipping is exercised too."""
+    """Inputs across the input quantiser's range and a little beyond it, so clipping is exercised too; token ids
+    over the whole vocabulary."""
     rng = np.random.default_rng(seed)
+    if loaded.input_dtype is np.int64:
+        return rng.integers(0, vocabulary(loaded), size=(n, *loaded.input_shape[1:]), dtype=np.int64)
     return rng.uniform(-0.25, 1.25, size=(n, *loaded.input_shape[1:])).astype(np.float32)
 
 

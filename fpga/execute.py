@@ -31,6 +31,7 @@ from fpga.ir import (
     StreamingDataWidthConverter,
     StreamMatMul,
     Thresholding,
+    TokenSelect,
     Upsample,
     VectorVectorUnit,
 )
@@ -41,6 +42,8 @@ HOST_FUNCS = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.d
 
 def apply_host_ops(pre: InputQuant, x: np.ndarray) -> np.ndarray:
     """The preprocessing the model does before its input quantiser, in float32 exactly as ONNX does it."""
+    if pre.host_ops and pre.host_ops[0].op == "Gather":  # token ids -> rows of the embedding table
+        return np.asarray(pre.host_ops[0].const, np.float32)[embedding_rows(x, len(pre.host_ops[0].const))]
     x = np.asarray(x, np.float32)
     if pre.raw_shape:
         x = x.reshape(len(x), *pre.raw_shape)
@@ -52,6 +55,18 @@ def apply_host_ops(pre: InputQuant, x: np.ndarray) -> np.ndarray:
         a, b = (c, x) if op.const_first else (x, c)
         x = HOST_FUNCS[op.op](a, b).astype(np.float32)
     return x
+
+
+def embedding_rows(ids: np.ndarray, rows: int) -> np.ndarray:
+    """Token ids as table rows, negative ids counting from the end as ONNX Gather does; out of range is an error."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind == "f" and not np.array_equal(ids, np.round(ids)):
+        raise ValueError("token ids must be integers")
+    ids = ids.astype(np.int64)
+    if ids.size and (ids.min() < -rows or ids.max() >= rows):
+        raise ValueError(f"token ids must lie in [-{rows}, {rows}) for an embedding table of {rows} rows; found "
+                         f"{int(ids.min())}..{int(ids.max())}")
+    return np.where(ids < 0, ids + rows, ids)
 
 
 def host_ops_at_quantiser(pre: InputQuant) -> list[tuple[str, np.ndarray, bool]]:
@@ -292,6 +307,12 @@ def _concat(node: StreamingConcat, ins: list[np.ndarray]) -> list[np.ndarray]:
 @EXECUTE.register(DuplicateStreams)
 def _duplicate(node: DuplicateStreams, ins: list[np.ndarray]) -> list[np.ndarray]:
     return [ins[0]] + [ins[0].copy() for _ in node.outputs[1:]]
+
+
+@EXECUTE.register(TokenSelect)
+def _token_select(node: TokenSelect, ins: list[np.ndarray]) -> list[np.ndarray]:
+    x = ins[0].reshape(len(ins[0]), node.vectors, node.channels)
+    return [x[:, node.first : node.first + node.count].reshape(len(x), -1)]
 
 
 @EXECUTE.register(LabelSelect)

@@ -29,11 +29,20 @@ def _round(x: np.ndarray, mode: str) -> np.ndarray:
 
 def preprocess(x: np.ndarray, pre: dict, arrays: dict) -> np.ndarray:
     """Float batch in the model's input shape -> integers in the accelerator's element order, one row per frame."""
-    x = np.asarray(x, np.float32)
     n = len(x)
-    if pre["raw_shape"]:
+    if pre["host_ops"] and pre["host_ops"][0]["op"] == "Gather":  # token ids -> rows of the embedding table
+        table = arrays[pre["host_ops"][0]["const"]].astype(np.float32)
+        ids = np.asarray(x).astype(np.int64)
+        if ids.size and (ids.min() < -len(table) or ids.max() >= len(table)):
+            raise ValueError(f"token ids must lie in [-{len(table)}, {len(table)})")
+        x = table[np.where(ids < 0, ids + len(table), ids)]
+    else:
+        x = np.asarray(x, np.float32)
+    if pre["raw_shape"] and not (pre["host_ops"] and pre["host_ops"][0]["op"] == "Gather"):
         x = x.reshape(n, *pre["raw_shape"])
     for op in pre["host_ops"]:
+        if op["op"] == "Gather":
+            continue
         if op["op"] == "Reshape":
             x = x.reshape(n, *op["shape"])
             continue

@@ -423,6 +423,26 @@ class AddConstant(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class TokenSelect(Node):
+    """Keeps `count` consecutive vectors of a stream from `first` on and drops the rest (the class token a BERT
+    pooler or a ViT head reads): every word is read, only the kept ones are written. No arithmetic."""
+
+    channels: int = 0
+    vectors: int = 1
+    first: int = 0
+    count: int = 1
+    dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "TokenSelect"
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return (self.channels // self.pe) * self.vectors
+
+
+@dataclass(frozen=True, eq=False)
 class StreamMatMul(Node):
     """Matrix product of two activation streams (attention's Q K^T and A V), per batch b (attention head):
     out[m, b, n] = sum_k A[m, b, k] * B[b, k, n]. B is buffered whole (it arrives first), then A streams row by
@@ -523,7 +543,7 @@ NODE_TYPES: dict[str, type[Node]] = {
     cls.kind: cls
     for cls in (MatrixVectorUnit, VectorVectorUnit, Thresholding, SlidingWindow, Padding, MaxPool, GlobalAccPool,
                 AddStreams, StreamingConcat, DuplicateStreams, LabelSelect, StreamingDataWidthConverter, DepthToSpace,
-                Upsample, AddConstant, StreamMatMul, Softmax, LayerNorm, Lookup)
+                Upsample, AddConstant, TokenSelect, StreamMatMul, Softmax, LayerNorm, Lookup)
 }
 
 
@@ -545,9 +565,10 @@ class TensorInfo:
 @dataclass(frozen=True, eq=False)
 class HostOp:
     """One float32 op the host applies before the input quantiser, as ONNX computes it (IEEE float32 element-wise
-    ops round identically in numpy, so the step is exact): Mul/Add/Sub/Div by a constant, or Reshape."""
+    ops round identically in numpy, so the step is exact): Mul/Add/Sub/Div by a constant, Reshape, or Gather (token
+    ids -> rows of a quantised embedding table, the only op when present)."""
 
-    op: str  # Mul, Add, Sub, Div, Reshape
+    op: str  # Mul, Add, Sub, Div, Reshape, Gather
     const: np.ndarray  # the constant (ONNX broadcasting, batch axis included), or the per-sample shape for Reshape
     const_first: bool = False  # Sub/Div with the constant as the left operand
 

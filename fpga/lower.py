@@ -49,6 +49,7 @@ from fpga.ir import (
     TensorInfo,
     Thresholding,
     Thresholds,
+    TokenSelect,
     Upsample,
     VectorVectorUnit,
 )
@@ -634,6 +635,9 @@ class Lowering:
             node = users[0]
             if node.op_type in QUANTISERS and node.input[0] == tensor:
                 return node, ops
+            if node.op_type == "Gather" and node.input[1] == tensor and not ops:
+                self.embedding(node)
+                return node, []
             if node.op_type in HOST_ELEMENTWISE:
                 others = [i for i in node.input if i != tensor]
                 c = self.init(others[0]) if len(others) == 1 else None
@@ -651,13 +655,31 @@ class Lowering:
             self.done.add(node.name)
             tensor = node.output[0]
 
+    def embedding(self, node: NodeProto) -> NodeProto:
+        """Token ids into a Gather from a quantised table (an Embedding): the row lookup is a host-side step
+        (a vocabulary table is megabytes, the size of the device's whole on-chip memory), and the rows, integers of
+        the table's scale, enter the accelerator. Returns the table's quantiser, which describes the stream."""
+        q = self.producers.get(node.input[0])
+        if self.attr(node, "axis", 0) != 0 or q is None or q.op_type != "Quant" or \
+                self.init(node.input[0]) is None:
+            raise self.fail(node, "token ids must index the rows (axis 0) of a quantised constant table (a Brevitas "
+                                  "QuantEmbedding, or `edge quantize` of the model)")
+        return q
+
     def lower_input(self, node: NodeProto, host_ops: list[HostOp] | None = None) -> None:
-        shape = self.shape(node.input[0])
+        gather = None
+        if node.op_type == "Gather":  # an embedding: the table's quantiser describes the rows the host looks up
+            gather, node = node, self.embedding(node)
+            host_ops = [HostOp("Gather", np.asarray(self.init(gather.input[0]), np.float32))]
+        shape = self.shape(gather.output[0] if gather is not None else node.input[0])
         raw = self.shape(self.model.graph.input[0].name) if host_ops else ()
         feature_map = len(shape) == 3 or (len(shape) == 2 and self.feeds_conv(node.output[0]))
         layout = Layout("nhwc") if feature_map else Layout("flat")
         c, h, w = _chw(shape) if feature_map else (0, 0, 0)
         value_shape = (h, w, c) if feature_map else (int(np.prod(shape)),)
+        if gather is not None and len(shape) >= 2:  # embedded tokens: one vector per token, in order
+            feature_map, value_shape = False, (int(np.prod(shape[:-1])), shape[-1])
+            layout = Layout("index", np.arange(int(np.prod(shape))).reshape(value_shape))
         if node.op_type == "BipolarQuant":
             scale = self.init(node.input[1])
             if scale is None or np.asarray(scale).size != 1:
@@ -670,8 +692,8 @@ class Lowering:
             return
         scale, zp, bits = (self.init(node.input[i]) for i in (1, 2, 3))
         if scale is None or zp is None or bits is None or np.any(zp != 0) or np.asarray(scale).size != 1:
-            raise self.fail(node, "the input quantiser needs one constant scale, a zero-point of 0 and a constant "
-                                  "bit width")
+            what = "the embedding table's quantiser" if gather is not None else "the input quantiser"
+            raise self.fail(node, f"{what} needs one constant scale, a zero-point of 0 and a constant bit width")
         signed, narrow = bool(self.attr(node, "signed", 1)), bool(self.attr(node, "narrow", 0))
         mode = self.attr(node, "rounding_mode", b"ROUND")
         mode = mode.decode() if isinstance(mode, bytes) else mode
@@ -680,7 +702,8 @@ class Lowering:
         self.pre = InputQuant(float(np.asarray(scale).item()), nbits, signed, narrow, mode, shape,
                               host_ops=tuple(host_ops or ()), raw_shape=raw, map_1d=feature_map and len(shape) == 2)
         self.tensors["input"] = TensorInfo(value_shape, dtype)
-        self.publish(node.output[0], "input", dtype, np.asarray(scale, np.float64).reshape(()), layout)
+        published = gather.output[0] if gather is not None else node.output[0]
+        self.publish(published, "input", dtype, np.asarray(scale, np.float64).reshape(()), layout)
 
     def feeds_conv(self, tensor: str) -> bool:
         """A (C, L) tensor read by a Conv or MaxPool is a 1-D feature map; otherwise it is a feature vector."""
@@ -837,8 +860,10 @@ class Lowering:
         layout = replace(x.layout, perm=index) if x.layout.kind == "index" else x.layout
         s_x = self.scalar_scale(x, node)
         q, s_out, dtype, qmin, qmax, _, mode = self.quantiser_after(node)
-        if qmin != 0 or mode != "ROUND":
-            raise self.fail(q, "the Softmax output quantiser must be unsigned with ROUND rounding")
+        if qmin > 0 or mode != "ROUND":
+            raise self.fail(q, "the Softmax output quantiser must round (ROUND) and include 0")
+        if qmin < 0:  # a signed quantiser of probabilities (int8 runtimes' choice) only ever holds 0..qmax
+            dtype = smallest_type(0, qmax)
         span = int(x.dtype.max - x.dtype.min)
         d = np.arange(span + 1, dtype=np.float64)
         table = np.rint(2.0 ** Softmax.EXP_BITS * np.exp(-s_x * d)).astype(np.int64)
@@ -1223,6 +1248,33 @@ class Lowering:
                                channels=c, factor=factor, dtype=x.dtype), (oh, ow, c), x.dtype)
         self.publish(node.output[0], out, x.dtype, x.scale, x.layout)
 
+    def lower_token_select(self, node: NodeProto) -> None:
+        """Gather of constant token positions from a (tokens, features) stream (a class-token pooler): a
+        TokenSelect node that keeps those vectors; they must be consecutive tokens in stream order."""
+        x = self.take(node.input[0], node)
+        idx = self.init(node.input[1])
+        shape = x.onnx_shape
+        axis = int(self.attr(node, "axis", 0)) % (len(shape) + 1)
+        if idx is None or axis != 1 or len(shape) != 2:
+            raise self.fail(node, "Gather from a stream: only constant token positions along the token axis of a "
+                                  "(tokens, features) tensor (a class-token pooler)")
+        tokens, c = shape
+        picks = [int(p) % tokens for p in np.asarray(idx).reshape(-1)]
+        index = regrouped(index_of(x.layout, shape), shape)
+        if index is None:
+            raise self.fail(node, "the stream does not carry one whole token per vector here")
+        order = [int(np.flatnonzero(index[:, 0] // c == p)[0]) for p in picks]
+        if order != list(range(order[0], order[0] + len(order))):
+            raise self.fail(node, f"Gather of tokens {picks}: the kept tokens must be consecutive in stream order")
+        count = len(order)
+        out_shape = (c,) if np.ndim(idx) == 0 else (count, c)
+        layout = Layout("flat") if np.ndim(idx) == 0 else Layout("index", np.arange(count * c).reshape(count, c))
+        out = self.fresh("t")
+        self.add_node(TokenSelect(name=self.fresh("TokenSelect"), inputs=(self.claim(x),), output=out, channels=c,
+                                  vectors=len(index), first=order[0], count=count, dtype=x.dtype),
+                      out_shape, x.dtype)
+        self.publish(node.output[0], out, x.dtype, x.scale, layout)
+
     def lower_requant(self, node: NodeProto) -> None:
         """Element-wise ops and a quantiser applied to an already-quantised tensor: a Thresholding node."""
         x = self.take(node.input[0], node)
@@ -1329,6 +1381,7 @@ RULES: tuple[LoweringRule, ...] = (
     LoweringRule(frozenset({"Softmax"}), "lower_softmax", (Softmax,), _first_in),
     LoweringRule(frozenset({"LayerNormalization"}), "lower_layer_norm", (LayerNorm,), _first_in),
     LoweringRule(frozenset({"ReduceMean"}), "lower_reduce_mean", (GlobalAccPool,), _first_in),
+    LoweringRule(frozenset({"Gather"}), "lower_token_select", (TokenSelect,), _first_in),
     LoweringRule(LAYOUT_OPS, "lower_layout", (), _first_in),
     LoweringRule(frozenset(QUANTISERS) | CHAIN_OPS, "lower_requant", (Thresholding,), _first_in),
 )

@@ -35,6 +35,7 @@ from fpga.ir import (
     StreamMatMul,
     Thresholding,
     Thresholds,
+    TokenSelect,
     Upsample,
     VectorVectorUnit,
 )
@@ -336,6 +337,12 @@ def _streaming_data_width_converter(node: StreamingDataWidthConverter, u: bool) 
 def _label_select(node: LabelSelect, u: bool) -> tuple[Resources, dict[str, str]]:
     lut = CONTROL_LUTS + node.k * (node.in_dtype.bits + math.ceil(math.log2(max(node.labels, 2)))) * 2
     return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
+
+
+@ESTIMATE.register(TokenSelect)
+def _token_select(node: TokenSelect, u: bool) -> tuple[Resources, dict[str, str]]:
+    lut = CONTROL_LUTS / 2  # counters and a compare: the word passes through or is dropped
+    return Resources(lut=lut, ff=lut * FF_PER_LUT + node.pe * node.dtype.bits), {}
 
 
 @ESTIMATE.register(Lookup)

@@ -202,7 +202,8 @@ def _verify_batch(graph: DataflowGraph, loaded: LoadedModel, x: np.ndarray) -> V
     forced = {s: p.layout.to_ir(np.rint(ctx[p.onnx_tensor] / _channel_scale(p.scale, ctx[p.onnx_tensor].ndim))
                                 .astype(np.int64)) for s, p in graph.probes.items()}
     report = VerifyReport(samples=len(x))
-    env = {graph.input: quantize_input(graph.pre, x)}
+    x_int = quantize_input(graph.pre, x)
+    env = {graph.input: x_int.reshape(len(x_int), *graph.tensors[graph.input].shape)}
     computed: dict[str, np.ndarray] = {}
     if graph.input in forced:
         computed[graph.input] = env[graph.input]

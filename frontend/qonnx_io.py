@@ -106,6 +106,20 @@ class LoadedModel:
         return {p.key: p.value for p in self.model.model.metadata_props}
 
 
+def vocabulary(loaded: LoadedModel) -> int:
+    """How many token ids a model taking ids accepts: the fewest rows of a table its input indexes (Gather)."""
+    rows = []
+    for node in loaded.model.find_consumers(loaded.input_name) or []:
+        if node.op_type == "Gather" and node.input[1] == loaded.input_name:
+            shape = loaded.model.get_tensor_shape(node.input[0])
+            if shape:
+                rows.append(int(shape[0]))
+    if not rows:
+        raise EdgeError(f"{loaded.path}: the input takes integers but indexes no table (Gather); edge takes int64 "
+                        "token ids into an embedding only")
+    return min(rows)
+
+
 def _read(path: Path) -> onnx.ModelProto:
     if not path.exists():
         raise EdgeError(f"{path}: no such file")

@@ -38,6 +38,7 @@ from fpga.ir import (
     StreamMatMul,
     Thresholding,
     Thresholds,
+    TokenSelect,
     Upsample,
     VectorVectorUnit,
 )
@@ -255,6 +256,12 @@ def _add_constant(node: AddConstant, graph: DataflowGraph, out_t: IntType) -> di
     k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
              out_b=node.out_dtype.bits, table=[f"{int(v)}LL" for v in node.table.reshape(-1)])
     return k
+
+@HLS_KERNEL.register(TokenSelect)
+def _token_select(node: TokenSelect, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    return {"channels": node.channels, "vectors": node.vectors, "first": node.first, "count": node.count,
+            "b": node.dtype.bits}
+
 
 @HLS_KERNEL.register(StreamMatMul)
 def _stream_mat_mul(node: StreamMatMul, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:

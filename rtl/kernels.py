@@ -29,6 +29,7 @@ from fpga.ir import (
     StreamMatMul,
     Thresholding,
     Thresholds,
+    TokenSelect,
     Upsample,
     VectorVectorUnit,
 )
@@ -347,6 +348,31 @@ def lookup(node: Lookup) -> Kernel:
                   StreamFormat(node.pe, ob, out_signed), submodules=("edge_foldrom",))
 
 
+def add_constant(node: AddConstant) -> Kernel:
+    """edge_addconst: one ROM word of PE table entries per input word of a frame, in stream order."""
+    ib, in_signed, in_bipolar = _element(node.in_dtype)
+    if in_bipolar:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no AddConstant of a bipolar input yet")
+    ob, out_signed, _ = _element(node.out_dtype)
+    table = node.table.astype(np.int64).reshape(-1)
+    tb = smallest_type(min(int(table.min(initial=0)), -1), int(table.max(initial=0))).bits
+    raw = (table & ((1 << tb) - 1)).reshape(-1, node.pe)
+    words = [sum(int(v) << (p * tb) for p, v in enumerate(row)) for row in raw]
+    params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "VECTORS": node.vectors, "IB": ib,
+                                    "IN_SIGNED": int(in_signed), "TB": tb, "OB": ob}
+    return Kernel("edge_addconst", params, {"TABLE": words}, StreamFormat(node.pe, ib, in_signed),
+                  StreamFormat(node.pe, ob, out_signed), submodules=("edge_foldrom",))
+
+
+def token_select(node: TokenSelect) -> Kernel:
+    """edge_tokenselect: the kept vectors of each frame pass, the rest are read and dropped."""
+    b, signed, bipolar = _element(node.dtype)
+    params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "VECTORS": node.vectors, "FIRST": node.first,
+                                    "COUNT": node.count, "B": b}
+    fmt = StreamFormat(node.pe, b, signed, bipolar)
+    return Kernel("edge_tokenselect", params, {}, fmt, fmt)
+
+
 def label_select(node: LabelSelect) -> Kernel:
     """edge_labelselect: the top-k indices of a frame, one per output word."""
     ib, in_signed, in_bipolar = _element(node.in_dtype)
@@ -369,9 +395,10 @@ for _kind, _build in ((MatrixVectorUnit, mvau), (Thresholding, thresholding), (S
                       width_converter), (Padding, padding), (SlidingWindow, sliding_window), (MaxPool, max_pool),
                       (VectorVectorUnit, vvau), (GlobalAccPool, global_acc_pool), (DuplicateStreams, duplicate),
                       (AddStreams, add_streams), (StreamingConcat, concat), (Upsample, upsample),
-                      (DepthToSpace, depth_to_space), (Lookup, lookup), (LabelSelect, label_select)):
+                      (DepthToSpace, depth_to_space), (Lookup, lookup), (LabelSelect, label_select),
+                      (AddConstant, add_constant), (TokenSelect, token_select)):
     RTL_KERNEL.register(_kind)(_build)
-for _kind in (AddConstant, StreamMatMul, Softmax, LayerNorm):
+for _kind in (StreamMatMul, Softmax, LayerNorm):
     RTL_KERNEL.refuse(_kind, "the RTL backend has no kernel for this kind yet; build it with the HLS backend "
                              "(--backend hls)")
 

@@ -10,6 +10,7 @@ import pytest
 from fpga.datatypes import BIPOLAR, IntType
 from fpga.execute import run_node
 from fpga.ir import (
+    AddConstant,
     DepthToSpace,
     GlobalAccPool,
     LabelSelect,
@@ -21,6 +22,7 @@ from fpga.ir import (
     StreamingDataWidthConverter,
     Thresholding,
     Thresholds,
+    TokenSelect,
     Upsample,
     VectorVectorUnit,
 )
@@ -237,6 +239,31 @@ def test_label_select_matches_the_ir(case: tuple, tmp_path: Path) -> None:
     node = LabelSelect(name="top", inputs=("x",), output="y", pe=pe, labels=labels, k=k, in_dtype=dtype)
     x = _frames(dtype, (labels,), 6, labels)
     _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 6 * max(node.cycles(), k), tmp_path)
+
+
+@pytest.mark.parametrize("case", [(6, 2, 4, IntType(8, True), IntType(9, True)),
+                                  (4, 4, 3, IntType(3, False), IntType(5, True))], ids=["int8", "uint3"])
+def test_add_constant_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    """A position-embedding table (vectors x channels, signed) added in stream order, PE entries per word."""
+    c, pe, vectors, it, ot = case
+    rng = np.random.default_rng(c + pe)
+    lo, hi = ot.min - it.min, ot.max - it.max
+    table = rng.integers(lo, hi + 1, size=(vectors, c))
+    node = AddConstant(name="addc", inputs=("x",), output="y", pe=pe, channels=c, vectors=vectors, table=table,
+                       in_dtype=it, out_dtype=ot)
+    x = _frames(it, (vectors, c), 3, 4)
+    _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 3 * node.cycles(), tmp_path)
+
+
+@pytest.mark.parametrize("case", [(8, 2, 5, 0, 1, IntType(4, True)), (6, 3, 4, 1, 2, IntType(3, False))],
+                         ids=["class_token", "middle_pair"])
+def test_token_select_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    """Kept vectors pass, the others are read and dropped (a stalled output must not lose or repeat a word)."""
+    c, pe, vectors, first, count, dtype = case
+    node = TokenSelect(name="sel", inputs=("x",), output="y", pe=pe, channels=c, vectors=vectors, first=first,
+                       count=count, dtype=dtype)
+    x = _frames(dtype, (vectors, c), 4, 6)
+    _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 4 * node.cycles(), tmp_path)
 
 
 def test_fifo_keeps_the_stream(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ from fpga.ir import (
     StreamMatMul,
     Thresholding,
     Thresholds,
+    TokenSelect,
     Upsample,
     VectorVectorUnit,
 )
@@ -807,12 +808,29 @@ class TfliteWriter:
         self.b.op("SELECT_V2", [cond, pos, neg], [t.index])
         self.record("SELECT_V2", t.name)
 
+    def embedding_input(self, shape: tuple[int, ...]) -> tuple[float, int]:
+        """Token ids (int32) into a GATHER of the embedding table's int8 rows: the model takes ids, as the QONNX
+        model does, and the rows are the integers the IR's input stream carries."""
+        pre = self.g.pre
+        if not getattr(self.b, "float_islands", False):
+            raise EdgeError(f"{self.where}: {TOKEN_IDS_REFUSAL}")
+        table = np.rint(np.asarray(pre.host_ops[0].const, np.float64) / pre.scale).astype(np.int64)
+        ids = self.b.tensor("input", (1, *pre.raw_shape), np.int32)
+        self.b.inputs = [ids]
+        t = self.new_int8(self.g.input, shape, pre.scale, int(table.min()), int(table.max()))
+        rows = self.b.const("input/embedding", (table + t.zero_point).astype(np.int8), t_quant(t))
+        self.b.op("GATHER", [rows, ids], [t.index], options("GatherOptions", axis=0, batchDims=0))
+        self.record("GATHER", t.name)
+        return pre.scale, t.zero_point
+
     def input_layer(self) -> tuple[float, int]:
         pre = self.g.pre
         _, qmin, qmax = quant_type(pre.bits, pre.signed, pre.narrow)
         if pre.bipolar:
             qmin, qmax = -1, 1
         shape = self.g.tensors[self.g.input].shape
+        if pre.host_ops and pre.host_ops[0].op == "Gather":
+            return self.embedding_input(shape)
         if self.io == "int8":  # the host applies the preprocessing and the quantiser (TfliteRunner, drivers)
             t = self.new_int8(self.g.input, shape, pre.scale, qmin, qmax, name="input")
             self.b.inputs = [t.index]
@@ -940,6 +958,18 @@ class TfliteWriter:
             else:
                 self.deferred[o] = self.deferred[node.inputs[0]]
 
+    def token_select(self, node: TokenSelect) -> None:
+        """The kept tokens as a GATHER along the token axis of the int8 (tokens, channels) tensor: exact."""
+        self.islands(node)  # the int8 ONNX program's GATHER takes NHWC axes
+        x = self.reshaped(self.tensor(node.inputs[0], node), (node.vectors, node.channels))
+        tokens = self.b.const(f"{node.name}/tokens", np.arange(node.first, node.first + node.count, dtype=np.int32))
+        out = self.new_int8(node.output, (node.count, node.channels), x.scale, x.vmin, x.vmax)
+        self.b.op("GATHER", [x.index, tokens], [out.index], options("GatherOptions", axis=1, batchDims=0))
+        self.record("GATHER", out.name)
+        want = self.shape_of(node.output)
+        if tuple(want) != out.shape:
+            self.t[node.output] = self.reshaped(out, tuple(want))
+
     def width_converter(self, node: StreamingDataWidthConverter) -> None:
         self.t[node.output] = self.tensor(node.inputs[0], node)
 
@@ -967,6 +997,9 @@ class TfliteWriter:
             int8_layers=self.int8_layers)
 
 
+TOKEN_IDS_REFUSAL = ("the lookup of token ids in an embedding table (Gather) is a TFLite GATHER; the int8 ONNX "
+                     "program has none (the QDQ form takes it)")
+
 # one mapping per IR kind, shared by the int8 ONNX (OpenVINO) program, which runs the same writer
 TFLITE: KindTable[Callable[[TfliteWriter, Any], None]] = KindTable("tflite")
 TFLITE.register(Padding, SlidingWindow, GlobalAccPool, AddStreams, AddConstant, StreamMatMul)(TfliteWriter.defer)
@@ -976,9 +1009,11 @@ for _kind, _method in ((DuplicateStreams, TfliteWriter.duplicate),
                        (Thresholding, TfliteWriter.thresholding), (MaxPool, TfliteWriter.maxpool),
                        (StreamingConcat, TfliteWriter.concat), (DepthToSpace, TfliteWriter.depth_to_space),
                        (Upsample, TfliteWriter.upsample), (LayerNorm, TfliteWriter.layer_norm),
-                       (Softmax, TfliteWriter.softmax), (Lookup, TfliteWriter.lookup)):
+                       (Softmax, TfliteWriter.softmax), (Lookup, TfliteWriter.lookup),
+                       (TokenSelect, TfliteWriter.token_select)):
     TFLITE.register(_kind)(_method)
 TFLITE.refuse(LabelSelect, "top-k selection is not exported; export the model without --top-k")
+
 
 
 def to_tflite(graph: DataflowGraph, where: str, io: str = "float", exact_float: bool = False) -> TfliteExport:

@@ -29,7 +29,9 @@ class TfliteRunner:
 
     def run_float(self, x: np.ndarray, pre: InputQuant) -> np.ndarray:
         """x: float batch in the QONNX layout -> float outputs (int8 I/O is quantised/dequantised here)."""
-        if self.model.io == "int8":
+        if pre.host_ops and pre.host_ops[0].op == "Gather":  # token ids, whatever the I/O mode
+            feed = np.ascontiguousarray(np.asarray(x).reshape(len(x), *pre.raw_shape), np.int32)
+        elif self.model.io == "int8":
             q = quantize_input(pre, x) + self.model.input_quant[1]
             feed = q.astype(np.int8)
         else:
