@@ -161,7 +161,8 @@ def load_onnxruntime(path: str, threads: int, rng: np.random.Generator) -> tuple
         raise BenchError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:160]}); a QONNX model "
                          "must be exported first: edge export --target onnx") from None
     inp = sess.get_inputs()[0]
-    types = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
+    types = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+             "tensor(int32)": np.int32, "tensor(int64)": np.int64}  # int32/int64: token ids
     x = _input_array([d if isinstance(d, int) else 1 for d in inp.shape], types.get(inp.type, np.float32), rng)
 
     def run(a: np.ndarray) -> Any:

@@ -272,6 +272,9 @@ def test_hugging_face_bert(run_cli, tmp_path: Path) -> None:
     assert t["input"]["dtype"] == "int32" and t["verification"]["passed"]
     assert t["verification"]["max_diff_output_lsb"] <= 1.0 and t["verification"]["top1_agreement"] >= 0.99
     assert sum(op["op"] == "GATHER" for op in t["ops"]) >= 2
+    for export in ("qdq", "ov", "t"):  # edge bench feeds each runtime token ids of the type its input takes
+        code, out, err = run_cli("bench", str(tmp_path / export), "--runs", "5", "--warmup", "1", "--json")
+        assert code == 0 and json.loads(out)["latency_ms"]["p50"] > 0, err
     code, _, err = run_cli("export", "--target", "onnx", r["model"], "-o", str(tmp_path / "noids"))
     assert code == 2 and "token ids" in err
 
