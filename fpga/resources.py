@@ -196,12 +196,39 @@ def uses_dsp(w_bits: int, a_bits: int) -> bool:
     return w_bits > 1 and a_bits > 1 and w_bits + a_bits >= DSP_MIN_PRODUCT_BITS
 
 
+# Thresholds with at least this many levels per channel (outputs of 5+ bits) are searched, not compared all at once:
+# a binary search of ceil(log2(levels + 1)) pipelined stages, stage s comparing against one of 2^s thresholds per
+# channel held in its own memory (FINN+'s binary-search thresholding). The parallel form's comparator bank and
+# levels x acc-bits wide memory grow with the levels (255 levels of a 15-bit accumulator: ~5,900 LUTs per PE); the
+# search's grow with their logarithm and its deep stage memories go to block RAM. The HLS kernels (`threshold` in
+# hls/include/edge/common.hpp) search from the same level count, so the C-sim and cycle sim run the structure
+# estimated here.
+THRESHOLD_SEARCH_LEVELS = 16
+
+
+def threshold_search(levels: int) -> bool:
+    """Whether thresholds of `levels` levels per channel are searched (pipelined binary search) in hardware."""
+    return levels >= THRESHOLD_SEARCH_LEVELS
+
+
 def _threshold_cost(th: Thresholds | None, channels: int, pe: int, acc_bits: int, uram: bool) -> tuple[float, Memory]:
-    """Comparators (one per level per PE, carry-chain: ~acc_bits/2 LUTs) and the threshold memory."""
+    """Comparators and threshold memory of PE lanes: all levels compared at once (carry chain: ~acc_bits/2 LUTs
+    each) for few levels, a binary search with one comparator, a threshold mux and an index register per stage
+    for many."""
     if th is None:
         return 0.0, Memory("none")
-    comparators = pe * th.levels * math.ceil(acc_bits / 2)
-    return comparators, map_memory(th.levels * acc_bits, channels // pe, copies=pe, uram_available=uram)
+    rows = channels // pe
+    if not threshold_search(th.levels):
+        comparators = pe * th.levels * math.ceil(acc_bits / 2)
+        return comparators, map_memory(th.levels * acc_bits, rows, copies=pe, uram_available=uram)
+    stages = th.levels.bit_length()  # 2^stages - 1 >= levels
+    # per stage and PE: the comparator, the pipeline register of the input and the index so far, its share of the
+    # address logic
+    logic = pe * stages * (math.ceil(acc_bits / 2) + acc_bits + stages)
+    mems = [map_memory(acc_bits, rows << s, copies=pe, uram_available=uram) for s in range(stages)]
+    biggest = max(mems, key=lambda m: m.bram36 + m.uram + m.luts / 1e6)
+    return logic, Memory(f"search/{biggest.style}", luts=sum(m.luts for m in mems),
+                         bram36=sum(m.bram36 for m in mems), uram=sum(m.uram for m in mems))
 
 
 def _dot_unit(pe: int, simd: int, mw_per_pe_rows: int, w_bits: int, a_bits: int, acc_bits: int, xnor: bool,

@@ -58,6 +58,11 @@ def derive_thresholds(f: ChainFn, lo: np.ndarray, hi: np.ndarray, qmin: int, qma
     descending = ends[0] > ends[1]
     targets = np.arange(qmin + step, qmax + 1, step, dtype=np.int64)
     values = _bisect(f, lo, hi, targets, descending).T.copy()  # (C, levels)
+    steps = np.diff(values, axis=1)
+    unordered = np.flatnonzero(np.where(descending, (steps > 0).any(1), (steps < 0).any(1)))
+    if len(unordered):  # the kernels search many-level thresholds: they must be ordered
+        raise EdgeError(f"{where}: the function from accumulator to quantiser is not monotonic in channel "
+                        f"{unordered[0]} (its thresholds are out of order); it cannot become thresholds")
     th = Thresholds(values=values, descending=descending, base=qmin, step=step, out_dtype=out_dtype)
     pts = _check_points(lo, hi, values, np.random.default_rng(0))
     expected, got = f(pts), th.apply(pts)

@@ -25,6 +25,8 @@ from fpga.ir import (
     OutputAffine,
     SlidingWindow,
     TensorInfo,
+    Thresholding,
+    Thresholds,
 )
 from fpga.lower import lower
 from fpga.verify import verify
@@ -130,6 +132,38 @@ def test_no_sim_still_writes_the_hls_project(run_cli, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert "simulation" not in report and report["hls"]["simulated"] is False
     assert {"top.cpp", "tb.cpp", "sim.cpp", "params.hpp", "Makefile"} <= {p.name for p in (out / "hls").iterdir()}
+
+
+@pytest.mark.parametrize(("levels", "pe"), [(15, 2), (16, 4), (100, 2), (255, 1)])
+def test_thresholds_searched_or_compared_agree_with_the_ir(tmp_path, levels, pe):
+    """Thresholding of a 9-bit stream: few levels compared at once, 16 and more by the kernels' binary search
+    (`edge::threshold`); ascending and descending channels, repeated thresholds, inputs beyond both ends."""
+    rng = np.random.default_rng(levels)
+    channels, vectors = 8, 6
+    i9 = IntType(9, True)
+    values = np.sort(rng.integers(-300, 300, size=(channels, levels)), axis=1)
+    values[:, levels // 3: levels // 3 + 4] = values[:, levels // 3: levels // 3 + 1]  # repeated thresholds
+    descending = np.arange(channels) % 3 == 1
+    values[descending] = values[descending, ::-1]
+    out = IntType(levels.bit_length() + 1, True)  # base -(levels // 2) .. base + levels
+    th = Thresholds(values=values, descending=descending, base=-(levels // 2), step=1, out_dtype=out)
+    node = Thresholding(name="Thresholding_0", inputs=("input",), output="y", pe=pe, channels=channels,
+                        vectors=vectors, in_dtype=i9, thresholds=th)
+    graph = DataflowGraph(name="thresholds", nodes=(node,), input="input", output="y",
+                          tensors={"input": TensorInfo((vectors, channels), i9),
+                                   "y": TensorInfo((vectors, channels), out)},
+                          pre=InputQuant(1.0, 9, True, False, "ROUND", (vectors, channels)),
+                          post=OutputAffine(np.ones(channels), np.zeros(channels), (vectors, channels), Layout("flat")))
+    graph = insert_width_converters(graph)
+    x = rng.integers(-320, 320, size=(SIM_FRAMES, vectors, channels)).astype(np.float32)
+    x[:4] = values[None, None, :, rng.integers(0, levels)]  # exactly at a threshold
+    summary, y = simulate_project(graph, load_board("zcu104"), tmp_path / "hls", x)
+    assert summary["passed"], summary
+    xc = np.clip(x, -256, 255).astype(np.int64)  # the 9-bit input quantiser
+    expected = th.apply(xc)
+    np.testing.assert_array_equal(y.reshape(expected.shape), expected)
+    naive = th.base + np.where(descending, (xc[..., None] <= values).sum(-1), (xc[..., None] >= values).sum(-1))
+    np.testing.assert_array_equal(expected, naive)
 
 
 @pytest.mark.parametrize(("model", "bits"), [("tfc", 1), ("cnv", 2)])

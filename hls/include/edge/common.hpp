@@ -216,15 +216,37 @@ struct FoldCounter {
     }
 };
 
+// Thresholds with at least this many levels per channel are searched (fpga/resources.py THRESHOLD_SEARCH_LEVELS).
+static const unsigned THRESHOLD_SEARCH_LEVELS = 16;
+
 // Multi-threshold activation: out = base + step * #{levels crossed}; a descending channel counts acc <= T.
+// A channel's thresholds are monotonic (non-decreasing, non-increasing when descending), so the levels crossed are
+// a prefix. Few levels: every threshold compared at once. Many: a binary search of ceil(log2(LEVELS + 1)) stages;
+// stage s reads only the thresholds whose index + 1 has its lowest set bit at 2^(S-1-s), 2^s of them, which is
+// the stage's own memory in hardware. Both give the same count.
 template <unsigned LEVELS, typename ThrT>
 inline long long threshold(long long acc, const ThrT* levels, bool descending, int base, int step) {
 #pragma HLS INLINE
     int count = 0;
-    for (unsigned l = 0; l < LEVELS; l++) {
+    if (LEVELS < THRESHOLD_SEARCH_LEVELS) {
+        for (unsigned l = 0; l < LEVELS; l++) {
 #pragma HLS UNROLL
-        long long t = (long long)levels[l];
-        count += descending ? (acc <= t) : (acc >= t);
+            long long t = (long long)levels[l];
+            count += descending ? (acc <= t) : (acc >= t);
+        }
+    } else {
+        unsigned top = 1;
+        while (2 * top <= LEVELS) top *= 2;  // the first stage's step: the largest power of two <= LEVELS
+        unsigned crossed = 0;
+        for (unsigned stride = top; stride > 0; stride /= 2) {
+#pragma HLS UNROLL
+            unsigned probe = crossed + stride;  // 1-based: is level `probe` crossed?
+            if (probe <= LEVELS) {
+                long long t = (long long)levels[probe - 1];
+                if (descending ? (acc <= t) : (acc >= t)) crossed = probe;
+            }
+        }
+        count = (int)crossed;
     }
     return base + step * count;
 }
