@@ -12,6 +12,7 @@ from qonnx.custom_op.general.quant import quant
 from fpga.ir import (
     AddConstant,
     AddStreams,
+    ConcatConstant,
     DataflowGraph,
     DepthToSpace,
     DuplicateStreams,
@@ -307,6 +308,14 @@ def _concat(node: StreamingConcat, ins: list[np.ndarray]) -> list[np.ndarray]:
 @EXECUTE.register(DuplicateStreams)
 def _duplicate(node: DuplicateStreams, ins: list[np.ndarray]) -> list[np.ndarray]:
     return [ins[0]] + [ins[0].copy() for _ in node.outputs[1:]]
+
+
+@EXECUTE.register(ConcatConstant)
+def _concat_constant(node: ConcatConstant, ins: list[np.ndarray]) -> list[np.ndarray]:
+    x = ins[0].reshape(len(ins[0]), node.vectors, node.channels)
+    table = np.broadcast_to(node.table, (len(x), *node.table.shape))
+    parts = [x[:, : node.at], table, x[:, node.at :]]
+    return [np.concatenate(parts, axis=1).reshape(len(x), -1)]
 
 
 @EXECUTE.register(TokenSelect)

@@ -423,6 +423,32 @@ class AddConstant(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class ConcatConstant(Node):
+    """Constant vectors inserted into a stream along its vector (token) axis: a ViT's class token in front of its
+    patch tokens. Output vectors `at` .. `at` + count - 1 of each frame are the table's rows (integers of the
+    stream's scale), the others the input's vectors in order; every output word takes one clock."""
+
+    channels: int = 0
+    vectors: int = 1  # input vectors per frame
+    at: int = 0  # 0: before the stream's vectors; `vectors`: after them
+    table: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))  # (count, channels)
+    in_dtype: IntType = BIPOLAR
+    out_dtype: IntType = BIPOLAR
+
+    kind: ClassVar[str] = "ConcatConstant"
+
+    @property
+    def count(self) -> int:
+        return int(self.table.shape[0])
+
+    def fold_limits(self) -> dict[str, int]:
+        return {"pe": self.channels}
+
+    def cycles(self) -> int:
+        return (self.channels // self.pe) * (self.vectors + self.count)
+
+
+@dataclass(frozen=True, eq=False)
 class TokenSelect(Node):
     """Keeps `count` consecutive vectors of a stream from `first` on and drops the rest (the class token a BERT
     pooler or a ViT head reads): every word is read, only the kept ones are written. No arithmetic."""
@@ -543,7 +569,7 @@ NODE_TYPES: dict[str, type[Node]] = {
     cls.kind: cls
     for cls in (MatrixVectorUnit, VectorVectorUnit, Thresholding, SlidingWindow, Padding, MaxPool, GlobalAccPool,
                 AddStreams, StreamingConcat, DuplicateStreams, LabelSelect, StreamingDataWidthConverter, DepthToSpace,
-                Upsample, AddConstant, TokenSelect, StreamMatMul, Softmax, LayerNorm, Lookup)
+                Upsample, AddConstant, ConcatConstant, TokenSelect, StreamMatMul, Softmax, LayerNorm, Lookup)
 }
 
 

@@ -26,6 +26,7 @@ from fpga.datatypes import BIPOLAR, IntType, quant_type, smallest_type
 from fpga.ir import (
     AddConstant,
     AddStreams,
+    ConcatConstant,
     DataflowGraph,
     DepthToSpace,
     DuplicateStreams,
@@ -1202,6 +1203,40 @@ class Lowering:
             scale = scale[:1].reshape(())
         self.publish(node.output[0], stream, dtype, scale, parts[0].layout)
 
+    def lower_concat_constant(self, node: NodeProto) -> None:
+        """Concat of a (tokens, features) stream and quantised constant rows of its scale along the token axis (a
+        ViT's class token): a ConcatConstant node inserting the rows before or after the stream's tokens."""
+        x_in = next(i for i in node.input if i in self.values)
+        x = self.take(x_in, node)
+        consts = [i for i in node.input if i != x_in]
+        shape = x.onnx_shape
+        axis = int(self.attr(node, "axis", 0)) % (len(shape) + 1)
+        if len(node.input) != 2 or len(shape) != 2 or axis != 1:
+            raise self.fail(node, "Concat of a stream and a constant: only constant rows joined to a (tokens, "
+                                  "features) tensor along the token axis (a class token)")
+        table, s, _ = self.weights(node, consts[0])
+        s = np.unique(s)
+        if len(s) != 1 or not np.array_equal(np.broadcast_to(x.scale, (1,)), s):
+            raise self.fail(node, "a constant concatenated to a quantised tensor must be quantised with the same "
+                                  "single scale (share one quantiser)")
+        tokens, c = shape
+        rows = table.reshape(-1, c)
+        index = regrouped(index_of(x.layout, shape), shape)
+        if index is None:
+            raise self.fail(node, "the stream does not carry one whole token per vector here")
+        count = len(rows)
+        front = node.input[0] != x_in
+        at = 0 if front else tokens
+        index, rows_at = index.reshape(-1, c), np.arange(count * c).reshape(count, c)
+        out_index = np.concatenate([rows_at, index + count * c]) if front else \
+            np.concatenate([index, tokens * c + rows_at])
+        dtype = smallest_type(min(x.dtype.min, int(rows.min())), max(x.dtype.max, int(rows.max())))
+        out = self.fresh("t")
+        self.add_node(ConcatConstant(name=self.fresh("ConcatConstant"), inputs=(self.claim(x),), output=out,
+                                     channels=c, vectors=tokens, at=at, table=rows, in_dtype=x.dtype,
+                                     out_dtype=dtype), (tokens + count, c), dtype)
+        self.publish(node.output[0], out, dtype, x.scale, Layout("index", out_index))
+
     def lower_depth_to_space(self, node: NodeProto) -> None:
         """DepthToSpace / PixelShuffle of a quantised feature map: a stream rearrangement, integers unchanged."""
         x = self.take(node.input[0], node)
@@ -1376,6 +1411,7 @@ RULES: tuple[LoweringRule, ...] = (
     LoweringRule(frozenset({"DepthToSpace"}), "lower_depth_to_space", (DepthToSpace,), _first_in),
     LoweringRule(frozenset({"AveragePool"}), "lower_avgpool", (SlidingWindow, VectorVectorUnit)),
     LoweringRule(frozenset({"Concat"}), "lower_concat", (StreamingConcat,), _all_in),
+    LoweringRule(frozenset({"Concat"}), "lower_concat_constant", (ConcatConstant,), _add_of_constant),
     LoweringRule(frozenset({"Add"}), "lower_add", (AddStreams,), _all_in),
     LoweringRule(frozenset({"Add"}), "lower_add_of_constant", (AddConstant,), _add_of_constant),
     LoweringRule(frozenset({"Softmax"}), "lower_softmax", (Softmax,), _first_in),

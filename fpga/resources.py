@@ -18,6 +18,7 @@ import numpy as np
 from fpga.ir import (
     AddConstant,
     AddStreams,
+    ConcatConstant,
     DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
@@ -387,6 +388,14 @@ def _add_constant(node: AddConstant, u: bool) -> tuple[Resources, dict[str, str]
     # the table as a ROM read PE elements per clock, PE adders
     t_bits = max(1, int(np.abs(node.table).max(initial=1)).bit_length() + 1)
     mem = map_memory(node.pe * t_bits, node.vectors * node.channels // node.pe, uram_available=u)
+    lut = CONTROL_LUTS / 2 + node.pe * node.out_dtype.bits + mem.luts
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"table": mem.style}
+
+
+@ESTIMATE.register(ConcatConstant)
+def _concat_constant(node: ConcatConstant, u: bool) -> tuple[Resources, dict[str, str]]:
+    # the table as a ROM read PE elements per clock and a select between it and the input word
+    mem = map_memory(node.pe * node.out_dtype.bits, node.count * node.channels // node.pe, uram_available=u)
     lut = CONTROL_LUTS / 2 + node.pe * node.out_dtype.bits + mem.luts
     return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"table": mem.style}
 

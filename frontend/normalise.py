@@ -414,7 +414,8 @@ class GatherQuantisedTable:
 
 
 class RemoveIdentityOps:
-    """Identity, Dropout (inference) and Reshape/Flatten that keep the shape are dropped; consumers read the input."""
+    """Identity, Dropout (inference) and Reshape/Flatten/Expand that keep the shape are dropped; consumers read the
+    input (a class token's batch Expand, traced at batch 1, keeps it)."""
 
     def __init__(self) -> None:
         self.notes: list[str] = []
@@ -439,7 +440,7 @@ class RemoveIdentityOps:
     def _is_identity(model: ModelWrapper, node: onnx.NodeProto) -> bool:
         if node.op_type in IDENTITY_OPS:
             return True
-        if node.op_type in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+        if node.op_type in ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand"):  # Expand: to a batch of 1
             a, b = model.get_tensor_shape(node.input[0]), model.get_tensor_shape(node.output[0])
             return a is not None and b is not None and list(a) == list(b)
         return False

@@ -445,11 +445,25 @@ def _batch_concat_constants(proto: onnx.ModelProto, batch: int) -> None:
     """A constant of batch 1 concatenated to activations along another axis (a class token, its batch Expand folded
     at export) is repeated to `batch`: Concat does not broadcast, every sample gets the same rows."""
     inits = {t.name: t for t in proto.graph.initializer}
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    readers: dict[str, int] = {}
+    for n in proto.graph.node:
+        for i in n.input:
+            readers[i] = readers.get(i, 0) + 1
     for node in proto.graph.node:
         if node.op_type != "Concat" or all(i in inits for i in node.input):
             continue
         axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
         for k, name in enumerate(node.input):
+            # the constant itself, or the initializer a per-tensor quantiser or dequantiser (QDQ form) that only this
+            # Concat reads takes
+            owner, slot = node, k
+            q = producers.get(name)
+            if name not in inits and q is not None and q.op_type in ("Quant", "BipolarQuant", "DequantizeLinear") \
+                    and q.input[0] in inits \
+                    and readers.get(name) == 1 and all(p in inits and onnx.numpy_helper.to_array(inits[p]).size == 1
+                                                   for p in q.input[1:]):
+                owner, slot, name = q, 0, q.input[0]
             if name not in inits:
                 continue
             value = onnx.numpy_helper.to_array(inits[name])
@@ -457,7 +471,7 @@ def _batch_concat_constants(proto: onnx.ModelProto, batch: int) -> None:
                 continue
             copy = onnx.numpy_helper.from_array(np.repeat(value, batch, axis=0), f"{name}_batch{batch}_{node.name}")
             proto.graph.initializer.append(copy)
-            node.input[k] = copy.name
+            owner.input[slot] = copy.name
 
 
 class GoldenModel:

@@ -20,6 +20,7 @@ from fpga.datatypes import IntType, smallest_type
 from fpga.ir import (
     AddConstant,
     AddStreams,
+    ConcatConstant,
     DataflowGraph,
     DepthToSpace,
     DuplicateStreams,
@@ -256,6 +257,12 @@ def _add_constant(node: AddConstant, graph: DataflowGraph, out_t: IntType) -> di
     k.update(channels=node.channels, vectors=node.vectors, in_b=node.in_dtype.bits, in_k=kind_code(node.in_dtype),
              out_b=node.out_dtype.bits, table=[f"{int(v)}LL" for v in node.table.reshape(-1)])
     return k
+
+@HLS_KERNEL.register(ConcatConstant)
+def _concat_constant(node: ConcatConstant, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
+    return {"channels": node.channels, "vectors": node.vectors, "at": node.at, "count": node.count,
+            "in_b": node.in_dtype.bits, "in_k": kind_code(node.in_dtype), "out_b": out_t.bits,
+            "out_k": kind_code(out_t), "table": [f"{int(v)}LL" for v in node.table.reshape(-1)]}
 
 @HLS_KERNEL.register(TokenSelect)
 def _token_select(node: TokenSelect, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from fpga.datatypes import IntType, smallest_type
 from fpga.ir import (
     AddConstant,
     AddStreams,
+    ConcatConstant,
     DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
@@ -398,7 +399,7 @@ for _kind, _build in ((MatrixVectorUnit, mvau), (Thresholding, thresholding), (S
                       (DepthToSpace, depth_to_space), (Lookup, lookup), (LabelSelect, label_select),
                       (AddConstant, add_constant), (TokenSelect, token_select)):
     RTL_KERNEL.register(_kind)(_build)
-for _kind in (StreamMatMul, Softmax, LayerNorm):
+for _kind in (StreamMatMul, Softmax, LayerNorm, ConcatConstant):
     RTL_KERNEL.refuse(_kind, "the RTL backend has no kernel for this kind yet; build it with the HLS backend "
                              "(--backend hls)")
 

@@ -17,6 +17,7 @@ from fpga.build import BuildOptions, compile_model
 from fpga.datatypes import IntType
 from fpga.execute import dequantize_output, execute, quantize_input
 from fpga.ir import (
+    ConcatConstant,
     DataflowGraph,
     InputQuant,
     LabelSelect,
@@ -164,6 +165,31 @@ def test_thresholds_searched_or_compared_agree_with_the_ir(tmp_path, levels, pe)
     np.testing.assert_array_equal(y.reshape(expected.shape), expected)
     naive = th.base + np.where(descending, (xc[..., None] <= values).sum(-1), (xc[..., None] >= values).sum(-1))
     np.testing.assert_array_equal(expected, naive)
+
+
+@pytest.mark.parametrize(("at_front", "pe"), [(True, 1), (True, 4), (False, 2)])
+def test_concat_constant_inserts_rows_exactly(tmp_path, at_front, pe):
+    """Constant rows (a class token) before or after a stream's tokens: C-sim and cycle sim against the IR, the
+    rows wider than the stream's own type (the output type holds both)."""
+    rng = np.random.default_rng(pe)
+    channels, vectors, count = 8, 5, 2
+    i4, out = IntType(4, True), IntType(6, True)
+    table = rng.integers(-32, 32, size=(count, channels))
+    node = ConcatConstant(name="ConcatConstant_0", inputs=("input",), output="y", pe=pe, channels=channels,
+                          vectors=vectors, at=0 if at_front else vectors, table=table, in_dtype=i4, out_dtype=out)
+    total = vectors + count
+    graph = DataflowGraph(name="concat_constant", nodes=(node,), input="input", output="y",
+                          tensors={"input": TensorInfo((vectors, channels), i4),
+                                   "y": TensorInfo((total, channels), out)},
+                          pre=InputQuant(1.0, 4, True, False, "ROUND", (vectors, channels)),
+                          post=OutputAffine(np.ones(channels), np.zeros(channels), (total, channels), Layout("flat")))
+    graph = insert_width_converters(graph)
+    x = rng.integers(-8, 8, size=(SIM_FRAMES, vectors, channels)).astype(np.float32)
+    summary, y = simulate_project(graph, load_board("zcu104"), tmp_path / "hls", x)
+    assert summary["passed"], summary
+    rows = np.broadcast_to(table, (SIM_FRAMES, count, channels))
+    expected = np.concatenate([rows, x] if at_front else [x, rows], axis=1).astype(np.int64)
+    np.testing.assert_array_equal(y.reshape(expected.shape), expected)
 
 
 @pytest.mark.parametrize(("model", "bits"), [("tfc", 1), ("cnv", 2)])

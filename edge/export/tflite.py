@@ -33,6 +33,7 @@ from fpga.execute import host_ops_at_quantiser
 from fpga.ir import (
     AddConstant,
     AddStreams,
+    ConcatConstant,
     DataflowGraph,
     DepthToSpace,
     DuplicateStreams,
@@ -272,9 +273,11 @@ class TfliteWriter:
     def real(self, stream: str, user: Node) -> int:
         """A float32 tensor of a stream's real values, as the golden model holds them: DEQUANTIZE of its int8
         tensor, or the float sum a deferred residual add / position embedding stands for (wider than int8)."""
+        src = self.deferred.get(stream)
+        if isinstance(src, AddStreams | AddConstant):  # a deferred sum read by two layers (DuplicateStreams) once
+            stream = src.output
         if stream in self.reals:
             return self.reals[stream]
-        src = self.deferred.get(stream)
         shape = self.shape_of(stream)
         name = f"ir/{stream}/real"
         if isinstance(src, AddStreams):
@@ -294,10 +297,12 @@ class TfliteWriter:
     def integers(self, stream: str, user: Node, dtype: type = np.int32) -> int:
         """An int32 (or float32) tensor of a stream's IR integers: CAST of its int8 tensor minus the zero point,
         or the exact integer sum a deferred residual add / position embedding stands for."""
+        src = self.deferred.get(stream)
+        if isinstance(src, AddStreams | AddConstant):  # a deferred sum read by two layers (DuplicateStreams) once
+            stream = src.output
         key = f"{stream}/{np.dtype(dtype).name}"
         if key in self.ints:
             return self.ints[key]
-        src = self.deferred.get(stream)
         shape = self.shape_of(stream)
         name = f"ir/{stream}/{np.dtype(dtype).name}"
         if isinstance(src, AddStreams):
@@ -970,6 +975,36 @@ class TfliteWriter:
         if tuple(want) != out.shape:
             self.t[node.output] = self.reshaped(out, tuple(want))
 
+    def concat_constant(self, node: ConcatConstant) -> None:
+        """The constant rows (a class token) as an int8 constant of the stream's scale, joined by a CONCATENATION
+        along the token axis: exact (one scale; a different zero point is an exact integer shift)."""
+        self.islands(node)  # the int8 ONNX program's CONCATENATION joins channels
+        x = self.reshaped(self.tensor(node.inputs[0], node), (node.vectors, node.channels))
+        vmin, vmax = min(x.vmin, int(node.table.min())), max(x.vmax, int(node.table.max()))
+        shape = (node.vectors + node.count, node.channels)
+        out = self.new_int8(node.output, shape, x.scale, vmin, vmax)
+        q = Quant((x.scale,), (out.zero_point,))
+        rows = self.b.const(f"{node.name}/rows", (node.table + out.zero_point).astype(np.int8)[None], q)
+        # CONCATENATION does not broadcast: the rows are repeated to the input's batch (SHAPE, SLICE, BROADCAST_TO)
+        dims = self.b.tensor(f"{node.name}/input_shape", (3,), np.int32)
+        self.b.op("SHAPE", [x.index], [dims], options("ShapeOptions", outType=TFLITE_TYPES[np.dtype(np.int32)]))
+        batch = self.b.tensor(f"{node.name}/batch", (1,), np.int32)
+        self.b.op("SLICE", [dims, self.b.const(f"{node.name}/begin", np.array([0], np.int32)),
+                            self.b.const(f"{node.name}/size", np.array([1], np.int32))], [batch])
+        target = self.b.tensor(f"{node.name}/target_shape", (3,), np.int32)
+        self.b.op("CONCATENATION", [batch, self.b.const(f"{node.name}/row_shape",
+                                                        np.array(node.table.shape, np.int32))],
+                  [target], options("ConcatenationOptions", axis=0))
+        batched = self.b.tensor(f"{node.name}/rows_batched", (1, *node.table.shape), np.int8, q)
+        self.b.op("BROADCAST_TO", [rows, target], [batched])
+        self.record("BROADCAST_TO", f"{node.name}/rows_batched")
+        parts = [batched, x.index] if node.at == 0 else [x.index, batched]
+        self.b.op("CONCATENATION", parts, [out.index], options("ConcatenationOptions", axis=1))
+        self.record("CONCATENATION", out.name)
+        want = self.shape_of(node.output)
+        if tuple(want) != out.shape:
+            self.t[node.output] = self.reshaped(out, tuple(want))
+
     def width_converter(self, node: StreamingDataWidthConverter) -> None:
         self.t[node.output] = self.tensor(node.inputs[0], node)
 
@@ -1010,7 +1045,8 @@ for _kind, _method in ((DuplicateStreams, TfliteWriter.duplicate),
                        (StreamingConcat, TfliteWriter.concat), (DepthToSpace, TfliteWriter.depth_to_space),
                        (Upsample, TfliteWriter.upsample), (LayerNorm, TfliteWriter.layer_norm),
                        (Softmax, TfliteWriter.softmax), (Lookup, TfliteWriter.lookup),
-                       (TokenSelect, TfliteWriter.token_select)):
+                       (TokenSelect, TfliteWriter.token_select),
+                       (ConcatConstant, TfliteWriter.concat_constant)):
     TFLITE.register(_kind)(_method)
 TFLITE.refuse(LabelSelect, "top-k selection is not exported; export the model without --top-k")
 

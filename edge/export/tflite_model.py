@@ -20,7 +20,8 @@ OP_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "MAX_
                "DEQUANTIZE": 2, "RESHAPE": 1, "CONCATENATION": 2, "MINIMUM": 2, "MAXIMUM": 2, "PAD": 2, "PADV2": 2,
                "GATHER": 2, "DEPTH_TO_SPACE": 2, "RESIZE_NEAREST_NEIGHBOR": 2,
                "MUL": 1, "ADD": 1, "SUB": 1, "DIV": 1, "GREATER_EQUAL": 1, "SELECT_V2": 1,
-               "CAST": 1, "MEAN": 1, "RSQRT": 1, "SOFTMAX": 1, "BATCH_MATMUL": 1, "TRANSPOSE": 1, "ROUND": 1}
+               "CAST": 1, "MEAN": 1, "RSQRT": 1, "SOFTMAX": 1, "BATCH_MATMUL": 1, "TRANSPOSE": 1, "ROUND": 1,
+               "SHAPE": 1, "SLICE": 1, "BROADCAST_TO": 2}
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class TfliteModelBuilder:
         t.type = TFLITE_TYPES[np.dtype(dtype)]
         t.buffer = 0
         if data is None:
-            t.shapeSignature = [-1, *shape[1:]]
+            if len(shape) > 1:  # activations: any batch; shape vectors (SHAPE, SLICE) keep their length
+                t.shapeSignature = [-1, *shape[1:]]
         else:
             buf = schema.BufferT()
             buf.data = np.frombuffer(np.ascontiguousarray(data, dtype=dtype).tobytes(), np.uint8)

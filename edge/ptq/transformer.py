@@ -4,13 +4,16 @@ stream), so that the QONNX model lowers to the FPGA and maps to int8 runtimes, n
 
 A residual sum adds two tensors as integers only when both share one quantiser: each residual pair (a layer's
 output added to an earlier LayerNorm's output) is found by running the model once and matching the sums, then made
-to share. The embedding tables share one power-of-two scale, so word, position and token-type embeddings add as
-exact integers."""
+to share. In a pre-norm model (ViT) the residual stream itself is never requantised: every layer output added to it,
+the patch projection that starts it and the class token and position table added there share one quantiser, so
+the stream is an integer sum from the first token to the last block. The embedding tables share one power-of-two
+scale, so word, position and token-type embeddings add as exact integers."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -19,6 +22,7 @@ from torch import nn
 LINEAR = (nn.Linear, nn.Conv1d, nn.Conv2d)  # weight layers: a ViT's patch embedding is a Conv2d
 ATTENTION = "edge_integer"  # the attention implementation name registered with transformers
 _CALLERS: list[nn.Module] | None = None  # while `_analyse` runs: the modules that call the attention function
+STREAM_PARAMETERS = ("cls_token", "distillation_token", "position_embeddings")  # added to a pre-norm stream's start
 ACTIVATIONS = ("GELU", "GELUActivation", "NewGELUActivation", "FastGELUActivation", "QuickGELUActivation", "Tanh",
                "ReLU", "SiLU", "SiLUActivation", "Sigmoid")
 
@@ -99,17 +103,30 @@ def _storage(t: Any) -> int | None:
     return t.untyped_storage().data_ptr() if isinstance(t, torch.Tensor) else None
 
 
-def _analyse(model: nn.Module, sample: torch.Tensor) -> tuple[set[str], dict[str, str], str | None,
-                                                             list[nn.Module]]:
+@dataclass
+class Analysis:
+    """What one float run of a transformer shows (see `_analyse`)."""
+
+    quantised_in: set[str] = field(default_factory=set)  # linears whose input is a LayerNorm/activation output
+    pairs: dict[str, str] = field(default_factory=dict)  # post-norm: linear -> LayerNorm whose output it is added to
+    stream: set[str] = field(default_factory=set)  # pre-norm: linears whose output is added to the residual stream
+    roots: set[str] = field(default_factory=set)  # modules (embeddings) whose output starts the residual stream
+    last: str | None = None  # the last linear to run: its logits stay unquantised
+    attention: list[nn.Module] = field(default_factory=list)
+
+
+def _analyse(model: nn.Module, sample: torch.Tensor) -> Analysis:
     """One float run: the linear layers whose input is a LayerNorm's or an activation's output (already quantised
-    once those are), the residual pairs {linear: LayerNorm whose output its output is added to}, and the last
+    once those are), the residual pairs, post-norm {linear: LayerNorm whose output its output is added to} and
+    pre-norm (linears added to an earlier LayerNorm's input, the stream, and the module that starts it), the last
     linear layer to run (the logits stay unquantised), and the attention modules."""
     global _CALLERS
     points: dict[int, str] = {}  # storage of a quantised output -> its module
     linear_out: dict[str, torch.Tensor] = {}
     norm_out: dict[str, torch.Tensor] = {}
-    quantised_in: set[str] = set()
-    pairs: dict[str, str] = {}
+    norm_in: dict[str, torch.Tensor] = {}
+    start_out: dict[str, torch.Tensor] = {}
+    found = Analysis()
     order: list[str] = []
     alive: list[torch.Tensor] = []
     hooks = []
@@ -123,22 +140,36 @@ def _analyse(model: nn.Module, sample: torch.Tensor) -> tuple[set[str], dict[str
                 norm_out[name] = out
         return hook
 
-    def before_norm(_m: nn.Module, args: tuple) -> None:
-        s = args[0] if args else None
-        if not isinstance(s, torch.Tensor):
-            return
-        for lin, u in linear_out.items():
-            if lin in pairs or u.shape != s.shape:
-                continue
-            for ln, v in norm_out.items():
-                if v.shape == s.shape and torch.equal(u + v, s):
-                    pairs[lin] = ln
-                    return
+    def before_norm(name: str) -> Callable[..., None]:
+        def hook(_m: nn.Module, args: tuple) -> None:
+            s = args[0] if args else None
+            if not isinstance(s, torch.Tensor):
+                return
+            norm_in[name] = s
+            found.roots.update(e for e, v in start_out.items() if v.shape == s.shape and torch.equal(v, s))
+            for lin, u in linear_out.items():
+                if lin in found.pairs or lin in found.stream or u.shape != s.shape:
+                    continue
+                for ln, v in norm_out.items():
+                    if v.shape == s.shape and torch.equal(u + v, s):
+                        found.pairs[lin] = ln
+                        return
+                for ln, v in norm_in.items():
+                    if ln != name and v.shape == s.shape and torch.equal(u + v, s):
+                        found.stream.add(lin)
+                        return
+        return hook
+
+    def after_start(name: str) -> Callable[..., None]:
+        def hook(_m: nn.Module, _i: Any, out: Any) -> None:
+            if isinstance(out, torch.Tensor):
+                start_out[name] = out
+        return hook
 
     def before_linear(name: str) -> Callable[..., None]:
         def hook(_m: nn.Module, args: tuple) -> None:
             if args and _storage(args[0]) in points:
-                quantised_in.add(name)
+                found.quantised_in.add(name)
         return hook
 
     def after_linear(name: str) -> Callable[..., None]:
@@ -149,8 +180,11 @@ def _analyse(model: nn.Module, sample: torch.Tensor) -> tuple[set[str], dict[str
         return hook
 
     for name, m in model.named_modules():
+        if any(isinstance(m._parameters.get(p), nn.Parameter) for p in STREAM_PARAMETERS):
+            hooks.append(m.register_forward_hook(after_start(name)))
         if isinstance(m, nn.LayerNorm):
-            hooks += [m.register_forward_hook(after_point(name, True)), m.register_forward_pre_hook(before_norm)]
+            hooks += [m.register_forward_hook(after_point(name, True)),
+                      m.register_forward_pre_hook(before_norm(name))]
         elif type(m).__name__ in ACTIVATIONS:
             hooks.append(m.register_forward_hook(after_point(name, False)))
         elif isinstance(m, LINEAR):
@@ -159,12 +193,27 @@ def _analyse(model: nn.Module, sample: torch.Tensor) -> tuple[set[str], dict[str
     try:
         with torch.no_grad():
             model(sample)
-        callers = list({id(m): m for m in _CALLERS}.values())
+        found.attention = list({id(m): m for m in _CALLERS}.values())
     finally:
         _CALLERS = None
         for h in hooks:
             h.remove()
-    return quantised_in, pairs, (order[-1] if order else None), callers
+    found.last = order[-1] if order else None
+    return found
+
+
+def _read_through(module: nn.Module, quant: nn.Module) -> None:
+    """`module` (a ViT's embeddings) reads its class token and position table through `quant`, the residual
+    stream's quantiser: a subclass whose properties shadow those parameters, which stay where they are (same
+    state-dict keys, same forward code)."""
+    names = [p for p in STREAM_PARAMETERS if isinstance(module._parameters.get(p), nn.Parameter)]
+
+    def reader(name: str) -> property:
+        return property(lambda self: self.edge_stream(self._parameters[name]))
+
+    base = type(module)
+    module.__class__ = type(f"Integer{base.__name__}", (base,), {n: reader(n) for n in names})
+    module.edge_stream = quant
 
 
 def _embedding_quant(model: nn.Module, bits: int) -> None:
@@ -210,10 +259,22 @@ def integer_transformer(model: nn.Module, sample: torch.Tensor, wbits: int, abit
 
     _register_attention()
     _set_attention(model)
-    quantised_in, pairs, last, attention = _analyse(model, sample)
+    found = _analyse(model, sample)
+    quantised_in, pairs, last = found.quantised_in, found.pairs, found.last
 
     def act(kind: Any) -> nn.Module:
         return qnn.QuantIdentity(act_quant=kind, bit_width=abits, return_quant_tensor=False)
+
+    # a pre-norm residual stream: one quantiser for what starts it and for every layer output added to it
+    stream = act(signed) if found.stream else None
+    stream_linears = set(found.stream)
+    if stream is not None:
+        for root in found.roots:
+            module = model.get_submodule(root)
+            projections = [f"{root}.{n}" for n, m in module.named_modules() if isinstance(m, LINEAR)]
+            if len(projections) == 1:  # the patch projection: its output is the stream's first tokens
+                stream_linears.add(projections[0])
+                _read_through(module, qnn.QuantIdentity(act_quant=stream.act_quant, return_quant_tensor=False))
 
     norms: dict[str, nn.Module] = {}
     for name, m in list(model.named_modules()):
@@ -234,6 +295,8 @@ def integer_transformer(model: nn.Module, sample: torch.Tensor, wbits: int, abit
             kw.update(input_quant=signed, input_bit_width=abits, bias_quant=Int32Bias)
         if name in pairs:
             kw["output_quant"] = norms[pairs[name]].act_quant
+        elif name in stream_linears and stream is not None:
+            kw["output_quant"] = stream.act_quant
         elif name != last:
             kw.update(output_quant=signed, output_bit_width=abits)
         q = _quant_layer(qnn, m, kw)
@@ -242,7 +305,7 @@ def integer_transformer(model: nn.Module, sample: torch.Tensor, wbits: int, abit
             q.bias.data.copy_(m.bias.detach())
         parent, leaf = _parent(model, name)
         setattr(parent, leaf, q)
-    for m in attention:
+    for m in found.attention:
         m.edge_attention = AttentionQuant(lambda: act(signed), lambda: act(unsigned))
     _embedding_quant(model, wbits)
     return model.eval()

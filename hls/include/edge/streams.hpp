@@ -1,5 +1,5 @@
 // edge HLS kernel library: stream plumbing (width converter, AddStreams, DuplicateStreams, LabelSelect,
-// TokenSelect).
+// TokenSelect, ConcatConstant).
 #ifndef EDGE_STREAMS_HPP
 #define EDGE_STREAMS_HPP
 
@@ -223,6 +223,39 @@ struct LabelSelect {
                 frame++;
             }
         }
+    }
+};
+
+// Inserts COUNT constant vectors at vector AT of each frame of VECTORS input vectors (C channels, PE per word):
+// a class token in front of the patch tokens. Output word (v, cf) is table[(v - AT) * C + cf * PE + p] for
+// AT <= v < AT + COUNT, else the next input word. Iterations = C/PE * (VECTORS + COUNT), one output word each.
+template <unsigned C, unsigned PE, unsigned VECTORS, unsigned AT, unsigned COUNT, int IN_B, int IN_K, int OUT_B,
+          int OUT_K>
+struct ConcatConstant : FoldCounter<C / PE, VECTORS + COUNT> {
+    const long long* table;
+    ConcatConstant(const long long* t, unsigned n) : FoldCounter<C / PE, VECTORS + COUNT>(n), table(t) {}
+    bool constant() const { return this->v >= AT && this->v < AT + COUNT; }
+    template <class I, class O>
+    bool can_step(I& in, O& out) {
+        return !this->done() && !out.full() && (constant() || !in.empty());
+    }
+    template <class I, class O>
+    void step(I& in, O& out) {
+        word_t<PE * OUT_B> o = 0;
+        if (constant()) {
+            for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                set_elem<OUT_B, OUT_K>(o, p, table[(this->v - AT) * C + this->cf * PE + p]);
+            }
+        } else {
+            word_t<PE * IN_B> x = in.read();
+            for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                set_elem<OUT_B, OUT_K>(o, p, get_elem<IN_B, IN_K>(x, p));
+            }
+        }
+        out.write(o);
+        this->advance();
     }
 };
 
