@@ -1,14 +1,16 @@
 """Benchmark (not a test): transformers on both paths.
 
-Models: the vit zoo transformer (`edge train --model vit --wbits 4 --abits 4`, digits, 40 epochs) and a small
-Hugging Face BERT built from a BertConfig (tests/ptq_models.py:bert, no download) quantised by `edge quantize` in
-its integer transformer form (8-bit, calibrated on random token ids). Per model and FPGA board (zcu104, kv260):
+Models: the vit zoo transformer (`edge train --model vit --wbits 4 --abits 4`, digits, 40 epochs), a small
+Hugging Face BERT and ViT built from configs (tests/ptq_models.py:bert and :hf_vit, no download) quantised by
+`edge quantize` in its integer transformer form (8-bit, calibrated on random token ids / images), and a Brevitas
+QuantMultiheadAttention encoder block as users write it (edge/corpus.py, random weights). Per model and FPGA
+board (zcu104, kv260):
 `edge build` with C-sim and cycle sim: FPS and first-frame latency estimated and simulated, the bottleneck, and
 LUT/BRAM36/DSP summed per kernel kind; per edge target (onnx, openvino, tflite): `edge export` then `edge bench`
 (p50 latency on this host, one thread) with the export's own verdict. FINN+ publishes transformer results for
 other models and data sets only (no 8x8 digits ViT, no 2-layer 32-wide BERT), so there is no like-for-like row.
 
-    python bench/transformer.py [--models vit,bert] [--boards zcu104,kv260] [--targets onnx,openvino,tflite]
+    python bench/transformer.py [--models vit,bert,hf_vit,mha] [--boards zcu104,kv260] [--targets onnx,openvino,tflite]
         [--out bench/results/transformer.json]
 """
 
@@ -91,7 +93,26 @@ def bert_model(work: Path) -> tuple[dict, Path, list[str]]:
              q.get("output_sqnr_db"), "quantize_seconds": seconds}, Path(q["model"]), ["--calib", str(ids)])
 
 
-MODELS = {"vit": vit_model, "bert": bert_model}
+def hf_vit_model(work: Path) -> tuple[dict, Path, list[str]]:
+    import numpy as np
+
+    x = work / "images.npy"
+    np.save(x, np.random.default_rng(0).uniform(0, 1, (64, 1, 8, 8)).astype(np.float32))
+    q, seconds, code = _run("quantize", f"{ROOT / 'tests' / 'ptq_models.py'}:hf_vit", "--calib", str(x), "-o",
+                            str(work / "hf_vit"))
+    if code:
+        raise RuntimeError(q.get("error"))
+    return ({"model": "HF ViT 2x32, 8x8 image, 17 tokens, int8 PTQ (transformer mode)", "output_sqnr_db":
+             q.get("output_sqnr_db"), "quantize_seconds": seconds}, Path(q["model"]), ["--calib", str(x)])
+
+
+def mha_model(work: Path) -> tuple[dict, Path, list[str]]:
+    from edge.corpus import mha_encoder
+
+    return {"model": "Brevitas QuantMultiheadAttention encoder block (random weights)"}, mha_encoder(work), []
+
+
+MODELS = {"vit": vit_model, "bert": bert_model, "hf_vit": hf_vit_model, "mha": mha_model}
 
 
 def report(entry: dict) -> None:
@@ -115,13 +136,17 @@ def report(entry: dict) -> None:
     print()
     print(render(["target", "passed", "max |delta| (output LSB)", "top-1", "p50 ms (1 thread)", "export s"],
                  [[e["target"], e["passed"], f"{e['max_diff_output_lsb']:.2f}", f"{e['top1_agreement']:.2%}",
-                   e["p50_ms"], f"{e['export_seconds']:.0f}"] if "error" not in e else [e["target"], e["error"]]
+                   e["p50_ms"], f"{e['export_seconds']:.0f}"] if "error" not in e else [e["target"], "error", "", "",
+                                                                                          "", ""]
                   for e in exports]))
+    for e in exports:
+        if "error" in e:
+            print(f"{e['target']}: {e['error']}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="vit,bert")
+    ap.add_argument("--models", default="vit,bert,hf_vit,mha")
     ap.add_argument("--boards", default="zcu104,kv260")
     ap.add_argument("--targets", default="onnx,openvino,tflite")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "transformer.json")

@@ -408,9 +408,51 @@ class QdqConverter:
                                   producer_name="edge", producer_version="qdq")
         proto.ir_version = min(proto.ir_version, 9)  # readable by every onnxruntime and OpenVINO here
         del proto.graph.input[1:]  # initializers are not graph inputs
+        _expand_batch_constants(proto)
         proto = onnx.shape_inference.infer_shapes(proto)
         onnx.checker.check_model(proto)
         return proto
+
+
+def _expand_batch_constants(proto: onnx.ModelProto) -> None:
+    """A batch-1 constant that a Concat joins to activations along another axis (a class token, its batch Expand
+    folded when the model was traced at batch 1; here a DequantizeLinear of constant integers) is expanded to the
+    batch of the activation beside it (Shape, Slice, Concat, Expand): the QDQ model runs at any batch size."""
+    inits = {t.name: t for t in proto.graph.initializer}
+    producers = {o: n for n in proto.graph.node for o in n.output}
+
+    def constant(name: str) -> np.ndarray | None:
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        q = producers.get(name)
+        if q is not None and q.op_type == "DequantizeLinear" and q.input[0] in inits:
+            return numpy_helper.to_array(inits[q.input[0]])
+        return None
+
+    for node in list(proto.graph.node):
+        if node.op_type != "Concat" or all(constant(i) is not None for i in node.input):
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        source = next(i for i in node.input if constant(i) is None)
+        for k, name in enumerate(node.input):
+            value = constant(name)
+            if value is None or value.ndim < 2 or value.shape[0] != 1 or axis % value.ndim == 0:
+                continue
+            tag = f"{node.name or node.output[0]}/in{k}_batch"
+            rest = numpy_helper.from_array(np.asarray(value.shape[1:], np.int64), f"{tag}/rest")
+            begin = numpy_helper.from_array(np.asarray([0], np.int64), f"{tag}/begin")
+            end = numpy_helper.from_array(np.asarray([1], np.int64), f"{tag}/end")
+            proto.graph.initializer.extend([rest, begin, end])
+            new = [helper.make_node("Shape", [source], [f"{tag}/shape"], name=f"{tag}/Shape"),
+                   helper.make_node("Slice", [f"{tag}/shape", begin.name, end.name], [f"{tag}/n"],
+                                    name=f"{tag}/Slice"),
+                   helper.make_node("Concat", [f"{tag}/n", rest.name], [f"{tag}/target"], name=f"{tag}/Concat",
+                                    axis=0),
+                   helper.make_node("Expand", [name, f"{tag}/target"], [f"{tag}/out"], name=f"{tag}/Expand")]
+            at = list(proto.graph.node).index(node)
+            for j, n in enumerate(new):
+                proto.graph.node.insert(at + j, n)
+            node.input[k] = f"{tag}/out"
 
 
 def to_qdq(loaded: LoadedModel, target: str = "onnx") -> tuple[onnx.ModelProto, list[str], QdqConverter]:

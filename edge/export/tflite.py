@@ -476,6 +476,9 @@ class TfliteWriter:
                                dilationWFactor=1)
                 op = "CONV_2D"
             elif node.vectors > 1 and node.thresholds is not None:  # a Linear over tokens: one row per vector
+                if not getattr(self.b, "rows_kept", False):
+                    raise self.fail(node, "a Linear over tokens (rows kept apart) is not in the int8 ONNX program "
+                                          "(the QDQ form takes it)")
                 x = self.rows(x, node.vectors, node.mw)
                 w = node.weights
                 opts = options("FullyConnectedOptions", keepNumDims=True)

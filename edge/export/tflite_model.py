@@ -47,6 +47,8 @@ class TfliteModelBuilder:
     xnnpack_requant: bool = True
     # float32 / int32 islands (LayerNorm, Softmax, products of two activations, tables) are allowed
     float_islands: bool = True
+    # FULLY_CONNECTED with keepNumDims over (tokens, features) rows, RESHAPE between stream shapes
+    rows_kept = True
 
     def tensor(self, name: str, shape: tuple[int, ...], dtype: type, quant: Quant | None = None,
                data: np.ndarray | None = None) -> int:
