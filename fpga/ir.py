@@ -127,7 +127,9 @@ class MatrixVectorUnit(Node):
 
 @dataclass(frozen=True, eq=False)
 class VectorVectorUnit(Node):
-    """VVAU (depthwise conv): out[v, c] = act(sum_k W[c, k] * x[v, k, c]) over a K = kh*kw window per channel."""
+    """VVAU (depthwise conv): out[v, c] = act(sum_k W[c, k] * x[v, k, c]) over a K = kh*kw window per channel.
+    Folding: PE channels per word; with all channels in a word (PE = C), SIMD consecutive window taps too (the
+    multi-tap VVAU that a parallel-window SWG feeds), SIMD * C products per clock."""
 
     channels: int = 0
     k: int = 0
@@ -141,11 +143,15 @@ class VectorVectorUnit(Node):
     kind: ClassVar[str] = "VectorVectorUnit"
 
     def fold_limits(self) -> dict[str, int]:
-        # window positions arrive one per word in the sliding window's (k, channel) order: PE folds channels only
-        return {"pe": self.channels}
+        # words follow the sliding window's (k, channel) order: PE folds channels; SIMD taps per word only when a
+        # word holds every channel of a tap
+        return {"pe": self.channels, "simd": self.k}
+
+    def fold_ok(self, pe: int, simd: int) -> bool:
+        return simd == 1 or pe == self.channels
 
     def cycles(self) -> int:
-        return (self.channels // self.pe) * self.k * self.vectors
+        return (self.channels // self.pe) * (self.k // self.simd) * self.vectors
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,12 +193,12 @@ class SlidingWindow(Node):
         return max(1, self.simd // self.channels)
 
     def fold_limits(self) -> dict[str, int]:
-        return {"simd": self.channels if self.depthwise else self.channels * self.kernel[1]}
+        return {"simd": self.channels * self.kernel[1]}
 
     def fold_ok(self, pe: int, simd: int) -> bool:
         if self.channels % simd == 0:
             return True
-        return not self.depthwise and simd % self.channels == 0 and self.kernel[1] % (simd // self.channels) == 0
+        return simd % self.channels == 0 and self.kernel[1] % (simd // self.channels) == 0
 
     def cycles(self) -> int:
         reads = self.ifm[0] * self.ifm[1] * self.channels // min(self.simd, self.channels)

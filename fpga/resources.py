@@ -269,7 +269,7 @@ def _matrix_vector_unit(node: MatrixVectorUnit, u: bool) -> tuple[Resources, dic
 
 @ESTIMATE.register(VectorVectorUnit)
 def _vector_vector_unit(node: VectorVectorUnit, u: bool) -> tuple[Resources, dict[str, str]]:
-    depth = (node.channels // node.pe) * node.k
+    depth = (node.channels // node.pe) * (node.k // node.simd)
     # PE channels in parallel, SIMD taps of the window per channel: PE * SIMD lanes
     return _dot_unit(node.pe, node.simd, depth, node.w_dtype.bits, node.in_dtype.bits, node.acc_dtype.bits,
                      False, node.thresholds, node.channels, u)

@@ -18,6 +18,7 @@ from fpga.ir import (
     StreamingDataWidthConverter,
     StreamMatMul,
     TensorInfo,
+    VectorVectorUnit,
 )
 
 AXI_BITS = 64  # width of the accelerator's AXI-stream ports (a Zynq HP port)
@@ -32,9 +33,11 @@ def in_elems(node: Node) -> int:
         return min(node.simd, node.channels)  # a multi-pixel SWG still reads one pixel per word
     if isinstance(node, MatrixVectorUnit | Padding | StreamMatMul):
         return node.simd
+    if isinstance(node, VectorVectorUnit):
+        return node.pe * node.simd  # SIMD taps of PE channels
     if isinstance(node, StreamingDataWidthConverter):
         return node.in_elems
-    return node.pe  # VVAU, Thresholding, MaxPool, GlobalAccPool, AddStreams, DuplicateStreams, LabelSelect
+    return node.pe  # Thresholding, MaxPool, GlobalAccPool, AddStreams, DuplicateStreams, LabelSelect
 
 
 def out_elems(node: Node) -> int:

@@ -86,7 +86,7 @@ def pack_limbs(raw: np.ndarray, bits: int) -> np.ndarray:
 def pipeline_depth(node: Node) -> int:
     """Clocks from a kernel's iteration to its output word being visible downstream (fixed per kernel)."""
     if isinstance(node, MatrixVectorUnit | VectorVectorUnit):
-        lanes = node.simd if isinstance(node, MatrixVectorUnit) else 1
+        lanes = node.simd
         return 2 + math.ceil(math.log2(lanes + 1)) + (1 if node.thresholds is not None else 0)
     if isinstance(node, Thresholding | SlidingWindow | MaxPool | GlobalAccPool | LabelSelect):
         return 2
@@ -144,13 +144,14 @@ def _matrix_vector_unit(node: MatrixVectorUnit, graph: DataflowGraph, out_t: Int
 @HLS_KERNEL.register(VectorVectorUnit)
 def _vector_vector_unit(node: VectorVectorUnit, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
     k: dict[str, Any] = {}
-    cf = node.channels // node.pe
-    w = raw_bits(node.weights, node.w_dtype).reshape(cf, node.pe, node.k).transpose(1, 0, 2)
+    cf, ks = node.channels // node.pe, node.k // node.simd
+    # weight tile (cf, step) of PE p holds the SIMD taps of channel cf * PE + p that one input word brings
+    w = raw_bits(node.weights, node.w_dtype).reshape(cf, node.pe, ks, node.simd).transpose(1, 0, 2, 3)
     k.update(channels=node.channels, k=node.k, vectors=node.vectors, in_b=node.in_dtype.bits,
              in_k=kind_code(node.in_dtype), w_b=node.w_dtype.bits, w_k=kind_code(node.w_dtype),
              out_b=out_t.bits, out_k=kind_code(out_t), acc_b=_acc_bits(node.acc_dtype, node.thresholds),
-             wword_b=node.w_dtype.bits, tiles=cf * node.k, limbs=1,
-             weights=pack_limbs(w.reshape(node.pe, cf * node.k, 1), node.w_dtype.bits).tolist())
+             wword_b=node.simd * node.w_dtype.bits, tiles=cf * ks, limbs=math.ceil(node.simd * node.w_dtype.bits / 64),
+             weights=pack_limbs(w.reshape(node.pe, cf * ks, node.simd), node.w_dtype.bits).tolist())
     k.update(_threshold_arrays(node.thresholds, node.channels, node.pe))
     return k
 

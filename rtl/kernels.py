@@ -188,8 +188,11 @@ def vvau(node: VectorVectorUnit) -> Kernel:
     ib, in_signed, in_bipolar = _element(x)
     wb, _, w_bipolar = _element(node.w_dtype)
     wenc = (w + 1) // 2 if w_bipolar else w & ((1 << wb) - 1)
-    weights = [sum(int(wenc[cf * pe + p, t]) << (p * wb) for p in range(pe)) for t in range(k) for cf in range(c // pe)]
-    params: dict[str, int | str] = {"C": c, "K": k, "PE": pe, "IB": ib, "WB": wb, "AB": ab, "IN_SIGNED": int(in_signed),
+    simd = node.simd
+    weights = [sum(int(wenc[cf * pe + p, ks * simd + t]) << ((t * pe + p) * wb) for t in range(simd) for p in range(pe))
+               for ks in range(k // simd) for cf in range(c // pe)]
+    params: dict[str, int | str] = {"C": c, "K": k, "PE": pe, "SIMD": simd, "IB": ib, "WB": wb, "AB": ab,
+                                    "IN_SIGNED": int(in_signed),
                                     "IN_BIPOLAR": int(in_bipolar), "W_BIPOLAR": int(w_bipolar),
                                     "USE_DSP": int(uses_dsp(wb, ib)), "LEVELS": 0}
     roms = {"WEIGHTS": weights}
@@ -203,7 +206,7 @@ def vvau(node: VectorVectorUnit) -> Kernel:
         acc_bits, acc_signed, _ = _element(node.acc_dtype)
         params["OB"] = acc_bits
         out = StreamFormat(pe, acc_bits, acc_signed)
-    return Kernel("edge_vvau", params, roms, StreamFormat(pe, ib, in_signed, in_bipolar), out)
+    return Kernel("edge_vvau", params, roms, StreamFormat(pe * simd, ib, in_signed, in_bipolar), out)
 
 
 def global_acc_pool(node: GlobalAccPool) -> Kernel:

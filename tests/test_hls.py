@@ -10,6 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 
 from boards import load_board
 from edge.zoo import ZOO
@@ -28,6 +29,7 @@ from fpga.ir import (
     TensorInfo,
     Thresholding,
     Thresholds,
+    VectorVectorUnit,
 )
 from fpga.lower import lower
 from fpga.verify import verify
@@ -190,6 +192,64 @@ def test_concat_constant_inserts_rows_exactly(tmp_path, at_front, pe):
     rows = np.broadcast_to(table, (SIM_FRAMES, count, channels))
     expected = np.concatenate([rows, x] if at_front else [x, rows], axis=1).astype(np.int64)
     np.testing.assert_array_equal(y.reshape(expected.shape), expected)
+
+
+class _Depthwise(torch.nn.Module):
+    """Two depthwise 3x3 convolutions (stride 2 then 1, padding 1) between pointwise ones, then a classifier."""
+
+    def __init__(self) -> None:
+        import brevitas.nn as qnn
+        from brevitas.quant import Uint8ActPerTensorFloat
+
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, bit_width=4, return_quant_tensor=True)
+        self.pw0 = qnn.QuantConv2d(2, 8, 1, weight_bit_width=4, bias=False)
+        self.dw1 = qnn.QuantConv2d(8, 8, 3, stride=2, padding=1, groups=8, weight_bit_width=4, bias=False)
+        self.dw2 = qnn.QuantConv2d(8, 8, 3, padding=1, groups=8, weight_bit_width=4, bias=False)
+        self.acts = torch.nn.ModuleList(qnn.QuantReLU(bit_width=4, return_quant_tensor=True) for _ in range(3))
+        self.fc = qnn.QuantLinear(8 * 5 * 5, 4, weight_bit_width=4, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.acts[0](self.pw0(self.inp(x)))
+        x = self.acts[1](self.dw1(x))
+        x = self.acts[2](self.dw2(x))
+        return self.fc(x.flatten(1))
+
+
+@pytest.mark.parametrize("taps", [3, 9])
+def test_multi_tap_vvau_is_exact_and_faster(tmp_path, taps):
+    """Depthwise convolutions with stride and padding folded to all channels and `taps` window taps per word (the
+    parallel-window SWG feeding the multi-tap VVAU): C-sim and cycle sim bit-exact, the steady state as estimated,
+    the VVAUs `taps` times faster than at one tap per word; and the folder picks them when the frame rate asks."""
+    from edge.corpus import _export
+
+    torch.manual_seed(0)
+    model = _Depthwise()
+    with torch.no_grad():
+        model(torch.rand(32, 2, 10, 10))
+    loaded = load_model(_export(model, (1, 2, 10, 10), tmp_path / "dw.onnx", dynamo=False))
+    graph = lower(loaded)
+
+    def fold(n):
+        if isinstance(n, VectorVectorUnit):
+            return n.with_fold(n.channels, taps)
+        if isinstance(n, SlidingWindow) and n.depthwise:
+            return n.with_fold(1, n.channels * min(taps, n.kernel[1]))
+        return n
+
+    folded = insert_width_converters(graph.with_nodes(tuple(fold(n) for n in graph.nodes)))
+    before = [n for n in graph.nodes if isinstance(n, VectorVectorUnit)]
+    after = [n for n in folded.nodes if isinstance(n, VectorVectorUnit)]
+    assert len(after) == 2 and all(a.cycles() * taps == b.cycles() // (b.channels // b.pe)
+                                   for a, b in zip(after, before, strict=True))
+    x = np.random.default_rng(1).uniform(0, 1, size=(SIM_FRAMES, 2, 10, 10)).astype(np.float32)
+    summary, out = simulate_project(folded, load_board("zcu104"), tmp_path / "hls", x)
+    assert summary["passed"], summary
+    assert abs(summary["cycle_sim"]["steady_vs_analytical"]) <= STEADY_TOLERANCE
+    ir = execute(folded, quantize_input(folded.pre, x))[folded.output]
+    np.testing.assert_array_equal(out, ir.reshape(len(x), -1))
+    chosen, _ = compile_model(loaded, load_board("zcu104"), BuildOptions(verify_samples=0))
+    assert any(n.simd > 1 for n in chosen.nodes if isinstance(n, VectorVectorUnit)), "the folder keeps one tap"
 
 
 @pytest.mark.parametrize(("model", "bits"), [("tfc", 1), ("cnv", 2)])

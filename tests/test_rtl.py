@@ -207,11 +207,15 @@ def test_lookup_matches_the_ir(case: tuple, tmp_path: Path) -> None:
     _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 3 * node.cycles(), tmp_path)
 
 
-@pytest.mark.parametrize("case", [(6, 2, IntType(4, False), IntType(3, True), True),
-                                  (4, 4, IntType(2, True), BIPOLAR, False)], ids=["thresholded", "accumulator"])
+@pytest.mark.parametrize("case", [(6, 2, IntType(4, False), IntType(3, True), True, 1),
+                                  (4, 4, IntType(2, True), BIPOLAR, False, 1),
+                                  (4, 4, IntType(4, False), IntType(4, True), True, 3),
+                                  (3, 3, IntType(3, True), IntType(2, True), False, 9)],
+                         ids=["thresholded", "accumulator", "simd3", "simd9"])
 def test_vvau_matches_the_ir(case: tuple, tmp_path: Path) -> None:
-    """Depthwise: each channel's own K taps, taps arriving in (tap, channel) order, PE channels per word."""
-    channels, pe, xt, wt, thresholded = case
+    """Depthwise: each channel's own K taps, taps arriving in (tap, channel) order, PE channels per word, or SIMD
+    taps of all channels per word (the multi-tap VVAU a parallel-window SWG feeds)."""
+    channels, pe, xt, wt, thresholded, simd = case
     rng = np.random.default_rng(channels * pe)
     k, vectors = 9, 5
     w = _values(wt, (channels, k), rng)
@@ -219,8 +223,9 @@ def test_vvau_matches_the_ir(case: tuple, tmp_path: Path) -> None:
     if thresholded:
         vals = np.sort(rng.integers(-60, 61, size=(channels, 3)), axis=1)
         th = Thresholds(values=vals, descending=rng.random(channels) < 0.3, base=0, step=1, out_dtype=IntType(2, False))
-    node = VectorVectorUnit(name="vvau", inputs=("x",), output="y", pe=pe, channels=channels, k=k, vectors=vectors,
-                            weights=w, in_dtype=xt, w_dtype=wt, acc_dtype=IntType(12, True), thresholds=th)
+    node = VectorVectorUnit(name="vvau", inputs=("x",), output="y", pe=pe, simd=simd, channels=channels, k=k,
+                            vectors=vectors, weights=w, in_dtype=xt, w_dtype=wt, acc_dtype=IntType(12, True),
+                            thresholds=th)
     x = _values(xt, (vectors, k * channels), rng)
     _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), node.cycles(), tmp_path)
 

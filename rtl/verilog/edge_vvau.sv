@@ -1,13 +1,16 @@
 // VVAU: vector-vector-activation unit for depthwise convolution (FINN vocabulary). Each output pixel's window
-// arrives as K taps of C channels in (tap, channel) order, PE channels per word (CF = C/PE words per tap); channel c
-// accumulates sum_k W[c, k] * x[k, c] in its own accumulator (CF words of PE accumulators), and on the last tap the
-// PE sums leave, thresholded or as accumulators. One word per cycle (II=1).
-// Weights: ROM word (k*CF + cf) holds PE weights, weight p at [p*WB +: WB]. Thresholds: ROM word cf as in edge_mvau.
+// arrives as K taps of C channels in (tap, channel) order, PE channels per word (CF = C/PE words per tap) or, with
+// SIMD > 1 (only when PE = C), SIMD taps of all channels per word (element t*PE + p: tap t, channel p); channel c
+// accumulates sum_k W[c, k] * x[k, c] in its own accumulator (CF words of PE accumulators), and on the last step
+// the PE sums leave, thresholded or as accumulators. One word per cycle (II=1), K/SIMD words per channel fold.
+// Weights: ROM word (ks*CF + cf) holds SIMD*PE weights, tap t of PE p at [(t*PE + p)*WB +: WB]. Thresholds: ROM
+// word cf as in edge_mvau.
 // Both ROMs are read through a registered port, loaded with the next step's word when a step fires.
 module edge_vvau #(
     parameter int C = 4,
     parameter int K = 9,
     parameter int PE = 1,
+    parameter int SIMD = 1,
     parameter int IB = 4,
     parameter int WB = 4,
     parameter int AB = 16,
@@ -23,18 +26,19 @@ module edge_vvau #(
     parameter WEIGHTS = "weights.mem",
     parameter THRESHOLDS = "thresholds.mem",
     localparam int CF = C / PE,
+    localparam int KS = K / SIMD,
     localparam int TW = PE * LEVELS * AB + PE
 ) (
     input  logic               clk,
     input  logic               rst_n,
     input  logic               in_valid,
     output logic               in_ready,
-    input  logic [PE*IB-1:0]   in_data,
+    input  logic [SIMD*PE*IB-1:0] in_data,
     output logic               out_valid,
     input  logic               out_ready,
     output logic [PE*OB-1:0]   out_data
 );
-    logic [PE*WB-1:0] wrom [0:K*CF-1];
+    logic [SIMD*PE*WB-1:0] wrom [0:KS*CF-1];
     logic [TW-1:0] trom [0:CF-1];
     initial begin
         $readmemh(WEIGHTS, wrom);
@@ -42,18 +46,18 @@ module edge_vvau #(
     end
 
     logic primed;
-    logic [$clog2(K+1)-1:0] k;
+    logic [$clog2(KS+1)-1:0] k;
     logic [$clog2(CF+1)-1:0] cf;
-    logic [$clog2(K*CF+1)-1:0] waddr;
-    logic [PE*WB-1:0] wword;
+    logic [$clog2(KS*CF+1)-1:0] waddr;
+    logic [SIMD*PE*WB-1:0] wword;
     logic [TW-1:0] tword;
     logic [PE*AB-1:0] accs [0:CF-1];
 
-    wire last_k = (k == K - 1);
+    wire last_k = (k == KS - 1);
     wire room = !last_k || !out_valid || out_ready;
     wire fire = primed && in_valid && room;
     assign in_ready = primed && room;
-    wire [$clog2(K*CF+1)-1:0] waddr_next = (waddr == K*CF - 1) ? '0 : waddr + 1'b1;
+    wire [$clog2(KS*CF+1)-1:0] waddr_next = (waddr == KS*CF - 1) ? '0 : waddr + 1'b1;
     wire [$clog2(CF+1)-1:0] cf_next = (cf == CF - 1) ? '0 : cf + 1'b1;
 
     always_ff @(posedge clk) begin
@@ -68,7 +72,9 @@ module edge_vvau #(
     logic signed [AB-1:0] sum;
     always_comb begin
         for (int p = 0; p < PE; p++) begin
-            sum = ((k == 0) ? '0 : $signed(accs[cf][p*AB +: AB])) + product(in_data[p*IB +: IB], wword[p*WB +: WB]);
+            sum = (k == 0) ? '0 : $signed(accs[cf][p*AB +: AB]);
+            for (int t = 0; t < SIMD; t++)
+                sum = sum + product(in_data[(t*PE + p)*IB +: IB], wword[(t*PE + p)*WB +: WB]);
             acc_next[p*AB +: AB] = sum;
             result[p*OB +: OB] = activate(sum, tword, p);
         end

@@ -161,6 +161,17 @@ inline void to_limbs(const ap_uint<W>& word, unsigned long long* limbs) {
 }
 #endif
 
+// Element `index` (B bits) of a weight tile of N elements held as 64-bit limbs: the VVAU's SIMD taps.
+template <int B, int K, unsigned N>
+inline long long tile_elem(const unsigned long long* limbs, unsigned index) {
+#pragma HLS INLINE
+#if !defined(__SYNTHESIS__) && !defined(EDGE_NO_FAST_CSIM)
+    return elem_from_limbs<B, K>(limbs, index);
+#else
+    return get_elem<B, K>(from_limbs<N * B>(limbs), index);
+#endif
+}
+
 // Count of set bits of a word (the XNOR-popcount MVAU's accumulator).
 template <int W>
 inline unsigned popcount(const ap_uint<W>& word) {

@@ -124,31 +124,35 @@ struct Mvau {
     }
 };
 
-// Depthwise: input words hold PE channels of one window position, in the sliding window's (k, channel)
-// order; all C accumulators stay live across the K window positions. Iterations = K * C/PE * vectors.
-template <unsigned C, unsigned K, unsigned PE, unsigned VECTORS, int IN_B, int IN_K, int W_B, int W_K, int OUT_B,
-          int OUT_K, unsigned LEVELS, int BASE, int STEP, typename AccT>
+// Depthwise: input words hold PE channels of SIMD consecutive window positions, in the sliding window's
+// (k, channel) order (SIMD > 1 only with PE = C: element t * PE + p is tap t of channel p); all C accumulators stay
+// live across the K window positions. Weight tile cf * K/SIMD + step holds, per PE, the SIMD taps of that step.
+// Iterations = K/SIMD * C/PE * vectors.
+template <unsigned C, unsigned K, unsigned PE, unsigned SIMD, unsigned VECTORS, int IN_B, int IN_K, int W_B, int W_K,
+          int OUT_B, int OUT_K, unsigned LEVELS, int BASE, int STEP, typename AccT>
 struct Vvau {
     static const unsigned CF = C / PE;
-    typedef word_t<PE * IN_B> InWord;
+    static const unsigned KS = K / SIMD;  // input words per channel fold and window
+    static const unsigned WL = (SIMD * W_B + 63) / 64;  // 64-bit limbs per weight tile
+    typedef word_t<SIMD * PE * IN_B> InWord;
     typedef word_t<PE * OUT_B> OutWord;
     typedef typename threshold_store<AccT>::type ThrT;
 
-    const unsigned long long (*weights)[CF * K][1];  // [PE][CF * K][one limb]
+    const unsigned long long (*weights)[CF * KS][WL];  // [PE][CF * KS][limbs]
     const ThrT (*thresholds)[CF][LEVELS > 0 ? LEVELS : 1];
     const bool (*descending)[CF];
     unsigned frames, frame, v, k, cf;
     AccT acc[CF][PE];
 
-    Vvau(const unsigned long long (*w)[CF * K][1], const ThrT (*t)[CF][LEVELS > 0 ? LEVELS : 1], const bool (*d)[CF],
-         unsigned n)
+    Vvau(const unsigned long long (*w)[CF * KS][WL], const ThrT (*t)[CF][LEVELS > 0 ? LEVELS : 1],
+         const bool (*d)[CF], unsigned n)
         : weights(w), thresholds(t), descending(d), frames(n), frame(0), v(0), k(0), cf(0) {
         for (unsigned c = 0; c < CF; c++)
             for (unsigned p = 0; p < PE; p++) acc[c][p] = 0;
     }
     bool done() const { return frame >= frames; }
     bool wants_read() const { return true; }
-    bool wants_write() const { return k == K - 1; }
+    bool wants_write() const { return k == KS - 1; }
     template <class I, class O>
     bool can_step(I& in, O& out) {
         return !done() && !in.empty() && !(wants_write() && out.full());
@@ -162,9 +166,16 @@ struct Vvau {
 #endif
             for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-                acc[cf][p] += get_elem<IN_B, IN_K>(x, p) * weight_elem<W_B, W_K>(weights[p][cf * K + k][0]);
+                AccT sum = 0;
+                for (unsigned t = 0; t < SIMD; t++) {
+#pragma HLS UNROLL
+                    const long long w = SIMD == 1 ? weight_elem<W_B, W_K>(weights[p][cf * KS + k][0])
+                                                  : tile_elem<W_B, W_K, SIMD>(weights[p][cf * KS + k], t);
+                    sum += get_elem<IN_B, IN_K>(x, t * PE + p) * w;
+                }
+                acc[cf][p] += sum;
             }
-        if (k == K - 1) {
+        if (k == KS - 1) {
             OutWord o = 0;
             for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
@@ -178,7 +189,7 @@ struct Vvau {
         }
         if (++cf == CF) {
             cf = 0;
-            if (++k == K) {
+            if (++k == KS) {
                 k = 0;
                 if (++v == VECTORS) {
                     v = 0;
