@@ -317,10 +317,11 @@ def unet(out: Path) -> Path:
 
 
 class TransposedUpNet(nn.Module):
-    """A segmentation decoder's learned upsampling: stride-2 conv down, Brevitas QuantConvTranspose2d 2x2/2 up,
-    BatchNorm and a quantised ReLU after it, then a 1x1 head to two classes per pixel (logits, unquantised)."""
+    """A segmentation decoder's learned upsampling: stride-2 conv down, Brevitas QuantConvTranspose2d up (2x2/2 by
+    default; 4x4/2 padding 1 and 3x3/2 padding 1 output padding 1 overlap their windows), BatchNorm and a quantised
+    ReLU after it, then a 1x1 head to two classes per pixel (logits, unquantised)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kernel: int = 2, padding: int = 0, output_padding: int = 0) -> None:
         import brevitas.nn as qnn
 
         super().__init__()
@@ -328,7 +329,8 @@ class TransposedUpNet(nn.Module):
         self.enc = qnn.QuantConv2d(1, 6, 3, stride=2, padding=1, weight_bit_width=4, bias=False)
         self.bn_enc = nn.BatchNorm2d(6)
         self.relu = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
-        self.up = qnn.QuantConvTranspose2d(6, 4, 2, stride=2, weight_bit_width=4, bias=False)
+        self.up = qnn.QuantConvTranspose2d(6, 4, kernel, stride=2, padding=padding, output_padding=output_padding,
+                                           weight_bit_width=4, bias=False)
         self.bn_up = nn.BatchNorm2d(4)
         self.relu_up = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
         self.head = qnn.QuantConv2d(4, 2, 1, weight_bit_width=4, bias=True)
@@ -340,6 +342,14 @@ class TransposedUpNet(nn.Module):
 
 def conv_transpose(out: Path) -> Path:
     return _seeded_export(TransposedUpNet, (1, 1, 8, 8), out / "conv_transpose.onnx")
+
+
+def conv_transpose_4x4(out: Path) -> Path:
+    return _seeded_export(lambda: TransposedUpNet(4, 1), (1, 1, 8, 8), out / "conv_transpose_4x4.onnx")
+
+
+def conv_transpose_3x3(out: Path) -> Path:
+    return _seeded_export(lambda: TransposedUpNet(3, 1, 1), (1, 1, 8, 8), out / "conv_transpose_3x3.onnx")
 
 
 class ActivationTablesNet(nn.Module):
@@ -460,7 +470,9 @@ IDIOMS: dict[str, Callable[[Path], Path]] = {"concat": concat, "trunc_avgpool": 
                                              "per_channel_act": per_channel_act, "stem_pool": stem_pool,
                                              "pixel_shuffle": pixel_shuffle, "unet": unet,
                                              "activation_tables": activation_tables, "mha_encoder": mha_encoder,
-                                             "a2q": a2q, "conv_transpose": conv_transpose}
+                                             "a2q": a2q, "conv_transpose": conv_transpose,
+                                             "conv_transpose_4x4": conv_transpose_4x4,
+                                             "conv_transpose_3x3": conv_transpose_3x3}
 
 def mobilenet_v1(out: Path) -> Path:
     """brevitas_examples' ImageNet `quant_mobilenet_v1_4b` (w4a4, per-channel activation scales, TruncAvgPool,

@@ -269,10 +269,13 @@ def _quant_copy(model: ModelWrapper, q: onnx.NodeProto | None, value: np.ndarray
 
 
 class SubPixelConvTranspose:
-    """A ConvTranspose whose kernel equals its stride (no padding, one group: a UNet decoder's 2x2/2 upsampling)
-    writes each input pixel's r x r output block from that pixel alone: it is a 1x1 Conv with Cout * r * r
-    outputs followed by DepthToSpace (CRD), the same products and sums, on the same quantised weights
-    rearranged (per-output-channel scales repeat over the block)."""
+    """A ConvTranspose of stride r whose output is r times its input (kernel - pads + output padding == r: a UNet
+    decoder's 2x2/2, the 4x4/2 padding 1 and 3x3/2 padding 1 output padding 1 of GAN and segmentation decoders)
+    is a Conv with Cout * r * r outputs followed by DepthToSpace (CRD): output pixel (r*m + a, r*n + b) sums the
+    input pixels m + d that kernel taps reach with phase (a, b), so each phase is a small convolution over
+    offsets d, all phases one Conv of kernel dmax - dmin + 1 padded by (-dmin, dmax). The same products and sums
+    (taps a phase does not use are zero weights), on the same quantised weights rearranged (per-output-channel
+    scales repeat over the block). Kernel == stride is the 1x1 case."""
 
     def __init__(self) -> None:
         self.notes: list[str] = []
@@ -286,9 +289,21 @@ class SubPixelConvTranspose:
                      node.input[2] else (None, None))
             if w is None or w.ndim != 4 or (len(node.input) > 2 and node.input[2] and b is None):
                 continue  # weights not constant (yet): a later round, after constant folding
-            c_in, c_out, r = w.shape[0], w.shape[1], w.shape[2]
+            c_in, c_out, k = w.shape[0], w.shape[1], w.shape[2]
+            r, pad, (lo, hi) = self._geometry(node)
+            size = hi - lo + 1
             tag = node.name or node.output[0]
-            w2 = np.ascontiguousarray(w.transpose(1, 2, 3, 0).reshape(c_out * r * r, c_in, 1, 1))
+            w2 = np.zeros((c_out, r, r, c_in, size, size), np.float32)  # (co, a, b, ci, th, tw)
+            for ya in range(r):  # output phase (row, column) of the block, kernel tap reaching it
+                for kh in range(k):
+                    if (ya + pad - kh) % r:
+                        continue
+                    th = (ya + pad - kh) // r - lo
+                    for xb in range(r):
+                        for kw in range(k):
+                            if (xb + pad - kw) % r == 0:
+                                w2[:, ya, xb, :, th, (xb + pad - kw) // r - lo] = np.asarray(w)[:, :, kh, kw].T
+            w2 = np.ascontiguousarray(w2.reshape(c_out * r * r, c_in, size, size))
             w_out = self._quant(model, wq, w2, c_out, r * r, f"{tag}_subpixel_w")
             inputs = [node.input[0], w_out]
             if b is not None:
@@ -296,8 +311,8 @@ class SubPixelConvTranspose:
                 inputs.append(self._quant(model, bq, b2, c_out, r * r, f"{tag}_subpixel_b"))
             conv_out = f"{tag}_subpixel_conv"
             model.graph.node.append(helper.make_node("Conv", inputs, [conv_out], name=f"{tag}/Conv",
-                                                     kernel_shape=[1, 1], strides=[1, 1], pads=[0, 0, 0, 0],
-                                                     dilations=[1, 1], group=1))
+                                                     kernel_shape=[size, size], strides=[1, 1],
+                                                     pads=[-lo, -lo, hi, hi], dilations=[1, 1], group=1))
             # the element-wise chain down to the activation quantiser runs per channel before the rearrangement
             # (so the quantiser sees the Conv's channels, as the FPGA lowering needs); its per-channel
             # constants repeat over the block
@@ -327,8 +342,8 @@ class SubPixelConvTranspose:
             for q in (wq, bq):
                 if q is not None and not model.find_consumers(q.output[0]):
                     model.graph.node.remove(q)
-            self.notes.append(f"{_label(node)} ({r}x{r}, stride {r}) as a 1x1 Conv to {c_out * r * r} channels and "
-                              f"DepthToSpace({r})")
+            self.notes.append(f"{_label(node)} ({k}x{k}, stride {r}) as a {size}x{size} Conv to {c_out * r * r} "
+                              f"channels and DepthToSpace({r})")
             model = model.transform(SortGraph()).transform(InferShapes())
             return model, True
         return model, False
@@ -355,13 +370,28 @@ class SubPixelConvTranspose:
         return []
 
     @staticmethod
+    def _geometry(node: onnx.NodeProto) -> tuple[int, int, tuple[int, int]]:
+        """(stride r, leading pad, (dmin, dmax)): the input offsets the phases of one output block read."""
+        a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+        k, r = int(a["kernel_shape"][0]), int(a["strides"][0])
+        pad = int(list(a.get("pads", [0, 0, 0, 0]))[0])
+        offsets = [(ph + pad - kk) // r for ph in range(r) for kk in range(k) if (ph + pad - kk) % r == 0]
+        return r, pad, (min(offsets), max(offsets))
+
+    @staticmethod
     def _sub_pixel(node: onnx.NodeProto) -> bool:
         a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
         k, st = list(a.get("kernel_shape", [])), list(a.get("strides", [1, 1]))
-        return (len(k) == 2 and k[0] == k[1] == st[0] == st[1] and k[0] > 1 and not any(a.get("pads", [0]))
-                and not any(a.get("output_padding", [0])) and all(d == 1 for d in a.get("dilations", [1]))
-                and a.get("group", 1) == 1 and "output_shape" not in a and a.get("auto_pad", b"NOTSET") in
-                (b"NOTSET", "NOTSET"))
+        pads, out_pad = list(a.get("pads", [0, 0, 0, 0])), list(a.get("output_padding", [0, 0]))
+        if not (len(k) == 2 and k[0] == k[1] and len(st) == 2 and st[0] == st[1] > 1 and len(pads) == 4
+                and pads[0] == pads[1] and pads[2] == pads[3] and len(out_pad) == 2 and out_pad[0] == out_pad[1]
+                and all(d == 1 for d in a.get("dilations", [1])) and a.get("group", 1) == 1
+                and "output_shape" not in a and a.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET")):
+            return False
+        if k[0] - pads[0] - pads[2] + out_pad[0] != st[0]:  # the output is not stride x the input
+            return False
+        _, _, (lo, hi) = SubPixelConvTranspose._geometry(node)
+        return lo <= 0 <= hi
 
     @staticmethod
     def _quant(model: ModelWrapper, q: onnx.NodeProto | None, value: np.ndarray, c_out: int, block: int,

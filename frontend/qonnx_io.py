@@ -307,9 +307,10 @@ def _check_ops(path: Path, proto: onnx.ModelProto) -> None:
         if node.op_type == "ConvTranspose":
             name = node.name or f"#{index}"
             raise EdgeError(
-                f"{path}: node '{name}' is a ConvTranspose with overlapping windows (padding, output padding, "
-                "groups or kernel != stride); only the sub-pixel form lowers (kernel == stride, no padding: a 1x1 "
-                "Conv and DepthToSpace); upsample with nn.Upsample + Conv or a PixelShuffle instead"
+                f"{path}: node '{name}' is a ConvTranspose whose output is not stride x its input, or with groups, "
+                "dilation or unequal axes; only the sub-pixel form lowers (kernel - padding + output padding == "
+                "stride, e.g. 2x2/2, 4x4/2 padding 1, 3x3/2 padding 1 output padding 1: a Conv and DepthToSpace); "
+                "upsample with nn.Upsample + Conv or a PixelShuffle instead"
             )
         if node.op_type not in SUPPORTED_OPS:
             name = node.name or f"#{index}"

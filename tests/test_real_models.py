@@ -147,7 +147,8 @@ def test_bnn_pynq_exports(corpus, tmp_path, name, target):
 
 @pytest.mark.parametrize("name", ["kws_mlp_w3a3", "unsw_mlp_w2a2", "radioml_vgg10_w4a4", "trunc_avgpool",
                                   "ceil_pool", "per_channel_act", "concat", "stem_pool", "unet",
-                                  "activation_tables", "a2q", "conv_transpose"])
+                                  "activation_tables", "a2q", "conv_transpose", "conv_transpose_4x4",
+                                  "conv_transpose_3x3"])
 def test_finn_examples_architectures_build_with_simulation(corpus, tmp_path, run_cli, name):
     """finn-examples' KWS and UNSW-NB15 MLPs and RadioML's 1-D VGG10 (Conv1d, MaxPool1d on 2 x 1024 I/Q
     samples): IR, C-sim and cycle simulation bit-exact on pynq-z2."""
@@ -162,7 +163,8 @@ def test_finn_examples_architectures_build_with_simulation(corpus, tmp_path, run
 
 @pytest.mark.parametrize("target", ["onnx", "tflite", "openvino", "tensorrt"])
 @pytest.mark.parametrize("name", ["kws_mlp_w3a3", "unsw_mlp_w2a2", "radioml_vgg10_w4a4", "ceil_pool", "concat",
-                                  "stem_pool", "unet", "a2q", "conv_transpose"])
+                                  "stem_pool", "unet", "a2q", "conv_transpose", "conv_transpose_4x4",
+                                  "conv_transpose_3x3"])
 def test_finn_examples_architectures_export(corpus, tmp_path, name, target):
     report = export(load_model(corpus(name)), target, tmp_path / "out")
     v = report["verification"]
@@ -281,18 +283,22 @@ def test_sub_pixel_super_resolution_on_both_paths(corpus, run_cli, tmp_path):
     assert all(s.startswith("MVAU_1:") for s in tfl["requantisation"]["inexact"])
 
 
-def test_conv_transpose_is_a_sub_pixel_conv(corpus, tmp_path, run_cli):
-    """Brevitas' QuantConvTranspose2d 2x2/2 (with BatchNorm and a quantised ReLU after it) becomes a 1x1 Conv to
-    Cout*4 channels, the element-wise chain, then DepthToSpace: the rewritten golden model equals the original
-    graph run by qonnx/onnxruntime; both paths are checked by the build and export tests above. A ConvTranspose
-    with overlapping windows (3x3/2, padding 1) is refused in one line naming the node and what is supported."""
+@pytest.mark.parametrize("name, conv", [("conv_transpose", "1x1"), ("conv_transpose_4x4", "3x3"),
+                                        ("conv_transpose_3x3", "2x2")])
+def test_conv_transpose_is_a_sub_pixel_conv(corpus, tmp_path, run_cli, name, conv):
+    """Brevitas' QuantConvTranspose2d (2x2/2; overlapping 4x4/2 padding 1 and 3x3/2 padding 1 output padding 1),
+    with BatchNorm and a quantised ReLU after it, becomes a Conv to Cout*4 channels (each output phase's taps), the
+    element-wise chain, then DepthToSpace: the rewritten golden model equals the original graph run by
+    qonnx/onnxruntime; both paths are checked by the build and export tests above. A ConvTranspose whose output is
+    not stride x its input (2x2/2 with padding 1) is refused in one line naming the node and what is supported."""
     import onnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 
-    path = corpus("conv_transpose")
+    path = corpus(name)
     loaded = load_model(path)
-    assert any("ConvTranspose" in r and "DepthToSpace(2)" in r for r in loaded.rewrites), loaded.rewrites
+    assert any("ConvTranspose" in r and f"{conv} Conv" in r and "DepthToSpace(2)" in r for r in loaded.rewrites), \
+        loaded.rewrites
     ops = [n.op_type for n in loaded.model.graph.node]
     assert "ConvTranspose" not in ops and ops.index("Quant", ops.index("Relu")) < ops.index("DepthToSpace")
     original = ModelWrapper(onnx.load(str(path)))
@@ -303,7 +309,9 @@ def test_conv_transpose_is_a_sub_pixel_conv(corpus, tmp_path, run_cli):
     name_in, name_out = original.graph.input[0].name, original.graph.output[0].name
     want = np.concatenate([execute_onnx(original, {name_in: x[i : i + 1]})[name_out] for i in range(len(x))])
     assert np.allclose(GoldenModel(loaded).run(x), want, rtol=1e-5, atol=1e-6)
-    # overlapping windows: not the sub-pixel form
+    if name != "conv_transpose":
+        return
+    # output not stride x input: not the sub-pixel form
     proto = onnx.load(str(path))
     ct = next(n for n in proto.graph.node if n.op_type == "ConvTranspose")
     for a in ct.attribute:
@@ -312,7 +320,7 @@ def test_conv_transpose_is_a_sub_pixel_conv(corpus, tmp_path, run_cli):
     bad = tmp_path / "padded.onnx"
     onnx.save(proto, str(bad))
     code, _, err = run_cli("inspect", str(bad))
-    assert code == 2 and err.count("\n") == 1 and "ConvTranspose" in err and "kernel == stride" in err, err
+    assert code == 2 and err.count("\n") == 1 and "ConvTranspose" in err and "sub-pixel form" in err, err
 
 
 def test_a2q_accumulators_fit_their_declared_width(corpus, run_cli, tmp_path):
