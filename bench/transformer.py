@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -80,30 +81,32 @@ def vit_model(work: Path) -> tuple[dict, Path, list[str]]:
             work / "vit" / "model.onnx", [])
 
 
+def _quantized(work: Path, factory: str, calib: Any, title: str) -> tuple[dict, Path, list[str]]:
+    """`edge quantize tests/ptq_models.py:FACTORY` on `calib` (saved beside the model)."""
+    import numpy as np
+
+    path = work / f"{factory}_calib.npy"
+    np.save(path, calib)
+    q, seconds, code = _run("quantize", f"{ROOT / 'tests' / 'ptq_models.py'}:{factory}", "--calib", str(path),
+                            "-o", str(work / factory))
+    if code:
+        raise RuntimeError(q.get("error"))
+    return ({"model": title, "output_sqnr_db": q.get("output_sqnr_db"), "quantize_seconds": seconds},
+            Path(q["model"]), ["--calib", str(path)])
+
+
 def bert_model(work: Path) -> tuple[dict, Path, list[str]]:
     import numpy as np
 
-    ids = work / "ids.npy"
-    np.save(ids, np.random.default_rng(0).integers(0, 64, (64, 12)))
-    q, seconds, code = _run("quantize", f"{ROOT / 'tests' / 'ptq_models.py'}:bert", "--calib", str(ids), "-o",
-                            str(work / "bert"))
-    if code:
-        raise RuntimeError(q.get("error"))
-    return ({"model": "HF BERT 2x32, 12 tokens, int8 PTQ (transformer mode)", "output_sqnr_db":
-             q.get("output_sqnr_db"), "quantize_seconds": seconds}, Path(q["model"]), ["--calib", str(ids)])
+    return _quantized(work, "bert", np.random.default_rng(0).integers(0, 64, (64, 12)),
+                      "HF BERT 2x32, 12 tokens, int8 PTQ (transformer mode)")
 
 
 def hf_vit_model(work: Path) -> tuple[dict, Path, list[str]]:
     import numpy as np
 
-    x = work / "images.npy"
-    np.save(x, np.random.default_rng(0).uniform(0, 1, (64, 1, 8, 8)).astype(np.float32))
-    q, seconds, code = _run("quantize", f"{ROOT / 'tests' / 'ptq_models.py'}:hf_vit", "--calib", str(x), "-o",
-                            str(work / "hf_vit"))
-    if code:
-        raise RuntimeError(q.get("error"))
-    return ({"model": "HF ViT 2x32, 8x8 image, 17 tokens, int8 PTQ (transformer mode)", "output_sqnr_db":
-             q.get("output_sqnr_db"), "quantize_seconds": seconds}, Path(q["model"]), ["--calib", str(x)])
+    return _quantized(work, "hf_vit", np.random.default_rng(0).uniform(0, 1, (64, 1, 8, 8)).astype(np.float32),
+                      "HF ViT 2x32, 8x8 image, 17 tokens, int8 PTQ (transformer mode)")
 
 
 def mha_model(work: Path) -> tuple[dict, Path, list[str]]:

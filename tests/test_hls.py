@@ -137,6 +137,17 @@ def test_no_sim_still_writes_the_hls_project(run_cli, tmp_path):
     assert {"top.cpp", "tb.cpp", "sim.cpp", "params.hpp", "Makefile"} <= {p.name for p in (out / "hls").iterdir()}
 
 
+def _one_node_graph(node, in_shape: tuple[int, int], in_t: IntType, out_shape: tuple[int, int],
+                    out_t: IntType) -> DataflowGraph:
+    """A graph of one node from stream "input" (integers in, scale 1) to stream "y", with its width converters."""
+    graph = DataflowGraph(name=node.kind, nodes=(node,), input="input", output="y",
+                          tensors={"input": TensorInfo(in_shape, in_t), "y": TensorInfo(out_shape, out_t)},
+                          pre=InputQuant(1.0, in_t.bits, in_t.signed, False, "ROUND", in_shape),
+                          post=OutputAffine(np.ones(out_shape[-1]), np.zeros(out_shape[-1]), out_shape,
+                                            Layout("flat")))
+    return insert_width_converters(graph)
+
+
 @pytest.mark.parametrize(("levels", "pe"), [(15, 2), (16, 4), (100, 2), (255, 1)])
 def test_thresholds_searched_or_compared_agree_with_the_ir(tmp_path, levels, pe):
     """Thresholding of a 9-bit stream: few levels compared at once, 16 and more by the kernels' binary search
@@ -152,12 +163,7 @@ def test_thresholds_searched_or_compared_agree_with_the_ir(tmp_path, levels, pe)
     th = Thresholds(values=values, descending=descending, base=-(levels // 2), step=1, out_dtype=out)
     node = Thresholding(name="Thresholding_0", inputs=("input",), output="y", pe=pe, channels=channels,
                         vectors=vectors, in_dtype=i9, thresholds=th)
-    graph = DataflowGraph(name="thresholds", nodes=(node,), input="input", output="y",
-                          tensors={"input": TensorInfo((vectors, channels), i9),
-                                   "y": TensorInfo((vectors, channels), out)},
-                          pre=InputQuant(1.0, 9, True, False, "ROUND", (vectors, channels)),
-                          post=OutputAffine(np.ones(channels), np.zeros(channels), (vectors, channels), Layout("flat")))
-    graph = insert_width_converters(graph)
+    graph = _one_node_graph(node, (vectors, channels), i9, (vectors, channels), out)
     x = rng.integers(-320, 320, size=(SIM_FRAMES, vectors, channels)).astype(np.float32)
     x[:4] = values[None, None, :, rng.integers(0, levels)]  # exactly at a threshold
     summary, y = simulate_project(graph, load_board("zcu104"), tmp_path / "hls", x)
@@ -179,13 +185,7 @@ def test_concat_constant_inserts_rows_exactly(tmp_path, at_front, pe):
     table = rng.integers(-32, 32, size=(count, channels))
     node = ConcatConstant(name="ConcatConstant_0", inputs=("input",), output="y", pe=pe, channels=channels,
                           vectors=vectors, at=0 if at_front else vectors, table=table, in_dtype=i4, out_dtype=out)
-    total = vectors + count
-    graph = DataflowGraph(name="concat_constant", nodes=(node,), input="input", output="y",
-                          tensors={"input": TensorInfo((vectors, channels), i4),
-                                   "y": TensorInfo((total, channels), out)},
-                          pre=InputQuant(1.0, 4, True, False, "ROUND", (vectors, channels)),
-                          post=OutputAffine(np.ones(channels), np.zeros(channels), (total, channels), Layout("flat")))
-    graph = insert_width_converters(graph)
+    graph = _one_node_graph(node, (vectors, channels), i4, (vectors + count, channels), out)
     x = rng.integers(-8, 8, size=(SIM_FRAMES, vectors, channels)).astype(np.float32)
     summary, y = simulate_project(graph, load_board("zcu104"), tmp_path / "hls", x)
     assert summary["passed"], summary

@@ -7,6 +7,18 @@
 
 namespace edge {
 
+// The PE elements of a word re-packed to another element type, values unchanged (concatenations).
+template <unsigned PE, int IN_B, int IN_K, int OUT_B, int OUT_K>
+inline word_t<PE * OUT_B> repack(const word_t<PE * IN_B>& x) {
+#pragma HLS INLINE
+    word_t<PE * OUT_B> o = 0;
+    for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+        set_elem<OUT_B, OUT_K>(o, p, get_elem<IN_B, IN_K>(x, p));
+    }
+    return o;
+}
+
 // Re-chunks a stream of B-bit elements from words of IN elements into words of OUT elements (any IN, OUT
 // dividing the frame). Holds up to IN + OUT elements; per iteration writes a word if it holds OUT elements and
 // reads one if there is room: throughput min(IN, OUT) elements per clock. Also the AXI-stream adapters.
@@ -133,21 +145,8 @@ struct StreamingConcat {
     }
     template <class IA, class IB, class O>
     void step(IA& a, IB& b, O& out) {
-        word_t<PE * OUT_B> o = 0;
-        if (i < WA) {
-            word_t<PE * A_B> x = a.read();
-            for (unsigned p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                set_elem<OUT_B, OUT_K>(o, p, get_elem<A_B, A_K>(x, p));
-            }
-        } else {
-            word_t<PE * B_B> y = b.read();
-            for (unsigned p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                set_elem<OUT_B, OUT_K>(o, p, get_elem<B_B, B_K>(y, p));
-            }
-        }
-        out.write(o);
+        if (i < WA) out.write(repack<PE, A_B, A_K, OUT_B, OUT_K>(a.read()));
+        else out.write(repack<PE, B_B, B_K, OUT_B, OUT_K>(b.read()));
         if (++i == WA + WB) {
             i = 0;
             if (++v == VECTORS) {
@@ -241,20 +240,16 @@ struct ConcatConstant : FoldCounter<C / PE, VECTORS + COUNT> {
     }
     template <class I, class O>
     void step(I& in, O& out) {
-        word_t<PE * OUT_B> o = 0;
         if (constant()) {
+            word_t<PE * OUT_B> o = 0;
             for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
                 set_elem<OUT_B, OUT_K>(o, p, table[(this->v - AT) * C + this->cf * PE + p]);
             }
+            out.write(o);
         } else {
-            word_t<PE * IN_B> x = in.read();
-            for (unsigned p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                set_elem<OUT_B, OUT_K>(o, p, get_elem<IN_B, IN_K>(x, p));
-            }
+            out.write(repack<PE, IN_B, IN_K, OUT_B, OUT_K>(in.read()));
         }
-        out.write(o);
         this->advance();
     }
 };
