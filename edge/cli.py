@@ -373,7 +373,8 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
     deep = sum(1 for f in report["fifos"] if f["style"] != "none")
     rows.append([f"FIFOs ({deep} of {len(report['fifos'])})", "StreamingFIFO", "", "", "", "", "", fifo["lut"],
                  fifo["bram36"], fifo["dsp"]])
-    rows.append(["total", "", "", "", "", "", t["latency_cycles"], res["lut"], res["bram36"], res["dsp"]])
+    rows.append(["total (cycles: first-frame latency)", "", "", "", "", "", t["latency_cycles"], res["lut"],
+                 res["bram36"], res["dsp"]])
     click.echo(f"{report['source']} -> {report['board']} ({report['part']}, {report['clock_mhz']:g} MHz)")
     click.echo(render(["node", "op", "shape", "bits", "PE", "SIMD", "cycles", "LUT", "BRAM36", "DSP"], rows))
     click.echo(

@@ -44,6 +44,7 @@ from fpga.ir import (
     VectorVectorUnit,
 )
 from fpga.kinds import KindTable
+from fpga.latency import pipeline_depth
 from fpga.width import AXI_BITS, DEFAULT_FIFO_DEPTH, in_elems, out_elems
 from hls.headers import KERNEL_INCLUDE, ap_types_dir
 
@@ -81,16 +82,6 @@ def pack_limbs(raw: np.ndarray, bits: int) -> np.ndarray:
     flat = chars.reshape(-1, 16)
     joined = np.array(["0x" + "".join(r) + "ULL" for r in flat])
     return joined.reshape(chars.shape[:-1])
-
-
-def pipeline_depth(node: Node) -> int:
-    """Clocks from a kernel's iteration to its output word being visible downstream (fixed per kernel)."""
-    if isinstance(node, MatrixVectorUnit | VectorVectorUnit):
-        lanes = node.simd
-        return 2 + math.ceil(math.log2(lanes + 1)) + (1 if node.thresholds is not None else 0)
-    if isinstance(node, Thresholding | SlidingWindow | MaxPool | GlobalAccPool | LabelSelect):
-        return 2
-    return 1
 
 
 def _acc_bits(acc: IntType, th: Thresholds | None) -> int:

@@ -13,9 +13,9 @@ from boards.schema import FpgaBoard
 from fpga.execute import execute, quantize_input
 from fpga.ir import DataflowGraph
 from hls.codegen import generate
-from hls.simulate import FifoSizing, compile_all, run_csim, run_cycle_sim, size_fifos
+from hls.simulate import FifoSizing, compile_all, run_csim, run_cycle_sim, settled_run, size_fifos
 
-STEADY_TOLERANCE = 0.05
+STEADY_TOLERANCE = 0.02  # issue 24: the settled simulation within 2% of the analytical estimate
 
 
 def expected_outputs(graph: DataflowGraph, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,13 +49,17 @@ def simulate_project(graph: DataflowGraph, board: FpgaBoard, project: Path, x: n
         depths = sizing.depths
         generate(graph, board, project, depths)  # the Vitis project gets the sized STREAM depths
         sim = sizing.sized
+        settled = sizing.settled
     else:
+        settled = settled_run(project, x_int, depths)
         sim = run_cycle_sim(project, x_int, depths)
+    assert settled is not None
     sim_s = time.perf_counter() - t2
-    runs = [sim] if sizing is None else sizing.runs
+    runs = [settled, sim] if sizing is None else sizing.runs
     sim_exact = sim.outputs.shape == expected.shape and bool(np.array_equal(sim.outputs, expected))
     bottleneck = analytical_cycles(graph)
-    steady = sim.steady_cycles_per_frame
+    # the steady state from a timing-only run long enough to settle (the verification frames are often too few)
+    steady = settled.settled_cycles_per_frame
     clock = board.clock_hz
     summary = {
         "frames": len(x),
@@ -66,6 +70,8 @@ def simulate_project(graph: DataflowGraph, board: FpgaBoard, project: Path, x: n
             "deadlock": sim.deadlock,
             "total_cycles": sim.cycles,
             "steady_cycles_per_frame": steady,
+            "steady_frames": settled.frames,
+            "steady_settled": settled.settled,
             "analytical_cycles_per_frame": bottleneck,
             "steady_vs_analytical": steady / bottleneck - 1.0,
             "first_frame_latency_cycles": sim.first_frame_latency,
@@ -85,6 +91,10 @@ def simulate_project(graph: DataflowGraph, board: FpgaBoard, project: Path, x: n
             "unbounded_cycles": sizing.unbounded.cycles,
             "sized_cycles": sizing.sized.cycles,
             "no_deadlock_no_throughput_loss": sizing.throughput_kept,
+            "settled_frames": settled.frames,
+            "search_frames": sizing.search_frames,
+            # FIFOs deepened because the depths found on the verification frames lost steady-state throughput
+            "grown_for_steady_state": sizing.grown,
         },
         "compile_seconds": round(compile_s, 2),
         "passed": bool(csim.passed and csim.mismatches == 0 and sim_exact and not sim.deadlock),

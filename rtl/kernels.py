@@ -352,16 +352,21 @@ def lookup(node: Lookup) -> Kernel:
                   StreamFormat(node.pe, ob, out_signed), submodules=("edge_foldrom",))
 
 
+def _table_words(table: np.ndarray, pe: int) -> tuple[int, list[int]]:
+    """A constant table in stream order as ROM words of PE two's-complement entries, and the entry width."""
+    flat = table.astype(np.int64).reshape(-1)
+    tb = smallest_type(min(int(flat.min(initial=0)), -1), int(flat.max(initial=0))).bits
+    raw = (flat & ((1 << tb) - 1)).reshape(-1, pe)
+    return tb, [sum(int(v) << (p * tb) for p, v in enumerate(row)) for row in raw]
+
+
 def add_constant(node: AddConstant) -> Kernel:
     """edge_addconst: one ROM word of PE table entries per input word of a frame, in stream order."""
     ib, in_signed, in_bipolar = _element(node.in_dtype)
     if in_bipolar:
         raise UnsupportedKernel(f"{node.name}: the RTL backend has no AddConstant of a bipolar input yet")
     ob, out_signed, _ = _element(node.out_dtype)
-    table = node.table.astype(np.int64).reshape(-1)
-    tb = smallest_type(min(int(table.min(initial=0)), -1), int(table.max(initial=0))).bits
-    raw = (table & ((1 << tb) - 1)).reshape(-1, node.pe)
-    words = [sum(int(v) << (p * tb) for p, v in enumerate(row)) for row in raw]
+    tb, words = _table_words(node.table, node.pe)
     params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "VECTORS": node.vectors, "IB": ib,
                                     "IN_SIGNED": int(in_signed), "TB": tb, "OB": ob}
     return Kernel("edge_addconst", params, {"TABLE": words}, StreamFormat(node.pe, ib, in_signed),
@@ -375,6 +380,20 @@ def token_select(node: TokenSelect) -> Kernel:
                                     "COUNT": node.count, "B": b}
     fmt = StreamFormat(node.pe, b, signed, bipolar)
     return Kernel("edge_tokenselect", params, {}, fmt, fmt)
+
+
+def concat_constant(node: ConcatConstant) -> Kernel:
+    """edge_concatconst: the table's rows (one ROM word of PE entries per output word) inserted before or after
+    each frame's stream vectors."""
+    ib, in_signed, in_bipolar = _element(node.in_dtype)
+    ob, out_signed, out_bipolar = _element(node.out_dtype)
+    if in_bipolar or out_bipolar:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no ConcatConstant of bipolar values yet")
+    tb, words = _table_words(node.table, node.pe)
+    params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "VECTORS": node.vectors, "AT": node.at,
+                                    "COUNT": node.count, "IB": ib, "IN_SIGNED": int(in_signed), "TB": tb, "OB": ob}
+    return Kernel("edge_concatconst", params, {"TABLE": words}, StreamFormat(node.pe, ib, in_signed),
+                  StreamFormat(node.pe, ob, out_signed))
 
 
 def label_select(node: LabelSelect) -> Kernel:
@@ -400,9 +419,10 @@ for _kind, _build in ((MatrixVectorUnit, mvau), (Thresholding, thresholding), (S
                       (VectorVectorUnit, vvau), (GlobalAccPool, global_acc_pool), (DuplicateStreams, duplicate),
                       (AddStreams, add_streams), (StreamingConcat, concat), (Upsample, upsample),
                       (DepthToSpace, depth_to_space), (Lookup, lookup), (LabelSelect, label_select),
-                      (AddConstant, add_constant), (TokenSelect, token_select)):
+                      (AddConstant, add_constant), (TokenSelect, token_select),
+                      (ConcatConstant, concat_constant)):
     RTL_KERNEL.register(_kind)(_build)
-for _kind in (StreamMatMul, Softmax, LayerNorm, ConcatConstant):
+for _kind in (StreamMatMul, Softmax, LayerNorm):
     RTL_KERNEL.refuse(_kind, "the RTL backend has no kernel for this kind yet; build it with the HLS backend "
                              "(--backend hls)")
 

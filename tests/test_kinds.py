@@ -9,6 +9,7 @@ import pytest
 
 import edge.export.tflite  # noqa: F401  (registers the TFLite/int8-ONNX table)
 import fpga.execute  # noqa: F401  (registers the integer executor)
+import fpga.latency  # noqa: F401  (registers the latency model)
 import fpga.resources  # noqa: F401  (registers the resource model)
 import hls.codegen  # noqa: F401  (registers the HLS kernels)
 import rtl.kernels  # noqa: F401  (registers the RTL kernels)
@@ -18,9 +19,9 @@ from fpga.kinds import TABLES, KindTable, Refusal, describe, ir_kinds
 from fpga.lower import OTHER_KINDS, RULES, lowered_ops
 from frontend.errors import EdgeError
 
-CONCERNS = ("execute", "resources", "hls", "rtl", "tflite")
+CONCERNS = ("execute", "resources", "latency", "hls", "rtl", "tflite")
 # concerns every kind must implement: the chain to a C-simulated design never refuses a kind it lowers
-REQUIRED = ("execute", "resources", "hls")
+REQUIRED = ("execute", "resources", "latency", "hls")
 
 
 def test_every_kind_has_an_answer_in_every_table() -> None:

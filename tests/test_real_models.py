@@ -237,9 +237,9 @@ def test_imagenet_mobilenet_v1_exports_within_its_check(corpus, tmp_path, target
 def test_imagenet_mobilenet_v1_builds_bit_exact(corpus, run_cli, tmp_path):
     """brevitas_examples' quant_mobilenet_v1_4b (random weights): per-channel activation scales into depthwise
     convolutions, TruncAvgPool, Int32Bias. On an Alveo U250: IR bit-exact (as many samples as fit), folded within
-    the cap with sized FIFOs, HLS generated, C-sim and cycle simulation of 4 frames bit-exact. Frame rates and the
-    simulation's agreement with the estimate are measured by bench/fpga_scale.py (issue 24's 2% bound lives there;
-    this design is +5.1% today)."""
+    the cap with sized FIFOs, HLS generated, C-sim and cycle simulation of 4 frames bit-exact; the settled cycle
+    simulation (16+ frames: the start-up transient takes ten to leave this 90-kernel pipeline) within 2% of the
+    estimate (issue 24's bound; FIFOs sized on 4 frames alone lost 5.1%). Frame rates: bench/fpga_scale.py."""
     code, out, err = run_cli("build", "--board", "alveo-u250", str(corpus("mobilenet_v1_w4a4")), "-o",
                              str(tmp_path / "b"), "--sim-frames", "4", "--json")
     assert code == 0, err
@@ -251,6 +251,8 @@ def test_imagenet_mobilenet_v1_builds_bit_exact(corpus, run_cli, tmp_path):
     sim = report["simulation"]
     assert sim["passed"] and sim["csim"]["passed"] and sim["cycle_sim"]["outputs_bit_exact"], sim["csim"]
     assert sim["fifo_sizing"]["no_deadlock_no_throughput_loss"] and report["fifo_depths"] == "simulated"
+    c = sim["cycle_sim"]
+    assert c["steady_settled"] and c["steady_frames"] > 4 and abs(c["steady_vs_analytical"]) <= 0.02, c
     assert all(u <= 0.8 + 1e-9 for u in report["totals"]["utilisation"].values())
     assert (tmp_path / "b" / "hls" / "top.cpp").exists() and (tmp_path / "b" / "hls" / "params.cpp").exists()
 

@@ -11,6 +11,7 @@ from fpga.datatypes import BIPOLAR, IntType
 from fpga.execute import run_node
 from fpga.ir import (
     AddConstant,
+    ConcatConstant,
     DepthToSpace,
     GlobalAccPool,
     LabelSelect,
@@ -268,6 +269,18 @@ def test_token_select_matches_the_ir(case: tuple, tmp_path: Path) -> None:
     node = TokenSelect(name="sel", inputs=("x",), output="y", pe=pe, channels=c, vectors=vectors, first=first,
                        count=count, dtype=dtype)
     x = _frames(dtype, (vectors, c), 4, 6)
+    _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 4 * node.cycles(), tmp_path)
+
+
+@pytest.mark.parametrize("case", [(6, 2, 3, 0, 1, IntType(8, True), IntType(8, True)),
+                                  (4, 4, 2, 2, 3, IntType(3, False), IntType(5, True))], ids=["class_token", "after"])
+def test_concat_constant_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    """Table rows before (a ViT's class token) or after the stream's vectors; the input waits while they go out."""
+    c, pe, vectors, at, count, it, ot = case
+    table = np.random.default_rng(c + count).integers(ot.min, ot.max + 1, size=(count, c))
+    node = ConcatConstant(name="cat", inputs=("x",), output="y", pe=pe, channels=c, vectors=vectors, at=at,
+                          table=table, in_dtype=it, out_dtype=ot)
+    x = _frames(it, (vectors, c), 4, 7)
     _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 4 * node.cycles(), tmp_path)
 
 
