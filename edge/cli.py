@@ -278,7 +278,9 @@ MODEL defaults to the bundled TFC w2a2 digits model.""")
 @click.option("--sim/--no-sim", "simulate", default=True, show_default=True,
               help="C-sim the generated HLS (g++, bit-exact) and simulate it cycle by cycle, sizing the FIFOs.")
 @click.option("--sim-frames", type=click.IntRange(min=2), default=16, show_default=True,
-              help="Frames for the simulations (steady state is measured over the second half).")
+              help="Frames for the bit-exact simulations. The HLS cycle simulation measures the steady state on a "
+                   "timing-only run of these frames repeated until the interval between frames settles (8 to 64 "
+                   "frames); Verilator (--backend rtl) over the second half of these frames.")
 @click.option("--backend", type=click.Choice(["hls", "rtl"]), default=None,
               help="hls: HLS C++ (C-sim, cycle-level sim, Xilinx shell and PYNQ driver). rtl: hand-written "
                    "SystemVerilog kernels and a generated top in OUTPUT/rtl/, simulated by Verilator (bit-exact, "
@@ -401,7 +403,9 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
         status = "PASS" if sim["passed"] else "FAIL"
         click.echo(f"C-sim (g++) on {sim['frames']} frames: {'bit-exact' if sim['csim']['passed'] else 'MISMATCH'}; "
                    f"cycle-level: {c['steady_cycles_per_frame']:,.0f} cycles/frame steady "
-                   f"({c['steady_vs_analytical']:+.1%} vs estimate), {c['fps']:,.0f} FPS, first frame "
+                   f"({'settled over' if c.get('steady_settled', True) else 'NOT settled after'} "
+                   f"{c.get('steady_frames', sim['frames'])} frames; {c['steady_vs_analytical']:+.1%} vs estimate), "
+                   f"{c['fps']:,.0f} FPS, first frame "
                    f"{c['first_frame_latency_us']:,.1f} us; FIFOs sized, no deadlock: "
                    f"{sim['fifo_sizing']['no_deadlock_no_throughput_loss'] if sim.get('fifo_sizing') else '-'} "
                    f"[{status}]")

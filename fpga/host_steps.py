@@ -32,7 +32,10 @@ def preprocess(x: np.ndarray, pre: dict, arrays: dict) -> np.ndarray:
     n = len(x)
     if pre["host_ops"] and pre["host_ops"][0]["op"] == "Gather":  # token ids -> rows of the embedding table
         table = arrays[pre["host_ops"][0]["const"]].astype(np.float32)
-        ids = np.asarray(x).astype(np.int64)
+        ids = np.asarray(x)
+        if ids.dtype.kind == "f" and not np.array_equal(ids, np.round(ids)):
+            raise ValueError("token ids must be integers")
+        ids = ids.astype(np.int64)
         if ids.size and (ids.min() < -len(table) or ids.max() >= len(table)):
             raise ValueError(f"token ids must lie in [-{len(table)}, {len(table)})")
         x = table[np.where(ids < 0, ids + len(table), ids)]

@@ -1295,6 +1295,8 @@ class Lowering:
                                   "(tokens, features) tensor (a class-token pooler)")
         tokens, c = shape
         picks = [int(p) % tokens for p in np.asarray(idx).reshape(-1)]
+        if not picks:
+            raise self.fail(node, "Gather of no token positions (an empty index): nothing to keep")
         index = regrouped(index_of(x.layout, shape), shape)
         if index is None:
             raise self.fail(node, "the stream does not carry one whole token per vector here")

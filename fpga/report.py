@@ -63,6 +63,12 @@ def fifo_rows(graph: DataflowGraph, depths: dict[str, int] | None) -> tuple[list
     return rows, total
 
 
+def over_cap(report: dict[str, Any]) -> list[str]:
+    """Resources whose utilisation exceeds the report's cap."""
+    cap = report["utilisation_cap"]
+    return [k for k, u in report["totals"]["utilisation"].items() if u > cap + 1e-9]
+
+
 def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float,
                  depths: dict[str, int] | None = None) -> dict[str, Any]:
     """Per-node and per-FIFO resources and cycles, and the totals against the board (FIFOs included)."""

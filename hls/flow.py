@@ -12,6 +12,7 @@ import numpy as np
 from boards.schema import FpgaBoard
 from fpga.execute import execute, quantize_input
 from fpga.ir import DataflowGraph
+from fpga.report import build_report, over_cap
 from hls.codegen import generate
 from hls.simulate import FifoSizing, compile_all, run_csim, run_cycle_sim, settled_run, size_fifos
 
@@ -30,8 +31,10 @@ def analytical_cycles(graph: DataflowGraph) -> int:
 
 
 def simulate_project(graph: DataflowGraph, board: FpgaBoard, project: Path, x: np.ndarray,
-                     depths: dict[str, int] | None = None) -> tuple[dict[str, Any], np.ndarray]:
+                     depths: dict[str, int] | None = None,
+                     cap: float | None = None) -> tuple[dict[str, Any], np.ndarray]:
     """Generate, compile (cached by content), C-sim and cycle-simulate; size the FIFOs when no depths are given.
+    With `cap`, FIFOs deepened for the settled steady state stay within the board's utilisation cap.
 
     Returns the summary and the C-sim's integer outputs (one row per frame)."""
     t0 = time.perf_counter()
@@ -45,7 +48,8 @@ def simulate_project(graph: DataflowGraph, board: FpgaBoard, project: Path, x: n
     t2 = time.perf_counter()
     sizing: FifoSizing | None = None
     if depths is None:
-        sizing = size_fifos(project, graph, x_int)
+        fits = None if cap is None else (lambda d: not over_cap(build_report(graph, board, cap, d)))
+        sizing = size_fifos(project, graph, x_int, fits)
         depths = sizing.depths
         generate(graph, board, project, depths)  # the Vitis project gets the sized STREAM depths
         sim = sizing.sized
@@ -95,6 +99,8 @@ def simulate_project(graph: DataflowGraph, board: FpgaBoard, project: Path, x: n
             "search_frames": sizing.search_frames,
             # FIFOs deepened because the depths found on the verification frames lost steady-state throughput
             "grown_for_steady_state": sizing.grown,
+            # deeper FIFOs would keep the settled steady state but do not fit the utilisation cap
+            "steady_state_limited_by_cap": sizing.limited_by_cap,
         },
         "compile_seconds": round(compile_s, 2),
         "passed": bool(csim.passed and csim.mismatches == 0 and sim_exact and not sim.deadlock),

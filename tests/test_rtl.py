@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,15 @@ from fpga.ir import (
     DepthToSpace,
     GlobalAccPool,
     LabelSelect,
+    LayerNorm,
     Lookup,
     MatrixVectorUnit,
     MaxPool,
     Padding,
     SlidingWindow,
+    Softmax,
     StreamingDataWidthConverter,
+    StreamMatMul,
     Thresholding,
     Thresholds,
     TokenSelect,
@@ -284,6 +288,69 @@ def test_concat_constant_matches_the_ir(case: tuple, tmp_path: Path) -> None:
     _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 4 * node.cycles(), tmp_path)
 
 
+@pytest.mark.parametrize("case", [(3, 2, 4, 6, 2, 2, "nbk", IntType(4, True), IntType(4, True)),
+                                  (2, 1, 6, 4, 4, 3, "kbn", IntType(3, False), IntType(5, True))],
+                         ids=["qk_heads", "av_unsigned"])
+def test_stream_matmul_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    """Q K^T (B as columns, two heads) and A V (B as rows, unsigned A): B buffered whole from input 1, then A's rows
+    from input 0; both inputs stalled independently."""
+    rows, batch, inner, cols, pe, simd, order, at, bt = case
+    a_max = max(abs(at.min), abs(at.max))
+    b_max = max(abs(bt.min), abs(bt.max))
+    acc = IntType(int(np.ceil(np.log2(inner * a_max * b_max + 1))) + 1, True)
+    node = StreamMatMul(name="mm", inputs=("a", "b"), output="y", pe=pe, simd=simd, rows=rows, batch=batch,
+                        inner=inner, cols=cols, b_order=order, in_dtypes=(at, bt), acc_dtype=acc)
+    frames = 3
+    a = _frames(at, (rows * batch * inner,), frames, 8)
+    b = _frames(bt, (batch * inner * cols,), frames, 9)
+    expected = run_node(node, [a, b])[0].reshape(-1)
+    kernel = kernel_for(node)
+    # input 1 (B) of each frame before input 0 (A): the testbench streams each file whole, so one frame at a time
+    for stall in (0, 40):
+        outs = []
+        for f in range(frames):
+            r = verilator.run(kernel, a[f], expected.size // frames, workdir=tmp_path, seed=f + stall,
+                              stall_percent=stall, x1=b[f])
+            outs.append(r.outputs)
+            if stall == 0:
+                assert r.cycles <= node.cycles() + 4
+        np.testing.assert_array_equal(np.concatenate(outs), expected)
+
+
+@pytest.mark.parametrize("case", [(8, 2, 3, IntType(8, True), 0.05), (6, 3, 2, IntType(4, False), 0.3)],
+                         ids=["int8_pe2", "uint4_pe3"])
+def test_softmax_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    """Max, sum of table exponentials and the rounded division per element, as the IR computes them (many equal
+    inputs: ties for the maximum; a short table: differences past its end clamp)."""
+    channels, pe, vectors, it, s_in = case
+    table_n = 1 << it.bits if it.bits < 8 else 40
+    table = np.rint(2.0 ** Softmax.EXP_BITS * np.exp(-s_in * np.arange(table_n))).astype(np.int64)
+    node = Softmax(name="sm", inputs=("x",), output="y", pe=pe, channels=channels, vectors=vectors, in_dtype=it,
+                   table=table, recip=round(2**Softmax.RECIP_BITS * 255), out_dtype=IntType(8, False))
+    x = _frames(it, (vectors, channels), 3, 10)
+    _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 3 * node.cycles(), tmp_path)
+
+
+@pytest.mark.parametrize("case", [(8, 2, IntType(8, True), IntType(4, False), 15, False),
+                                  (6, 3, IntType(5, False), IntType(8, True), 255, True)],
+                         ids=["int8_to_uint4", "uint5_to_int8_descending"])
+def test_layer_norm_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    """Statistics, z = d / sqrt(Q + eps) floored in 128-bit arithmetic, then per-channel thresholds (some
+    channels descending); a constant vector (variance 0) gives z = 0."""
+    channels, pe, it, ot, levels, desc = case
+    rng = np.random.default_rng(channels)
+    z_hi = (int(np.sqrt(channels)) + 1) << LayerNorm.FRAC_BITS
+    vals = np.sort(rng.integers(-z_hi, z_hi, size=(channels, levels)), axis=1)
+    descending = rng.random(channels) < 0.5 if desc else np.zeros(channels, bool)
+    vals = np.where(descending[:, None], vals[:, ::-1], vals)
+    th = Thresholds(vals, descending, ot.min, 1, ot)
+    node = LayerNorm(name="ln", inputs=("x",), output="y", pe=pe, channels=channels, vectors=3, in_dtype=it,
+                     eps_fix=int(rng.integers(1, 1 << 40)), thresholds=th)
+    x = _frames(it, (3, channels), 2, 11)
+    x[0, 1] = it.max  # a constant vector
+    _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 2 * node.cycles(), tmp_path)
+
+
 def test_fifo_keeps_the_stream(tmp_path: Path) -> None:
     x = np.random.default_rng(2).integers(0, 1 << 20, size=200)
     _check_stream(fifo(20, 3), x, x, len(x), tmp_path)
@@ -306,7 +373,6 @@ def test_yosys_counts_the_mvau(tmp_path: Path) -> None:
 def test_build_rtl_backend_with_yosys(run_cli, tmp_path: Path) -> None:
     """`edge build --backend rtl --synth` on the bundled TFC: the Verilator top bit-exact (free running and under
     back-pressure) at the folded estimate's cycles, Yosys counts per layer that add up to the top's."""
-    import json
 
     out = tmp_path / "b"
     code, text, err = run_cli("build", "--backend", "rtl", "--target-fps", "2000", "--synth", "-o", str(out), "--json")
@@ -332,7 +398,6 @@ def test_build_rtl_backend_with_yosys(run_cli, tmp_path: Path) -> None:
 def test_rtl_build_of_a_binarised_mlp_and_edge_simulate(run_cli, trained, tmp_path: Path) -> None:
     """XNOR-popcount layers and bipolar streams through the whole top on an UltraScale+ board; `edge simulate`
     reruns the Verilator model on the user's inputs and writes what the accelerator computed."""
-    import json
 
     from fpga.execute import run_model
     from fpga.serialize import load_graph
@@ -362,7 +427,6 @@ def test_rtl_build_of_a_binarised_mlp_and_edge_simulate(run_cli, trained, tmp_pa
 def test_rtl_build_of_cnv_w1a1(run_cli, trained, tmp_path: Path) -> None:
     """FINN's CNV shape with binary weights and activations: padding of a bipolar map, sliding windows, max pools,
     XNOR and integer MVAUs; FIFOs sized by Verilator keep the top at the estimate's cycles per frame."""
-    import json
 
     out = tmp_path / "b"
     code, text, err = run_cli("build", str(trained("cnv", 1, 1) / "model.onnx"), "--backend", "rtl",
@@ -380,7 +444,6 @@ def test_rtl_build_of_cnv_w1a1(run_cli, trained, tmp_path: Path) -> None:
 def test_rtl_build_of_a_residual_net(run_cli, trained, tmp_path: Path) -> None:
     """The zoo's ResNet: a fork (DuplicateStreams) and a join (AddStreams) around a branch, depthwise-free; the
     sized skip FIFO keeps the top deadlock-free and at the estimate."""
-    import json
 
     code, text, err = run_cli("build", str(trained("resnet", 4, 4) / "model.onnx"), "--backend", "rtl",
                               "--target-fps", "20000", "--verify-samples", "16", "-o", str(tmp_path / "b"), "--json")
@@ -399,7 +462,6 @@ def test_rtl_build_of_image_idioms(run_cli, tmp_path: Path, name: str, kind: str
     skip Concat) through edge_concat, edge_d2s and edge_upsample; ResNet's overlapping 3x3/2 stem pool of signed
     values (a sliding window, then a max over its taps); GELU/SiLU/tanh tables (edge_lookup): bit-exact with the IR
     and the golden, under back-pressure, at the estimate's cycles per frame."""
-    import json
 
     from edge.corpus import IDIOMS
 
@@ -412,14 +474,29 @@ def test_rtl_build_of_image_idioms(run_cli, tmp_path: Path, name: str, kind: str
     assert rtl["bit_exact"] and rtl["backpressure"] and rtl["cycles_per_frame"] == rtl["estimated_cycles_per_frame"]
 
 
-def test_rtl_backend_refuses_kinds_it_has_no_kernel_for(run_cli, trained, tmp_path: Path) -> None:
-    # the zoo's vision transformer: attention and LayerNorm have no RTL kernels yet
-    code, _, err = run_cli("build", str(trained("vit", 4, 8) / "model.onnx"), "--backend", "rtl", "-o",
+def test_rtl_backend_refuses_what_it_has_no_kernel_for(run_cli, trained, tmp_path: Path) -> None:
+    # the zoo's binarised ResNet: its residual joins feed a Thresholding of bipolar values, which no RTL kernel takes
+    code, _, err = run_cli("build", str(trained("resnet", 1, 1) / "model.onnx"), "--backend", "rtl", "-o",
                            str(tmp_path / "b"))
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
-    assert "the RTL backend has no kernel for" in errors[0] and "--backend hls" in errors[0], err
+    assert "the RTL backend has no Thresholding of a bipolar input" in errors[0] and "--backend hls" in errors[0]
     assert not (tmp_path / "b").exists()
+
+
+def test_vision_transformer_on_the_rtl_backend(run_cli, trained, tmp_path: Path) -> None:
+    """The zoo's vit (patch MVAU, two encoder blocks: StreamMatMul, Softmax, LayerNorm, residual joins) through
+    `edge build --backend rtl`: the Verilator top equals the integer IR on every frame, free running at the
+    estimated cycles per frame and under random back-pressure; the IR is within the Softmax/LayerNorm bound of the
+    QONNX golden model."""
+    code, out, err = run_cli("build", str(trained("vit", 4, 4) / "model.onnx"), "--backend", "rtl", "--board",
+                             "zcu104", "-o", str(tmp_path / "b"), "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert {"StreamMatMul", "Softmax", "LayerNorm"} <= {layer["op"] for layer in r["layers"]}
+    rtl = r["rtl"]
+    assert rtl["rtl_vs_ir_bit_exact"] and rtl["backpressure"] and rtl["ir_vs_golden_passed"], rtl
+    assert rtl["cycles_per_frame"] == rtl["estimated_cycles_per_frame"], rtl
 
 
 def test_generated_top_of_a_depthwise_chain(tmp_path: Path) -> None:

@@ -269,3 +269,20 @@ def test_brevitas_multihead_attention_encoder_on_both_paths(tmp_path: Path, run_
     code, out, err = run_cli("export", "--target", "openvino", str(path), "-o", str(tmp_path / "v"), "--json")
     assert code == 0, err
     assert json.loads(out)["verification"]["passed"]
+
+
+def test_host_steps_take_whole_token_ids_only() -> None:
+    """The deploy package's host step looks token ids up in the embedding table: integral float ids work (a .npy
+    of float ids), fractional ones and ids outside the table are refused, not truncated or wrapped."""
+    from fpga.host_steps import preprocess
+
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    pre = {"host_ops": [{"op": "Gather", "const": "table"}], "raw_shape": [], "onnx_shape": [2, 3],
+           "bipolar": False, "bits": 8, "signed": True, "narrow": False, "scale": 1.0, "rounding_mode": "ROUND",
+           "map_1d": False}
+    ids = np.array([[0, -1]])
+    assert preprocess(ids.astype(np.float32), pre, {"table": table}).tolist() == [[0, 1, 2, 9, 10, 11]]
+    with pytest.raises(ValueError, match="must be integers"):
+        preprocess(np.array([[0.5, 1.0]]), pre, {"table": table})
+    with pytest.raises(ValueError, match=r"must lie in \[-4, 4\)"):
+        preprocess(np.array([[0, 4]]), pre, {"table": table})

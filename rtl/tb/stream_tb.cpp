@@ -3,7 +3,9 @@
 // usage: Vkernel IN.hex OUT.hex N_OUT SEED STALL_PERCENT [FRAME_WORDS [MAX_CYCLES]]   -> prints "cycles N" on
 // success, and with FRAME_WORDS > 0 the cycle at which each frame's last output word left ("frame C"). MAX_CYCLES
 // (default: a million plus a thousand per word) ends a run that stopped making progress. A kernel has ports in_* / out_*;
-// a generated top (compiled with -DEDGE_AXIS) has AXI-Stream ports s_axis_t* / m_axis_t*.
+// a generated top (compiled with -DEDGE_AXIS) has AXI-Stream ports s_axis_t* / m_axis_t*. A kernel of two inputs
+// (compiled with -DEDGE_TWO_INPUTS: ports in0_* and in1_*) takes input 1's words from the file named by the
+// environment variable EDGE_IN1, stalled independently of input 0.
 #include "Vkernel.h"
 #include "verilated.h"
 
@@ -22,6 +24,13 @@
 #define OUT_VALID m_axis_tvalid
 #define OUT_READY m_axis_tready
 #define OUT_DATA m_axis_tdata
+#elif defined(EDGE_TWO_INPUTS)
+#define IN_VALID in0_valid
+#define IN_READY in0_ready
+#define IN_DATA in0_data
+#define OUT_VALID out_valid
+#define OUT_READY out_ready
+#define OUT_DATA out_data
 #else
 #define IN_VALID in_valid
 #define IN_READY in_ready
@@ -80,6 +89,17 @@ int main(int argc, char** argv) {
     std::vector<Chunks> inputs;
     for (std::string line; std::getline(in_file, line);)
         if (!line.empty()) inputs.push_back(parse_hex(line));
+    std::vector<Chunks> inputs1;
+#ifdef EDGE_TWO_INPUTS
+    const char* in1_name = std::getenv("EDGE_IN1");
+    if (!in1_name) {
+        std::fprintf(stderr, "EDGE_IN1 must name input 1's word file\n");
+        return 2;
+    }
+    std::ifstream in1_file(in1_name);
+    for (std::string line; std::getline(in1_file, line);)
+        if (!line.empty()) inputs1.push_back(parse_hex(line));
+#endif
     const long n_out = std::atol(argv[3]);
     std::mt19937 rng(static_cast<uint32_t>(std::atol(argv[4])));
     const int stall = std::atoi(argv[5]);
@@ -91,6 +111,9 @@ int main(int argc, char** argv) {
     top.rst_n = 0;
     top.IN_VALID = 0;
     top.OUT_READY = 0;
+#ifdef EDGE_TWO_INPUTS
+    top.in1_valid = 0;
+#endif
     for (int i = 0; i < 4; ++i) {
         top.clk = !top.clk;
         top.eval();
@@ -98,20 +121,29 @@ int main(int argc, char** argv) {
     top.rst_n = 1;
 
     std::ofstream out_file(argv[2]);
-    std::size_t sent = 0;
+    std::size_t sent = 0, sent1 = 0;
     long received = 0, cycles = 0;
     const long limit = argc == 8 ? std::atol(argv[7]) : 1000000L + 1000L * static_cast<long>(inputs.size() + n_out);
-    while (received < n_out || sent < inputs.size()) {
+    while (received < n_out || sent < inputs.size() || sent1 < inputs1.size()) {
         if (++cycles > limit) {
             std::fprintf(stderr, "timeout: %ld of %ld output words after %ld cycles\n", received, n_out, cycles);
             return 1;
         }
         top.IN_VALID = sent < inputs.size() && roll();
         if (top.IN_VALID) put(top.IN_DATA, inputs[sent]);
+#ifdef EDGE_TWO_INPUTS
+        top.in1_valid = sent1 < inputs1.size() && roll();
+        if (top.in1_valid) put(top.in1_data, inputs1[sent1]);
+#endif
         top.OUT_READY = roll();
         top.clk = 0;
         top.eval();
         const bool took = top.IN_VALID && top.IN_READY;
+#ifdef EDGE_TWO_INPUTS
+        const bool took1 = top.in1_valid && top.in1_ready;
+#else
+        const bool took1 = false;
+#endif
         const bool gave = top.OUT_VALID && top.OUT_READY;
         if (gave) {
             out_file << format_hex(get(top.OUT_DATA)) << "\n";
@@ -121,8 +153,9 @@ int main(int argc, char** argv) {
         top.clk = 1;
         top.eval();
         if (took) ++sent;
+        if (took1) ++sent1;
     }
     top.final();
     std::printf("cycles %ld\n", cycles);
-    return sent == inputs.size() ? 0 : 3;
+    return sent == inputs.size() && sent1 == inputs1.size() ? 0 : 3;
 }

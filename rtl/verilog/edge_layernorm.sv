@@ -1,0 +1,117 @@
+// LayerNorm: the integer LayerNorm over each vector of C elements, its affine part and quantiser as per-channel
+// thresholds on z (the IR's LayerNorm), PE elements per word. Pass 0 reads the vector into a buffer and sums x and
+// x^2; pass 1 writes, per element, thresholds(z) with d = C*x - S, Q = C*sum(x^2) - S^2 and
+// z = sign(d) * isqrt(d^2 * 2^(2F+8) / max(Q*2^8 + EPS, 1)) (floors, as the IR). C/PE cycles per pass.
+// Threshold ROM word of fold cf: per PE p, LEVELS thresholds of TB bits at [(p*LEVELS + l)*TB +: TB] and the
+// descending flag at bit PE*LEVELS*TB + p (as edge_thresholding). EPS is a one-word ROM file (it can pass 32 bits).
+module edge_layernorm #(
+    parameter int C = 4,
+    parameter int PE = 1,
+    parameter int IB = 8,            // input element bits
+    parameter bit IN_SIGNED = 1,
+    parameter int F = 16,            // fractional bits of z
+    parameter int TB = 24,           // threshold bits (signed)
+    parameter int LEVELS = 1,
+    parameter int OB = 8,
+    parameter bit OUT_BIPOLAR = 0,
+    parameter int BASE = 0,
+    parameter int STEP = 1,
+    parameter THRESHOLDS = "thresholds.mem",
+    parameter EPS = "eps.mem",
+    localparam int CF = C / PE,
+    localparam int TW = PE * LEVELS * TB + PE
+) (
+    input  logic               clk,
+    input  logic               rst_n,
+    input  logic               in_valid,
+    output logic               in_ready,
+    input  logic [PE*IB-1:0]   in_data,
+    output logic               out_valid,
+    input  logic               out_ready,
+    output logic [PE*OB-1:0]   out_data
+);
+    logic [TW-1:0] trom [0:CF-1];
+    logic [63:0] eps_rom [0:0];
+    initial begin
+        $readmemh(THRESHOLDS, trom);
+        $readmemh(EPS, eps_rom);
+    end
+
+    logic signed [IB:0] buffer [0:C-1];
+    logic signed [63:0] sum, sumsq;
+    logic pass;
+    int cf;
+
+    wire room = !out_valid || out_ready;
+    assign in_ready = !pass;
+    wire step = pass ? room : in_valid;
+
+    function automatic signed [IB:0] x_elem(input [PE*IB-1:0] w, input int p);
+        x_elem = IN_SIGNED ? $signed(w[p*IB +: IB]) : $signed({1'b0, w[p*IB +: IB]});
+    endfunction
+    function automatic [63:0] isqrt(input [127:0] v);  // floor(sqrt(v)), one result bit per step
+        logic [127:0] root, trial;
+        root = '0;
+        for (int bit_ = 63; bit_ >= 0; bit_--) begin
+            trial = root | (128'd1 << bit_);
+            if (trial * trial <= v) root = trial;
+        end
+        isqrt = root[63:0];
+    endfunction
+
+    logic signed [63:0] sum_next, sumsq_next, q, d;
+    logic [127:0] den, num, mag;
+    logic signed [TB:0] z, thr;
+    logic [31:0] count;
+    logic signed [31:0] value;
+    logic [PE*OB-1:0] levels;
+    always_comb begin
+        sum_next = cf == 0 ? '0 : sum;
+        sumsq_next = cf == 0 ? '0 : sumsq;
+        for (int p = 0; p < PE; p++) begin
+            sum_next = sum_next + x_elem(in_data, p);
+            sumsq_next = sumsq_next + x_elem(in_data, p) * x_elem(in_data, p);
+        end
+        q = C * sumsq - sum * sum;
+        den = (128'(q) << 8) + 128'(eps_rom[0]);
+        if (den == 0) den = 1;
+        for (int p = 0; p < PE; p++) begin
+            d = C * buffer[cf * PE + p] - sum;
+            mag = 128'(d < 0 ? -d : d);
+            num = (mag * mag) << (2 * F + 8);
+            z = $signed({1'b0, isqrt(num / den)});
+            if (d < 0) z = -z;
+            count = 0;
+            for (int l = 0; l < LEVELS; l++) begin
+                thr = $signed(trom[cf][(p*LEVELS + l)*TB +: TB]);
+                if (trom[cf][PE*LEVELS*TB + p] ? (z <= thr) : (z >= thr)) count = count + 1;
+            end
+            value = BASE + STEP * $signed(count);
+            levels[p*OB +: OB] = OUT_BIPOLAR ? count[OB-1:0] : value[OB-1:0];
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (!rst_n) begin
+            pass <= 1'b0;
+            cf <= 0;
+            out_valid <= 1'b0;
+        end else begin
+            if (out_valid && out_ready) out_valid <= 1'b0;
+            if (step) begin
+                if (!pass) begin
+                    for (int p = 0; p < PE; p++) buffer[cf * PE + p] <= x_elem(in_data, p);
+                    sum <= sum_next;
+                    sumsq <= sumsq_next;
+                end else begin
+                    out_data <= levels;
+                    out_valid <= 1'b1;
+                end
+                if (cf == CF - 1) begin
+                    cf <= 0;
+                    pass <= !pass;
+                end else cf <= cf + 1;
+            end
+        end
+    end
+endmodule
