@@ -44,7 +44,7 @@ def test_every_kind_is_made_somewhere() -> None:
 def test_describe_names_each_concern() -> None:
     d = describe("MatrixVectorUnit")
     assert set(CONCERNS) <= set(d) and all("." in d[c] for c in CONCERNS), d
-    assert describe("LayerNorm")["rtl"].startswith("refused: ")
+    assert describe("LabelSelect")["tflite"].startswith("refused: ")
     with pytest.raises(EdgeError, match="no IR kind named 'Nope'"):
         describe("Nope")
 
