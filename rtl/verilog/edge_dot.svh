@@ -29,21 +29,15 @@ function automatic signed [AB-1:0] product(input [IB-1:0] x, input [WB-1:0] w);
     else product = lut_mul(in_value(x), w);
 endfunction
 
-// the output element of channel lane p: BASE + STEP * #{l : acc >= T[l]} (<= for a descending channel) with the
-// lane's thresholds from the ROM word, or the accumulator's low OB bits when there are no thresholds
+localparam int LVL_TB = AB;  // thresholds are accumulator-wide
+`include "edge_levels.svh"
+
+// the output element of channel lane p: its threshold level (edge_levels.svh), or the accumulator's low OB bits
+// when there are no thresholds
 function automatic [OB-1:0] activate(input signed [AB-1:0] acc, input [TW-1:0] tword, input int p);
-    logic [31:0] count;
     logic signed [31:0] value;
-    logic signed [AB-1:0] thr;
-    count = 0;
-    if (LEVELS > 0) begin
-        for (int l = 0; l < LEVELS; l++) begin
-            thr = tword[(p*LEVELS + l)*AB +: AB];
-            if (tword[PE*LEVELS*AB + p] ? (acc <= thr) : (acc >= thr)) count = count + 1;
-        end
-        value = BASE + STEP * $signed(count);
-        activate = OUT_BIPOLAR ? count[OB-1:0] : value[OB-1:0];
-    end else begin
+    if (LEVELS > 0) activate = level_of(64'(acc), tword, p);
+    else begin
         value = acc;  // sign-extended to 32 bits, then the output type's width
         activate = value[OB-1:0];
     end

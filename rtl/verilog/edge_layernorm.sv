@@ -59,11 +59,12 @@ module edge_layernorm #(
         isqrt = root[63:0];
     endfunction
 
+    localparam int LVL_TB = TB;
+    `include "edge_levels.svh"
+
     logic signed [63:0] sum_next, sumsq_next, q, d;
     logic [127:0] den, num, mag;
-    logic signed [TB:0] z, thr;
-    logic [31:0] count;
-    logic signed [31:0] value;
+    logic signed [63:0] z;
     logic [PE*OB-1:0] levels;
     always_comb begin
         sum_next = cf == 0 ? '0 : sum;
@@ -81,13 +82,7 @@ module edge_layernorm #(
             num = (mag * mag) << (2 * F + 8);
             z = $signed({1'b0, isqrt(num / den)});
             if (d < 0) z = -z;
-            count = 0;
-            for (int l = 0; l < LEVELS; l++) begin
-                thr = $signed(trom[cf][(p*LEVELS + l)*TB +: TB]);
-                if (trom[cf][PE*LEVELS*TB + p] ? (z <= thr) : (z >= thr)) count = count + 1;
-            end
-            value = BASE + STEP * $signed(count);
-            levels[p*OB +: OB] = OUT_BIPOLAR ? count[OB-1:0] : value[OB-1:0];
+            levels[p*OB +: OB] = level_of(z, trom[cf], p);
         end
     end
 

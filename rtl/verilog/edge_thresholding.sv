@@ -38,22 +38,12 @@ module edge_thresholding #(
         else x_value = {1'b0, b};
     endfunction
 
+    localparam int LVL_TB = TB;
+    `include "edge_levels.svh"
+
     logic [PE*OB-1:0] result;
-    logic [31:0] count;
-    logic signed [31:0] value;
-    logic signed [TB:0] x, thr;
-    always_comb begin
-        for (int p = 0; p < PE; p++) begin
-            x = x_value(in_data[p*IB +: IB]);
-            count = 0;
-            for (int l = 0; l < LEVELS; l++) begin
-                thr = $signed(tword[(p*LEVELS + l)*TB +: TB]);
-                if (tword[PE*LEVELS*TB + p] ? (x <= thr) : (x >= thr)) count = count + 1;
-            end
-            value = BASE + STEP * $signed(count);
-            result[p*OB +: OB] = OUT_BIPOLAR ? count[OB-1:0] : value[OB-1:0];
-        end
-    end
+    always_comb
+        for (int p = 0; p < PE; p++) result[p*OB +: OB] = level_of(64'(x_value(in_data[p*IB +: IB])), tword, p);
 
     always_ff @(posedge clk)
         if (fire) out_data <= result;
