@@ -169,12 +169,13 @@ def test_finn_examples_architectures_export(corpus, tmp_path, name, target):
     report = export(load_model(corpus(name)), target, tmp_path / "out")
     v = report["verification"]
     isa = report["host"]["isa"]
-    if name.startswith("radioml") and target == "openvino" and not (isa["avx512_vnni"] or isa["avx_vnni"]):
-        # known gap: on an AVX2-only host OpenVINO's int8 program of this 1-D VGG is up to 6.45 output LSB off the
-        # golden model (exact with VNNI/AMX) and the exporter says FAIL; kernel_paths' u8*s8 pair model does not
-        # explain it yet. Strict: the day it passes here, this branch must go.
+    if name.startswith("radioml") and target == "openvino" and not isa["amx"]:
+        # known gap: without AMX OpenVINO's int8 program of this 1-D VGG is up to 6.45 output LSB off the golden model
+        # (seen on an AVX2-only AMD host and on AMD Zen 4 with AVX-512 VNNI; exact on Intel with AMX) and the
+        # exporter says FAIL; kernel_paths' u8*s8 pair model does not explain it yet. Strict: the day it passes
+        # here, this branch must go.
         assert not v["passed"] and v["max_diff_output_lsb"] > 1.0, v
-        pytest.xfail(f"OpenVINO int8 RadioML VGG10 on AVX2: {v['max_diff_output_lsb']:.2f} output LSB (known gap)")
+        pytest.xfail(f"OpenVINO int8 RadioML VGG10 without AMX: {v['max_diff_output_lsb']:.2f} output LSB (known gap)")
     assert v["passed"], v
     if target == "tflite":
         assert v["int8_tensors_equal_to_ir"]
@@ -349,7 +350,10 @@ def test_a2q_accumulators_fit_their_declared_width(corpus, run_cli, tmp_path):
     with torch.no_grad():
         expected = model(x).numpy()
     loaded = load_model(path)
-    assert np.array_equal(GoldenModel(loaded).run(x.numpy()), expected)
+    # equal but for float32 summation order: PyTorch's and onnxruntime's kernels add in an ISA-dependent order (up to
+    # 2 ulps apart on AMD Zen 4, identical on Intel); the raw weights Brevitas' export writes are off by far more
+    golden = GoldenModel(loaded).run(x.numpy())
+    np.testing.assert_allclose(golden, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
     mvaus = [n for n in lower(loaded).nodes if n.kind == "MatrixVectorUnit"]
     assert all(n.acc_dtype.bits <= declared[k] for n, k in zip(mvaus, ("conv1", "conv2", "fc"), strict=True))
     code, out, err = run_cli("build", "--board", "pynq-z2", str(path), "-o", str(tmp_path / "b"), "--json",
