@@ -36,7 +36,7 @@ from fpga.ir import (
     VectorVectorUnit,
 )
 from fpga.kinds import KindTable
-from fpga.resources import uses_dsp
+from fpga.resources import map_memory, uses_dsp
 
 
 class UnsupportedKernel(ValueError):
@@ -106,6 +106,12 @@ class Kernel:
         return params
 
 
+def rom_style(width: int, depth: int, copies: int = 1) -> str:
+    """A ROM's Yosys/Vivado rom_style, placed by the resource model's rule (fpga.resources.map_memory): LUTs
+    ("logic") when small or shallow, block RAM otherwise (URAM cannot be initialised, so ROMs never go there)."""
+    return "logic" if map_memory(width, depth, copies).style in ("lutram", "none") else "block"
+
+
 def _element(dtype: IntType) -> tuple[int, bool, bool]:
     return (1, False, True) if dtype.bipolar else (dtype.bits, dtype.signed, False)
 
@@ -164,10 +170,12 @@ def mvau(node: MatrixVectorUnit) -> Kernel:
         "IN_SIGNED": int(in_signed), "IN_BIPOLAR": int(in_bipolar), "W_BIPOLAR": int(w_bipolar),
         "XNOR": int(node.xnor), "LEVELS": 0, "USE_DSP": int(uses_dsp(wb, ib)),
     }
+    params["WSTYLE"] = rom_style(simd * wb, nf * sf, copies=pe)
     roms = {"WEIGHTS": weights}
     if th is not None:
         ob, out_signed, out_bipolar = _element(th.out_dtype)
-        params.update(LEVELS=th.levels, OB=ob, OUT_BIPOLAR=int(out_bipolar), BASE=th.base, STEP=th.step)
+        params.update(LEVELS=th.levels, OB=ob, OUT_BIPOLAR=int(out_bipolar), BASE=th.base, STEP=th.step,
+                      TSTYLE=rom_style(th.levels * ab + 1, nf, copies=pe))
         roms["THRESHOLDS"] = _threshold_words(th, node.mh, pe, ab, lo, hi)
         out = StreamFormat(pe, ob, out_signed, out_bipolar)
     else:  # the accumulator in the IR's type (the internal one has a margin for clipped thresholds)
@@ -196,11 +204,13 @@ def vvau(node: VectorVectorUnit) -> Kernel:
                                     "IN_SIGNED": int(in_signed),
                                     "IN_BIPOLAR": int(in_bipolar), "W_BIPOLAR": int(w_bipolar),
                                     "USE_DSP": int(uses_dsp(wb, ib)), "LEVELS": 0}
+    params["WSTYLE"] = rom_style(simd * wb, (k // simd) * (c // pe), copies=pe)
     roms = {"WEIGHTS": weights}
     th = node.thresholds
     if th is not None:
         ob, out_signed, out_bipolar = _element(th.out_dtype)
-        params.update(LEVELS=th.levels, OB=ob, OUT_BIPOLAR=int(out_bipolar), BASE=th.base, STEP=th.step)
+        params.update(LEVELS=th.levels, OB=ob, OUT_BIPOLAR=int(out_bipolar), BASE=th.base, STEP=th.step,
+                      TSTYLE=rom_style(th.levels * ab + 1, c // pe, copies=pe))
         roms["THRESHOLDS"] = _threshold_words(th, c, pe, ab, lo_, hi_)
         out = StreamFormat(pe, ob, out_signed, out_bipolar)
     else:
@@ -234,7 +244,8 @@ def thresholding(node: Thresholding) -> Kernel:
     ob, out_signed, out_bipolar = _element(th.out_dtype)
     params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "IB": ib, "IN_SIGNED": int(in_signed),
                                     "TB": tb, "LEVELS": th.levels, "OB": ob, "OUT_BIPOLAR": int(out_bipolar),
-                                    "BASE": th.base, "STEP": th.step}
+                                    "BASE": th.base, "STEP": th.step,
+                                    "STYLE": rom_style(th.levels * tb + 1, node.channels // node.pe, copies=node.pe)}
     roms = {"THRESHOLDS": _threshold_words(th, node.channels, node.pe, tb, lo, hi)}
     return Kernel("edge_thresholding", params, roms, StreamFormat(node.pe, ib, in_signed),
                   StreamFormat(node.pe, ob, out_signed, out_bipolar), submodules=("edge_foldrom",))
@@ -348,7 +359,8 @@ def lookup(node: Lookup) -> Kernel:
                 w |= int(table[nf * node.pe + p, lv]) << ((p * levels + lv) * ob)
         words.append(w)
     params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "IB": ib, "IN_SIGNED": int(in_signed),
-                                    "IN_MIN": node.in_dtype.min, "LEVELS": levels, "OB": ob}
+                                    "IN_MIN": node.in_dtype.min, "LEVELS": levels, "OB": ob,
+                                    "STYLE": rom_style(levels * ob, node.channels // node.pe, copies=node.pe)}
     return Kernel("edge_lookup", params, {"TABLE": words}, StreamFormat(node.pe, ib, in_signed),
                   StreamFormat(node.pe, ob, out_signed), submodules=("edge_foldrom",))
 
@@ -369,7 +381,8 @@ def add_constant(node: AddConstant) -> Kernel:
     ob, out_signed, _ = _element(node.out_dtype)
     tb, words = _table_words(node.table, node.pe)
     params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "VECTORS": node.vectors, "IB": ib,
-                                    "IN_SIGNED": int(in_signed), "TB": tb, "OB": ob}
+                                    "IN_SIGNED": int(in_signed), "TB": tb, "OB": ob,
+                                    "STYLE": rom_style(node.pe * tb, len(words))}
     return Kernel("edge_addconst", params, {"TABLE": words}, StreamFormat(node.pe, ib, in_signed),
                   StreamFormat(node.pe, ob, out_signed), submodules=("edge_foldrom",))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -368,6 +369,24 @@ def test_yosys_counts_the_mvau(tmp_path: Path) -> None:
     acc_bits = int(kernel.params["AB"])
     assert counts["ff"] >= 2 * node.pe * acc_bits  # accumulators plus the registered output word
     assert counts["lut"] > 0
+
+
+def test_yosys_places_the_roms_where_the_model_does() -> None:
+    """Real synth_xilinx: a 64x64 layer's weight and threshold ROMs land in block RAM, as many as the resource model
+    counts, and a small layer's ROMs in LUTs (no block RAM), because the kernels carry the model's rom_style."""
+    from fpga.resources import estimate
+    from rtl import yosys
+
+    rng = np.random.default_rng(5)
+    big = _mvau((64, 64, 1, 1, IntType(2, False), IntType(2, True), False, True, IntType(2, False), False), rng)
+    # the model at the kernel's accumulator width (the helper's 24-bit type is wider than the layer needs)
+    big = dataclasses.replace(big, acc_dtype=IntType(int(kernel_for(big).params["AB"]), True))
+    small = _mvau((8, 4, 2, 2, IntType(2, False), IntType(2, True), False, True, IntType(2, False), False), rng)
+    est, memories = estimate(big)
+    assert memories == {"weights": "bram", "thresholds": "bram"} and est.bram36 > 0
+    assert yosys.synthesise(kernel_for(big), "xc7")["bram36"] == est.bram36
+    assert estimate(small)[1] == {"weights": "lutram", "thresholds": "lutram"}
+    assert yosys.synthesise(kernel_for(small), "xc7")["bram36"] == 0
 
 
 def test_build_rtl_backend_with_yosys(run_cli, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ module edge_addconst #(
     parameter bit IN_SIGNED = 0,
     parameter int TB = 4,            // table entry bits (two's complement)
     parameter int OB = 5,            // output element bits (two's complement low bits of the sum)
+    parameter STYLE = "block",        // rom_style of the table (edge_foldrom)
     parameter TABLE = "table.mem",
     localparam int NF = VECTORS * (C / PE),
     localparam int TW = PE * TB
@@ -25,7 +26,7 @@ module edge_addconst #(
 );
     logic fire;
     logic [TW-1:0] row;
-    edge_foldrom #(.NF(NF), .TW(TW), .ROM(TABLE)) u_rom (
+    edge_foldrom #(.NF(NF), .TW(TW), .ROM(TABLE), .STYLE(STYLE)) u_rom (
         .clk(clk), .rst_n(rst_n), .in_valid(in_valid), .in_ready(in_ready), .out_valid(out_valid),
         .out_ready(out_ready), .fire(fire), .row(row));
 

@@ -5,7 +5,8 @@
 module edge_foldrom #(
     parameter int NF = 1,
     parameter int TW = 1,
-    parameter ROM = "rom.mem"
+    parameter ROM = "rom.mem",
+    parameter STYLE = "block"      // rom_style: "block" (block RAM) or "logic" (LUTs)
 ) (
     input  logic            clk,
     input  logic            rst_n,
@@ -16,7 +17,7 @@ module edge_foldrom #(
     output logic            fire,
     output logic [TW-1:0]   row
 );
-    logic [TW-1:0] rom [0:NF-1];
+    (* rom_style = STYLE *) logic [TW-1:0] rom [0:NF-1];
     initial $readmemh(ROM, rom);
 
     logic primed;

@@ -10,6 +10,7 @@ module edge_lookup #(
     parameter int IN_MIN = 0,        // the input level of table entry 0
     parameter int LEVELS = 16,
     parameter int OB = 4,            // output element bits (two's complement low bits of the table's value)
+    parameter STYLE = "block",        // rom_style of the table (edge_foldrom)
     parameter TABLE = "table.mem",
     localparam int NF = C / PE,
     localparam int TW = PE * LEVELS * OB
@@ -25,7 +26,7 @@ module edge_lookup #(
 );
     logic fire;
     logic [TW-1:0] row;
-    edge_foldrom #(.NF(NF), .TW(TW), .ROM(TABLE)) u_rom (
+    edge_foldrom #(.NF(NF), .TW(TW), .ROM(TABLE), .STYLE(STYLE)) u_rom (
         .clk(clk), .rst_n(rst_n), .in_valid(in_valid), .in_ready(in_ready), .out_valid(out_valid),
         .out_ready(out_ready), .fire(fire), .row(row));
 

@@ -30,6 +30,8 @@ module edge_mvau #(
     parameter int STEP = 1,
     parameter WEIGHTS = "weights.mem",
     parameter THRESHOLDS = "thresholds.mem",
+    parameter WSTYLE = "block",       // rom_style of the weight ROM: "block" (block RAM) or "logic" (LUTs)
+    parameter TSTYLE = "block",       // rom_style of the threshold ROM
     localparam int SF = MW / SIMD,
     localparam int NF = MH / PE,
     localparam int OW = OB,
@@ -44,8 +46,8 @@ module edge_mvau #(
     input  logic                 out_ready,
     output logic [PE*OW-1:0]     out_data
 );
-    logic [PE*SIMD*WB-1:0] wrom [0:NF*SF-1];
-    logic [TW-1:0] trom [0:NF-1];
+    (* rom_style = WSTYLE *) logic [PE*SIMD*WB-1:0] wrom [0:NF*SF-1];
+    (* rom_style = TSTYLE *) logic [TW-1:0] trom [0:NF-1];
     initial begin
         $readmemh(WEIGHTS, wrom);
         if (LEVELS > 0) $readmemh(THRESHOLDS, trom);

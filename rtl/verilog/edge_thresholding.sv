@@ -14,6 +14,7 @@ module edge_thresholding #(
     parameter bit OUT_BIPOLAR = 0,
     parameter int BASE = 0,
     parameter int STEP = 1,
+    parameter STYLE = "block",        // rom_style of the table (edge_foldrom)
     parameter THRESHOLDS = "thresholds.mem",
     localparam int NF = C / PE,
     localparam int TW = PE * LEVELS * TB + PE
@@ -29,7 +30,7 @@ module edge_thresholding #(
 );
     logic fire;
     logic [TW-1:0] tword;
-    edge_foldrom #(.NF(NF), .TW(TW), .ROM(THRESHOLDS)) u_rom (
+    edge_foldrom #(.NF(NF), .TW(TW), .ROM(THRESHOLDS), .STYLE(STYLE)) u_rom (
         .clk(clk), .rst_n(rst_n), .in_valid(in_valid), .in_ready(in_ready), .out_valid(out_valid),
         .out_ready(out_ready), .fire(fire), .row(tword));
 

@@ -25,6 +25,8 @@ module edge_vvau #(
     parameter int STEP = 1,
     parameter WEIGHTS = "weights.mem",
     parameter THRESHOLDS = "thresholds.mem",
+    parameter WSTYLE = "block",       // rom_style of the weight ROM: "block" (block RAM) or "logic" (LUTs)
+    parameter TSTYLE = "block",       // rom_style of the threshold ROM
     localparam int CF = C / PE,
     localparam int KS = K / SIMD,
     localparam int TW = PE * LEVELS * AB + PE
@@ -38,8 +40,8 @@ module edge_vvau #(
     input  logic               out_ready,
     output logic [PE*OB-1:0]   out_data
 );
-    logic [SIMD*PE*WB-1:0] wrom [0:KS*CF-1];
-    logic [TW-1:0] trom [0:CF-1];
+    (* rom_style = WSTYLE *) logic [SIMD*PE*WB-1:0] wrom [0:KS*CF-1];
+    (* rom_style = TSTYLE *) logic [TW-1:0] trom [0:CF-1];
     initial begin
         $readmemh(WEIGHTS, wrom);
         if (LEVELS > 0) $readmemh(THRESHOLDS, trom);
