@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -202,12 +203,20 @@ def _rtl_synth(project: Any, board: FpgaBoard, report: dict[str, Any], log: Call
         synth = synthesise(project, family)
     except YosysError as exc:
         raise EdgeError(f"{board.name}: {exc}") from None
+    # the estimates the folder budgeted with: the RTL kernels' model on Xilinx parts; on an open family the model
+    # in the family's own units (LUT4s, its block RAM)
+    open_family = "family_resources" in report["totals"]
     est = {r["name"]: r for r in report["layers"]}
     for layer in synth["layers"]:
         e = est.get(layer["node"])
+        if e is not None and open_family:
+            kind = "streams" if layer["kind"] == "StreamingDataWidthConverter" else layer["kind"]
+            e = Resources(**{k: e[k] for k in ("lut", "ff", "bram36", "uram", "dsp")}).for_family(
+                board.family, kind).as_dict()
         layer["estimate"] = {k: e[k] for k in keys if k in e} if e else None
-    t = report["totals"]["resources"]
+    t = report["totals"]["family_resources"] if open_family else report["totals"]["resources"]
     synth["estimate"] = {k: t[k] for k in keys}
+    synth["resource_model"] = report.get("resource_model", "hls")
     synth["ratio"] = {k: (round(synth["resources"][k] / t[k], 3) if t[k] else None) for k in keys}
     return synth
 
@@ -226,6 +235,8 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
     from rtl.kernels import UnsupportedKernel, missing_kernel
     from rtl.project import kernels, write_project
     from rtl.verilator import VerilatorError
+
+    opts = replace(opts, backend="rtl")  # folded and estimated for the RTL kernels (the calibrated model)
 
     if bitstream or synth:  # the open tools are an extra: say so before minutes of folding and simulation
         from rtl.bitstream import BitstreamError, check_tools
@@ -262,11 +273,13 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
                 sized = size_fifos(graph, x_int, tmp / "fifo_sizing")
             except VerilatorError as exc:
                 raise EdgeError(f"{out_dir}/{RTL_DIR}: {exc}") from None
-        project = write_project(graph, tmp / RTL_DIR, source=loaded.path.name, fifo_depths=sized)
+        # Xilinx parts: ROMs where the resource model put them; open families: where Yosys puts them (calibrated so)
+        project = write_project(graph, tmp / RTL_DIR, source=loaded.path.name, fifo_depths=sized,
+                                place_roms=board.open_flow is None)
         # the estimates with the RTL top's own FIFO depths
         depths = {f["stream"]: f["depth"] for f in project.fifos}
         keep = {k: report[k] for k in ("source", "folding_source", "verification") if k in report}
-        report = {**build_report(graph, board, opts.cap, depths), **keep, "backend": "rtl",
+        report = {**build_report(graph, board, opts.cap, depths, backend="rtl"), **keep, "backend": "rtl",
                   "fifo_depths": ("sized by Verilator (most words held with deep FIFOs, + 1)" if sized else
                                   "2 words each (not simulated)"),
                   "rtl_project": f"{RTL_DIR}/"}

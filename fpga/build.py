@@ -41,6 +41,7 @@ class BuildOptions:
     simulate: bool = True
     sim_frames: int = 16
     synth: bool = False
+    backend: str = "hls"  # "hls" or "rtl": which kernels the resource model's calibration describes
 
 
 def random_inputs(loaded: LoadedModel, n: int, seed: int) -> np.ndarray:
@@ -61,9 +62,9 @@ def compile_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, res
     if opts.folding is not None:
         graph = apply_folding_file(graph, opts.folding)
     else:
-        graph = fold_to_budget(graph, board, opts.cap, opts.target_fps, reserve)
+        graph = fold_to_budget(graph, board, opts.cap, opts.target_fps, reserve, opts.backend)
     graph = insert_width_converters(graph)
-    report = build_report(graph, board, opts.cap)
+    report = build_report(graph, board, opts.cap, backend=opts.backend)
     report["source"] = str(loaded.path)
     report["folding_source"] = str(opts.folding) if opts.folding else "optimised"
     if verify_ir and opts.verify_samples and not opts.top_k:

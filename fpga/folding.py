@@ -24,7 +24,8 @@ import numpy as np
 from boards.schema import FpgaBoard
 from fpga.datatypes import IntType
 from fpga.ir import DataflowGraph, DuplicateStreams, Node, StreamingDataWidthConverter
-from fpga.resources import Resources, estimate, family_matrix, fifo_estimate
+from fpga.resources import Resources, family_matrix, resource_model
+from fpga.resources_rtl import node_estimate, stream_fifo_estimate
 from fpga.width import DEFAULT_FIFO_DEPTH, axi_elems, in_elems, io_cycles, out_elems
 from frontend.errors import EdgeError
 
@@ -49,8 +50,9 @@ class FoldOption:
     out_elems: int = 1  # elements per output word
 
 
-def fold_options(node: Node, uram: bool) -> list[FoldOption]:
-    """Every legal (PE, SIMD) of a node with its cycles, resources and stream widths."""
+def fold_options(node: Node, uram: bool, model: str = "hls") -> list[FoldOption]:
+    """Every legal (PE, SIMD) of a node with its cycles, resources (in the resource model `model`) and stream
+    widths."""
     limits = node.fold_limits()
     pes = divisors(limits["pe"]) if "pe" in limits else [1]
     simds = divisors(limits["simd"]) if "simd" in limits else [1]
@@ -60,8 +62,8 @@ def fold_options(node: Node, uram: bool) -> list[FoldOption]:
             if not node.fold_ok(pe, simd):
                 continue
             folded = node.with_fold(pe, simd)
-            options.append(FoldOption(pe, simd, folded.cycles(), estimate(folded, uram)[0], in_elems(folded),
-                                      out_elems(folded)))
+            options.append(FoldOption(pe, simd, folded.cycles(), node_estimate(folded, uram, model)[0],
+                                      in_elems(folded), out_elems(folded)))
     return options
 
 
@@ -77,16 +79,16 @@ def _vec(res: Resources) -> np.ndarray:
 
 @lru_cache(maxsize=65536)
 def stream_cost(n_out: int, n_in: int, dtype: IntType, elems: int, from_host: bool = False,
-                to_host: bool = False) -> tuple[float, ...]:
+                to_host: bool = False, model: str = "hls") -> tuple[float, ...]:
     """Resources of one stream as insert_width_converters builds it: the FIFO its producer writes, and where the
     word sizes differ (or at an AXI port, always) a width converter plus the FIFO after it. Host ports have none."""
-    total = Resources() if from_host else fifo_estimate(n_out * dtype.bits, DEFAULT_FIFO_DEPTH)[0]
+    total = Resources() if from_host else stream_fifo_estimate(n_out * dtype.bits, DEFAULT_FIFO_DEPTH, model)[0]
     if n_in != n_out or from_host or to_host:
         dwc = StreamingDataWidthConverter(name="w", inputs=("a",), output="b", in_elems=n_out, out_elems=n_in,
                                           elems=elems, dtype=dtype)
-        total = total + estimate(dwc)[0]
+        total = total + node_estimate(dwc, False, model)[0]
         if not to_host:
-            total = total + fifo_estimate(n_in * dtype.bits, DEFAULT_FIFO_DEPTH)[0]
+            total = total + stream_fifo_estimate(n_in * dtype.bits, DEFAULT_FIFO_DEPTH, model)[0]
     return tuple(_vec(total))
 
 
@@ -125,8 +127,9 @@ def graph_edges(graph: DataflowGraph) -> list[Edge]:
 class _Problem:
     """Options of every node as arrays, and the streams between them, for fast repeated picks."""
 
-    def __init__(self, graph: DataflowGraph, uram: bool, family: str = "") -> None:
-        self.options = [fold_options(n, uram) for n in graph.nodes]
+    def __init__(self, graph: DataflowGraph, uram: bool, family: str = "", model: str = "hls") -> None:
+        self.model = model
+        self.options = [fold_options(n, uram, model) for n in graph.nodes]
         # in the board family's own units (LUT4s, logic cells, ...) so that they compare with its budget
         self.unit = family_matrix(family, "streams")  # FIFOs and width converters
         self.res = [np.array([_vec(o.res) for o in opts]) @ family_matrix(family, n.kind).T
@@ -149,7 +152,8 @@ class _Problem:
             return int((self.w_out if out else self.w_in)[k][picks[k]])
         n_out = e.axi if e.src == -1 else w(e.src, True)
         n_in = e.axi if e.dst == -1 else w(e.dst, False)
-        return self.unit @ np.array(stream_cost(n_out, n_in, e.dtype, e.elems, e.src == -1, e.dst == -1))
+        return self.unit @ np.array(stream_cost(n_out, n_in, e.dtype, e.elems, e.src == -1, e.dst == -1,
+                                                     self.model))
 
     def local_cost(self, k: int, picks: list[int], weights: np.ndarray) -> np.ndarray:
         """Weighted cost of every option of node k, its streams included, neighbours held at their picks."""
@@ -212,15 +216,17 @@ def _apply(graph: DataflowGraph, prob: _Problem, picks: list[int]) -> DataflowGr
 
 
 def fold_to_budget(graph: DataflowGraph, board: FpgaBoard, cap: float = 0.8, target_fps: float | None = None,
-                   reserve: Resources | None = None) -> DataflowGraph:
+                   reserve: Resources | None = None, backend: str = "hls") -> DataflowGraph:
     """Fold every node for the highest throughput that fits `cap` of the board (or `target_fps` cheapest).
 
     The budget covers nodes, width converters, AXI adapters and default-depth FIFOs; `reserve` is held back
-    (the build passes the sized FIFOs' excess over the default when a simulated design came out over the cap)."""
-    uram = board.resources.uram > 0
+    (the build passes the sized FIFOs' excess over the default when a simulated design came out over the cap).
+    `backend` picks the resource model (fpga.resources.resource_model): the RTL kernels' on Xilinx parts."""
+    model = resource_model(board.family, backend)
+    uram = board.resources.uram > 0 and model == "hls"  # RTL ROMs never go to URAM (it cannot be initialised)
     avail_d = budget(board, cap, reserve)
     avail = np.array([avail_d[k] for k in RESOURCE_KEYS])
-    prob = _Problem(graph, uram, board.family)
+    prob = _Problem(graph, uram, board.family, model)
     # fully unfolded bottleneck; the AXI ports' own cycles are a floor no folding goes below
     slowest = max(max(int(c.min()) for c in prob.cycles), io_cycles(graph))
     candidates = sorted({int(c) for cs in prob.cycles for c in cs if c >= slowest})

@@ -16,7 +16,8 @@ from fpga.ir import (
     VectorVectorUnit,
 )
 from fpga.latency import first_frame_latency
-from fpga.resources import FAMILY_FACTORS, Resources, estimate, fifo_estimate
+from fpga.resources import FAMILY_FACTORS, Resources, estimate, resource_model
+from fpga.resources_rtl import node_estimate, stream_fifo_estimate
 from fpga.width import DEFAULT_FIFO_DEPTH, inner_streams, stream_bits
 
 
@@ -49,7 +50,8 @@ def _shape(node: Node) -> str:
     return f"{ifm[0]}x{ifm[1]}x{ch}" if ifm else (f"{ch}ch" if ch else "")
 
 
-def fifo_rows(graph: DataflowGraph, depths: dict[str, int] | None) -> tuple[list[dict[str, Any]], Resources]:
+def fifo_rows(graph: DataflowGraph, depths: dict[str, int] | None,
+              model: str = "hls") -> tuple[list[dict[str, Any]], Resources]:
     """One row per inner stream FIFO (width, depth, implementation, resources) and their sum.
 
     Depths are the simulation's sized ones when given, otherwise DEFAULT_FIFO_DEPTH."""
@@ -57,7 +59,7 @@ def fifo_rows(graph: DataflowGraph, depths: dict[str, int] | None) -> tuple[list
     rows, total = [], Resources()
     for name in inner_streams(graph):
         depth = int((depths or {}).get(name, DEFAULT_FIFO_DEPTH))
-        res, style = fifo_estimate(bits[name], depth)
+        res, style = stream_fifo_estimate(bits[name], depth, model)
         total = total + res
         rows.append({"stream": name, "width": bits[name], "depth": depth, "style": style, **res.as_dict()})
     return rows, total
@@ -70,13 +72,15 @@ def over_cap(report: dict[str, Any]) -> list[str]:
 
 
 def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float,
-                 depths: dict[str, int] | None = None) -> dict[str, Any]:
-    """Per-node and per-FIFO resources and cycles, and the totals against the board (FIFOs included)."""
-    uram = board.resources.uram > 0
+                 depths: dict[str, int] | None = None, backend: str = "hls") -> dict[str, Any]:
+    """Per-node and per-FIFO resources and cycles, and the totals against the board (FIFOs included), in the
+    resource model of the backend's kernels (fpga.resources.resource_model)."""
+    model = resource_model(board.family, backend)
+    uram = board.resources.uram > 0 and model == "hls"
     layers = []
     total = Resources()
     for node in graph.nodes:
-        res, memories = estimate(node, uram)
+        res, memories = node_estimate(node, uram, model)
         total = total + res
         layers.append({
             "name": node.name, "op": node.kind, "shape": _shape(node), "bits": _bits(node, graph),
@@ -85,7 +89,7 @@ def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float,
             # width bounds it)
             **({"accumulator_bits": node.acc_dtype.bits} if hasattr(node, "acc_dtype") else {}),
         })
-    fifos, fifo_total = fifo_rows(graph, depths)
+    fifos, fifo_total = fifo_rows(graph, depths, model)
     total = total + fifo_total
     bottleneck = max(layers, key=lambda r: r["cycles"])
     cycles = bottleneck["cycles"]
@@ -107,6 +111,7 @@ def build_report(graph: DataflowGraph, board: FpgaBoard, cap: float,
         "board": board.name,
         "part": board.part,
         "family": board.family,
+        "resource_model": model,
         "clock_mhz": board.clock_mhz,
         "utilisation_cap": cap,
         "layers": layers,

@@ -107,6 +107,13 @@ FAMILY_BRAM: dict[str, float] = {"ecp5": 0.645, "ice40": 0.344, "gowin": 0.645}
 ICE40_FF_PER_LC = 0.826
 
 
+def resource_model(board_family: str, backend: str = "hls") -> str:
+    """Which kernels the estimates describe: "rtl-xilinx" for the RTL backend on a Xilinx part (fpga/resources_rtl.py,
+    calibrated against synth_xilinx), else "hls" (the model here; an open family's designs are the RTL backend's too,
+    in this model's terms scaled by FAMILY_FACTORS)."""
+    return "rtl-xilinx" if backend == "rtl" and board_family not in FAMILY_FACTORS else "hls"
+
+
 def family_matrix(family: str, kind: str = "other") -> np.ndarray:
     """The linear map from the model's (lut, ff, bram36, uram, dsp) for a node of `kind` to a family's own units
     (identity for Xilinx parts); on iCE40 the `lut` row counts logic cells."""

@@ -96,9 +96,14 @@ def _format_dict(f: StreamFormat) -> dict[str, Any]:
     return {"elems": f.elems, "bits": f.bits, "signed": f.signed, "bipolar": f.bipolar}
 
 
+ROM_STYLE_PARAMS = ("WSTYLE", "TSTYLE", "STYLE")
+
+
 def write_project(graph: DataflowGraph, directory: Path, source: str = "",
-                  fifo_depths: dict[str, int] | None = None) -> Project:
-    """Write kernels' sources, ROM files, edge_top.sv and project.json into `directory` (created)."""
+                  fifo_depths: dict[str, int] | None = None, place_roms: bool = True) -> Project:
+    """Write kernels' sources, ROM files, edge_top.sv and project.json into `directory` (created). With
+    `place_roms` the ROMs carry the resource model's rom_style (Xilinx parts); without, synthesis chooses ("auto",
+    as the open families' calibration in fpga/resources.py was measured)."""
     built = kernels(graph)
     directory.mkdir(parents=True, exist_ok=True)
     nodes = {n.name: n for n in graph.nodes}
@@ -108,7 +113,7 @@ def write_project(graph: DataflowGraph, directory: Path, source: str = "",
     for name, kernel in built:
         node = nodes[name]
         ident = _ident(name)
-        params = dict(kernel.params)
+        params = {k: ("auto" if k in ROM_STYLE_PARAMS and not place_roms else v) for k, v in kernel.params.items()}
         for rom, words in kernel.roms.items():
             file = f"{ident}_{rom.lower()}.mem"
             (directory / file).write_text("".join(f"{w:x}\n" for w in words))

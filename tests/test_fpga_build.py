@@ -91,6 +91,27 @@ def test_model_that_cannot_fit_names_the_resource(tfc_graph):
         fold_to_budget(tfc_graph, tiny)
 
 
+def test_rtl_backend_folds_and_reports_in_its_own_resource_model(tfc_graph):
+    """A Xilinx board with --backend rtl: folding, layers, FIFOs and totals in the RTL kernels' model (no URAM, BRAM
+    and DSPs as the HLS model places them); an open board keeps the HLS model in its family's units; HLS is HLS."""
+    from fpga.resources_rtl import estimate_rtl, fifo_estimate_rtl
+
+    zcu = load_board("zcu104")  # has URAM: the RTL model never uses it
+    folded = insert_width_converters(fold_to_budget(tfc_graph, zcu, 0.8, backend="rtl"))
+    rtl = build_report(folded, zcu, 0.8, backend="rtl")
+    assert rtl["resource_model"] == "rtl-xilinx" and rtl["totals"]["resources"]["uram"] == 0
+    for node, row in zip(folded.nodes, rtl["layers"], strict=True):
+        res, _ = estimate_rtl(node)
+        assert row["lut"] == round(res.lut) and row["ff"] == round(res.ff)
+        assert row["bram36"] == estimate(node)[0].bram36 and row["dsp"] == round(estimate(node)[0].dsp)
+    assert all(f["lut"] == round(fifo_estimate_rtl(f["width"], f["depth"])[0].lut) for f in rtl["fifos"])
+    hls = build_report(folded, zcu, 0.8)
+    assert hls["resource_model"] == "hls" and hls["totals"]["resources"] != rtl["totals"]["resources"]
+    ulx = load_board("ulx3s-85f")
+    open_rtl = build_report(fold_to_budget(tfc_graph, ulx, 0.8, backend="rtl"), ulx, 0.8, backend="rtl")
+    assert open_rtl["resource_model"] == "hls" and "family_resources" in open_rtl["totals"]
+
+
 def test_bram_and_lutram_mapping():
     assert bram18_count(36, 512) == 1
     assert bram18_count(32, 18432) == 36  # 32 bits wide: best as 36-bit x 512 stacks

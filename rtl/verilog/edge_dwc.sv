@@ -31,9 +31,12 @@ module edge_dwc #(
     always_comb begin
         shifted = pop ? buffer >> (OUT*B) : buffer;
         next = shifted;
+        // element j of the input word lands at position kept + j (constant part-selects only: a variable index
+        // times B would be a multiplier, which synthesis maps to a DSP block)
         if (push)
             for (int e = 0; e < CAP; e++)
-                if (e >= kept && e < kept + IN) next[e*B +: B] = in_data[(e - kept)*B +: B];
+                for (int j = 0; j < IN; j++)
+                    if (32'(kept) + j == e) next[e*B +: B] = in_data[j*B +: B];
     end
 
     always_ff @(posedge clk) begin

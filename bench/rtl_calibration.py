@@ -1,0 +1,191 @@
+"""Benchmark (not a test): the RTL backend's resource model against Yosys on Xilinx parts, and its calibration.
+
+Builds RTL tops of zoo models at several foldings (`edge build --backend rtl --board pynq-z2 --no-sim`),
+synthesises each with `synth_xilinx -family xc7` (hierarchy kept), and synthesises stream FIFOs of several widths
+and depths on their own. Per layer it records the features fpga/resources_rtl.py scales and Yosys' LUT and FF
+counts, fits the coefficients per group (non-negative least squares, weighted towards relative error) and prints
+them for fpga/resources_rtl.py COEFFICIENTS. Each design is also predicted with coefficients fitted on the other
+designs only (leave one design out): the table's error columns are on designs the fit has not seen.
+
+    python bench/rtl_calibration.py [--rows earlier.json] [--out bench/results/rtl_calibration.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge.table import render  # noqa: E402
+
+KEYS = ("lut", "ff", "bram36", "dsp")
+EDGE = Path(sys.executable).with_name("edge")
+BOARD = "pynq-z2"
+# (zoo model, wbits, abits, target FPS values); the bundled TFC w2a2 comes first
+DESIGNS = [
+    ("tfc", 1, 1, [20000, 200000]),
+    ("tfc", 4, 4, [5000, 50000, 200000]),
+    ("sfc", 2, 2, [5000, 50000]),
+    ("cnv", 1, 1, [500, 3000, 8000]),
+    ("cnv", 2, 2, [500, 3000]),
+    ("dws", 2, 2, [1000, 5000]),
+    ("resnet", 2, 2, [500, 3000]),
+]
+FIFOS = [(w, d) for w in (8, 32, 64) for d in (2, 16, 64, 256, 1024)]
+
+
+def zoo(work: Path, model: str, wbits: int, abits: int) -> Path:
+    """A zoo model trained one epoch on digits (resources do not depend on accuracy)."""
+    out = work / f"{model}_w{wbits}a{abits}"
+    subprocess.run([str(EDGE), "train", "--model", model, "--wbits", str(wbits), "--abits", str(abits), "--epochs",
+                    "1", "--no-float-baseline", "-o", str(out)], check=True, capture_output=True)
+    return out / "model.onnx"
+
+
+def design_rows(model: Path, name: str, fps: float, work: Path) -> list[dict]:
+    """Per layer, and the top's FIFOs together: group, features, Yosys' xc7 counts and the HLS model's."""
+    from fpga.resources import estimate
+    from fpga.resources_rtl import features, fifo_features
+    from fpga.serialize import load_graph
+    from rtl.flow import synthesise
+    from rtl.project import load_project
+
+    out = work / f"{name}_{int(fps)}"
+    subprocess.run([str(EDGE), "build", str(model), "--backend", "rtl", "--board", BOARD, "--no-sim",
+                    "--target-fps", str(fps), "-o", str(out)], check=True, capture_output=True)
+    graph = {n.name: n for n in load_graph(out).nodes}
+    project = load_project(out / "rtl")
+    t0 = time.perf_counter()
+    syn = synthesise(project, "xc7")
+    seconds = time.perf_counter() - t0
+    design = f"{name}@{fps:g}"
+    rows = []
+    for layer in syn["layers"]:
+        node = graph[layer["node"]]
+        group, lut, ff = features(node)
+        hls = estimate(node)[0]
+        rows.append({"design": design, "node": node.name, "kind": node.kind, "group": group, "lut_features": lut,
+                     "ff_features": ff, "yosys": {k: layer["resources"][k] for k in KEYS},
+                     "hls_model": {"lut": hls.lut, "ff": hls.ff, "bram36": hls.bram36, "dsp": hls.dsp}})
+    fifo = [fifo_features(f["width"], f["depth"]) for f in project.fifos]
+    rows.append({"design": design, "node": "FIFOs", "kind": "StreamingFIFO", "group": "fifo",
+                 "lut_features": [sum(f[1][i] for f in fifo) for i in range(len(fifo[0][1]))],
+                 "ff_features": [sum(f[2][i] for f in fifo) for i in range(len(fifo[0][2]))],
+                 "yosys": syn["fifos"], "hls_model": {k: 0.0 for k in KEYS}})
+    print(f"{design}: {len(rows)} rows, Yosys {seconds:.0f} s", flush=True)
+    return rows
+
+
+def fifo_rows() -> list[dict]:
+    """edge_fifo on its own at several widths and depths (the designs above have depth-2 FIFOs only)."""
+    from fpga.resources import fifo_estimate
+    from fpga.resources_rtl import fifo_features
+    from rtl import yosys
+    from rtl.kernels import fifo
+
+    rows = []
+    for w, d in FIFOS:
+        group, lut, ff = fifo_features(w, d)
+        got = yosys.synthesise(fifo(w, d), "xc7")
+        hls = fifo_estimate(w, d)[0]
+        rows.append({"design": "fifo sweep", "node": f"fifo {w}x{d}", "kind": "StreamingFIFO", "group": group,
+                     "lut_features": lut, "ff_features": ff, "yosys": got,
+                     "hls_model": {"lut": hls.lut, "ff": hls.ff, "bram36": hls.bram36, "dsp": hls.dsp}})
+    print(f"fifo sweep: {len(rows)} FIFOs", flush=True)
+    return rows
+
+
+def nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares with non-negative coefficients: refit without the most negative one until none is."""
+    active = list(range(a.shape[1]))
+    while True:
+        c = np.zeros(a.shape[1])
+        if active:
+            c[active] = np.linalg.lstsq(a[:, active], y, rcond=None)[0]
+        negative = [i for i in active if c[i] < 0]
+        if not negative:
+            return c
+        active.remove(min(negative, key=lambda i: c[i]))
+
+
+def fit(rows: list[dict]) -> dict[str, dict[str, list[float]]]:
+    """Per group and resource: coefficients of its features (weights 1/sqrt(count): small kernels count too)."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for group in sorted({r["group"] for r in rows}):
+        mine = [r for r in rows if r["group"] == group]
+        out[group] = {}
+        for key in ("lut", "ff"):
+            a = np.array([r[f"{key}_features"] for r in mine], float)
+            y = np.array([r["yosys"][key] for r in mine], float)
+            w = 1 / np.sqrt(np.maximum(y, 30))
+            out[group][key] = [round(float(c), 3) for c in nnls(a * w[:, None], y * w)]
+    return out
+
+
+def predict(rows: list[dict], coefficients: dict[str, dict[str, list[float]]]) -> dict[str, float]:
+    """A design's LUT and FF as the RTL model states them with these coefficients."""
+    total = {"lut": 0.0, "ff": 0.0}
+    for r in rows:
+        for key in total:
+            c = coefficients.get(r["group"], {}).get(key)
+            if c is not None:
+                total[key] += float(np.dot(c, r[f"{key}_features"]))
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=Path, help="refit the per-layer rows of an earlier run (its JSON output)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rtl_calibration.json")
+    args = ap.parse_args()
+    if args.rows:
+        rows = json.loads(args.rows.read_text())["rows"]
+    else:
+        rows = fifo_rows()
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            for fps in (2000, 20000):
+                rows += design_rows(ROOT / "edge" / "models" / "tfc_w2a2_digits.onnx", "tfc_w2a2", fps, work)
+            for model, wb, ab, rates in DESIGNS:
+                path = zoo(work, model, wb, ab)
+                for fps in rates:
+                    rows += design_rows(path, f"{model}_w{wb}a{ab}", fps, work)
+    coefficients = fit(rows)
+    designs = [d for d in dict.fromkeys(r["design"] for r in rows) if d != "fifo sweep"]
+    table, results = [], []
+    for d in designs:
+        mine = [r for r in rows if r["design"] == d]
+        got = {k: sum(r["yosys"][k] for r in mine) for k in KEYS}
+        hls = {k: sum(r["hls_model"][k] for r in mine) for k in KEYS}
+        held_out = predict(mine, fit([r for r in rows if r["design"] != d]))
+        err = {k: round(held_out[k] / got[k] - 1, 3) for k in ("lut", "ff")}
+        hls_err = {k: round(hls[k] / got[k] - 1, 3) for k in ("lut", "ff")}
+        results.append({"design": d, "yosys": got, "hls_model": hls, "rtl_model_held_out": held_out,
+                        "held_out_error": err, "hls_model_error": hls_err})
+        table.append([d, f"{got['lut']:,.0f}", f"{hls['lut']:,.0f} ({100 * hls_err['lut']:+.0f}%)",
+                      f"{held_out['lut']:,.0f} ({100 * err['lut']:+.1f}%)", f"{got['ff']:,.0f}",
+                      f"{hls['ff']:,.0f} ({100 * hls_err['ff']:+.0f}%)",
+                      f"{held_out['ff']:,.0f} ({100 * err['ff']:+.1f}%)",
+                      f"{got['bram36']:g} / {hls['bram36']:g}", f"{got['dsp']:g} / {hls['dsp']:g}"])
+    print(render(["design", "LUT Yosys", "HLS model", "RTL model (held out)", "FF Yosys", "HLS model",
+                  "RTL model (held out)", "BRAM36 Yosys / model", "DSP Yosys / model"], table))
+    worst = {k: max(abs(r["held_out_error"][k]) for r in results) for k in ("lut", "ff")}
+    print(f"worst held-out error: LUT {100 * worst['lut']:.1f}%, FF {100 * worst['ff']:.1f}%")
+    print("COEFFICIENTS = " + json.dumps(coefficients))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"board": BOARD, "family": "xc7", "coefficients": coefficients,
+                                    "worst_held_out_error": worst, "designs": results, "rows": rows}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""The resource model of the RTL backend's kernels on Xilinx parts, calibrated against Yosys `synth_xilinx`.
+
+The model in fpga/resources.py counts what the HLS kernels instantiate (Vivado HLS control, FF_PER_LUT flip-flops
+per LUT); the hand-written Verilog in rtl/verilog is leaner and shaped differently (an MVAU's input vector buffer, a
+width converter's shift buffer). Here each kernel's LUTs and flip-flops are a linear function of a few quantities
+read off its node (lanes, product and accumulator bits, threshold comparators, ROM bits in LUTs, buffers), with
+coefficients fitted on zoo designs by `python bench/rtl_calibration.py`. Block RAM and DSPs are the HLS model's:
+the RTL ROMs take its placement (rtl/kernels.py rom_style) and its multipliers bind as it says (uses_dsp).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from fpga.ir import (
+    MatrixVectorUnit,
+    Node,
+    SlidingWindow,
+    StreamingDataWidthConverter,
+    Thresholding,
+    VectorVectorUnit,
+)
+from fpga.resources import Resources, estimate, fifo_estimate, map_memory, uses_dsp
+
+RTL_XILINX = "rtl-xilinx"
+
+# group -> resource -> coefficients of the features below (bench/results/rtl_calibration.json, "coefficients")
+COEFFICIENTS: dict[str, dict[str, tuple[float, ...]]] = {
+    "dot": {"lut": (54.063, 1.593, 0.647, 0.981, 2.799, 2.775, 0.0), "ff": (38.942, 0.67, 1.172, 0.722)},
+    "dwc": {"lut": (0.0, 1.813, 0.128), "ff": (2.824, 1.007)},
+    "fifo": {"lut": (10.787, 0.241, 0.117), "ff": (12.342, 0.002, 0.509)},
+    "other": {"lut": (18.732, 0.0), "ff": (14.188, 0.545)},
+    "swg": {"lut": (78.238, 0.0, 0.0), "ff": (37.576, 0.0)},
+    "thr": {"lut": (2.09, 1.513, 0.0), "ff": (3.608, 0.029)},
+}
+
+Features = tuple[str, tuple[float, ...], tuple[float, ...]]  # group, LUT features, FF features
+
+
+def _bits(dtype) -> int:
+    return 1 if dtype.bipolar else dtype.bits
+
+
+def _dot(node: MatrixVectorUnit | VectorVectorUnit) -> Features:
+    """edge_mvau / edge_vvau: products in LUTs (XNOR: one per lane), PE sums of SIMD accumulator-wide adds,
+    threshold comparators, ROMs held in LUTs with their read registers, the MVAU's two input vectors."""
+    pe, simd = node.pe, node.simd
+    ib, wb = _bits(node.in_dtype), _bits(node.w_dtype)
+    if isinstance(node, MatrixVectorUnit):
+        xnor, rows, sf = node.xnor, node.mh // pe, node.mw // simd
+        buffer = simd * ib * math.ceil(2 * sf / 64)
+    else:
+        xnor, rows, sf = False, node.channels // pe, node.k // simd
+        buffer = 0  # accumulators per channel fold instead of a vector buffer
+    depth = rows * sf
+    ab = node.acc_dtype.bits
+    th = node.thresholds
+    levels = th.levels if th is not None else 0
+    ob = _bits(th.out_dtype) if th is not None else ab
+    lanes = pe * simd
+    product = 0 if not xnor and uses_dsp(wb, ib) else (1 if xnor else wb * ib)
+    w_lut = map_memory(simd * wb, depth, copies=pe).style == "lutram"
+    t_lut = levels > 0 and map_memory(levels * ab + 1, rows, copies=pe).style == "lutram"
+    rom_bits = (pe * simd * wb * depth if w_lut else 0) + (pe * (levels * ab + 1) * rows if t_lut else 0)
+    read_regs = (pe * simd * wb if w_lut else 0) + (pe * (levels * ab + 1) if t_lut else 0)
+    acc_mem = pe * ab * math.ceil(rows / 64) if isinstance(node, VectorVectorUnit) else 0
+    return ("dot", (1.0, lanes * product, lanes * ab, pe * levels * ab, rom_bits / 64, buffer, acc_mem),
+            (1.0, pe * ab, pe * ob, read_regs))
+
+
+def _swg(node: SlidingWindow) -> Features:
+    """edge_swg: address generation, the output word's mux, the row buffer in LUT RAM."""
+    kh = node.kernel[0]
+    rows = kh + max(kh, node.stride[0])
+    lanes = min(node.simd, node.channels)
+    words = math.ceil(node.ifm[1] * node.channels // lanes / node.pixels)
+    buffer = lanes * _bits(node.dtype) * rows * node.pixels * math.ceil(words / 64)
+    word = node.simd * _bits(node.dtype)
+    return "swg", (1.0, word, buffer), (1.0, word)
+
+
+def _dwc(node: StreamingDataWidthConverter) -> Features:
+    """edge_dwc: a shift buffer of IN + OUT elements (IN + 2 OUT - 1 when neither divides the other), written at a
+    variable position."""
+    i, o, b = node.in_elems, node.out_elems, _bits(node.dtype)
+    cap = i + o if (i % o == 0 or o % i == 0) else i + 2 * o - 1
+    return "dwc", (1.0, cap * b, cap * b * math.ceil(math.log2(cap + 1))), (1.0, cap * b)
+
+
+def _thresholding(node: Thresholding) -> Features:
+    """edge_thresholding: PE x levels comparators of the input's width + 1, the ROM (in LUTs when small)."""
+    th = node.thresholds
+    levels = th.levels if th is not None else 0
+    tb = _bits(node.in_dtype) + 1
+    rows = node.channels // node.pe
+    t_lut = map_memory(levels * tb + 1, rows, copies=node.pe).style == "lutram"
+    rom_bits = node.pe * (levels * tb + 1) * rows if t_lut else 0
+    out = _bits(th.out_dtype) if th is not None else tb
+    return ("thr", (1.0, node.pe * levels * tb, rom_bits / 64),
+            (1.0, node.pe * out + (node.pe * (levels * tb + 1) if t_lut else 0)))
+
+
+def _other(node: Node) -> Features:
+    """Every other kernel: control plus logic in proportion to its widest word."""
+    bits = 0
+    for name in ("dtype", "in_dtype", "out_dtype"):
+        t = getattr(node, name, None)
+        if t is not None:
+            bits = max(bits, _bits(t))
+    for t in getattr(node, "in_dtypes", ()) or ():
+        bits = max(bits, _bits(t))
+    return "other", (1.0, float(bits * max(node.pe, node.simd))), (1.0, float(bits * max(node.pe, node.simd)))
+
+
+_FEATURES: dict[type[Node], Callable[..., Features]] = {
+    MatrixVectorUnit: _dot, VectorVectorUnit: _dot, SlidingWindow: _swg, StreamingDataWidthConverter: _dwc,
+    Thresholding: _thresholding,
+}
+
+
+def features(node: Node) -> Features:
+    """The quantities the RTL model scales for a node: its group and its LUT and FF feature vectors."""
+    return _FEATURES.get(type(node), _other)(node)
+
+
+def fifo_features(width: int, depth: int) -> Features:
+    """edge_fifo: W x DEPTH words read asynchronously (flip-flops at depth 2, LUT RAM deeper), pointers, count."""
+    deep = width * math.ceil(depth / 64) if depth > 2 else 0
+    return "fifo", (1.0, float(width), float(deep)), (1.0, float(width), float(width if depth > 2 else 0))
+
+
+def _linear(group: str, lut: tuple[float, ...], ff: tuple[float, ...]) -> tuple[float, float]:
+    c = COEFFICIENTS[group]
+    return (sum(a * x for a, x in zip(c["lut"], lut, strict=True)),
+            sum(a * x for a, x in zip(c["ff"], ff, strict=True)))
+
+
+def estimate_rtl(node: Node) -> tuple[Resources, dict[str, str]]:
+    """One node's RTL kernel on a Xilinx part: LUT/FF from the calibrated features, BRAM and DSP as the HLS model
+    places them (never URAM: a ROM there cannot be initialised)."""
+    base, memories = estimate(node, False)
+    lut, ff = _linear(*features(node))
+    return Resources(lut=lut, ff=ff, bram36=base.bram36, uram=0.0, dsp=base.dsp), memories
+
+
+def fifo_estimate_rtl(width: int, depth: int) -> tuple[Resources, str]:
+    """One edge_fifo of the RTL top."""
+    if width <= 0:
+        return Resources(), "none"
+    lut, ff = _linear(*fifo_features(width, depth))
+    return Resources(lut=lut, ff=ff), "ff" if depth <= 2 else "lutram"
+
+
+def node_estimate(node: Node, uram: bool, model: str = "hls") -> tuple[Resources, dict[str, str]]:
+    """A node's resources in the given model ("hls" or "rtl-xilinx", see fpga.resources.resource_model)."""
+    return estimate_rtl(node) if model == RTL_XILINX else estimate(node, uram)
+
+
+def stream_fifo_estimate(width: int, depth: int, model: str = "hls") -> tuple[Resources, str]:
+    """A stream FIFO's resources in the given model."""
+    return fifo_estimate_rtl(width, depth) if model == RTL_XILINX else fifo_estimate(width, depth)
