@@ -2,10 +2,11 @@
 
 Builds RTL tops of zoo models at several foldings (`edge build --backend rtl --board pynq-z2 --no-sim`),
 synthesises each with `synth_xilinx -family xc7` (hierarchy kept), and synthesises stream FIFOs of several widths
-and depths on their own. Per layer it records the features fpga/resources_rtl.py scales and Yosys' LUT and FF
-counts, fits the coefficients per group (non-negative least squares, weighted towards relative error) and prints
-them for fpga/resources_rtl.py COEFFICIENTS. Each design is also predicted with coefficients fitted on the other
-designs only (leave one design out): the table's error columns are on designs the fit has not seen.
+and depths and width converters of several word sizes on their own. Per layer it records the features
+fpga/resources_rtl.py scales and Yosys' LUT and FF counts, fits the coefficients per group (non-negative least
+squares, weighted towards relative error) and prints them for fpga/resources_rtl.py COEFFICIENTS. Each design is
+also predicted with coefficients fitted on the other designs only (leave one design out): the table's error columns
+are on designs the fit has not seen.
 
     python bench/rtl_calibration.py [--rows earlier.json] [--out bench/results/rtl_calibration.json]
 """
@@ -41,6 +42,10 @@ DESIGNS = [
     ("resnet", 2, 2, [500, 3000]),
 ]
 FIFOS = [(w, d) for w in (8, 32, 64) for d in (2, 16, 64, 256, 1024)]
+# (IN, OUT, element bits) of width converters on their own: the designs have few, most of them 8 -> 1
+CONVERTERS = [(8, 1, 8), (8, 2, 8), (8, 4, 8), (1, 8, 8), (2, 8, 8), (2, 5, 8), (5, 2, 8), (3, 2, 4), (2, 3, 4),
+              (1, 6, 2), (6, 1, 2), (4, 6, 4), (6, 4, 4), (16, 1, 4), (1, 16, 4), (8, 3, 8), (3, 8, 8), (1, 5, 7),
+              (4, 1, 16), (1, 3, 2), (2, 5, 2), (12, 8, 4)]
 
 
 def zoo(work: Path, model: str, wbits: int, abits: int) -> Path:
@@ -104,6 +109,28 @@ def fifo_rows() -> list[dict]:
     return rows
 
 
+def converter_rows() -> list[dict]:
+    """edge_dwc on its own for several word sizes, divisible and not."""
+    from fpga.datatypes import IntType
+    from fpga.ir import StreamingDataWidthConverter
+    from fpga.resources import estimate
+    from fpga.resources_rtl import dwc_features
+    from rtl import yosys
+    from rtl.kernels import kernel_for
+
+    rows = []
+    for i, o, b in CONVERTERS:
+        node = StreamingDataWidthConverter(name="dwc", inputs=("a",), output="b", in_elems=i, out_elems=o,
+                                           elems=i * o * 4, dtype=IntType(b, False))
+        group, lut, ff = dwc_features(i, o, b)
+        hls = estimate(node)[0]
+        rows.append({"design": "converter sweep", "node": f"dwc {i}->{o} x{b}", "kind": node.kind, "group": group,
+                     "lut_features": lut, "ff_features": ff, "yosys": yosys.synthesise(kernel_for(node), "xc7"),
+                     "hls_model": {"lut": hls.lut, "ff": hls.ff, "bram36": hls.bram36, "dsp": hls.dsp}})
+    print(f"converter sweep: {len(rows)} converters", flush=True)
+    return rows
+
+
 def nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least squares with non-negative coefficients: refit without the most negative one until none is."""
     active = list(range(a.shape[1]))
@@ -150,7 +177,7 @@ def main() -> None:
     if args.rows:
         rows = json.loads(args.rows.read_text())["rows"]
     else:
-        rows = fifo_rows()
+        rows = fifo_rows() + converter_rows()
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             for fps in (2000, 20000):
@@ -160,7 +187,7 @@ def main() -> None:
                 for fps in rates:
                     rows += design_rows(path, f"{model}_w{wb}a{ab}", fps, work)
     coefficients = fit(rows)
-    designs = [d for d in dict.fromkeys(r["design"] for r in rows) if d != "fifo sweep"]
+    designs = [d for d in dict.fromkeys(r["design"] for r in rows) if not d.endswith(" sweep")]
     table, results = [], []
     for d in designs:
         mine = [r for r in rows if r["design"] == d]

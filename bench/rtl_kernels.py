@@ -3,8 +3,8 @@
 For each MVAU of a model folded for a board (default: the bundled tfc w2a2 on pynq-z2, folded as `edge build
 --target-fps` picks it): Verilator (exact against the IR? cycles with no stalls vs the folded cycle count,
 simulated cycles per second, build time) and Yosys `synth_xilinx` for the board's family (LUT/FF/BRAM36/DSP vs
-the resource model, time).
-Only kinds with an RTL kernel are measured; the others are listed as not yet covered.
+the RTL backend's resource model, fpga/resources_rtl.py, time). Other kinds are measured within whole designs by
+bench/rtl_calibration.py and bench/rtl_build.py.
 
     python bench/rtl_kernels.py [--model M.onnx] [--board pynq-z2] [--target-fps 20000] [--vectors 64]
 """
@@ -27,7 +27,8 @@ from boards import load_board  # noqa: E402
 from edge.table import render  # noqa: E402
 from fpga.build import BuildOptions, compile_model  # noqa: E402
 from fpga.execute import run_node  # noqa: E402
-from fpga.resources import estimate  # noqa: E402
+from fpga.ir import MatrixVectorUnit  # noqa: E402
+from fpga.resources_rtl import estimate_rtl  # noqa: E402
 from frontend.qonnx_io import load_model  # noqa: E402
 from rtl import verilator, yosys  # noqa: E402
 from rtl.kernels import RTL_KERNEL, kernel_for  # noqa: E402
@@ -50,12 +51,12 @@ def main() -> int:
     args = ap.parse_args()
     board = load_board(args.board)
     family = _family(board)
-    opts = BuildOptions(verify_samples=0, target_fps=args.target_fps)
+    opts = BuildOptions(verify_samples=0, target_fps=args.target_fps, backend="rtl")
     graph, _ = compile_model(load_model(args.model), board, opts, verify_ir=False)
     rng = np.random.default_rng(0)
     rows, skipped = [], sorted({n.kind for n in graph.nodes if not RTL_KERNEL.supports(type(n))})
     for node in graph.nodes:
-        if not RTL_KERNEL.supports(type(node)):
+        if not isinstance(node, MatrixVectorUnit):
             continue
         kernel = kernel_for(node)
         dt = node.in_dtype
@@ -72,7 +73,7 @@ def main() -> int:
         t0 = time.perf_counter()
         synth = yosys.synthesise(kernel, family)
         synth_s = time.perf_counter() - t0
-        est, _ = estimate(node)
+        est, _ = estimate_rtl(node)
         rows.append({
             "layer": node.name, "kind": node.kind, "pe": node.pe, "simd": node.simd, "mw": node.mw, "mh": node.mh,
             "bit_exact": bool(np.array_equal(sim.outputs, expected)),

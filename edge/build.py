@@ -217,6 +217,9 @@ def _rtl_synth(project: Any, board: FpgaBoard, report: dict[str, Any], log: Call
     t = report["totals"]["family_resources"] if open_family else report["totals"]["resources"]
     synth["estimate"] = {k: t[k] for k in keys}
     synth["resource_model"] = report.get("resource_model", "hls")
+    if not open_family:
+        f = report["totals"]["fifo_resources"]
+        synth["fifo_estimate"] = {k: f[k] for k in keys}
     synth["ratio"] = {k: (round(synth["resources"][k] / t[k], 3) if t[k] else None) for k in keys}
     return synth
 

@@ -425,10 +425,12 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
         keys = ("lut", "ff", "bram36", "dsp")
         rows = [[ly["node"], ly["kind"], *[num(k, ly["resources"].get(k, 0)) + (
             f" ({num(k, ly['estimate'][k])})" if ly.get("estimate") else "") for k in keys]] for ly in ys["layers"]]
-        rows.append(["FIFOs", "StreamingFIFO", *[num(k, ys["fifos"][k]) for k in keys]])
+        fe = ys.get("fifo_estimate")
+        rows.append(["FIFOs", "StreamingFIFO", *[num(k, ys["fifos"][k]) + (f" ({num(k, fe[k])})" if fe else "")
+                                                 for k in keys]])
         rows.append(["total", "", *[f"{num(k, ys['resources'][k])} ({num(k, ys['estimate'][k])})" for k in keys]])
-        click.echo(f"\n{ys['tool']} {ys['command']} ({ys['seconds']:.0f} s), estimate in "
-                   "parentheses:")
+        click.echo(f"\n{ys['tool']} {ys['command']} ({ys['seconds']:.0f} s), estimate "
+                   f"({ys.get('resource_model', 'hls')} resource model) in parentheses:")
         click.echo(render(["node", "op", "LUT", "FF", "BRAM36", "DSP"], rows))
     bs = report.get("bitstream")
     if bs:

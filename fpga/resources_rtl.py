@@ -27,12 +27,12 @@ RTL_XILINX = "rtl-xilinx"
 
 # group -> resource -> coefficients of the features below (bench/results/rtl_calibration.json, "coefficients")
 COEFFICIENTS: dict[str, dict[str, tuple[float, ...]]] = {
-    "dot": {"lut": (54.063, 1.593, 0.647, 0.981, 2.799, 2.775, 0.0), "ff": (38.942, 0.67, 1.172, 0.722)},
-    "dwc": {"lut": (0.0, 1.813, 0.128), "ff": (2.824, 1.007)},
-    "fifo": {"lut": (10.787, 0.241, 0.117), "ff": (12.342, 0.002, 0.509)},
-    "other": {"lut": (18.732, 0.0), "ff": (14.188, 0.545)},
-    "swg": {"lut": (78.238, 0.0, 0.0), "ff": (37.576, 0.0)},
+    "dot": {"lut": (59.22, 1.414, 0.717, 1.022, 2.827, 1.958, 0.0), "ff": (38.089, 0.668, 1.282, 0.72)},
+    "swg": {"lut": (78.555, 0.0, 0.0), "ff": (37.576, 0.0)},
+    "dwc": {"lut": (11.216, 1.525, 0.059, 0.161), "ff": (3.032, 1.007)},
     "thr": {"lut": (2.09, 1.513, 0.0), "ff": (3.608, 0.029)},
+    "fifo": {"lut": (10.789, 0.217, 0.119), "ff": (12.092, 0.0, 0.516)},
+    "other": {"lut": (18.732, 0.0), "ff": (14.188, 0.545)},
 }
 
 Features = tuple[str, tuple[float, ...], tuple[float, ...]]  # group, LUT features, FF features
@@ -83,9 +83,16 @@ def _swg(node: SlidingWindow) -> Features:
 def _dwc(node: StreamingDataWidthConverter) -> Features:
     """edge_dwc: a shift buffer of IN + OUT elements (IN + 2 OUT - 1 when neither divides the other), written at a
     variable position."""
-    i, o, b = node.in_elems, node.out_elems, _bits(node.dtype)
-    cap = i + o if (i % o == 0 or o % i == 0) else i + 2 * o - 1
-    return "dwc", (1.0, cap * b, cap * b * math.ceil(math.log2(cap + 1))), (1.0, cap * b)
+    return dwc_features(node.in_elems, node.out_elems, _bits(node.dtype))
+
+
+def dwc_features(i: int, o: int, b: int) -> Features:
+    """edge_dwc of IN = i, OUT = o elements of b bits: the buffer, its insert muxes (IN candidates per position),
+    more of them when neither width divides the other."""
+    divides = i % o == 0 or o % i == 0
+    cap = i + o if divides else i + 2 * o - 1
+    return ("dwc", (1.0, cap * b, cap * b * (i - 1), 0.0 if divides else cap * b * min(i, o)),
+            (1.0, cap * b))
 
 
 def _thresholding(node: Thresholding) -> Features:

@@ -4,6 +4,9 @@
 // z = sign(d) * isqrt(d^2 * 2^(2F+8) / max(Q*2^8 + EPS, 1)) (floors, as the IR). C/PE cycles per pass.
 // Threshold ROM word of fold cf: per PE p, LEVELS thresholds of TB bits at [(p*LEVELS + l)*TB +: TB] and the
 // descending flag at bit PE*LEVELS*TB + p (as edge_thresholding). EPS is a one-word ROM file (it can pass 32 bits).
+// |z| <= sqrt(C) * 2^F, and the thresholds (TB bits) are clipped to that range plus one, so z is needed only below
+// 2^TB: the division finds at most 2*TB quotient bits (restoring, one compare-subtract each; a larger quotient is
+// clamped, which passes every threshold alike) and the square root is the digit-by-digit one (subtractions only).
 module edge_layernorm #(
     parameter int C = 4,
     parameter int PE = 1,
@@ -49,14 +52,40 @@ module edge_layernorm #(
     function automatic signed [IB:0] x_elem(input [PE*IB-1:0] w, input int p);
         x_elem = IN_SIGNED ? $signed(w[p*IB +: IB]) : $signed({1'b0, w[p*IB +: IB]});
     endfunction
-    function automatic [63:0] isqrt(input [127:0] v);  // floor(sqrt(v)), one result bit per step
-        logic [127:0] root, trial;
-        root = '0;
-        for (int bit_ = 63; bit_ >= 0; bit_--) begin
-            trial = root | (128'd1 << bit_);
-            if (trial * trial <= v) root = trial;
+    localparam int QB = 2 * TB;  // quotient bits that matter
+    // min(floor(n / d), 2^QB - 1)
+    function automatic [QB-1:0] bounded_quotient(input [127:0] n, input [127:0] d);
+        logic [128+QB-1:0] r, shifted;
+        logic [QB-1:0] q;
+        r = (128+QB)'(n);
+        q = '0;
+        if (r >= ((128+QB)'(d) << QB)) bounded_quotient = '1;
+        else begin
+            for (int k = QB - 1; k >= 0; k--) begin
+                shifted = (128+QB)'(d) << k;
+                if (r >= shifted) begin
+                    r = r - shifted;
+                    q[k] = 1'b1;
+                end
+            end
+            bounded_quotient = q;
         end
-        isqrt = root[63:0];
+    endfunction
+    // floor(sqrt(v)) digit by digit: one compare-subtract per result bit, no multiplier
+    function automatic [TB-1:0] isqrt(input [QB-1:0] v);
+        logic [QB+1:0] op, res, one, trial;
+        op = (QB+2)'(v);
+        res = '0;
+        one = (QB+2)'(1) << (QB - 2);
+        for (int i = 0; i < TB; i++) begin
+            trial = res + one;
+            if (op >= trial) begin
+                op = op - trial;
+                res = (res >> 1) + one;
+            end else res = res >> 1;
+            one = one >> 2;
+        end
+        isqrt = res[TB-1:0];
     endfunction
 
     localparam int LVL_TB = TB;
@@ -80,7 +109,7 @@ module edge_layernorm #(
             d = C * buffer[cf * PE + p] - sum;
             mag = 128'(d < 0 ? -d : d);
             num = (mag * mag) << (2 * F + 8);
-            z = $signed({1'b0, isqrt(num / den)});
+            z = $signed(64'(isqrt(bounded_quotient(num, den))));
             if (d < 0) z = -z;
             levels[p*OB +: OB] = level_of(z, trom[cf], p);
         end

@@ -2,6 +2,8 @@
 // word (the IR's Softmax). Pass 0 reads the vector into a buffer and finds its maximum; pass 1 sums
 // e = EXP[min(max - x, TABLE_N - 1)]; pass 2 writes min(OMAX, (2 * e * RECIP + den) / (2 * den)), den = sum << RB
 // (round half up). C/PE cycles per pass. EXP (TABLE_N entries of EB bits) and RECIP (one 64-bit word) are ROM files.
+// The quotient is needed only up to OMAX, so the division is a restoring one of QB = clog2(OMAX + 1) compare-subtract
+// steps (a quotient of 2^QB or more is clamped before them), not a full 96-bit divider.
 module edge_softmax #(
     parameter int C = 4,
     parameter int PE = 1,
@@ -14,7 +16,8 @@ module edge_softmax #(
     parameter int RB = 24,           // RECIP_BITS
     parameter EXP = "exp.mem",
     parameter RECIP = "recip.mem",
-    localparam int CF = C / PE
+    localparam int CF = C / PE,
+    localparam int QB = $clog2(OMAX + 1)
 ) (
     input  logic               clk,
     input  logic               rst_n,
@@ -50,10 +53,29 @@ module edge_softmax #(
         expo = exp_rom[d > TABLE_N - 1 ? TABLE_N - 1 : d];
     endfunction
 
+    // min(OMAX, floor(n / d)): clamped when n >= d * 2^QB, else QB restoring steps
+    function automatic [OB-1:0] bounded_quotient(input [95:0] n, input [95:0] d);
+        logic [96+QB-1:0] r, shifted;
+        logic [QB-1:0] q;
+        r = (96+QB)'(n);
+        q = '0;
+        if (r >= ((96+QB)'(d) << QB)) bounded_quotient = OB'(OMAX);
+        else begin
+            for (int k = QB - 1; k >= 0; k--) begin
+                shifted = (96+QB)'(d) << k;
+                if (r >= shifted) begin
+                    r = r - shifted;
+                    q[k] = 1'b1;
+                end
+            end
+            bounded_quotient = 32'(q) > OMAX ? OB'(OMAX) : OB'(q);
+        end
+    endfunction
+
     logic signed [IB:0] mx_next;
     logic [63:0] total_next;
     logic [PE*OB-1:0] levels;
-    logic [95:0] num, den, level;
+    logic [95:0] num, den;
     always_comb begin
         mx_next = mx;
         for (int p = 0; p < PE; p++)
@@ -63,8 +85,7 @@ module edge_softmax #(
         den = 96'(total) << RB;
         for (int p = 0; p < PE; p++) begin
             num = 2 * 96'(expo(buffer[cf * PE + p], mx)) * 96'(recip_rom[0]) + den;
-            level = num / (2 * den);
-            levels[p*OB +: OB] = level > OMAX ? OB'(OMAX) : level[OB-1:0];
+            levels[p*OB +: OB] = bounded_quotient(num, 2 * den);
         end
     end
 
