@@ -5,7 +5,7 @@ back-pressure? steady cycles per frame vs the folded estimate, simulated cycles 
 `synth_xilinx` on the top for the board's family (LUT/FF/BRAM36/DSP vs the resource model, per kind, time).
 Models default to the bundled TFC w2a2 digits model; pass QONNX files with --model (repeatable).
 
-    python bench/rtl_build.py [--model M.onnx ...] [--board pynq-z2] [--target-fps 2000 20000 0]
+    python bench/rtl_build.py [--model M.onnx ...] [--board pynq-z2] [--target-fps 2000 20000 0] [--hls-folding]
 """
 
 from __future__ import annotations
@@ -23,15 +23,25 @@ sys.path.insert(0, str(ROOT))
 from boards import load_board  # noqa: E402
 from edge.build import build_rtl_model  # noqa: E402
 from edge.table import render  # noqa: E402
-from fpga.build import BuildOptions  # noqa: E402
+from fpga.build import BuildOptions, compile_model  # noqa: E402
+from fpga.folding import folding_to_data  # noqa: E402
 from frontend.qonnx_io import load_model  # noqa: E402
 
 KEYS = ("lut", "ff", "bram36", "dsp")
 
 
-def run(model: Path, board: str, fps: float, work: Path) -> dict:
+def hls_folding(model: Path, board, work: Path) -> tuple[Path, float]:
+    """The folding (and FPS) `edge build` picks for the HLS backend, as a folding file."""
+    graph, report = compile_model(load_model(model), board, BuildOptions(verify_samples=0), verify_ir=False)
+    path = work / f"{model.stem}_hls_folding.json"
+    path.write_text(json.dumps(folding_to_data(graph)))
+    return path, report["totals"]["fps"]
+
+
+def run(model: Path, board: str, fps: float, work: Path, at_hls_folding: bool = False) -> dict:
     target = load_board(board)
-    opts = BuildOptions(target_fps=fps or None, verify_samples=32)
+    folding, hls_fps = hls_folding(model, target, work) if at_hls_folding else (None, None)
+    opts = BuildOptions(target_fps=None if folding else (fps or None), folding=folding, verify_samples=32)
     t0 = time.perf_counter()
     _, report = build_rtl_model(load_model(model), target, opts, work / f"b_{int(fps)}", synth=True)
     seconds = time.perf_counter() - t0
@@ -42,7 +52,12 @@ def run(model: Path, board: str, fps: float, work: Path) -> dict:
         for k in KEYS:
             agg[f"{k}_yosys"] += layer["resources"].get(k, 0)
             agg[f"{k}_est"] += (layer.get("estimate") or {}).get(k, 0)
-    return {"model": model.name, "board": board, "target_fps": fps or "max", "rtl": rtl,
+    avail = target.resources.as_dict()
+    # Yosys' counts against the board: within the utilisation cap?
+    utilisation = {k: round(syn["resources"][k] / avail[k], 3) if avail.get(k) else None for k in KEYS}
+    return {"model": model.name, "board": board,
+            "target_fps": f"HLS backend's folding ({hls_fps:,.0f} FPS)" if folding else (fps or "max"),
+            "fps": report["totals"]["fps"], "yosys_utilisation": utilisation, "rtl": rtl,
             "yosys": syn["resources"], "estimate": syn["estimate"], "ratio": syn["ratio"], "by_kind": by_kind,
             "fifos_yosys": syn["fifos"], "synth_seconds": syn["seconds"], "build_seconds": round(seconds, 1),
             "tool": syn["tool"], "family": syn["family"]}
@@ -53,14 +68,16 @@ def main() -> None:
     ap.add_argument("--model", type=Path, action="append")
     ap.add_argument("--board", default="pynq-z2")
     ap.add_argument("--target-fps", type=float, nargs="+", default=[2000, 100000, 0])
+    ap.add_argument("--hls-folding", action="store_true",
+                    help="build each model once, at the folding the HLS backend picks for the board (no --target-fps)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rtl_build.json")
     args = ap.parse_args()
     models = args.model or [ROOT / "edge" / "models" / "tfc_w2a2_digits.onnx"]
     rows, results = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for m in models:
-            for fps in args.target_fps:
-                r = run(m, args.board, fps, Path(tmp))
+            for fps in ([0.0] if args.hls_folding else args.target_fps):
+                r = run(m, args.board, fps, Path(tmp), args.hls_folding)
                 results.append(r)
                 v = r["rtl"]
                 rows.append([r["model"], r["target_fps"], "yes" if v["bit_exact"] and v["backpressure"] else "NO",
@@ -68,10 +85,11 @@ def main() -> None:
                              f"{v['cycles_per_second'] / 1e6:.1f} M",
                              *[f"{r['yosys'][k]:,.1f} ({r['estimate'][k]:,.1f})" if k == "bram36" else
                                f"{r['yosys'][k]:,.0f} ({r['estimate'][k]:,.0f})" for k in KEYS],
+                             " / ".join(f"{100 * (r['yosys_utilisation'][k] or 0):.0f}%" for k in KEYS),
                              f"{r['synth_seconds']:.0f}", f"{r['build_seconds']:.0f}"])
                 print(rows[-1], flush=True)
     print(render(["model", "target FPS", "exact", "cycles/frame (est)", "Verilator cyc/s", "LUT (est)", "FF (est)",
-                  "BRAM36 (est)", "DSP (est)", "Yosys s", "build s"], rows))
+                  "BRAM36 (est)", "DSP (est)", "Yosys of board (LUT/FF/BRAM/DSP)", "Yosys s", "build s"], rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"results": results}, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -41,6 +41,7 @@ DESIGNS = [
     ("dws", 2, 2, [1000, 5000]),
     ("resnet", 2, 2, [500, 3000]),
 ]
+FINN_CNV_FPS = (1000, 8000)  # 8,000: about what the HLS backend reaches on the pynq-z2 (7,972)
 FIFOS = [(w, d) for w in (8, 32, 64) for d in (2, 16, 64, 256, 1024)]
 # (IN, OUT, element bits) of width converters on their own: the designs have few, most of them 8 -> 1
 CONVERTERS = [(8, 1, 8), (8, 2, 8), (8, 4, 8), (1, 8, 8), (2, 8, 8), (2, 5, 8), (5, 2, 8), (3, 2, 4), (2, 3, 4),
@@ -186,6 +187,12 @@ def main() -> None:
                 path = zoo(work, model, wb, ab)
                 for fps in rates:
                     rows += design_rows(path, f"{model}_w{wb}a{ab}", fps, work)
+            # FINN's CNV-w1a1 (brevitas_examples, CIFAR-10 shape): XNOR layers hundreds of lanes wide
+            from edge.corpus import bnn_pynq
+
+            cnv = bnn_pynq("cnv_1w1a", work)
+            for fps in FINN_CNV_FPS:
+                rows += design_rows(cnv, "finn_cnv_1w1a", fps, work)
     coefficients = fit(rows)
     designs = [d for d in dict.fromkeys(r["design"] for r in rows) if not d.endswith(" sweep")]
     table, results = [], []

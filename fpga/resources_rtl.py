@@ -27,12 +27,12 @@ RTL_XILINX = "rtl-xilinx"
 
 # group -> resource -> coefficients of the features below (bench/results/rtl_calibration.json, "coefficients")
 COEFFICIENTS: dict[str, dict[str, tuple[float, ...]]] = {
-    "dot": {"lut": (59.22, 1.414, 0.717, 1.022, 2.827, 1.958, 0.0), "ff": (38.089, 0.668, 1.282, 0.72)},
-    "swg": {"lut": (78.555, 0.0, 0.0), "ff": (37.576, 0.0)},
-    "dwc": {"lut": (11.216, 1.525, 0.059, 0.161), "ff": (3.032, 1.007)},
+    "dot": {"lut": (62.156, 1.368, 0.785, 1.16, 0.905, 3.465, 1.629, 0.0), "ff": (40.867, 0.566, 1.327, 0.694)},
+    "swg": {"lut": (74.786, 0.0, 0.273), "ff": (37.6, 0.0)},
+    "dwc": {"lut": (11.64, 1.153, 0.198, 0.536), "ff": (3.642, 0.987)},
     "thr": {"lut": (2.09, 1.513, 0.0), "ff": (3.608, 0.029)},
-    "fifo": {"lut": (10.789, 0.217, 0.119), "ff": (12.092, 0.0, 0.516)},
-    "other": {"lut": (18.732, 0.0), "ff": (14.188, 0.545)},
+    "fifo": {"lut": (11.06, 0.148, 0.126), "ff": (11.654, 0.0, 0.525)},
+    "other": {"lut": (19.848, 0.0), "ff": (14.719, 0.583)},
 }
 
 Features = tuple[str, tuple[float, ...], tuple[float, ...]]  # group, LUT features, FF features
@@ -65,8 +65,9 @@ def _dot(node: MatrixVectorUnit | VectorVectorUnit) -> Features:
     rom_bits = (pe * simd * wb * depth if w_lut else 0) + (pe * (levels * ab + 1) * rows if t_lut else 0)
     read_regs = (pe * simd * wb if w_lut else 0) + (pe * (levels * ab + 1) if t_lut else 0)
     acc_mem = pe * ab * math.ceil(rows / 64) if isinstance(node, VectorVectorUnit) else 0
-    return ("dot", (1.0, lanes * product, lanes * ab, pe * levels * ab, rom_bits / 64, buffer, acc_mem),
-            (1.0, pe * ab, pe * ob, read_regs))
+    adds = 0 if xnor else lanes * ab  # XNOR: 1-bit addends, a popcount tree instead of accumulator-wide adders
+    return ("dot", (1.0, lanes * product, adds, lanes if xnor else 0, pe * levels * ab, rom_bits / 64, buffer,
+                    acc_mem), (1.0, pe * ab, pe * ob, read_regs))
 
 
 def _swg(node: SlidingWindow) -> Features:
@@ -87,11 +88,12 @@ def _dwc(node: StreamingDataWidthConverter) -> Features:
 
 
 def dwc_features(i: int, o: int, b: int) -> Features:
-    """edge_dwc of IN = i, OUT = o elements of b bits: the buffer, its insert muxes (IN candidates per position),
-    more of them when neither width divides the other."""
+    """edge_dwc of IN = i, OUT = o elements of b bits: the buffer, its insert muxes (IN/g candidate chunks per
+    position), more of them when neither width divides the other."""
     divides = i % o == 0 or o % i == 0
     cap = i + o if divides else i + 2 * o - 1
-    return ("dwc", (1.0, cap * b, cap * b * (i - 1), 0.0 if divides else cap * b * min(i, o)),
+    g = math.gcd(i, o)  # the kernel moves chunks of g elements
+    return ("dwc", (1.0, cap * b, cap * b * (i // g - 1), 0.0 if divides else cap * b * min(i, o) // g),
             (1.0, cap * b))
 
 

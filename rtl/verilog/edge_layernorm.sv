@@ -22,7 +22,9 @@ module edge_layernorm #(
     parameter THRESHOLDS = "thresholds.mem",
     parameter EPS = "eps.mem",
     localparam int CF = C / PE,
-    localparam int TW = PE * LEVELS * TB + PE
+    localparam int TW = PE * LEVELS * TB + PE,
+    localparam int SB = IB + 2 + $clog2(C + 1),      // bits of S and d = C*x - S (signed): |d| <= 2 C 2^IB
+    localparam int QW = 2 * SB + 1                    // bits of Q = C*sum(x^2) - S^2 (signed)
 ) (
     input  logic               clk,
     input  logic               rst_n,
@@ -41,7 +43,8 @@ module edge_layernorm #(
     end
 
     logic signed [IB:0] buffer [0:C-1];
-    logic signed [63:0] sum, sumsq;
+    logic signed [SB-1:0] sum;
+    logic signed [2*SB-1:0] sumsq;
     logic pass;
     int cf;
 
@@ -91,8 +94,13 @@ module edge_layernorm #(
     localparam int LVL_TB = TB;
     `include "edge_levels.svh"
 
-    logic signed [63:0] sum_next, sumsq_next, q, d;
-    logic [127:0] den, num, mag;
+    // every product at the width its operands need (a 64- or 128-bit multiplier would be mostly constant zeros)
+    logic signed [SB-1:0] sum_next, d;
+    logic signed [2*SB-1:0] sumsq_next;
+    logic signed [QW-1:0] q;
+    logic [SB-1:0] mag;
+    logic [2*SB-1:0] square;
+    logic [127:0] den, num;
     logic signed [63:0] z;
     logic [PE*OB-1:0] levels;
     always_comb begin
@@ -103,12 +111,13 @@ module edge_layernorm #(
             sumsq_next = sumsq_next + x_elem(in_data, p) * x_elem(in_data, p);
         end
         q = C * sumsq - sum * sum;
-        den = (128'(q) << 8) + 128'(eps_rom[0]);
+        den = (128'($unsigned(q)) << 8) + 128'(eps_rom[0]);
         if (den == 0) den = 1;
         for (int p = 0; p < PE; p++) begin
             d = C * buffer[cf * PE + p] - sum;
-            mag = 128'(d < 0 ? -d : d);
-            num = (mag * mag) << (2 * F + 8);
+            mag = d < 0 ? -d : d;
+            square = mag * mag;
+            num = 128'(square) << (2 * F + 8);
             z = $signed(64'(isqrt(bounded_quotient(num, den))));
             if (d < 0) z = -z;
             levels[p*OB +: OB] = level_of(z, trom[cf], p);
