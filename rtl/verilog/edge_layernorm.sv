@@ -56,24 +56,8 @@ module edge_layernorm #(
         x_elem = IN_SIGNED ? $signed(w[p*IB +: IB]) : $signed({1'b0, w[p*IB +: IB]});
     endfunction
     localparam int QB = 2 * TB;  // quotient bits that matter
-    // min(floor(n / d), 2^QB - 1)
-    function automatic [QB-1:0] bounded_quotient(input [127:0] n, input [127:0] d);
-        logic [128+QB-1:0] r, shifted;
-        logic [QB-1:0] q;
-        r = (128+QB)'(n);
-        q = '0;
-        if (r >= ((128+QB)'(d) << QB)) bounded_quotient = '1;
-        else begin
-            for (int k = QB - 1; k >= 0; k--) begin
-                shifted = (128+QB)'(d) << k;
-                if (r >= shifted) begin
-                    r = r - shifted;
-                    q[k] = 1'b1;
-                end
-            end
-            bounded_quotient = q;
-        end
-    endfunction
+    localparam int DIV_W = 128;
+    `include "edge_divide.svh"
     // floor(sqrt(v)) digit by digit: one compare-subtract per result bit, no multiplier
     function automatic [TB-1:0] isqrt(input [QB-1:0] v);
         logic [QB+1:0] op, res, one, trial;

@@ -53,29 +53,14 @@ module edge_softmax #(
         expo = exp_rom[d > TABLE_N - 1 ? TABLE_N - 1 : d];
     endfunction
 
-    // min(OMAX, floor(n / d)): clamped when n >= d * 2^QB, else QB restoring steps
-    function automatic [OB-1:0] bounded_quotient(input [95:0] n, input [95:0] d);
-        logic [96+QB-1:0] r, shifted;
-        logic [QB-1:0] q;
-        r = (96+QB)'(n);
-        q = '0;
-        if (r >= ((96+QB)'(d) << QB)) bounded_quotient = OB'(OMAX);
-        else begin
-            for (int k = QB - 1; k >= 0; k--) begin
-                shifted = (96+QB)'(d) << k;
-                if (r >= shifted) begin
-                    r = r - shifted;
-                    q[k] = 1'b1;
-                end
-            end
-            bounded_quotient = 32'(q) > OMAX ? OB'(OMAX) : OB'(q);
-        end
-    endfunction
+    localparam int DIV_W = 96;
+    `include "edge_divide.svh"
 
     logic signed [IB:0] mx_next;
     logic [63:0] total_next;
     logic [PE*OB-1:0] levels;
     logic [95:0] num, den;
+    logic [QB-1:0] quotient;
     always_comb begin
         mx_next = mx;
         for (int p = 0; p < PE; p++)
@@ -85,7 +70,8 @@ module edge_softmax #(
         den = 96'(total) << RB;
         for (int p = 0; p < PE; p++) begin
             num = 2 * 96'(expo(buffer[cf * PE + p], mx)) * 96'(recip_rom[0]) + den;
-            levels[p*OB +: OB] = bounded_quotient(num, 2 * den);
+            quotient = bounded_quotient(num, 2 * den);  // saturates at 2^QB - 1 >= OMAX
+            levels[p*OB +: OB] = 32'(quotient) > OMAX ? OB'(OMAX) : OB'(quotient);
         end
     end
 
