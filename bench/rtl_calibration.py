@@ -8,7 +8,7 @@ squares, weighted towards relative error) and prints them for fpga/resources_rtl
 also predicted with coefficients fitted on the other designs only (leave one design out): the table's error columns
 are on designs the fit has not seen.
 
-    python bench/rtl_calibration.py [--rows earlier.json] [--out bench/results/rtl_calibration.json]
+    python bench/rtl_calibration.py [--rows earlier.json [--transformer-sweep]] [--out results.json]
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ FIFOS = [(w, d) for w in (8, 32, 64) for d in (2, 16, 64, 256, 1024)]
 CONVERTERS = [(8, 1, 8), (8, 2, 8), (8, 4, 8), (1, 8, 8), (2, 8, 8), (2, 5, 8), (5, 2, 8), (3, 2, 4), (2, 3, 4),
               (1, 6, 2), (6, 1, 2), (4, 6, 4), (6, 4, 4), (16, 1, 4), (1, 16, 4), (8, 3, 8), (3, 8, 8), (1, 5, 7),
               (4, 1, 16), (1, 3, 2), (2, 5, 2), (12, 8, 4)]
+# (channels, PE, input bits, output levels) of LayerNorm and Softmax kernels on their own (transformer widths)
+LAYER_NORMS = [(16, 1, 8, 15), (32, 1, 8, 15), (32, 2, 8, 15), (64, 4, 4, 3), (32, 1, 4, 255), (64, 1, 8, 15),
+               (16, 4, 8, 7), (16, 2, 6, 15)]
+SOFTMAXES = [(8, 1, 8, 255), (16, 1, 8, 255), (16, 2, 8, 255), (32, 1, 8, 255), (32, 4, 4, 15), (64, 2, 8, 255),
+             (8, 2, 4, 15), (64, 1, 8, 15)]
 
 
 def zoo(work: Path, model: str, wbits: int, abits: int) -> Path:
@@ -132,6 +137,58 @@ def converter_rows() -> list[dict]:
     return rows
 
 
+def transformer_rows() -> list[dict]:
+    """edge_layernorm and edge_softmax on their own (random thresholds and tables of the IR's shape)."""
+    from fpga.datatypes import IntType
+    from fpga.ir import LayerNorm, Softmax, Thresholds
+    from fpga.resources import estimate
+    from fpga.resources_rtl import features
+    from rtl import yosys
+    from rtl.kernels import kernel_for
+
+    rng = np.random.default_rng(0)
+    nodes = []
+    for c, pe, ib, levels in LAYER_NORMS:
+        z_hi = (int(np.sqrt(c)) + 1) << LayerNorm.FRAC_BITS
+        out = IntType(max(1, int(levels).bit_length()), False)
+        th = Thresholds(np.sort(rng.integers(-z_hi, z_hi, size=(c, levels)), axis=1), np.zeros(c, bool), 0, 1, out)
+        nodes.append(LayerNorm(name=f"layernorm C{c} PE{pe} in{ib} L{levels}", inputs=("x",), output="y", pe=pe,
+                               channels=c, vectors=16, in_dtype=IntType(ib, True), thresholds=th,
+                               eps_fix=int(rng.integers(1, 1 << 30))))
+    for c, pe, ib, omax in SOFTMAXES:
+        scale = 8.0 / (1 << ib)
+        n = min(1 << ib, 256)
+        table = np.rint(2.0 ** Softmax.EXP_BITS * np.exp(-scale * np.arange(n))).astype(np.int64)
+        nodes.append(Softmax(name=f"softmax C{c} PE{pe} in{ib} O{omax}", inputs=("x",), output="y", pe=pe,
+                             channels=c, vectors=16, in_dtype=IntType(ib, True), table=table,
+                             recip=round(2**Softmax.RECIP_BITS * omax),
+                             out_dtype=IntType(int(omax).bit_length(), False)))
+    rows = []
+    for node in nodes:
+        t0 = time.perf_counter()
+        group, lut, ff = features(node)
+        hls = estimate(node)[0]
+        got = yosys.synthesise(kernel_for(node), "xc7")
+        rows.append({"design": f"{group} sweep", "node": node.name, "kind": node.kind, "group": group,
+                     "lut_features": lut, "ff_features": ff, "yosys": got,
+                     "hls_model": {"lut": hls.lut, "ff": hls.ff, "bram36": hls.bram36, "dsp": hls.dsp}})
+        print(f"{node.name}: {got} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return rows
+
+
+def sweep_table(rows: list[dict]) -> list[dict]:
+    """Kernels synthesised on their own, each predicted with coefficients fitted without it (leave one out)."""
+    out = []
+    for r in rows:
+        if r["group"] not in ("layernorm", "softmax"):
+            continue
+        held_out = predict([r], fit([o for o in rows if o is not r]))
+        out.append({"node": r["node"], "yosys": r["yosys"], "hls_model": r["hls_model"],
+                    "rtl_model_held_out": held_out,
+                    "held_out_error": {k: round(held_out[k] / r["yosys"][k] - 1, 3) for k in ("lut", "ff")}})
+    return out
+
+
 def nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least squares with non-negative coefficients: refit without the most negative one until none is."""
     active = list(range(a.shape[1]))
@@ -174,11 +231,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=Path, help="refit the per-layer rows of an earlier run (its JSON output)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rtl_calibration.json")
+    ap.add_argument("--transformer-sweep", action="store_true",
+                    help="with --rows: synthesise the LayerNorm and Softmax kernels again, keep the other rows")
     args = ap.parse_args()
     if args.rows:
         rows = json.loads(args.rows.read_text())["rows"]
+        if args.transformer_sweep:
+            rows = [r for r in rows if r["group"] not in ("layernorm", "softmax")] + transformer_rows()
     else:
-        rows = fifo_rows() + converter_rows()
+        rows = fifo_rows() + converter_rows() + transformer_rows()
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             for fps in (2000, 20000):
@@ -214,10 +275,25 @@ def main() -> None:
                   "RTL model (held out)", "BRAM36 Yosys / model", "DSP Yosys / model"], table))
     worst = {k: max(abs(r["held_out_error"][k]) for r in results) for k in ("lut", "ff")}
     print(f"worst held-out error: LUT {100 * worst['lut']:.1f}%, FF {100 * worst['ff']:.1f}%")
+    kernels = sweep_table(rows)
+    print(render(["kernel alone", "LUT Yosys", "HLS model", "RTL model (held out)", "FF Yosys", "HLS model",
+                  "RTL model (held out)", "DSP Yosys / model"],
+                 [[k["node"], f"{k['yosys']['lut']:,.0f}",
+                   f"{k['hls_model']['lut']:,.0f} ({100 * (k['hls_model']['lut'] / k['yosys']['lut'] - 1):+.0f}%)",
+                   f"{k['rtl_model_held_out']['lut']:,.0f} ({100 * k['held_out_error']['lut']:+.1f}%)",
+                   f"{k['yosys']['ff']:,.0f}",
+                   f"{k['hls_model']['ff']:,.0f} ({100 * (k['hls_model']['ff'] / k['yosys']['ff'] - 1):+.0f}%)",
+                   f"{k['rtl_model_held_out']['ff']:,.0f} ({100 * k['held_out_error']['ff']:+.1f}%)",
+                   f"{k['yosys']['dsp']:g} / {k['hls_model']['dsp']:g}"] for k in kernels]))
+    if kernels:
+        worst_k = {k: max(abs(r["held_out_error"][k]) for r in kernels) for k in ("lut", "ff")}
+        print(f"LayerNorm/Softmax alone, worst held-out error: LUT {100 * worst_k['lut']:.1f}%, "
+              f"FF {100 * worst_k['ff']:.1f}%")
     print("COEFFICIENTS = " + json.dumps(coefficients))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"board": BOARD, "family": "xc7", "coefficients": coefficients,
-                                    "worst_held_out_error": worst, "designs": results, "rows": rows}, indent=1) + "\n")
+                                    "worst_held_out_error": worst, "designs": results, "kernels": kernels,
+                                    "rows": rows}, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

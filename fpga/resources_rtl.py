@@ -14,9 +14,11 @@ import math
 from collections.abc import Callable
 
 from fpga.ir import (
+    LayerNorm,
     MatrixVectorUnit,
     Node,
     SlidingWindow,
+    Softmax,
     StreamingDataWidthConverter,
     Thresholding,
     VectorVectorUnit,
@@ -33,6 +35,8 @@ COEFFICIENTS: dict[str, dict[str, tuple[float, ...]]] = {
     "thr": {"lut": (2.09, 1.513, 0.0), "ff": (3.608, 0.029)},
     "fifo": {"lut": (11.06, 0.148, 0.126), "ff": (11.654, 0.0, 0.525)},
     "other": {"lut": (19.848, 0.0), "ff": (14.719, 0.583)},
+    "layernorm": {"lut": (0.0, 0.0, 0.0, 0.0), "ff": (0.0, 0.0, 0.0)},
+    "softmax": {"lut": (0.0, 0.0, 0.0, 0.0), "ff": (0.0, 0.0, 0.0)},
 }
 
 Features = tuple[str, tuple[float, ...], tuple[float, ...]]  # group, LUT features, FF features
@@ -110,6 +114,43 @@ def _thresholding(node: Thresholding) -> Features:
             (1.0, node.pe * out + (node.pe * (levels * tb + 1) if t_lut else 0)))
 
 
+def layer_norm_widths(node: LayerNorm) -> dict[str, int]:
+    """edge_layernorm's widths (rtl/kernels.py passes the same): threshold bits TB, quotient bits QB = 2 TB, the
+    divisor's DEN_W and the square root's RW, and its pipeline's division and square-root stages (DS = 4 steps)."""
+    z_hi = (math.isqrt(node.channels) + 1) << LayerNorm.FRAC_BITS
+    tb = max(int(-z_hi - 1).bit_length(), int(z_hi + 1).bit_length(), 1) + 1
+    sb = _bits(node.in_dtype) + 2 + math.ceil(math.log2(node.channels + 1))
+    den_w = max(2 * sb + 1 + 8, max(int(node.eps_fix).bit_length(), 1)) + 1
+    return {"tb": tb, "qb": 2 * tb, "den_w": den_w, "rw": 2 * tb + 2, "ndiv": -(-2 * tb // 4), "nsq": -(-tb // 4)}
+
+
+def _layer_norm(node: LayerNorm) -> Features:
+    """edge_layernorm: per lane 2 TB restoring division steps DEN_W + 1 bits wide and TB square-root digits, pipelined
+    every 4 steps; the threshold comparators; the vector buffer; the threshold ROM in LUTs."""
+    w = layer_norm_widths(node)
+    pe, c, ib = node.pe, node.channels, _bits(node.in_dtype)
+    levels = node.thresholds.levels if node.thresholds is not None else 0
+    rows = c // pe
+    rom_bits = rows * (pe * levels * w["tb"] + pe)
+    div = pe * w["qb"] * (w["den_w"] + 1)
+    sqrt = pe * w["tb"] * w["rw"]
+    pipe = pe * (w["ndiv"] * (w["den_w"] + 1 + w["qb"]) + w["nsq"] * 2 * w["rw"]) + w["ndiv"] * w["den_w"]
+    return ("layernorm", (1.0, div + sqrt, pe * levels * w["tb"], c * (ib + 1) + rom_bits / 64),
+            (1.0, pipe, c * (ib + 1)))
+
+
+def _softmax(node: Softmax) -> Features:
+    """edge_softmax: per lane a restoring division of clog2(OMAX + 1) steps as wide as the scaled sum, two exponential
+    table reads (pass 1 sums, pass 2 divides), the maximum's comparator; the vector buffer."""
+    pe, c, ib = node.pe, node.channels, _bits(node.in_dtype)
+    eb = max(max((int(v) for v in node.table), default=1).bit_length(), 1)
+    qb = max(int(node.out_dtype.max).bit_length(), 1)
+    den_w = eb + math.ceil(math.log2(c + 1)) + Softmax.RECIP_BITS + 1
+    table = 2 * pe * len(node.table) * eb / 64
+    return ("softmax", (1.0, pe * qb * den_w, table, c * (ib + 1) + pe * ib),
+            (1.0, c * (ib + 1), pe * _bits(node.out_dtype)))
+
+
 def _other(node: Node) -> Features:
     """Every other kernel: control plus logic in proportion to its widest word."""
     bits = 0
@@ -124,7 +165,7 @@ def _other(node: Node) -> Features:
 
 _FEATURES: dict[type[Node], Callable[..., Features]] = {
     MatrixVectorUnit: _dot, VectorVectorUnit: _dot, SlidingWindow: _swg, StreamingDataWidthConverter: _dwc,
-    Thresholding: _thresholding,
+    Thresholding: _thresholding, LayerNorm: _layer_norm, Softmax: _softmax,
 }
 
 

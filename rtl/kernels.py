@@ -86,6 +86,7 @@ class Kernel:
     in_formats: tuple[StreamFormat, ...] = ()  # per input, for kernels with several (in0_*, in1_*)
     outputs: int = 1  # kernels with several outputs share out_data, one valid/ready bit each
     submodules: tuple[str, ...] = ()  # modules the kernel instantiates (their .sv files go with it)
+    latency: int = 0  # pipeline registers between the kernel's arithmetic and its output register
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -423,6 +424,13 @@ def stream_matmul(node: StreamMatMul) -> Kernel:
     return Kernel("edge_matmul", params, {}, fa, StreamFormat(node.pe, ob, True), in_formats=(fa, fb))
 
 
+def _rom_word_bits(value: int, node: Node) -> int:
+    """Bits of a non-negative constant kept in a one-word 64-bit ROM (the kernel sizes its arithmetic to them)."""
+    if not 0 <= value < 1 << 64:
+        raise UnsupportedKernel(f"{node.name}: constant {value} does not fit the kernel's 64-bit ROM word")
+    return max(value.bit_length(), 1)
+
+
 def softmax(node: Softmax) -> Kernel:
     """edge_softmax: max, sum of table exponentials, then each element's rounded share as an unsigned level."""
     ib, in_signed, in_bipolar = _element(node.in_dtype)
@@ -432,9 +440,17 @@ def softmax(node: Softmax) -> Kernel:
     eb = max(max(table, default=1).bit_length(), 1)
     params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "IB": ib, "IN_SIGNED": int(in_signed),
                                     "OB": node.out_dtype.bits, "OMAX": node.out_dtype.max, "TABLE_N": len(table),
-                                    "EB": eb, "RB": Softmax.RECIP_BITS}
+                                    "EB": eb, "RB": Softmax.RECIP_BITS, "RCB": _rom_word_bits(int(node.recip), node)}
     return Kernel("edge_softmax", params, {"EXP": table, "RECIP": [int(node.recip)]},
                   StreamFormat(node.pe, ib, in_signed), StreamFormat(node.pe, node.out_dtype.bits, False))
+
+
+LAYER_NORM_STEPS = 4  # edge_layernorm's DS: division or square-root steps between two pipeline registers
+
+
+def layer_norm_stages(tb: int) -> int:
+    """edge_layernorm's pipeline registers (NST): entry, 2*TB division steps, the square root's entry, TB digits."""
+    return -(-2 * tb // LAYER_NORM_STEPS) + -(-tb // LAYER_NORM_STEPS) + 2
 
 
 def layer_norm(node: LayerNorm) -> Kernel:
@@ -448,10 +464,11 @@ def layer_norm(node: LayerNorm) -> Kernel:
     ob, _, out_bipolar = _element(th.out_dtype)
     params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "IB": ib, "IN_SIGNED": int(in_signed),
                                     "F": LayerNorm.FRAC_BITS, "TB": tb, "LEVELS": th.levels, "OB": ob,
-                                    "OUT_BIPOLAR": int(out_bipolar), "BASE": th.base, "STEP": th.step}
+                                    "OUT_BIPOLAR": int(out_bipolar), "BASE": th.base, "STEP": th.step,
+                                    "EPB": _rom_word_bits(int(node.eps_fix), node), "DS": LAYER_NORM_STEPS}
     roms = {"THRESHOLDS": _threshold_words(th, node.channels, node.pe, tb, -z_hi, z_hi), "EPS": [int(node.eps_fix)]}
     return Kernel("edge_layernorm", params, roms, StreamFormat(node.pe, ib, in_signed),
-                  StreamFormat(node.pe, ob, th.out_dtype.signed, out_bipolar))
+                  StreamFormat(node.pe, ob, th.out_dtype.signed, out_bipolar), latency=layer_norm_stages(tb))
 
 
 def label_select(node: LabelSelect) -> Kernel:

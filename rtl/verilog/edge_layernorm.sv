@@ -21,6 +21,8 @@ module edge_layernorm #(
     parameter int STEP = 1,
     parameter THRESHOLDS = "thresholds.mem",
     parameter EPS = "eps.mem",
+    parameter int EPB = 64,          // bits of the EPS word
+    parameter int DS = 4,            // division or square-root steps between two pipeline registers
     localparam int CF = C / PE,
     localparam int TW = PE * LEVELS * TB + PE,
     localparam int SB = IB + 2 + $clog2(C + 1),      // bits of S and d = C*x - S (signed): |d| <= 2 C 2^IB
@@ -48,45 +50,50 @@ module edge_layernorm #(
     logic pass;
     int cf;
 
-    wire room = !out_valid || out_ready;
-    assign in_ready = !pass;
-    wire step = pass ? room : in_valid;
-
     function automatic signed [IB:0] x_elem(input [PE*IB-1:0] w, input int p);
         x_elem = IN_SIGNED ? $signed(w[p*IB +: IB]) : $signed({1'b0, w[p*IB +: IB]});
     endfunction
-    localparam int QB = 2 * TB;  // quotient bits that matter
-    localparam int DIV_W = 128;
-    `include "edge_divide.svh"
-    // floor(sqrt(v)) digit by digit: one compare-subtract per result bit, no multiplier
-    function automatic [TB-1:0] isqrt(input [QB-1:0] v);
-        logic [QB+1:0] op, res, one, trial;
-        op = (QB+2)'(v);
-        res = '0;
-        one = (QB+2)'(1) << (QB - 2);
-        for (int i = 0; i < TB; i++) begin
-            trial = res + one;
-            if (op >= trial) begin
-                op = op - trial;
-                res = (res >> 1) + one;
-            end else res = res >> 1;
-            one = one >> 2;
-        end
-        isqrt = res[TB-1:0];
-    endfunction
+    localparam int QB = 2 * TB;                                   // quotient bits that matter
+    localparam int DEN_W = (QW + 8 > EPB ? QW + 8 : EPB) + 1;       // Q * 2^8 + EPS
+    localparam int NUM_W = 2 * SB + 2 * F + 8;                      // d^2 * 2^(2F+8)
+    localparam int NDIV = (QB + DS - 1) / DS;                       // division stages
+    localparam int NSQ = (TB + DS - 1) / DS;                        // square-root stages
+    localparam int NST = NDIV + NSQ + 2;                            // pipeline registers before out_data
+    localparam int CFB = CF > 1 ? $clog2(CF) : 1;
+    localparam int RW = QB + 2;                                     // square-root operand and result bits
 
     localparam int LVL_TB = TB;
     `include "edge_levels.svh"
 
-    // every product at the width its operands need (a 64- or 128-bit multiplier would be mostly constant zeros)
+    // pass 1 is a pipeline that advances whenever out_data is free or being taken: stage 0 holds d's magnitude and
+    // sign, the first partial remainder and den (carried: the next vector's pass 0 changes the statistics); then
+    // NDIV stages of DS restoring division steps and NSQ stages of DS square-root digits, every step a compare-subtract
+    // one register away from the next DS, so the logic between registers stays shallow
+    logic [NST-1:0] vld;
+    logic [CFB-1:0] fold [0:NST-1];
+    logic [PE-1:0] neg [0:NST-1];
+    logic [PE-1:0] sat [0:NDIV];
+    logic [DEN_W-1:0] dens [0:NDIV];
+    logic [DEN_W:0] rem [0:(NDIV+1)*PE-1];
+    logic [QB-1:0] nlo [0:(NDIV+1)*PE-1];      // numerator bits still to bring down, next one at the top
+    logic [QB-1:0] quo [0:(NDIV+1)*PE-1];
+    logic [RW-1:0] op [0:(NSQ+1)*PE-1];
+    logic [RW-1:0] res [0:(NSQ+1)*PE-1];
+
+    wire adv = !out_valid || out_ready;
+    assign in_ready = !pass;
+    wire step = pass ? adv : in_valid;
+
+    // entry: the statistics of this vector and one word's elements
     logic signed [SB-1:0] sum_next, d;
     logic signed [2*SB-1:0] sumsq_next;
     logic signed [QW-1:0] q;
     logic [SB-1:0] mag;
-    logic [2*SB-1:0] square;
-    logic [127:0] den, num;
-    logic signed [63:0] z;
-    logic [PE*OB-1:0] levels;
+    logic [DEN_W-1:0] den;
+    logic [NUM_W+QB-1:0] num;
+    logic [PE-1:0] e_neg, e_sat;
+    logic [DEN_W:0] e_rem [0:PE-1];
+    logic [QB-1:0] e_nlo [0:PE-1];
     always_comb begin
         sum_next = cf == 0 ? '0 : sum;
         sumsq_next = cf == 0 ? '0 : sumsq;
@@ -95,39 +102,118 @@ module edge_layernorm #(
             sumsq_next = sumsq_next + x_elem(in_data, p) * x_elem(in_data, p);
         end
         q = C * sumsq - sum * sum;
-        den = (128'($unsigned(q)) << 8) + 128'(eps_rom[0]);
+        den = (DEN_W'($unsigned(q)) << 8) + DEN_W'(eps_rom[0][EPB-1:0]);
         if (den == 0) den = 1;
         for (int p = 0; p < PE; p++) begin
             d = C * buffer[cf * PE + p] - sum;
             mag = d < 0 ? -d : d;
-            square = mag * mag;
-            num = 128'(square) << (2 * F + 8);
-            z = $signed(64'(isqrt(bounded_quotient(num, den))));
-            if (d < 0) z = -z;
-            levels[p*OB +: OB] = level_of(z, trom[cf], p);
+            num = (NUM_W+QB)'(mag * mag) << (2 * F + 8);
+            e_neg[p] = d < 0;
+            e_sat[p] = (num >> QB) >= (NUM_W+QB)'(den);   // quotient of 2^QB or more: clamped
+            e_rem[p] = e_sat[p] ? '0 : (DEN_W+1)'(num >> QB);
+            e_nlo[p] = num[QB-1:0];
         end
     end
+
+    // DS restoring division steps (j*DS .. j*DS + DS - 1) on one lane: {remainder, numerator bits left, quotient}
+    function automatic [DEN_W+2*QB:0] div_stage(input [DEN_W:0] r_in, input [QB-1:0] nl_in, input [QB-1:0] q_in,
+                                                input [DEN_W-1:0] dv, input int j);
+        logic [DEN_W:0] r;
+        logic [QB-1:0] nl, qq;
+        r = r_in;
+        nl = nl_in;
+        qq = q_in;
+        for (int i = 0; i < DS; i++)
+            if (j * DS + i < QB) begin
+                r = {r[DEN_W-1:0], nl[QB-1]};
+                nl = nl << 1;
+                qq = qq << 1;
+                if (r >= {1'b0, dv}) begin
+                    r = r - {1'b0, dv};
+                    qq[0] = 1'b1;
+                end
+            end
+        div_stage = {r, nl, qq};
+    endfunction
+    // DS digits (j*DS .. j*DS + DS - 1) of floor(sqrt) on one lane: {operand left, result}
+    function automatic [2*RW-1:0] sqrt_stage(input [RW-1:0] o_in, input [RW-1:0] r_in, input int j);
+        logic [RW-1:0] o, r, one, trial;
+        o = o_in;
+        r = r_in;
+        for (int i = 0; i < DS; i++)
+            if (j * DS + i < TB) begin
+                one = RW'(1) << (QB - 2 - 2 * (j * DS + i));
+                trial = r + one;
+                if (o >= trial) begin
+                    o = o - trial;
+                    r = (r >> 1) + one;
+                end else r = r >> 1;
+            end
+        sqrt_stage = {o, r};
+    endfunction
+    // the level of lane p from the last stage
+    function automatic [OB-1:0] lane_level(input [RW-1:0] r, input bit negative, input [TW-1:0] tword, input int p);
+        logic signed [63:0] z;
+        z = $signed(64'(r[TB-1:0]));
+        if (negative) z = -z;
+        lane_level = level_of(z, tword, p);
+    endfunction
+    logic [PE*OB-1:0] levels;
+    always_comb
+        for (int p = 0; p < PE; p++)
+            levels[p*OB +: OB] = lane_level(res[NSQ*PE + p], neg[NST-1][p], trom[fold[NST-1]], p);
 
     always_ff @(posedge clk) begin
         if (!rst_n) begin
             pass <= 1'b0;
             cf <= 0;
             out_valid <= 1'b0;
+            vld <= '0;
         end else begin
-            if (out_valid && out_ready) out_valid <= 1'b0;
             if (step) begin
                 if (!pass) begin
                     for (int p = 0; p < PE; p++) buffer[cf * PE + p] <= x_elem(in_data, p);
                     sum <= sum_next;
                     sumsq <= sumsq_next;
-                end else begin
-                    out_data <= levels;
-                    out_valid <= 1'b1;
                 end
                 if (cf == CF - 1) begin
                     cf <= 0;
                     pass <= !pass;
                 end else cf <= cf + 1;
+            end
+            if (adv) begin
+                out_valid <= vld[NST-1];
+                out_data <= levels;
+                vld <= {vld[NST-2:0], pass};
+                fold[0] <= CFB'(cf);
+                for (int s = 1; s < NST; s++) begin
+                    fold[s] <= fold[s-1];
+                    neg[s] <= neg[s-1];
+                end
+                neg[0] <= e_neg;
+                sat[0] <= e_sat;
+                dens[0] <= den;
+                for (int p = 0; p < PE; p++) begin
+                    rem[p] <= e_rem[p];
+                    nlo[p] <= e_nlo[p];
+                    quo[p] <= '0;
+                end
+                // division: stage j + 1 takes stage j's remainder through steps j*DS .. j*DS + DS - 1
+                for (int j = 0; j < NDIV; j++) begin
+                    sat[j+1] <= sat[j];
+                    dens[j+1] <= dens[j];
+                    for (int p = 0; p < PE; p++)
+                        {rem[(j+1)*PE + p], nlo[(j+1)*PE + p], quo[(j+1)*PE + p]} <=
+                            div_stage(rem[j*PE + p], nlo[j*PE + p], quo[j*PE + p], dens[j], j);
+                end
+                // square root of the quotient, digit by digit: stage j + 1 takes digits j*DS .. j*DS + DS - 1
+                for (int p = 0; p < PE; p++) begin
+                    op[p] <= sat[NDIV][p] ? RW'({QB{1'b1}}) : RW'(quo[NDIV*PE + p]);
+                    res[p] <= '0;
+                end
+                for (int j = 0; j < NSQ; j++)
+                    for (int p = 0; p < PE; p++)
+                        {op[(j+1)*PE + p], res[(j+1)*PE + p]} <= sqrt_stage(op[j*PE + p], res[j*PE + p], j);
             end
         end
     end

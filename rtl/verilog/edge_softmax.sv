@@ -3,7 +3,7 @@
 // e = EXP[min(max - x, TABLE_N - 1)]; pass 2 writes min(OMAX, (2 * e * RECIP + den) / (2 * den)), den = sum << RB
 // (round half up). C/PE cycles per pass. EXP (TABLE_N entries of EB bits) and RECIP (one 64-bit word) are ROM files.
 // The quotient is needed only up to OMAX, so the division is a restoring one of QB = clog2(OMAX + 1) compare-subtract
-// steps (a quotient of 2^QB or more is clamped before them), not a full 96-bit divider.
+// steps (a quotient of 2^QB or more is clamped before them), not a full divider; numerator and divisor are sized to their operands.
 module edge_softmax #(
     parameter int C = 4,
     parameter int PE = 1,
@@ -16,6 +16,7 @@ module edge_softmax #(
     parameter int RB = 24,           // RECIP_BITS
     parameter EXP = "exp.mem",
     parameter RECIP = "recip.mem",
+    parameter int RCB = 64,          // bits of the RECIP word
     localparam int CF = C / PE,
     localparam int QB = $clog2(OMAX + 1)
 ) (
@@ -53,13 +54,16 @@ module edge_softmax #(
         expo = exp_rom[d > TABLE_N - 1 ? TABLE_N - 1 : d];
     endfunction
 
-    localparam int DIV_W = 96;
+    localparam int TOT_W = EB + $clog2(C + 1);                      // bits of the sum of C entries
+    localparam int DEN_W = TOT_W + RB + 1;                            // 2 * (sum << RB)
+    localparam int NUM_W = (EB + RCB + 1 > TOT_W + RB ? EB + RCB + 1 : TOT_W + RB) + 1;  // 2 e RECIP + den
     `include "edge_divide.svh"
 
     logic signed [IB:0] mx_next;
     logic [63:0] total_next;
     logic [PE*OB-1:0] levels;
-    logic [95:0] num, den;
+    logic [NUM_W-1:0] num;
+    logic [DEN_W-1:0] den;
     logic [QB-1:0] quotient;
     always_comb begin
         mx_next = mx;
@@ -67,9 +71,9 @@ module edge_softmax #(
             if ((cf == 0 && p == 0) || x_elem(in_data, p) > mx_next) mx_next = x_elem(in_data, p);
         total_next = cf == 0 ? '0 : total;
         for (int p = 0; p < PE; p++) total_next = total_next + expo(buffer[cf * PE + p], mx);
-        den = 96'(total) << RB;
+        den = DEN_W'(total[TOT_W-1:0]) << RB;
         for (int p = 0; p < PE; p++) begin
-            num = 2 * 96'(expo(buffer[cf * PE + p], mx)) * 96'(recip_rom[0]) + den;
+            num = 2 * NUM_W'(expo(buffer[cf * PE + p], mx)) * NUM_W'(recip_rom[0][RCB-1:0]) + NUM_W'(den);
             quotient = bounded_quotient(num, 2 * den);  // saturates at 2^QB - 1 >= OMAX
             levels[p*OB +: OB] = 32'(quotient) > OMAX ? OB'(OMAX) : OB'(quotient);
         end
