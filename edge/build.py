@@ -221,7 +221,25 @@ def _rtl_synth(project: Any, board: FpgaBoard, report: dict[str, Any], log: Call
         f = report["totals"]["fifo_resources"]
         synth["fifo_estimate"] = {k: f[k] for k in keys}
     synth["ratio"] = {k: (round(synth["resources"][k] / t[k], 3) if t[k] else None) for k in keys}
+    if family in ("xc7", "xcup"):
+        synth["vivado"] = _vivado_synth(project, board, synth["estimate"], log)
     return synth
+
+
+def _vivado_synth(project: Any, board: FpgaBoard, estimate: dict[str, float],
+                  log: Callable[[str], None]) -> dict[str, Any] | None:
+    """Vivado's out-of-context count of the same top, beside Yosys' and the model's, when vivado is on PATH."""
+    from rtl import vivado
+
+    if vivado.vivado() is None:
+        return None
+    log(f"Vivado synth_design -mode out_of_context for {board.part}...")
+    try:
+        out = vivado.synthesise(project, board.part)
+    except vivado.VivadoError as exc:
+        raise EdgeError(f"{board.name}: {exc}") from None
+    out["ratio"] = {k: (round(out["resources"][k] / v, 3) if v else None) for k, v in estimate.items()}
+    return out
 
 
 def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, out_dir: Path, synth: bool = False,

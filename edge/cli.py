@@ -432,6 +432,11 @@ def print_build_report(report: dict[str, Any], output: Path) -> None:
         click.echo(f"\n{ys['tool']} {ys['command']} ({ys['seconds']:.0f} s), estimate "
                    f"({ys.get('resource_model', 'hls')} resource model) in parentheses:")
         click.echo(render(["node", "op", "LUT", "FF", "BRAM36", "DSP"], rows))
+        vv = ys.get("vivado")
+        if vv:
+            click.echo(f"{vv['tool']} synth_design out of context for {vv['part']} ({vv['seconds']:.0f} s): "
+                       + ", ".join(f"{k.upper()} {num(k, vv['resources'][k])} ({num(k, ys['estimate'][k])})"
+                                   for k in keys) + f"; report {output}/{vv['report']}")
     bs = report.get("bitstream")
     if bs:
         u = bs["utilisation"]

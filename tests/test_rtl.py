@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -390,11 +391,37 @@ def test_yosys_places_the_roms_where_the_model_does() -> None:
     assert yosys.synthesise(kernel_for(small), "xc7")["bram36"] == 0
 
 
-def test_build_rtl_backend_with_yosys(run_cli, tmp_path: Path) -> None:
+def _vivado_stub(directory: Path, part: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `vivado` on PATH that runs the batch script under tclsh with tests/data/vivado_stub.tcl's commands."""
+    import stat
+    import sys
+
+    stub = directory / "vivado"
+    procs = Path(__file__).with_name("data") / "vivado_stub.tcl"
+    stub.write_text(f"""#!{sys.executable}
+import subprocess, sys
+a = sys.argv[1:]
+if a == ["-version"]:
+    print("Vivado v2099.1 (64-bit)")
+    sys.exit(0)
+tcl = "set argv [list " + " ".join(a[a.index("-tclargs") + 1:]) + "]\\n"
+tcl += "source {procs}\\nsource " + a[a.index("-source") + 1] + "\\n"
+sys.exit(subprocess.run(["tclsh"], input=tcl, text=True).returncode)
+""")
+    stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{directory}:{os.environ['PATH']}")
+    monkeypatch.setenv("EDGE_TEST_VIVADO_PART", part)
+
+
+def test_build_rtl_backend_with_yosys(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`edge build --backend rtl --synth` on the bundled TFC: the Verilator top bit-exact (free running and under
     back-pressure) at the folded estimate's cycles, Yosys counts per layer that add up to the top's and agree with
-    the RTL resource model."""
+    the RTL resource model. With a `vivado` on PATH (a stand-in under tclsh that checks the script's sources, part
+    and mode), its out-of-context counts are reported too."""
+    from boards import load_board
 
+    (tmp_path / "bin").mkdir()
+    _vivado_stub(tmp_path / "bin", load_board("pynq-z2").part, monkeypatch)
     out = tmp_path / "b"
     code, text, err = run_cli("build", "--backend", "rtl", "--target-fps", "2000", "--synth", "-o", str(out), "--json")
     assert code == 0, err
@@ -420,6 +447,12 @@ def test_build_rtl_backend_with_yosys(run_cli, tmp_path: Path) -> None:
     assert syn["estimate"]["bram36"] == syn["resources"]["bram36"] and syn["estimate"]["dsp"] == syn["resources"]["dsp"]
     html = (out / "report.html").read_text()
     assert "Verilator, the RTL top on" in html and "synth_xilinx -family xc7" in html
+    viv = syn["vivado"]
+    sources = len(list((out / "rtl").glob("*.sv")))
+    assert viv["tool"] == "Vivado v2099.1" and viv["part"] == "xc7z020clg400-1"
+    assert viv["resources"] == {"lut": 10.0 * sources, "ff": 20.0 * sources, "bram36": 1.5, "uram": 0.0, "dsp": 0.0}
+    assert viv["ratio"]["lut"] == round(10 * sources / syn["estimate"]["lut"], 3)
+    assert (out / viv["report"]).exists() and "Vivado v2099.1" in html
 
 
 def test_rtl_build_of_a_binarised_mlp_and_edge_simulate(run_cli, trained, tmp_path: Path) -> None:
@@ -559,3 +592,19 @@ def test_generated_top_of_a_depthwise_chain(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out, expected)
     assert summary["bit_exact"] and summary["backpressure"]
     assert abs(summary["cycles_per_frame"] / summary["estimated_cycles_per_frame"] - 1) <= 0.02, summary
+
+
+def test_vivado_utilization_rows_of_both_families() -> None:
+    """report_utilization's 7-series rows (Slice LUTs) and UltraScale's (CLB LUTs, URAM); a report without them is
+    an error, not zeros."""
+    from rtl.vivado import VivadoError, parse_utilization
+
+    xcup = """| CLB LUTs*                  | 41234 |     0 |    230400 | 17.90 |
+|   LUT as Logic             | 40000 |     0 |    230400 | 17.36 |
+| CLB Registers              | 52001 |     0 |    460800 | 11.29 |
+| Block RAM Tile             |  88.5 |     0 |       312 | 28.37 |
+| URAM                       |     4 |     0 |        96 |  4.17 |
+| DSPs                       |   360 |     0 |      1728 | 20.83 |"""
+    assert parse_utilization(xcup) == {"lut": 41234.0, "ff": 52001.0, "bram36": 88.5, "uram": 4.0, "dsp": 360.0}
+    with pytest.raises(VivadoError, match="no ff, bram36, dsp rows"):
+        parse_utilization("| Slice LUTs | 12 | 0 | 53200 | 0.02 |")
