@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from fpga.ir import (
     LayerNorm,
@@ -23,7 +24,7 @@ from fpga.ir import (
     Thresholding,
     VectorVectorUnit,
 )
-from fpga.resources import Resources, estimate, fifo_estimate, map_memory, uses_dsp
+from fpga.resources import Resources, estimate, fifo_estimate, map_memory, threshold_search, uses_dsp
 
 RTL_XILINX = "rtl-xilinx"
 
@@ -37,6 +38,7 @@ COEFFICIENTS: dict[str, dict[str, tuple[float, ...]]] = {
     "other": {"lut": (19.848, 0.0), "ff": (14.719, 0.583)},
     "layernorm": {"lut": (0.0, 0.0, 0.0, 0.0), "ff": (0.0, 0.0, 0.0)},
     "softmax": {"lut": (0.0, 0.0, 0.0, 0.0), "ff": (0.0, 0.0, 0.0)},
+    "search": {"lut": (0.0, 0.0, 0.0), "ff": (0.0, 0.0, 0.0)},
 }
 
 Features = tuple[str, tuple[float, ...], tuple[float, ...]]  # group, LUT features, FF features
@@ -121,7 +123,8 @@ def layer_norm_widths(node: LayerNorm) -> dict[str, int]:
     tb = max(int(-z_hi - 1).bit_length(), int(z_hi + 1).bit_length(), 1) + 1
     sb = _bits(node.in_dtype) + 2 + math.ceil(math.log2(node.channels + 1))
     den_w = max(2 * sb + 1 + 8, max(int(node.eps_fix).bit_length(), 1)) + 1
-    return {"tb": tb, "qb": 2 * tb, "den_w": den_w, "rw": 2 * tb + 2, "ndiv": -(-2 * tb // 4), "nsq": -(-tb // 4)}
+    return {"tb": tb, "qb": 2 * tb, "den_w": den_w, "sb": sb, "rw": 2 * tb + 2, "ndiv": -(-2 * tb // 4),
+            "nsq": -(-tb // 4)}
 
 
 def _layer_norm(node: LayerNorm) -> Features:
@@ -149,6 +152,56 @@ def _softmax(node: Softmax) -> Features:
     table = 2 * pe * len(node.table) * eb / 64
     return ("softmax", (1.0, pe * qb * den_w, table, c * (ib + 1) + pe * ib),
             (1.0, c * (ib + 1), pe * _bits(node.out_dtype)))
+
+
+@dataclass(frozen=True)
+class SearchLayout:
+    """edge_thrsearch behind a node whose thresholds are searched: the input range it searches (lo, hi), the signed
+    bits of inputs and thresholds inside it (tb: +-(max(hi, -lo) + 2), negated descending channels included), its
+    stages (2^stages - 1 >= levels), lanes and channel folds."""
+
+    lo: int
+    hi: int
+    tb: int
+    stages: int
+    pe: int
+    rows: int
+
+    def stage_memory(self, k: int):
+        """Stage k's ROM per lane: rows * 2^k thresholds of tb bits (placed by the resource model's rule)."""
+        return map_memory(self.tb, self.rows << k, copies=self.pe)
+
+
+def search_layout(node: Node) -> SearchLayout | None:
+    """How the RTL backend searches `node`'s thresholds, or None when it compares them all at once (fewer than
+    THRESHOLD_SEARCH_LEVELS levels, as the HLS kernels) or the node has none."""
+    th = getattr(node, "thresholds", None)
+    if th is None or not threshold_search(th.levels):
+        return None
+    if isinstance(node, MatrixVectorUnit):
+        lo, hi, rows = node.acc_dtype.min, node.acc_dtype.max, node.mh // node.pe
+    elif isinstance(node, VectorVectorUnit):
+        lo, hi, rows = node.acc_dtype.min, node.acc_dtype.max, node.channels // node.pe
+    elif isinstance(node, Thresholding):
+        lo, hi, rows = node.in_dtype.min, node.in_dtype.max, node.channels // node.pe
+    elif isinstance(node, LayerNorm):
+        z_hi = (math.isqrt(node.channels) + 1) << LayerNorm.FRAC_BITS
+        lo, hi, rows = -z_hi, z_hi, node.channels // node.pe
+    else:
+        return None
+    pad = max(int(hi), -int(lo)) + 2  # above every input, negated ones included: never reached
+    return SearchLayout(int(lo), int(hi), pad.bit_length() + 1, th.levels.bit_length(), node.pe, rows)
+
+
+def _search(node: Node, lay: SearchLayout) -> Features:
+    """edge_thrsearch: per lane and stage a comparator, the input, index and threshold registers, the ROM in LUTs
+    when it is placed there; the output register."""
+    th = node.thresholds
+    lanes_stages = lay.pe * lay.stages
+    rom_bits = sum(lay.pe * lay.tb * (lay.rows << k) for k in range(lay.stages)
+                   if lay.stage_memory(k).style in ("lutram", "none"))
+    return ("search", (1.0, lanes_stages * lay.tb, rom_bits / 64),
+            (1.0, lanes_stages * (2 * lay.tb + lay.stages), lay.pe * _bits(th.out_dtype)))
 
 
 def _other(node: Node) -> Features:
@@ -186,11 +239,44 @@ def _linear(group: str, lut: tuple[float, ...], ff: tuple[float, ...]) -> tuple[
             sum(a * x for a, x in zip(c["ff"], ff, strict=True)))
 
 
+def _multiplier_dsps(a: int, b: int) -> int:
+    """DSP48s of an a x b bit product as synthesis binds it: none below DSP_MIN_PRODUCT_BITS, else 25 x 18 tiles."""
+    if not uses_dsp(a, b):
+        return 0
+    hi, lo = max(a, b), min(a, b)
+    return math.ceil(hi / 25) * math.ceil(lo / 18)
+
+
+def _own_bram_dsp(node: Node) -> tuple[float, float] | None:
+    """Block RAM and DSPs of the RTL kernels whose structure differs from the HLS kernels': LayerNorm and Softmax keep
+    their vector buffer in registers and read their tables asynchronously (no block RAM); their multipliers are
+    LayerNorm's S^2, and per lane x^2 and d^2, and Softmax's per-lane e x RECIP."""
+    if isinstance(node, LayerNorm):
+        sb = layer_norm_widths(node)["sb"]
+        x = _bits(node.in_dtype) + 1
+        return 0.0, float(_multiplier_dsps(sb, sb) + node.pe * (_multiplier_dsps(sb, sb) + _multiplier_dsps(x, x)))
+    if isinstance(node, Softmax):
+        eb = max(max((int(v) for v in node.table), default=1).bit_length(), 1)
+        return 0.0, float(node.pe * _multiplier_dsps(eb, max(int(node.recip).bit_length(), 1)))
+    return None
+
+
 def estimate_rtl(node: Node) -> tuple[Resources, dict[str, str]]:
     """One node's RTL kernel on a Xilinx part: LUT/FF from the calibrated features, BRAM and DSP as the HLS model
-    places them (never URAM: a ROM there cannot be initialised)."""
+    places them (never URAM: a ROM there cannot be initialised) except where the RTL kernel is built otherwise."""
+    lay = search_layout(node)
+    if lay is not None:  # the node without thresholds (its raw output) into edge_thrsearch
+        lut, ff = _linear(*_search(node, lay))
+        bram = sum(lay.stage_memory(k).bram36 for k in range(lay.stages))
+        if isinstance(node, Thresholding):
+            return Resources(lut=lut, ff=ff, bram36=bram), {"thresholds": "search"}
+        inner, memories = estimate_rtl(replace(node, thresholds=None))
+        return inner + Resources(lut=lut, ff=ff, bram36=bram), {**memories, "thresholds": "search"}
     base, memories = estimate(node, False)
     lut, ff = _linear(*features(node))
+    own = _own_bram_dsp(node)
+    if own is not None:
+        return Resources(lut=lut, ff=ff, bram36=own[0], uram=0.0, dsp=own[1]), {"buffer": "ff", "table": "lutram"}
     return Resources(lut=lut, ff=ff, bram36=base.bram36, uram=0.0, dsp=base.dsp), memories
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from fpga.ir import (
 )
 from fpga.kinds import KindTable
 from fpga.resources import map_memory, uses_dsp
+from fpga.resources_rtl import search_layout
 
 
 class UnsupportedKernel(ValueError):
@@ -87,6 +89,8 @@ class Kernel:
     outputs: int = 1  # kernels with several outputs share out_data, one valid/ready bit each
     submodules: tuple[str, ...] = ()  # modules the kernel instantiates (their .sv files go with it)
     latency: int = 0  # pipeline registers between the kernel's arithmetic and its output register
+    # parameter name -> {file name suffix: ROM words}: a set of ROM files the module names from one prefix
+    rom_sets: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -97,14 +101,24 @@ class Kernel:
     def input_formats(self) -> tuple[StreamFormat, ...]:
         return self.in_formats or (self.in_format,)
 
-    def write_roms(self, directory: Path) -> dict[str, int | str]:
-        """Write the ROM files to `directory`; returns the parameters with their paths filled in."""
-        params = dict(self.params)
+    def rom_files(self, stem: str) -> tuple[dict[str, str], dict[str, list[int]]]:
+        """The ROM parameters' values (a file name, or a set's prefix) and the files to write, named from `stem`."""
+        params, files = {}, {}
         for name, words in self.roms.items():
-            path = directory / f"{name.lower()}.mem"
-            path.write_text("".join(f"{w:x}\n" for w in words))
-            params[name] = str(path)
-        return params
+            params[name] = f"{stem}{name.lower()}.mem"
+            files[params[name]] = words
+        for name, parts in self.rom_sets.items():
+            params[name] = f"{stem}{name.lower()}"
+            for suffix, words in parts.items():
+                files[f"{params[name]}{suffix}.mem"] = words
+        return params, files
+
+    def write_roms(self, directory: Path, stem: str = "", relative: bool = False) -> dict[str, int | str]:
+        """Write the ROM files to `directory`; returns the parameters with their paths (or names) filled in."""
+        names, files = self.rom_files(stem)
+        for file, words in files.items():
+            (directory / file).write_text("".join(f"{w:x}\n" for w in words))
+        return {**self.params, **{k: v if relative else str(directory / v) for k, v in names.items()}}
 
 
 def rom_style(width: int, depth: int, copies: int = 1) -> str:
@@ -150,8 +164,55 @@ def _threshold_words(th: Thresholds, channels: int, pe: int, ab: int, lo: int, h
     return words
 
 
+def _search(node: Node, inner: Kernel | None, wrapper: str) -> Kernel:
+    """`node`'s thresholds searched by edge_thrsearch (fpga.resources_rtl.search_layout): on their own for a
+    Thresholding, else behind `inner` (the node's kernel without thresholds, its raw output) in `wrapper`."""
+    lay = search_layout(node)
+    assert lay is not None
+    th = node.thresholds
+    channels = lay.rows * lay.pe
+    levels = th.levels
+    vals = np.broadcast_to(th.values.astype(np.int64), (channels, levels))
+    desc = np.broadcast_to(np.asarray(th.descending, bool), (channels,))
+    clip = max(lay.hi, -lay.lo) + 1
+    pad = clip + 1  # no input reaches it: the padding to 2^stages - 1 levels is never counted
+    mask = (1 << lay.tb) - 1
+    ordered = []
+    for c in range(channels):
+        t = np.clip(vals[c], -clip, clip)
+        t = np.sort(-t if desc[c] else t)  # x <= T searched as -x >= -T; the count does not depend on the order
+        ordered.append([int(v) for v in t] + [pad] * ((1 << lay.stages) - 1 - levels))
+    sets: dict[str, list[int]] = {}
+    for k in range(lay.stages):
+        step = 1 << (lay.stages - 1 - k)
+        for p in range(lay.pe):
+            sets[f"_s{k}_p{p:03d}"] = [ordered[nf * lay.pe + p][(2 * j + 1) * step - 1] & mask
+                                       for nf in range(lay.rows) for j in range(1 << k)]
+    flags = [sum(int(desc[nf * lay.pe + p]) << p for p in range(lay.pe)) for nf in range(lay.rows)]
+    block = sum(1 << k for k in range(lay.stages) if rom_style(lay.tb, lay.rows << k, copies=lay.pe) == "block")
+    ob, out_signed, out_bipolar = _element(th.out_dtype)
+    search: dict[str, int | str] = {"TB": lay.tb, "LEVELS": levels, "OB": ob, "OUT_BIPOLAR": int(out_bipolar),
+                                    "BASE": th.base, "STEP": th.step, "BLOCK": block}
+    out = StreamFormat(lay.pe, ob, out_signed, out_bipolar)
+    latency = lay.stages  # the stage registers in front of the output register
+    if inner is None:
+        ib, in_signed, _ = _element(node.in_dtype)
+        params = {"C": channels, "PE": lay.pe, "IB": ib, "IN_SIGNED": int(in_signed), **search}
+        return Kernel("edge_thrsearch", params, {"DESC": flags}, StreamFormat(lay.pe, ib, in_signed), out,
+                      rom_sets={"SEARCH": sets}, latency=latency)
+    # the wrapper passes the inner kernel's parameters through and the search's with an S_ prefix; the inner
+    # kernel's output elements (VB bits, signed) are the searched input
+    params = {**inner.params, **{f"S_{k}": v for k, v in search.items()}, "VB": inner.out_format.bits}
+    return Kernel(wrapper, params, {**inner.roms, "DESC": flags}, inner.in_format, out,
+                  in_formats=inner.in_formats, submodules=(inner.module, *inner.submodules, "edge_thrsearch"),
+                  rom_sets={"SEARCH": sets}, latency=inner.latency + latency + 1)
+
+
 def mvau(node: MatrixVectorUnit) -> Kernel:
-    """edge_mvau: weights ROM in (neuron fold, SIMD fold) order, optional thresholds ROM."""
+    """edge_mvau: weights ROM in (neuron fold, SIMD fold) order, optional thresholds ROM; searched thresholds
+    (16 levels and more) in edge_mvau_search (edge_mvau's accumulators into edge_thrsearch)."""
+    if search_layout(node) is not None:
+        return _search(node, mvau(dataclasses.replace(node, thresholds=None)), "edge_mvau_search")
     pe, simd = node.pe, node.simd
     lo, hi = _acc_range(node)
     ab = _acc_bits(lo, hi)
@@ -187,7 +248,10 @@ def mvau(node: MatrixVectorUnit) -> Kernel:
 
 
 def vvau(node: VectorVectorUnit) -> Kernel:
-    """edge_vvau: weights ROM in (tap, channel fold) order, PE channels per word, optional thresholds."""
+    """edge_vvau: weights ROM in (tap, channel fold) order, PE channels per word, optional thresholds; searched
+    thresholds in edge_vvau_search."""
+    if search_layout(node) is not None:
+        return _search(node, vvau(dataclasses.replace(node, thresholds=None)), "edge_vvau_search")
     pe, c, k = node.pe, node.channels, node.k
     x = node.in_dtype
     w = node.weights.astype(np.int64)  # (C, K)
@@ -233,13 +297,15 @@ def global_acc_pool(node: GlobalAccPool) -> Kernel:
 
 
 def thresholding(node: Thresholding) -> Kernel:
-    """edge_thresholding: one ROM word of PE channels' thresholds per channel fold."""
+    """edge_thresholding: one ROM word of PE channels' thresholds per channel fold; edge_thrsearch from 16 levels."""
     th = node.thresholds
     if th is None:
         raise UnsupportedKernel(f"{node.name}: Thresholding without thresholds")
     ib, in_signed, in_bipolar = _element(node.in_dtype)
     if in_bipolar:
         raise UnsupportedKernel(f"{node.name}: the RTL backend has no Thresholding of a bipolar input yet")
+    if search_layout(node) is not None:
+        return _search(node, None, "")
     lo, hi = node.in_dtype.min, node.in_dtype.max
     tb = _acc_bits(lo, hi)
     ob, out_signed, out_bipolar = _element(th.out_dtype)
@@ -454,21 +520,30 @@ def layer_norm_stages(tb: int) -> int:
 
 
 def layer_norm(node: LayerNorm) -> Kernel:
-    """edge_layernorm: statistics pass, then z per element and its thresholds (one ROM word per channel fold)."""
+    """edge_layernorm: statistics pass, then z per element and its thresholds (one ROM word per channel fold);
+    searched thresholds (16 levels and more) in edge_layernorm_search (z into edge_thrsearch)."""
     th = node.thresholds
     ib, in_signed, in_bipolar = _element(node.in_dtype)
     if th is None or in_bipolar:
         raise UnsupportedKernel(f"{node.name}: the RTL backend takes LayerNorm of integer input with thresholds")
     z_hi = (math.isqrt(node.channels) + 1) << LayerNorm.FRAC_BITS  # |z| <= sqrt(C) in F fractional bits
     tb = _acc_bits(-z_hi, z_hi)
-    ob, _, out_bipolar = _element(th.out_dtype)
+    searched = search_layout(node) is not None
     params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "IB": ib, "IN_SIGNED": int(in_signed),
-                                    "F": LayerNorm.FRAC_BITS, "TB": tb, "LEVELS": th.levels, "OB": ob,
-                                    "OUT_BIPOLAR": int(out_bipolar), "BASE": th.base, "STEP": th.step,
+                                    "F": LayerNorm.FRAC_BITS, "TB": tb,
                                     "EPB": _rom_word_bits(int(node.eps_fix), node), "DS": LAYER_NORM_STEPS}
-    roms = {"THRESHOLDS": _threshold_words(th, node.channels, node.pe, tb, -z_hi, z_hi), "EPS": [int(node.eps_fix)]}
-    return Kernel("edge_layernorm", params, roms, StreamFormat(node.pe, ib, in_signed),
-                  StreamFormat(node.pe, ob, th.out_dtype.signed, out_bipolar), latency=layer_norm_stages(tb))
+    if searched:  # z itself (tb bits, signed) out of the inner kernel
+        params.update(LEVELS=0, OB=tb, OUT_BIPOLAR=0, BASE=0, STEP=1)
+        thresholds = [0] * (node.channels // node.pe)
+        out = StreamFormat(node.pe, tb, True)
+    else:
+        ob, _, out_bipolar = _element(th.out_dtype)
+        params.update(LEVELS=th.levels, OB=ob, OUT_BIPOLAR=int(out_bipolar), BASE=th.base, STEP=th.step)
+        thresholds = _threshold_words(th, node.channels, node.pe, tb, -z_hi, z_hi)
+        out = StreamFormat(node.pe, ob, th.out_dtype.signed, out_bipolar)
+    kernel = Kernel("edge_layernorm", params, {"THRESHOLDS": thresholds, "EPS": [int(node.eps_fix)]},
+                    StreamFormat(node.pe, ib, in_signed), out, latency=layer_norm_stages(tb))
+    return _search(node, kernel, "edge_layernorm_search") if searched else kernel
 
 
 def label_select(node: LabelSelect) -> Kernel:

@@ -113,11 +113,8 @@ def write_project(graph: DataflowGraph, directory: Path, source: str = "",
     for name, kernel in built:
         node = nodes[name]
         ident = _ident(name)
-        params = {k: ("auto" if k in ROM_STYLE_PARAMS and not place_roms else v) for k, v in kernel.params.items()}
-        for rom, words in kernel.roms.items():
-            file = f"{ident}_{rom.lower()}.mem"
-            (directory / file).write_text("".join(f"{w:x}\n" for w in words))
-            params[rom] = file
+        params = kernel.write_roms(directory, stem=f"{ident}_", relative=True)
+        params = {k: ("auto" if k in ROM_STYLE_PARAMS and not place_roms else v) for k, v in params.items()}
         ins, outs = list(node.inputs), list(_outputs(node))
         ends = [*zip(ins, (f.width for f in kernel.input_formats), strict=True),
                 *((o, kernel.out_format.width) for o in outs)]

@@ -97,7 +97,7 @@ def synthesise(kernel: Kernel, family: str = "xc7") -> dict[str, float]:
             shutil.copy(VERILOG / source, work)
         for header in VERILOG.glob("*.svh"):
             shutil.copy(header, work)
-        params = {k: Path(v).name if k in kernel.roms else v for k, v in kernel.write_roms(work).items()}
+        params = kernel.write_roms(work, relative=True)
         chparams = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else int(v)}" for k, v in params.items())
         reads = " ".join(f"read_verilog -sv {source};" for source in kernel.sources)
         script = (f"{reads} chparam {chparams} {kernel.module}; "

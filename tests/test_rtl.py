@@ -42,6 +42,7 @@ MVAU_CASES = [
     (16, 6, 3, 16, IntType(3, True), IntType(2, True), False, False, None, False),
     (20, 4, 1, 5, BIPOLAR, BIPOLAR, True, True, BIPOLAR, True),
     (9, 10, 10, 1, IntType(8, False), IntType(8, True), False, True, IntType(2, True), False),
+    (16, 6, 2, 4, IntType(4, False), IntType(4, True), False, True, IntType(8, False), True),  # searched
 ]
 
 
@@ -81,7 +82,7 @@ def test_mvau_matches_the_ir(case: tuple, tmp_path: Path) -> None:
     free = verilator.run(kernel, x, expected.size, workdir=tmp_path, seed=1, stall_percent=0)
     np.testing.assert_array_equal(free.outputs, expected)
     # one MAC step per cycle when nothing stalls: the folded cycle count plus the pipeline's few cycles
-    assert free.cycles <= vectors * node.cycles() + 4
+    assert free.cycles <= vectors * node.cycles() + kernel.latency + 4
     stalled = verilator.run(kernel, x, expected.size, workdir=tmp_path, seed=7, stall_percent=40)
     np.testing.assert_array_equal(stalled.outputs, expected)
     assert stalled.cycles > free.cycles
@@ -98,8 +99,13 @@ def _check_stream(kernel, x: np.ndarray, expected: np.ndarray, min_cycles: int, 
 
 
 @pytest.mark.parametrize("case", [(12, 3, IntType(9, True), IntType(3, False), True),
-                                  (8, 8, IntType(4, False), BIPOLAR, False)], ids=["signed_in", "bipolar_out"])
+                                  (8, 8, IntType(4, False), BIPOLAR, False),
+                                  (6, 2, IntType(8, True), IntType(8, False), True),
+                                  (4, 4, IntType(6, False), IntType(5, True), True)],
+                         ids=["signed_in", "bipolar_out", "search_255", "search_31"])
 def test_thresholding_matches_the_ir(case: tuple, tmp_path: Path) -> None:
+    """All levels compared at once below 16 levels; from 16 (edge_thrsearch) a pipelined binary search over sorted,
+    padded thresholds, descending channels negated, ties and thresholds outside the input range included."""
     channels, pe, it, ot, desc = case
     rng = np.random.default_rng(channels + pe)
     levels = 1 if ot.bipolar else ot.max - ot.min
@@ -218,8 +224,9 @@ def test_lookup_matches_the_ir(case: tuple, tmp_path: Path) -> None:
 @pytest.mark.parametrize("case", [(6, 2, IntType(4, False), IntType(3, True), True, 1),
                                   (4, 4, IntType(2, True), BIPOLAR, False, 1),
                                   (4, 4, IntType(4, False), IntType(4, True), True, 3),
-                                  (3, 3, IntType(3, True), IntType(2, True), False, 9)],
-                         ids=["thresholded", "accumulator", "simd3", "simd9"])
+                                  (3, 3, IntType(3, True), IntType(2, True), False, 9),
+                                  (4, 2, IntType(4, False), IntType(4, True), 6, 1)],
+                         ids=["thresholded", "accumulator", "simd3", "simd9", "searched"])
 def test_vvau_matches_the_ir(case: tuple, tmp_path: Path) -> None:
     """Depthwise: each channel's own K taps, taps arriving in (tap, channel) order, PE channels per word, or SIMD
     taps of all channels per word (the multi-tap VVAU a parallel-window SWG feeds)."""
@@ -228,9 +235,10 @@ def test_vvau_matches_the_ir(case: tuple, tmp_path: Path) -> None:
     k, vectors = 9, 5
     w = _values(wt, (channels, k), rng)
     th = None
-    if thresholded:
-        vals = np.sort(rng.integers(-60, 61, size=(channels, 3)), axis=1)
-        th = Thresholds(values=vals, descending=rng.random(channels) < 0.3, base=0, step=1, out_dtype=IntType(2, False))
+    if thresholded:  # True: 2-bit outputs (levels compared at once), a number: that many bits (searched)
+        ot = IntType(2 if thresholded is True else thresholded, False)
+        vals = np.sort(rng.integers(-60, 61, size=(channels, ot.max)), axis=1)
+        th = Thresholds(values=vals, descending=rng.random(channels) < 0.3, base=0, step=1, out_dtype=ot)
     node = VectorVectorUnit(name="vvau", inputs=("x",), output="y", pe=pe, simd=simd, channels=channels, k=k,
                             vectors=vectors, weights=w, in_dtype=xt, w_dtype=wt, acc_dtype=IntType(12, True),
                             thresholds=th)

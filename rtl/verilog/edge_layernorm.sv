@@ -14,7 +14,7 @@ module edge_layernorm #(
     parameter bit IN_SIGNED = 1,
     parameter int F = 16,            // fractional bits of z
     parameter int TB = 24,           // threshold bits (signed)
-    parameter int LEVELS = 1,
+    parameter int LEVELS = 1,        // 0: out_data is z (OB bits), for edge_layernorm_search
     parameter int OB = 8,
     parameter bit OUT_BIPOLAR = 0,
     parameter int BASE = 0,
@@ -156,7 +156,7 @@ module edge_layernorm #(
         logic signed [63:0] z;
         z = $signed(64'(r[TB-1:0]));
         if (negative) z = -z;
-        lane_level = level_of(z, tword, p);
+        lane_level = LEVELS > 0 ? level_of(z, tword, p) : z[OB-1:0];  // LEVELS = 0: z itself (searched after)
     endfunction
     logic [PE*OB-1:0] levels;
     always_comb

@@ -1,0 +1,52 @@
+// MVAU with thresholds searched (16 levels and more): edge_mvau without thresholds (its accumulators, VB bits)
+// into edge_thrsearch. The MVAU's parameters pass through; the search's carry an S_ prefix (see edge_thrsearch).
+module edge_mvau_search #(
+    parameter int MW = 4,
+    parameter int MH = 4,
+    parameter int PE = 1,
+    parameter int SIMD = 1,
+    parameter int IB = 4,
+    parameter int WB = 4,
+    parameter int AB = 16,
+    parameter int OB = 16,           // the MVAU's output: its accumulator (VB = OB)
+    parameter int LEVELS = 0,
+    parameter bit IN_SIGNED = 0,
+    parameter bit IN_BIPOLAR = 0,
+    parameter bit W_BIPOLAR = 0,
+    parameter bit XNOR = 0,
+    parameter bit USE_DSP = 0,
+    parameter WEIGHTS = "weights.mem",
+    parameter WSTYLE = "block",
+    parameter int VB = 16,
+    parameter int S_TB = 18,
+    parameter int S_LEVELS = 255,
+    parameter int S_OB = 8,
+    parameter bit S_OUT_BIPOLAR = 0,
+    parameter int S_BASE = 0,
+    parameter int S_STEP = 1,
+    parameter int S_BLOCK = 0,
+    parameter SEARCH = "search",
+    parameter DESC = "desc.mem"
+) (
+    input  logic                 clk,
+    input  logic                 rst_n,
+    input  logic                 in_valid,
+    output logic                 in_ready,
+    input  logic [SIMD*IB-1:0]   in_data,
+    output logic                 out_valid,
+    input  logic                 out_ready,
+    output logic [PE*S_OB-1:0]   out_data
+);
+    logic acc_valid, acc_ready;
+    logic [PE*VB-1:0] acc_data;
+    edge_mvau #(.MW(MW), .MH(MH), .PE(PE), .SIMD(SIMD), .IB(IB), .WB(WB), .AB(AB), .OB(VB), .LEVELS(0),
+                .IN_SIGNED(IN_SIGNED), .IN_BIPOLAR(IN_BIPOLAR), .W_BIPOLAR(W_BIPOLAR), .XNOR(XNOR),
+                .USE_DSP(USE_DSP), .WEIGHTS(WEIGHTS), .WSTYLE(WSTYLE)) u_mvau (
+        .clk(clk), .rst_n(rst_n), .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
+        .out_valid(acc_valid), .out_ready(acc_ready), .out_data(acc_data));
+    edge_thrsearch #(.C(MH), .PE(PE), .IB(VB), .IN_SIGNED(1), .TB(S_TB), .LEVELS(S_LEVELS), .OB(S_OB),
+                     .OUT_BIPOLAR(S_OUT_BIPOLAR), .BASE(S_BASE), .STEP(S_STEP), .SEARCH(SEARCH), .DESC(DESC),
+                     .BLOCK(S_BLOCK)) u_search (
+        .clk(clk), .rst_n(rst_n), .in_valid(acc_valid), .in_ready(acc_ready), .in_data(acc_data),
+        .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data));
+endmodule
