@@ -284,26 +284,43 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
     except UnsupportedKernel as exc:
         raise EdgeError(f"{loaded.path}: {exc}; build it with the HLS backend (--backend hls)") from None
     with atomic_output_dir(out_dir) as tmp:
-        sized: dict[str, int] | None = None
-        if opts.simulate:
-            frames = verify_sample_count(graph, opts.verify_samples) if opts.verify_samples else opts.sim_frames
-            x_int = quantize_input(graph.pre, random_inputs(loaded, max(frames, 2), opts.seed))
-            expected = execute(graph, x_int)[graph.output]
-            log(f"Verilator: FIFO sizing on {min(len(x_int), SIZING_FRAMES)} frames with deep FIFOs...")
-            try:
-                sized = size_fifos(graph, x_int, tmp / "fifo_sizing")
-            except VerilatorError as exc:
-                raise EdgeError(f"{out_dir}/{RTL_DIR}: {exc}") from None
-        # Xilinx parts: ROMs where the resource model put them; open families: where Yosys puts them (calibrated so)
-        project = write_project(graph, tmp / RTL_DIR, source=loaded.path.name, fifo_depths=sized,
-                                place_roms=board.open_flow is None)
-        # the estimates with the RTL top's own FIFO depths
-        depths = {f["stream"]: f["depth"] for f in project.fifos}
-        keep = {k: report[k] for k in ("source", "folding_source", "verification") if k in report}
-        report = {**build_report(graph, board, opts.cap, depths, backend="rtl"), **keep, "backend": "rtl",
-                  "fifo_depths": ("sized by Verilator (most words held with deep FIFOs, + 1)" if sized else
-                                  "2 words each (not simulated)"),
-                  "rtl_project": f"{RTL_DIR}/"}
+        reserve = Resources()
+        for attempt in range(MAX_REFOLDS + 1):
+            sized: dict[str, int] | None = None
+            if opts.simulate:
+                frames = verify_sample_count(graph, opts.verify_samples) if opts.verify_samples else opts.sim_frames
+                x_int = quantize_input(graph.pre, random_inputs(loaded, max(frames, 2), opts.seed))
+                expected = execute(graph, x_int)[graph.output]
+                log(f"Verilator: FIFO sizing on {min(len(x_int), SIZING_FRAMES)} frames with deep FIFOs...")
+                shutil.rmtree(tmp / "fifo_sizing", ignore_errors=True)
+                try:
+                    sized = size_fifos(graph, x_int, tmp / "fifo_sizing")
+                except VerilatorError as exc:
+                    raise EdgeError(f"{out_dir}/{RTL_DIR}: {exc}") from None
+            # Xilinx parts: ROMs and FIFO memories where the resource model put them; open families: where Yosys
+            # puts them (calibrated so)
+            shutil.rmtree(tmp / RTL_DIR, ignore_errors=True)
+            project = write_project(graph, tmp / RTL_DIR, source=loaded.path.name, fifo_depths=sized,
+                                    place_roms=board.open_flow is None)
+            # the estimates with the RTL top's own FIFO depths
+            depths = {f["stream"]: f["depth"] for f in project.fifos}
+            keep = {k: report[k] for k in ("source", "folding_source", "verification", "refolds") if k in report}
+            report = {**build_report(graph, board, opts.cap, depths, backend="rtl"), **keep, "backend": "rtl",
+                      "fifo_depths": ("sized by Verilator (most words held with deep FIFOs, + 1)" if sized else
+                                      "2 words each (not simulated)"),
+                      "rtl_project": f"{RTL_DIR}/"}
+            if not sized or not over_cap(report) or opts.folding is not None:
+                break
+            if attempt == MAX_REFOLDS:
+                raise _cap_error(report, board)
+            # the sized FIFOs (deep ones in block RAM) pushed a resource over the cap: fold again without it
+            reserve = reserve + _overshoot(report, board)
+            log(f"sized FIFOs put {', '.join(k.upper() for k in over_cap(report))} over the cap; folding again")
+            verification = report.get("verification")
+            graph, report = compile_model(loaded, board, opts, reserve, verify_ir=False)
+            if verification is not None:
+                report["verification"] = verification  # folding does not change what the IR computes
+            report["refolds"] = attempt + 1
         if opts.simulate:
             log(f"Verilator: the top on {len(x_int)} frames, then with random back-pressure...")
             try:

@@ -24,7 +24,16 @@ from fpga.ir import (
     Thresholding,
     VectorVectorUnit,
 )
-from fpga.resources import Resources, estimate, fifo_estimate, map_memory, threshold_search, uses_dsp
+from fpga.resources import (
+    Memory,
+    Resources,
+    bram18_count,
+    estimate,
+    fifo_estimate,
+    map_memory,
+    threshold_search,
+    uses_dsp,
+)
 
 RTL_XILINX = "rtl-xilinx"
 
@@ -227,9 +236,25 @@ def features(node: Node) -> Features:
     return _FEATURES.get(type(node), _other)(node)
 
 
+# edge_fifo's memory in LUT RAM up to this many bits (or up to 32 words deep), else block RAM: where Yosys puts it
+# when left to choose (bench/rtl_calibration.py's FIFO sweep: 2 and 4 Kb in LUT RAM, 8 Kb in block RAM)
+FIFO_LUTRAM_MAX_BITS = 4096
+
+
+def fifo_memory(width: int, depth: int) -> Memory:
+    """Where edge_fifo's memory goes (its STYLE, rtl.kernels.fifo_ram_style): registers at depth 2, LUT RAM when
+    small or shallow, else block RAM (never URAM)."""
+    if depth <= 2 or width <= 0:
+        return Memory("none")
+    if width * depth <= FIFO_LUTRAM_MAX_BITS or depth <= 32:
+        return Memory("lutram", luts=width * math.ceil(depth / 64))
+    return Memory("bram", bram36=bram18_count(width, depth) / 2)
+
+
 def fifo_features(width: int, depth: int) -> Features:
-    """edge_fifo: W x DEPTH words read asynchronously (flip-flops at depth 2, LUT RAM deeper), pointers, count."""
-    deep = width * math.ceil(depth / 64) if depth > 2 else 0
+    """edge_fifo: W x DEPTH words read asynchronously (flip-flops at depth 2, LUT RAM deeper unless in block RAM),
+    pointers, count."""
+    deep = width * math.ceil(depth / 64) if fifo_memory(width, depth).style == "lutram" else 0
     return "fifo", (1.0, float(width), float(deep)), (1.0, float(width), float(width if depth > 2 else 0))
 
 
@@ -285,7 +310,8 @@ def fifo_estimate_rtl(width: int, depth: int) -> tuple[Resources, str]:
     if width <= 0:
         return Resources(), "none"
     lut, ff = _linear(*fifo_features(width, depth))
-    return Resources(lut=lut, ff=ff), "ff" if depth <= 2 else "lutram"
+    mem = fifo_memory(width, depth)
+    return Resources(lut=lut, ff=ff, bram36=mem.bram36), "ff" if depth <= 2 else mem.style
 
 
 def node_estimate(node: Node, uram: bool, model: str = "hls") -> tuple[Resources, dict[str, str]]:

@@ -38,7 +38,7 @@ from fpga.ir import (
 )
 from fpga.kinds import KindTable
 from fpga.resources import map_memory, uses_dsp
-from fpga.resources_rtl import search_layout
+from fpga.resources_rtl import fifo_memory, search_layout
 
 
 class UnsupportedKernel(ValueError):
@@ -557,10 +557,18 @@ def label_select(node: LabelSelect) -> Kernel:
     return Kernel("edge_labelselect", params, {}, StreamFormat(node.pe, ib, in_signed), StreamFormat(1, ob, False))
 
 
-def fifo(width: int, depth: int) -> Kernel:
-    """edge_fifo of `depth` words of `width` bits (words are opaque to it: one element of the whole width)."""
+def fifo_ram_style(width: int, depth: int) -> str:
+    """An edge_fifo's ram_style, placed by the resource model's rule: LUT RAM when small or shallow, else block RAM
+    (fpga.resources_rtl.fifo_estimate_rtl counts the same)."""
+    return "block" if fifo_memory(width, depth).style == "bram" else "distributed"
+
+
+def fifo(width: int, depth: int, style: str | None = None) -> Kernel:
+    """edge_fifo of `depth` words of `width` bits (words are opaque to it: one element of the whole width), its
+    memory placed as the resource model places it unless `style` says otherwise."""
     fmt = StreamFormat(1, width, False)
-    return Kernel("edge_fifo", {"W": width, "DEPTH": depth}, {}, fmt, fmt)
+    return Kernel("edge_fifo", {"W": width, "DEPTH": depth, "STYLE": style or fifo_ram_style(width, depth)}, {},
+                  fmt, fmt)
 
 
 RTL_KERNEL: KindTable[Callable[..., Kernel]] = KindTable("rtl")

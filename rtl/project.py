@@ -14,7 +14,7 @@ import jinja2
 import numpy as np
 
 from fpga.ir import DataflowGraph, DuplicateStreams, Node
-from rtl.kernels import Kernel, StreamFormat, UnsupportedKernel, kernel_for
+from rtl.kernels import Kernel, StreamFormat, UnsupportedKernel, fifo_ram_style, kernel_for
 
 VERILOG = Path(__file__).parent / "verilog"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -137,6 +137,8 @@ def write_project(graph: DataflowGraph, directory: Path, source: str = "",
     inner = [s for s in widths if s not in (graph.input, graph.output)]
     fifos = [{"id": f"w_{_ident(s)}", "stream": s, "width": widths[s],
               "depth": max(MIN_FIFO_DEPTH, int(depths.get(s, fifo_depth(consumer[s]))))} for s in inner]
+    for f in fifos:
+        f["style"] = fifo_ram_style(f["width"], f["depth"]) if place_roms else "auto"
     kernel_of = dict(built)
     first = next(n for n in graph.nodes if graph.input in n.inputs)
     last = next(n for n in graph.nodes if graph.output in _outputs(n))

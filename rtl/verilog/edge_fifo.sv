@@ -1,10 +1,13 @@
 // Stream FIFO (FINN's StreamingFIFO) of DEPTH words of W bits between two kernels. Its ready depends on its own
-// fill level only, which cuts the combinational ready chain between kernels. The memory is read asynchronously, so
-// it maps to LUT RAM (distributed memory). In Verilator the FIFO reports the most words it ever held ("peak"), which
+// fill level only, which cuts the combinational ready chain between kernels. The memory is read asynchronously
+// (synthesis folds the read pointer into a block RAM's address register when it puts it there); STYLE is its
+// ram_style: "distributed" (LUT RAM) or "block" as the resource model places it, "auto" for synthesis to choose.
+// In Verilator the FIFO reports the most words it ever held ("peak"), which
 // sizes the FIFOs of a build.
 module edge_fifo #(
     parameter int W = 8,
-    parameter int DEPTH = 2
+    parameter int DEPTH = 2,
+    parameter STYLE = "auto"
 ) (
     input  logic          clk,
     input  logic          rst_n,
@@ -15,7 +18,7 @@ module edge_fifo #(
     input  logic          out_ready,
     output logic [W-1:0]  out_data
 );
-    logic [W-1:0] mem [0:DEPTH-1];
+    (* ram_style = STYLE *) logic [W-1:0] mem [0:DEPTH-1];
     logic [$clog2(DEPTH+1)-1:0] count;
     logic [$clog2(DEPTH+1)-1:0] rd, wr;
 
