@@ -8,7 +8,7 @@ squares, weighted towards relative error) and prints them for fpga/resources_rtl
 also predicted with coefficients fitted on the other designs only (leave one design out): the table's error columns
 are on designs the fit has not seen.
 
-    python bench/rtl_calibration.py [--rows earlier.json [--transformer-sweep]] [--out results.json]
+    python bench/rtl_calibration.py [--rows earlier.json [--kernel-sweeps]] [--out results.json]
 """
 
 from __future__ import annotations
@@ -48,8 +48,11 @@ CONVERTERS = [(8, 1, 8), (8, 2, 8), (8, 4, 8), (1, 8, 8), (2, 8, 8), (2, 5, 8), 
               (1, 6, 2), (6, 1, 2), (4, 6, 4), (6, 4, 4), (16, 1, 4), (1, 16, 4), (8, 3, 8), (3, 8, 8), (1, 5, 7),
               (4, 1, 16), (1, 3, 2), (2, 5, 2), (12, 8, 4)]
 # (channels, PE, input bits, output levels) of LayerNorm and Softmax kernels on their own (transformer widths)
-LAYER_NORMS = [(16, 1, 8, 15), (32, 1, 8, 15), (32, 2, 8, 15), (64, 4, 4, 3), (32, 1, 4, 255), (64, 1, 8, 15),
+LAYER_NORMS = [(16, 1, 8, 15), (32, 1, 8, 15), (32, 2, 8, 15), (64, 2, 4, 3), (32, 1, 4, 7), (64, 1, 8, 15),
                (16, 4, 8, 7), (16, 2, 6, 15)]
+# (channels, PE, input bits, output bits) of Thresholding searched by edge_thrsearch (16 levels and more)
+SEARCHES = [(16, 1, 12, 8), (64, 1, 16, 8), (64, 4, 16, 8), (32, 2, 10, 5), (256, 1, 16, 8), (128, 8, 14, 6),
+            (8, 8, 16, 8), (512, 2, 18, 8)]
 SOFTMAXES = [(8, 1, 8, 255), (16, 1, 8, 255), (16, 2, 8, 255), (32, 1, 8, 255), (32, 4, 4, 15), (64, 2, 8, 255),
              (8, 2, 4, 15), (64, 1, 8, 15)]
 
@@ -137,12 +140,16 @@ def converter_rows() -> list[dict]:
     return rows
 
 
-def transformer_rows() -> list[dict]:
-    """edge_layernorm and edge_softmax on their own (random thresholds and tables of the IR's shape)."""
+KERNEL_GROUPS = ("layernorm", "softmax", "search")  # calibrated from kernels synthesised on their own
+
+
+def transformer_rows(cache: Path | None = None) -> list[dict]:
+    """edge_layernorm, edge_softmax and edge_thrsearch on their own (random thresholds and tables of the IR's
+    shape). With `cache` (JSON lines of node name and Yosys counts) a kernel synthesised before is not again."""
     from fpga.datatypes import IntType
-    from fpga.ir import LayerNorm, Softmax, Thresholds
+    from fpga.ir import LayerNorm, Softmax, Thresholding, Thresholds
     from fpga.resources import estimate
-    from fpga.resources_rtl import features
+    from fpga.resources_rtl import estimate_rtl, features
     from rtl import yosys
     from rtl.kernels import kernel_for
 
@@ -163,15 +170,30 @@ def transformer_rows() -> list[dict]:
                              channels=c, vectors=16, in_dtype=IntType(ib, True), table=table,
                              recip=round(2**Softmax.RECIP_BITS * omax),
                              out_dtype=IntType(int(omax).bit_length(), False)))
+    for c, pe, ib, ob in SEARCHES:
+        out = IntType(ob, False)
+        it = IntType(ib, True)
+        vals = np.sort(rng.integers(it.min, it.max + 1, size=(c, out.max)), axis=1)
+        th = Thresholds(vals, rng.random(c) < 0.3, 0, 1, out)
+        nodes.append(Thresholding(name=f"search C{c} PE{pe} in{ib} out{ob}", inputs=("x",), output="y", pe=pe,
+                                  channels=c, vectors=4, in_dtype=it, thresholds=th))
     rows = []
     for node in nodes:
         t0 = time.perf_counter()
         group, lut, ff = features(node)
         hls = estimate(node)[0]
-        got = yosys.synthesise(kernel_for(node), "xc7")
+        done = {}
+        if cache is not None and cache.exists():
+            done = {e["node"]: e["yosys"] for e in map(json.loads, cache.read_text().splitlines())}
+        got = done.get(node.name) or yosys.synthesise(kernel_for(node), "xc7")
+        if cache is not None and node.name not in done:
+            with open(cache, "a") as f:
+                f.write(json.dumps({"node": node.name, "yosys": got}) + "\n")
+        rtl_bram_dsp = estimate_rtl(node)[0]
         rows.append({"design": f"{group} sweep", "node": node.name, "kind": node.kind, "group": group,
                      "lut_features": lut, "ff_features": ff, "yosys": got,
-                     "hls_model": {"lut": hls.lut, "ff": hls.ff, "bram36": hls.bram36, "dsp": hls.dsp}})
+                     "hls_model": {"lut": hls.lut, "ff": hls.ff, "bram36": hls.bram36, "dsp": hls.dsp},
+                     "rtl_model_bram36": rtl_bram_dsp.bram36, "rtl_model_dsp": rtl_bram_dsp.dsp})
         print(f"{node.name}: {got} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return rows
 
@@ -180,11 +202,12 @@ def sweep_table(rows: list[dict]) -> list[dict]:
     """Kernels synthesised on their own, each predicted with coefficients fitted without it (leave one out)."""
     out = []
     for r in rows:
-        if r["group"] not in ("layernorm", "softmax"):
+        if r["group"] not in KERNEL_GROUPS:
             continue
         held_out = predict([r], fit([o for o in rows if o is not r]))
         out.append({"node": r["node"], "yosys": r["yosys"], "hls_model": r["hls_model"],
-                    "rtl_model_held_out": held_out,
+                    "rtl_model_held_out": held_out, "rtl_model_bram36": r.get("rtl_model_bram36"),
+                    "rtl_model_dsp": r.get("rtl_model_dsp"),
                     "held_out_error": {k: round(held_out[k] / r["yosys"][k] - 1, 3) for k in ("lut", "ff")}})
     return out
 
@@ -231,13 +254,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=Path, help="refit the per-layer rows of an earlier run (its JSON output)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rtl_calibration.json")
-    ap.add_argument("--transformer-sweep", action="store_true",
-                    help="with --rows: synthesise the LayerNorm and Softmax kernels again, keep the other rows")
+    ap.add_argument("--kernel-sweeps", action="store_true",
+                    help="with --rows: synthesise the FIFOs and the LayerNorm, Softmax and threshold-search kernels "
+                         "again, keep the other rows")
     args = ap.parse_args()
     if args.rows:
         rows = json.loads(args.rows.read_text())["rows"]
-        if args.transformer_sweep:
-            rows = [r for r in rows if r["group"] not in ("layernorm", "softmax")] + transformer_rows()
+        if args.kernel_sweeps:
+            rows = [r for r in rows if r["group"] not in (*KERNEL_GROUPS, "fifo") or r["design"] != "fifo sweep"]
+            rows = ([r for r in rows if r["group"] not in KERNEL_GROUPS] + fifo_rows()
+                    + transformer_rows(args.out.with_suffix(".kernels.jsonl")))
     else:
         rows = fifo_rows() + converter_rows() + transformer_rows()
         with tempfile.TemporaryDirectory() as tmp:
@@ -277,17 +303,18 @@ def main() -> None:
     print(f"worst held-out error: LUT {100 * worst['lut']:.1f}%, FF {100 * worst['ff']:.1f}%")
     kernels = sweep_table(rows)
     print(render(["kernel alone", "LUT Yosys", "HLS model", "RTL model (held out)", "FF Yosys", "HLS model",
-                  "RTL model (held out)", "DSP Yosys / model"],
+                  "RTL model (held out)", "BRAM36 Yosys / RTL model", "DSP Yosys / RTL model"],
                  [[k["node"], f"{k['yosys']['lut']:,.0f}",
                    f"{k['hls_model']['lut']:,.0f} ({100 * (k['hls_model']['lut'] / k['yosys']['lut'] - 1):+.0f}%)",
                    f"{k['rtl_model_held_out']['lut']:,.0f} ({100 * k['held_out_error']['lut']:+.1f}%)",
                    f"{k['yosys']['ff']:,.0f}",
                    f"{k['hls_model']['ff']:,.0f} ({100 * (k['hls_model']['ff'] / k['yosys']['ff'] - 1):+.0f}%)",
                    f"{k['rtl_model_held_out']['ff']:,.0f} ({100 * k['held_out_error']['ff']:+.1f}%)",
-                   f"{k['yosys']['dsp']:g} / {k['hls_model']['dsp']:g}"] for k in kernels]))
+                   f"{k['yosys']['bram36']:g} / {k['rtl_model_bram36']:g}",
+                   f"{k['yosys']['dsp']:g} / {k['rtl_model_dsp']:g}"] for k in kernels]))
     if kernels:
         worst_k = {k: max(abs(r["held_out_error"][k]) for r in kernels) for k in ("lut", "ff")}
-        print(f"LayerNorm/Softmax alone, worst held-out error: LUT {100 * worst_k['lut']:.1f}%, "
+        print(f"LayerNorm/Softmax/search alone, worst held-out error: LUT {100 * worst_k['lut']:.1f}%, "
               f"FF {100 * worst_k['ff']:.1f}%")
     print("COEFFICIENTS = " + json.dumps(coefficients))
     args.out.parent.mkdir(parents=True, exist_ok=True)

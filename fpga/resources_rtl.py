@@ -43,11 +43,11 @@ COEFFICIENTS: dict[str, dict[str, tuple[float, ...]]] = {
     "swg": {"lut": (74.786, 0.0, 0.273), "ff": (37.6, 0.0)},
     "dwc": {"lut": (11.64, 1.153, 0.198, 0.536), "ff": (3.642, 0.987)},
     "thr": {"lut": (2.09, 1.513, 0.0), "ff": (3.608, 0.029)},
-    "fifo": {"lut": (11.06, 0.148, 0.126), "ff": (11.654, 0.0, 0.525)},
+    "fifo": {"lut": (10.929, 0.168, 0.286), "ff": (11.634, 0.0, 0.526)},
     "other": {"lut": (19.848, 0.0), "ff": (14.719, 0.583)},
-    "layernorm": {"lut": (0.0, 0.0, 0.0, 0.0), "ff": (0.0, 0.0, 0.0)},
-    "softmax": {"lut": (0.0, 0.0, 0.0, 0.0), "ff": (0.0, 0.0, 0.0)},
-    "search": {"lut": (0.0, 0.0, 0.0), "ff": (0.0, 0.0, 0.0)},
+    "layernorm": {"lut": (0.0, 1.969, 2.085, 0.0, 5.761), "ff": (544.223, 0.464, 1.275)},
+    "softmax": {"lut": (49.673, 1.841, 0.888, 0.4), "ff": (107.011, 0.902, 0.0)},
+    "search": {"lut": (4.192, 0.849, 1.377, 0.082, 0.126), "ff": (15.398, 0.31, 13.888)},
 }
 
 Features = tuple[str, tuple[float, ...], tuple[float, ...]]  # group, LUT features, FF features
@@ -147,8 +147,9 @@ def _layer_norm(node: LayerNorm) -> Features:
     div = pe * w["qb"] * (w["den_w"] + 1)
     sqrt = pe * w["tb"] * w["rw"]
     pipe = pe * (w["ndiv"] * (w["den_w"] + 1 + w["qb"]) + w["nsq"] * 2 * w["rw"]) + w["ndiv"] * w["den_w"]
-    return ("layernorm", (1.0, div + sqrt, pe * levels * w["tb"], c * (ib + 1) + rom_bits / 64),
-            (1.0, pipe, c * (ib + 1)))
+    buffer = c * (ib + 1)  # in flip-flops when PE lanes write it at once, else in LUT RAM
+    return ("layernorm", (1.0, div + sqrt, pe * levels * w["tb"], buffer / 64 if pe == 1 else buffer, rom_bits / 64),
+            (1.0, pipe, buffer if pe > 1 else 0.0))
 
 
 def _softmax(node: Softmax) -> Features:
@@ -159,8 +160,9 @@ def _softmax(node: Softmax) -> Features:
     qb = max(int(node.out_dtype.max).bit_length(), 1)
     den_w = eb + math.ceil(math.log2(c + 1)) + Softmax.RECIP_BITS + 1
     table = 2 * pe * len(node.table) * eb / 64
-    return ("softmax", (1.0, pe * qb * den_w, table, c * (ib + 1) + pe * ib),
-            (1.0, c * (ib + 1), pe * _bits(node.out_dtype)))
+    buffer = c * (ib + 1)  # in flip-flops when PE lanes write it at once, else in LUT RAM
+    return ("softmax", (1.0, pe * qb * den_w, table, buffer / 64 if pe == 1 else buffer),
+            (1.0, buffer if pe > 1 else 0.0, pe * _bits(node.out_dtype)))
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,11 @@ def _search(node: Node, lay: SearchLayout) -> Features:
     lanes_stages = lay.pe * lay.stages
     rom_bits = sum(lay.pe * lay.tb * (lay.rows << k) for k in range(lay.stages)
                    if lay.stage_memory(k).style in ("lutram", "none"))
-    return ("search", (1.0, lanes_stages * lay.tb, rom_bits / 64),
+    fold_bits = max(math.ceil(math.log2(lay.rows)), 1)
+    address = lay.pe * sum(fold_bits + k for k in range(lay.stages))  # fold * 2^k + j per lane and stage
+    # a stage deeper than one block RAM reads through a mux of its blocks' outputs
+    muxed = lay.pe * lay.tb * sum(max(lay.stage_memory(k).bram36 / lay.pe * 2 - 1, 0) for k in range(lay.stages))
+    return ("search", (1.0, lanes_stages * lay.tb, rom_bits / 64, address, muxed),
             (1.0, lanes_stages * (2 * lay.tb + lay.stages), lay.pe * _bits(th.out_dtype)))
 
 
@@ -232,7 +238,14 @@ _FEATURES: dict[type[Node], Callable[..., Features]] = {
 
 
 def features(node: Node) -> Features:
-    """The quantities the RTL model scales for a node: its group and its LUT and FF feature vectors."""
+    """The quantities the RTL model scales for a node: its group and its LUT and FF feature vectors (a node whose
+    thresholds are searched: a Thresholding is its search; any other kind, its kernel without the thresholds, whose
+    search `estimate_rtl` adds)."""
+    lay = search_layout(node)
+    if lay is not None:
+        if isinstance(node, Thresholding):
+            return _search(node, lay)
+        node = replace(node, thresholds=None)
     return _FEATURES.get(type(node), _other)(node)
 
 

@@ -98,9 +98,10 @@ def synthesise(kernel: Kernel, family: str = "xc7") -> dict[str, float]:
         for header in VERILOG.glob("*.svh"):
             shutil.copy(header, work)
         params = kernel.write_roms(work, relative=True)
+        # deferred: the kernel is elaborated once, with its parameters (the defaults name ROM files that do not exist)
         chparams = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else int(v)}" for k, v in params.items())
-        reads = " ".join(f"read_verilog -sv {source};" for source in kernel.sources)
-        script = (f"{reads} chparam {chparams} {kernel.module}; "
+        reads = " ".join(f"read_verilog -sv -defer {source};" for source in kernel.sources)
+        script = (f"{reads} chparam {chparams} {kernel.module}; hierarchy -top {kernel.module}; "
                   f"{SYNTH[family]} -top {kernel.module}; tee -q -o stat.json stat -json")
         done = subprocess.run([*yosys(), "-q", "-p", script], capture_output=True, text=True, cwd=work)
         if done.returncode != 0:
