@@ -103,6 +103,22 @@ def _cap_error(report: dict[str, Any], board: FpgaBoard) -> EdgeError:
                      "lower --target-fps or raise --util-cap")
 
 
+def _fold_again(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, sized: dict[str, Any],
+                report: dict[str, Any], reserve: Resources, attempt: int,
+                log: Callable[[str], None]) -> tuple[DataflowGraph, dict[str, Any], Resources]:
+    """The sized FIFOs put a resource over the cap: fold again with the overshoot held back (or give up)."""
+    if attempt == MAX_REFOLDS:
+        raise _cap_error(sized, board)
+    reserve = reserve + _overshoot(sized, board)
+    log(f"sized FIFOs put {', '.join(k.upper() for k in over_cap(sized))} over the cap; folding again")
+    verification = report.get("verification")
+    graph, report = compile_model(loaded, board, opts, reserve, verify_ir=False)
+    if verification is not None:
+        report["verification"] = verification  # folding does not change what the IR computes
+    report["refolds"] = attempt + 1
+    return graph, report, reserve
+
+
 def build_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, out_dir: Path,
                 log: Callable[[str], None] = lambda _: None) -> tuple[DataflowGraph, dict[str, Any]]:
     """Compile, generate the HLS project, C-sim and cycle-simulate (sizing the FIFOs), keep every resource under
@@ -127,15 +143,7 @@ def build_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, out_d
             if not over_cap(sized) or opts.folding is not None:
                 report = sized
                 break
-            if attempt == MAX_REFOLDS:
-                raise _cap_error(sized, board)
-            reserve = reserve + _overshoot(sized, board)
-            log(f"sized FIFOs put {', '.join(k.upper() for k in over_cap(sized))} over the cap; folding again")
-            verification = report.get("verification")
-            graph, report = compile_model(loaded, board, opts, reserve, verify_ir=False)
-            if verification is not None:
-                report["verification"] = verification  # folding does not change what the IR computes
-            report["refolds"] = attempt + 1
+            graph, report, reserve = _fold_again(loaded, board, opts, sized, report, reserve, attempt, log)
         save_graph(graph, tmp)
         write_json(tmp / "folding.json", folding_to_data(graph))
         onnx.save(loaded.model.model, str(tmp / MODEL_COPY))  # normalised, data inline (no external file)
@@ -311,16 +319,8 @@ def build_rtl_model(loaded: LoadedModel, board: FpgaBoard, opts: BuildOptions, o
                       "rtl_project": f"{RTL_DIR}/"}
             if not sized or not over_cap(report) or opts.folding is not None:
                 break
-            if attempt == MAX_REFOLDS:
-                raise _cap_error(report, board)
-            # the sized FIFOs (deep ones in block RAM) pushed a resource over the cap: fold again without it
-            reserve = reserve + _overshoot(report, board)
-            log(f"sized FIFOs put {', '.join(k.upper() for k in over_cap(report))} over the cap; folding again")
-            verification = report.get("verification")
-            graph, report = compile_model(loaded, board, opts, reserve, verify_ir=False)
-            if verification is not None:
-                report["verification"] = verification  # folding does not change what the IR computes
-            report["refolds"] = attempt + 1
+            # the sized FIFOs (deep ones in block RAM) pushed a resource over the cap
+            graph, report, reserve = _fold_again(loaded, board, opts, report, report, reserve, attempt, log)
         if opts.simulate:
             log(f"Verilator: the top on {len(x_int)} frames, then with random back-pressure...")
             try:

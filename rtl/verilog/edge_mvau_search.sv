@@ -17,16 +17,7 @@ module edge_mvau_search #(
     parameter bit USE_DSP = 0,
     parameter WEIGHTS = "weights.mem",
     parameter WSTYLE = "block",
-    parameter int VB = 16,
-    parameter int S_TB = 18,
-    parameter int S_LEVELS = 255,
-    parameter int S_OB = 8,
-    parameter bit S_OUT_BIPOLAR = 0,
-    parameter int S_BASE = 0,
-    parameter int S_STEP = 1,
-    parameter int S_BLOCK = 0,
-    parameter SEARCH = "search",
-    parameter DESC = "desc.mem"
+    `include "edge_search_params.svh"
 ) (
     input  logic                 clk,
     input  logic                 rst_n,
@@ -37,16 +28,13 @@ module edge_mvau_search #(
     input  logic                 out_ready,
     output logic [PE*S_OB-1:0]   out_data
 );
-    logic acc_valid, acc_ready;
-    logic [PE*VB-1:0] acc_data;
+    logic v_valid, v_ready;
+    logic [PE*VB-1:0] v_data;
     edge_mvau #(.MW(MW), .MH(MH), .PE(PE), .SIMD(SIMD), .IB(IB), .WB(WB), .AB(AB), .OB(VB), .LEVELS(0),
                 .IN_SIGNED(IN_SIGNED), .IN_BIPOLAR(IN_BIPOLAR), .W_BIPOLAR(W_BIPOLAR), .XNOR(XNOR),
                 .USE_DSP(USE_DSP), .WEIGHTS(WEIGHTS), .WSTYLE(WSTYLE)) u_mvau (
         .clk(clk), .rst_n(rst_n), .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
-        .out_valid(acc_valid), .out_ready(acc_ready), .out_data(acc_data));
-    edge_thrsearch #(.C(MH), .PE(PE), .IB(VB), .IN_SIGNED(1), .TB(S_TB), .LEVELS(S_LEVELS), .OB(S_OB),
-                     .OUT_BIPOLAR(S_OUT_BIPOLAR), .BASE(S_BASE), .STEP(S_STEP), .SEARCH(SEARCH), .DESC(DESC),
-                     .BLOCK(S_BLOCK)) u_search (
-        .clk(clk), .rst_n(rst_n), .in_valid(acc_valid), .in_ready(acc_ready), .in_data(acc_data),
-        .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data));
+        .out_valid(v_valid), .out_ready(v_ready), .out_data(v_data));
+    localparam int SEARCH_C = MH;
+    `include "edge_search_stage.svh"
 endmodule
