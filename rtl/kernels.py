@@ -201,8 +201,9 @@ def _search(node: Node, inner: Kernel | None, wrapper: str) -> Kernel:
         return Kernel("edge_thrsearch", params, {"DESC": flags}, StreamFormat(lay.pe, ib, in_signed), out,
                       rom_sets={"SEARCH": sets}, latency=latency)
     # the wrapper passes the inner kernel's parameters through and the search's with an S_ prefix; the inner
-    # kernel's output elements (VB bits, signed) are the searched input
-    params = {**inner.params, **{f"S_{k}": v for k, v in search.items()}, "VB": inner.out_format.bits}
+    # kernel's output elements (VB bits, signed or not as its format says) are the searched input
+    params = {**inner.params, **{f"S_{k}": v for k, v in search.items()}, "VB": inner.out_format.bits,
+              "VB_SIGNED": int(inner.out_format.signed)}
     return Kernel(wrapper, params, {**inner.roms, "DESC": flags}, inner.in_format, out,
                   in_formats=inner.in_formats, submodules=(inner.module, *inner.submodules, "edge_thrsearch"),
                   rom_sets={"SEARCH": sets}, latency=inner.latency + latency + 1)
