@@ -65,10 +65,10 @@ def main() -> int:
         expected = run_node(node, [x])[0].reshape(-1)
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()
-            verilator.build(kernel, Path(d))
+            verilator.build(kernel, Path(d), optimise=True)
             build_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-            sim = verilator.run(kernel, x, expected.size, workdir=Path(d))
+            sim = verilator.run(kernel, x, expected.size, workdir=Path(d), optimise=True)
             sim_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         synth = yosys.synthesise(kernel, family)

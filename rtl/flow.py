@@ -23,9 +23,11 @@ YOSYS_FAMILY = {"zynq-7000": "xc7", "zynq-ultrascale-plus": "xcup", "alveo": "xc
                 "ice40": "ice40", "gowin": "gowin"}
 
 
-def compile_top(project: Project) -> Path:
-    """The Verilator model of the project's top (compiled once, kept in the project)."""
-    return verilator.compile_design(TOP, project.sources, project.directory / SIM_DIR, axis=True)
+def compile_top(project: Project, cycles: int = verilator.OPTIMISE_ABOVE_CYCLES) -> Path:
+    """The Verilator model of the project's top (compiled once, kept in the project), optimised when the planned
+    simulation runs `cycles` or more."""
+    return verilator.compile_design(TOP, project.sources, project.directory / SIM_DIR, axis=True,
+                                    optimise=cycles >= verilator.OPTIMISE_ABOVE_CYCLES)
 
 
 SIZING_FRAMES = 6
@@ -39,10 +41,10 @@ def size_fifos(graph: DataflowGraph, x_int: np.ndarray, workdir: Path) -> dict[s
     probe = {s: min(MAX_PROBE_DEPTH, int(np.prod(t.shape))) for s, t in graph.tensors.items()}
     project = write_project(graph, workdir, "fifo sizing", probe)
     try:
-        exe = compile_top(project)
         frames = x_int[:SIZING_FRAMES]
         n_out = int(np.prod(graph.tensors[graph.output].shape)) * len(frames)
         estimate = max(n.cycles() for n in graph.nodes)
+        exe = compile_top(project, (len(frames) + 2) * estimate)
         result = verilator.simulate(exe, project.in_format, project.out_format,
                                     np.asarray(frames, np.int64).reshape(len(frames), -1), n_out, project.directory,
                                     max_cycles=1_000_000 + 20 * (len(frames) + 2) * estimate)
@@ -74,10 +76,11 @@ def simulate(project: Project, x_int: np.ndarray, expected: np.ndarray, estimate
              clock_mhz: float, seed: int = 0) -> tuple[dict[str, Any], np.ndarray]:
     """Run the top on every frame of x_int (the IR's input, batch first) and on a few frames with random stalls on
     both AXI-Stream sides; returns the `rtl` summary and the free run's outputs, shaped like `expected`."""
-    t0 = time.perf_counter()
-    exe = compile_top(project)
-    build_s = time.perf_counter() - t0
     frames = len(x_int)
+    planned = (frames + min(frames, BACKPRESSURE_FRAMES) * 2 + 2) * max(estimated_cycles, 1)  # stalls: ~2x slower
+    t0 = time.perf_counter()
+    exe = compile_top(project, planned)
+    build_s = time.perf_counter() - t0
     flat = np.asarray(x_int, np.int64).reshape(frames, -1)
     n_out = int(np.prod(expected.shape))
     t1 = time.perf_counter()
@@ -107,6 +110,7 @@ def simulate(project: Project, x_int: np.ndarray, expected: np.ndarray, estimate
         "backpressure_stall_percent": BACKPRESSURE_STALL_PERCENT,
         "simulator": "Verilator",
         "verilate_seconds": round(build_s, 1),
+        "verilator_optimised": planned >= verilator.OPTIMISE_ABOVE_CYCLES,
         "simulation_seconds": round(sim_s, 2),
         "cycles_per_second": round(free.cycles / sim_s) if sim_s > 0 else None,
     }

@@ -367,6 +367,21 @@ def test_fifo_keeps_the_stream(tmp_path: Path) -> None:
     _check_stream(fifo(20, 3), x, x, len(x), tmp_path)
 
 
+def test_verilator_runtime_objects_are_built_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verilator's run-time library is compiled by the first build and copied into later ones (a per-flags cache);
+    a design built from the cached objects simulates exactly, and so does one with other C++ flags."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    x = np.random.default_rng(4).integers(0, 1 << 12, size=64)
+    _check_stream(fifo(12, 4), x, x, len(x), tmp_path / "a")
+    cached = list((tmp_path / "cache" / "edge" / "verilator-runtime").glob("*/verilated.o"))
+    assert len(cached) == 1
+    _check_stream(fifo(12, 8), x, x, len(x), tmp_path / "b")  # seeded from the cache
+    assert len(list((tmp_path / "cache" / "edge" / "verilator-runtime").glob("*/verilated.o"))) == 1
+    out = verilator.run(fifo(12, 2), x, x.size, workdir=tmp_path / "c", optimise=True)
+    np.testing.assert_array_equal(out.outputs, x)
+    assert len(list((tmp_path / "cache" / "edge" / "verilator-runtime").glob("*/verilated.o"))) == 2
+
+
 def test_yosys_counts_the_mvau(tmp_path: Path) -> None:
     """Real synth_xilinx: an 8x8-bit MAC maps to a DSP48E1, the accumulators and output word are flip-flops."""
     from rtl import yosys
