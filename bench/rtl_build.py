@@ -8,7 +8,7 @@ RTL issue's benchmark instead: every zoo model (trained one epoch on digits: res
 accuracy) at a target FPS of its size, and FINN's CNV-w1a1 at the most FPS the RTL backend fits on the pynq-z2.
 
     python bench/rtl_build.py [--model M.onnx ...] [--board pynq-z2] [--target-fps 2000 20000 0] [--hls-folding]
-    python bench/rtl_build.py --zoo
+    python bench/rtl_build.py --zoo [--only dws --only cnv_1w1a]
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ def main() -> None:
     ap.add_argument("--hls-folding", action="store_true",
                     help="build each model once, at the folding the HLS backend picks for the board (no --target-fps)")
     ap.add_argument("--zoo", action="store_true", help="every zoo model and FINN's CNV-w1a1 (see above)")
+    ap.add_argument("--only", action="append", metavar="MODEL",
+                    help="with --zoo: run only these models (e.g. dws, cnv_1w1a; repeatable) and replace their rows "
+                         "in --out, keeping the others")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rtl_build.json")
     ap.add_argument("--table", action="store_true", help="print the table of --out's results again (no builds)")
     args = ap.parse_args()
@@ -119,8 +122,11 @@ def main() -> None:
             from bench.rtl_calibration import zoo
             from edge.corpus import bnn_pynq
 
-            runs = [(zoo(work, m, wb, ab), fps, False, board) for m, wb, ab, fps, board in ZOO_RUNS]
-            runs.append((bnn_pynq("cnv_1w1a", work), 0.0, False, "pynq-z2"))
+            only = set(args.only or [])
+            runs = [(zoo(work, m, wb, ab), fps, False, board) for m, wb, ab, fps, board in ZOO_RUNS
+                    if not only or m in only]
+            if not only or "cnv_1w1a" in only:
+                runs.append((bnn_pynq("cnv_1w1a", work), 0.0, False, "pynq-z2"))
         else:
             models = args.model or [ROOT / "edge" / "models" / "tfc_w2a2_digits.onnx"]
             runs = [(m, fps, args.hls_folding, args.board) for m in models
@@ -132,6 +138,11 @@ def main() -> None:
             results.append(r)
             rows.append(row(r))
             print(rows[-1], flush=True)
+    if args.zoo and args.only and args.out.exists():  # the other models' rows of the earlier run stay, in order
+        fresh = {r["model"].split("_w")[0]: r for r in results}
+        results = [fresh.pop(r["model"].split("_w")[0], r) for r in json.loads(args.out.read_text())["results"]]
+        results += list(fresh.values())
+        rows = [row(r) for r in results]
     print(render(HEADER, rows))
     worst = {k: max(abs(r["estimate"][k] / r["yosys"][k] - 1) for r in results if r["yosys"][k]) for k in ("lut", "ff")}
     cyc = max(abs(r["rtl"]["cycles_vs_estimate"]) for r in results)

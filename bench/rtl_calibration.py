@@ -8,7 +8,7 @@ squares, weighted towards relative error) and prints them for fpga/resources_rtl
 also predicted with coefficients fitted on the other designs only (leave one design out): the table's error columns
 are on designs the fit has not seen.
 
-    python bench/rtl_calibration.py [--rows earlier.json [--kernel-sweeps]] [--out results.json]
+    python bench/rtl_calibration.py [--rows earlier.json [--kernel-sweeps] [--refeature]] [--out results.json]
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ DESIGNS = [
     ("resnet", 2, 2, [500, 3000]),
 ]
 FINN_CNV_FPS = (1000, 8000)  # 8,000: about what the HLS backend reaches on the pynq-z2 (7,972)
-FIFOS = [(w, d) for w in (8, 32, 64) for d in (2, 16, 64, 256, 1024)]
+# FIFO shapes as simulation sizes them: narrow and deep, depths not powers of two, LUT RAM and block RAM
+FIFOS = [(w, d) for w in (2, 6, 8, 18, 32, 64) for d in (2, 3, 8, 16, 40, 64, 100, 161, 256, 450, 577, 1024, 5168)]
 # (IN, OUT, element bits) of width converters on their own: the designs have few, most of them 8 -> 1
 CONVERTERS = [(8, 1, 8), (8, 2, 8), (8, 4, 8), (1, 8, 8), (2, 8, 8), (2, 5, 8), (5, 2, 8), (3, 2, 4), (2, 3, 4),
               (1, 6, 2), (6, 1, 2), (4, 6, 4), (6, 4, 4), (16, 1, 4), (1, 16, 4), (8, 3, 8), (3, 8, 8), (1, 5, 7),
@@ -68,7 +69,7 @@ def zoo(work: Path, model: str, wbits: int, abits: int) -> Path:
 def design_rows(model: Path, name: str, fps: float, work: Path) -> list[dict]:
     """Per layer, and the top's FIFOs together: group, features, Yosys' xc7 counts and the HLS model's."""
     from fpga.resources import estimate
-    from fpga.resources_rtl import features, fifo_features
+    from fpga.resources_rtl import features
     from fpga.serialize import load_graph
     from rtl.flow import synthesise
     from rtl.project import load_project
@@ -90,13 +91,89 @@ def design_rows(model: Path, name: str, fps: float, work: Path) -> list[dict]:
         rows.append({"design": design, "node": node.name, "kind": node.kind, "group": group, "lut_features": lut,
                      "ff_features": ff, "yosys": {k: layer["resources"][k] for k in KEYS},
                      "hls_model": {"lut": hls.lut, "ff": hls.ff, "bram36": hls.bram36, "dsp": hls.dsp}})
-    fifo = [fifo_features(f["width"], f["depth"]) for f in project.fifos]
-    rows.append({"design": design, "node": "FIFOs", "kind": "StreamingFIFO", "group": "fifo",
-                 "lut_features": [sum(f[1][i] for f in fifo) for i in range(len(fifo[0][1]))],
-                 "ff_features": [sum(f[2][i] for f in fifo) for i in range(len(fifo[0][2]))],
-                 "yosys": syn["fifos"], "hls_model": {k: 0.0 for k in KEYS}})
+    shapes = [[f["width"], f["depth"]] for f in project.fifos]
+    rows.append({"design": design, "node": "FIFOs", "kind": "StreamingFIFO", "group": "fifo", "fifos": shapes,
+                 **fifo_sum_features(shapes), "yosys": syn["fifos"], "hls_model": {k: 0.0 for k in KEYS}})
     print(f"{design}: {len(rows)} rows, Yosys {seconds:.0f} s", flush=True)
     return rows
+
+
+def fifo_sum_features(shapes: list[list[int]]) -> dict[str, list[float]]:
+    """A design's FIFOs as one row: the sum of each FIFO's features (width, depth as built)."""
+    from fpga.resources_rtl import fifo_features
+
+    each = [fifo_features(w, d) for w, d in shapes]
+    return {"lut_features": [float(sum(f[1][i] for f in each)) for i in range(len(each[0][1]))],
+            "ff_features": [float(sum(f[2][i] for f in each)) for i in range(len(each[0][2]))]}
+
+
+def refeature_fifos(rows: list[dict]) -> list[dict]:
+    """The designs' FIFO rows with features recomputed by the current model from their shapes. A row of an earlier run
+    without shapes is kept only when all its FIFOs were depth 2 (no pointers): then its count and width sum suffice."""
+    from fpga.resources_rtl import fifo_features
+
+    out = []
+    for r in rows:
+        if r["group"] != "fifo" or r["design"].endswith(" sweep"):
+            out.append(r)
+        elif "fifos" in r:
+            out.append({**r, **fifo_sum_features(r["fifos"])})
+        elif r["ff_features"][1] == 0:  # depth 2 only: one 1 x 2 FIFO's features scaled by count and width sum
+            count, width_sum = r["lut_features"][0], r["lut_features"][1]
+            _, lut, ff = fifo_features(1, 2)
+            out.append({**r, "lut_features": [count * x for x in lut[:1]] + [width_sum * lut[1]]
+                        + [0.0] * (len(lut) - 2), "ff_features": [count * ff[0]] + [0.0] * (len(ff) - 1)})
+        else:
+            print(f"dropped {r['design']} FIFOs: deeper than 2 and no shapes recorded", flush=True)
+    return out
+
+
+def refeature(rows: list[dict], work: Path, group: str = "dot") -> list[dict]:
+    """The `group` rows' FF features recomputed by the current fpga/resources_rtl.py, Yosys' counts kept (for a change
+    of features, not of the RTL). Each design is built again at its target FPS without simulation or synthesis. A
+    row whose LUT features come out different was folded differently then (the model has changed since): its node
+    is not the one Yosys counted, so the row is dropped, unless it has no LUT ROM either way (its FF features do not
+    depend on the change)."""
+    from fpga.resources_rtl import features
+    from fpga.serialize import load_graph
+
+    models: dict[str, Path] = {"tfc_w2a2": ROOT / "edge" / "models" / "tfc_w2a2_digits.onnx"}
+    out, dropped = [], []
+    for design in dict.fromkeys(r["design"] for r in rows):
+        mine = [r for r in rows if r["design"] == design]
+        if design.endswith(" sweep") or not any(r["group"] == group for r in mine):
+            out += mine
+            continue
+        name, fps = design.rsplit("@", 1)
+        if name not in models:
+            if name == "finn_cnv_1w1a":
+                from edge.corpus import bnn_pynq
+
+                models[name] = bnn_pynq("cnv_1w1a", work)
+            else:
+                model, bits = name.split("_w")
+                wb, ab = bits.split("a")
+                models[name] = zoo(work, model, int(wb), int(ab))
+        build = work / f"{name}_{fps}"
+        subprocess.run([str(EDGE), "build", str(models[name]), "--backend", "rtl", "--board", BOARD, "--no-sim",
+                        "--verify-samples", "0", "--target-fps", fps, "-o", str(build)], check=True,
+                       capture_output=True)
+        graph = {n.name: n for n in load_graph(build).nodes}
+        for r in mine:
+            if r["group"] != group:
+                out.append(r)
+                continue
+            _, lut, ff = features(graph[r["node"]])
+            if np.allclose(lut, r["lut_features"]):
+                out.append({**r, "ff_features": list(ff)})
+            elif r["ff_features"][-1] == 0 and ff[-1] == 0:
+                out.append(r)
+            else:
+                dropped.append(f"{design} {r['node']}")
+        print(f"{design}: features recomputed", flush=True)
+    if dropped:
+        print(f"dropped (folded differently now): {', '.join(dropped)}", flush=True)
+    return out
 
 
 def fifo_rows() -> list[dict]:
@@ -257,15 +334,22 @@ def main() -> None:
     ap.add_argument("--kernel-sweeps", action="store_true",
                     help="with --rows: synthesise the FIFOs and the LayerNorm, Softmax and threshold-search kernels "
                          "again, keep the other rows")
+    ap.add_argument("--refeature", action="store_true",
+                    help="with --rows: recompute the design rows' features (builds without synthesis), keep Yosys' "
+                         "counts")
     args = ap.parse_args()
     if args.rows:
         rows = json.loads(args.rows.read_text())["rows"]
+        if args.refeature:
+            with tempfile.TemporaryDirectory() as tmp:
+                rows = refeature(rows, Path(tmp))
         if args.kernel_sweeps:
+            rows = refeature_fifos(rows)
             rows = [r for r in rows if r["group"] not in (*KERNEL_GROUPS, "fifo") or r["design"] != "fifo sweep"]
             rows = ([r for r in rows if r["group"] not in KERNEL_GROUPS] + fifo_rows()
                     + transformer_rows(args.out.with_suffix(".kernels.jsonl")))
     else:
-        rows = fifo_rows() + converter_rows() + transformer_rows()
+        rows = fifo_rows() + converter_rows() + transformer_rows(args.out.with_suffix(".kernels.jsonl"))
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             for fps in (2000, 20000):

@@ -39,11 +39,12 @@ RTL_XILINX = "rtl-xilinx"
 
 # group -> resource -> coefficients of the features below (bench/results/rtl_calibration.json, "coefficients")
 COEFFICIENTS: dict[str, dict[str, tuple[float, ...]]] = {
-    "dot": {"lut": (62.156, 1.368, 0.785, 1.16, 0.905, 3.465, 1.629, 0.0), "ff": (40.867, 0.566, 1.327, 0.694)},
-    "swg": {"lut": (74.786, 0.0, 0.273), "ff": (37.6, 0.0)},
-    "dwc": {"lut": (11.64, 1.153, 0.198, 0.536), "ff": (3.642, 0.987)},
+    "dot": {"lut": (63.836, 1.447, 0.765, 1.121, 0.916, 3.442, 1.443, 0.0), "ff": (31.953, 1.044, 1.769, 0.847)},
+    "swg": {"lut": (74.041, 0.0, 0.279), "ff": (37.746, 0.0)},
+    "dwc": {"lut": (9.952, 1.215, 0.178, 0.621), "ff": (3.184, 1.0)},
     "thr": {"lut": (2.09, 1.513, 0.0), "ff": (3.608, 0.029)},
-    "fifo": {"lut": (10.929, 0.168, 0.286), "ff": (11.634, 0.0, 0.526)},
+    "fifo": {"lut": (7.63, 0.162, 0.439, 0.0, 4.513, 0.636, 0.099, 0.746, 0.84, 0.0, 1.08, 4.598, 3.416),
+             "ff": (4.998, 3.362, 0.876)},
     "other": {"lut": (19.848, 0.0), "ff": (14.719, 0.583)},
     "layernorm": {"lut": (0.0, 1.969, 2.085, 0.0, 5.761), "ff": (544.223, 0.464, 1.275)},
     "softmax": {"lut": (49.673, 1.841, 0.888, 0.4), "ff": (107.011, 0.902, 0.0)},
@@ -78,11 +79,22 @@ def _dot(node: MatrixVectorUnit | VectorVectorUnit) -> Features:
     w_lut = map_memory(simd * wb, depth, copies=pe).style == "lutram"
     t_lut = levels > 0 and map_memory(levels * ab + 1, rows, copies=pe).style == "lutram"
     rom_bits = (pe * simd * wb * depth if w_lut else 0) + (pe * (levels * ab + 1) * rows if t_lut else 0)
-    read_regs = (pe * simd * wb if w_lut else 0) + (pe * (levels * ab + 1) if t_lut else 0)
+    read_regs = ((distinct_columns(pe * simd * wb, depth) if w_lut else 0)
+                 + (distinct_columns(pe * (levels * ab + 1), rows) if t_lut else 0))
     acc_mem = pe * ab * math.ceil(rows / 64) if isinstance(node, VectorVectorUnit) else 0
     adds = 0 if xnor else lanes * ab  # XNOR: 1-bit addends, a popcount tree instead of accumulator-wide adders
     return ("dot", (1.0, lanes * product, adds, lanes if xnor else 0, pe * levels * ab, rom_bits / 64, buffer,
                     acc_mem), (1.0, pe * ab, pe * ob, read_regs))
+
+
+def distinct_columns(bits: int, depth: int) -> float:
+    """Read-register bits left of a LUT ROM `bits` wide and `depth` words deep after synthesis: a bit column is a
+    function of the address, constant columns fold away and equal columns share one flip-flop, so a shallow ROM
+    keeps at most 2^depth - 2 of them (the expected number of distinct non-constant columns of random bits)."""
+    if depth >= 24:
+        return float(bits)
+    patterns = float(1 << depth)
+    return (patterns - 2) * -math.expm1(-bits / patterns)
 
 
 def _swg(node: SlidingWindow) -> Features:
@@ -265,10 +277,22 @@ def fifo_memory(width: int, depth: int) -> Memory:
 
 
 def fifo_features(width: int, depth: int) -> Features:
-    """edge_fifo: W x DEPTH words read asynchronously (flip-flops at depth 2, LUT RAM deeper unless in block RAM),
-    pointers, count."""
-    deep = width * math.ceil(depth / 64) if fifo_memory(width, depth).style == "lutram" else 0
-    return "fifo", (1.0, float(width), float(deep)), (1.0, float(width), float(width if depth > 2 else 0))
+    """edge_fifo: W x DEPTH words read asynchronously, in flip-flops at depth 2, in LUT RAM (64-word blocks of 3-bit
+    cells, a read multiplexer across blocks, dearer when DEPTH is not a power of two) or in block RAM; pointers and
+    count in log2 DEPTH (flip-flops whatever the width), block RAM's registered output word. LUT features per style:
+    Yosys maps the three differently (bench/rtl_calibration.py's FIFO sweep)."""
+    style = fifo_memory(width, depth).style
+    log_depth = math.log2(depth) if depth > 2 else 0.0
+    w = float(width)
+    reg, lut, bram = (float(style == s) for s in ("none", "lutram", "bram"))
+    blocks = math.ceil(depth / 64)
+    odd = float(depth & (depth - 1) != 0)
+    cells = math.ceil(width / 3) * blocks
+    brams = math.ceil(width / 36) * math.ceil(depth / 1024)
+    return "fifo", (reg, reg * w,
+                    lut, lut * w, lut * log_depth, lut * cells, lut * w * (blocks - 1), lut * (blocks - 1),
+                    lut * odd * w * (blocks - 1),
+                    bram, bram * w, bram * log_depth, bram * brams), (1.0, log_depth, w * bram)
 
 
 def _linear(group: str, lut: tuple[float, ...], ff: tuple[float, ...]) -> tuple[float, float]:

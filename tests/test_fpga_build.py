@@ -112,6 +112,18 @@ def test_rtl_backend_folds_and_reports_in_its_own_resource_model(tfc_graph):
     assert open_rtl["resource_model"] == "hls" and "family_resources" in open_rtl["totals"]
 
 
+def test_lut_rom_read_registers_count_distinct_columns():
+    """Synthesis keeps one read register per distinct non-constant bit column of a LUT ROM: none for one word, at
+    most 2^depth - 2 for a shallow ROM however wide (FINN CNV's 576-lane MVAU: 8 words, 4,608 bits), every bit
+    of a deep one."""
+    from fpga.resources_rtl import distinct_columns
+
+    assert distinct_columns(4_608, 1) == 0
+    assert 250 < distinct_columns(4_608, 8) <= 254
+    assert distinct_columns(10, 8) == pytest.approx(10, rel=0.05)
+    assert distinct_columns(4_608, 32) == pytest.approx(4_608, rel=1e-5) and distinct_columns(500, 64) == 500
+
+
 def test_bram_and_lutram_mapping():
     assert bram18_count(36, 512) == 1
     assert bram18_count(32, 18432) == 36  # 32 bits wide: best as 36-bit x 512 stacks
