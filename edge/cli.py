@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import warnings
@@ -601,7 +602,7 @@ FPGA resource model, each candidate fine-tuned with knowledge distillation.
    in --workers processes; finished candidates are kept in -o DIR/search/, so a rerun resumes;
 4. writes pareto.json, pareto.svg (accuracy vs FPS), train_log.jsonl, compress.json and the chosen model.onnx:
    the best candidate within --max-acc-drop points of the baseline (fewest LUT/BRAM at --target-fps, or the most
-   FPS under --max-util).
+   FPS under --max-util), all five together: an interrupted run (Ctrl-C, SIGTERM) leaves the earlier ones or none.
 `edge build --util-cap F` (or `--target-fps N`) of model.onnx reports the resources and FPS compress reported.""")
 @click.option("--model", "model_name", default="cnv", show_default=True,
               help="Zoo architecture (see `edge train --help`), or FILE.py:FACTORY for your own Brevitas or float "
@@ -692,7 +693,7 @@ DEPLOY/sample_input.npy holds a few inputs in the model's layout to try it with.
 @click.option("--input", "input_file", type=click.Path(path_type=Path), required=True,
               help="Float inputs (.npy) in the model's input shape, batch first.")
 @click.option("--output", "output_file", type=click.Path(path_type=Path), required=True,
-              help="Where the driver writes the model's outputs (.npy).")
+              help="Where the driver writes the model's outputs (.npy; replaced only when the run succeeds).")
 @click.option("--python", "python", default=None, help="A Python with pynq 3.1 installed.")
 @click.option("--throughput", is_flag=True, help="Also run the driver's --throughput mode.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
@@ -707,18 +708,23 @@ def run(deploy: Path, sim: bool, input_file: Path, output_file: Path, python: st
         raise EdgeError(f"{deploy}: no board attached here; add --sim, or copy {deploy} to the "
                         f"{settings['board']} and run driver/driver.py there")
     x = _read_batch(input_file, tuple(settings["pre"]["raw_shape"] or settings["pre"]["onnx_shape"]))
-    staged = output_file.with_name(output_file.name + ".input.npy")
+    staged = output_file.with_name(f".{output_file.name}.{os.getpid()}.input.npy")
+    # the driver writes beside the output, renamed into place when the run succeeds: an interrupted or failed run
+    # leaves an earlier output as it was, or none
+    partial = output_file.with_name(f".{output_file.name}.{os.getpid()}.part.npy")
     np.save(staged, x)  # float32 (int64 token ids), the layout checked: what the driver reads
     uart = bool(settings.get("uart"))
     try:
         if uart:
-            result = run_uart_sim(deploy, staged, output_file, log=lambda msg: click.echo(msg, err=True))
+            result = run_uart_sim(deploy, staged, partial, log=lambda msg: click.echo(msg, err=True))
         else:
-            result = run_deploy_sim(deploy, staged, output_file, python, throughput,
+            result = run_deploy_sim(deploy, staged, partial, python, throughput,
                                     log=lambda msg: click.echo(msg, err=True))
+        y = np.load(partial, allow_pickle=False)
+        os.replace(partial, output_file)
     finally:
         staged.unlink(missing_ok=True)
-    y = np.load(output_file, allow_pickle=False)
+        partial.unlink(missing_ok=True)
     result["golden"] = compare_with_golden(deploy.resolve().parent, x, y)
     result["output"] = str(output_file)
     result["passed"] = result["golden"]["bit_exact_vs_integer_model"] and result["golden"]["golden_close"]
@@ -971,8 +977,17 @@ def _quiet_onnxruntime() -> None:
         pass
 
 
+_received: list[int] = []  # signals received: an error while one unwinds is the interrupt, not a bug
+
+
 def _interrupted(signum: int, _frame: object) -> None:
+    _received.append(signum)
     raise KeyboardInterrupt(signum)
+
+
+def _report_interrupt(signum: int) -> None:
+    click.echo(f"interrupted ({signal.Signals(signum).name})", err=True)
+    sys.exit(128 + signum)
 
 
 def main() -> None:
@@ -984,6 +999,7 @@ def main() -> None:
     # SIGTERM (a job scheduler, `kill`, a closed CI step) unwinds like Ctrl-C: output directories are written
     # beside their target and renamed into place at the end, so an interrupted command leaves none behind
     signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
     try:
         cli.main(standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort) as exc:
@@ -991,9 +1007,10 @@ def main() -> None:
         cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__
         args = cause.args if isinstance(cause, KeyboardInterrupt) else ()
         signum = args[0] if args and isinstance(args[0], int) else int(signal.SIGINT)
-        click.echo(f"interrupted ({signal.Signals(signum).name})", err=True)
-        sys.exit(128 + signum)
+        _report_interrupt(signum)
     except EdgeError as exc:
+        if _received:  # a helper process stopped by the same signal
+            _report_interrupt(_received[0])
         # names from a model file may hold any bytes: escape control characters so the error stays one line
         text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(exc))
         click.echo(f"error: {text}", err=True)
@@ -1007,6 +1024,12 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception:
+        # the signal's KeyboardInterrupt, raised inside an import or a library's own handler, can surface as another
+        # error (a partly initialised module): with a signal received, that error is the interrupt
+        if _received:
+            _report_interrupt(_received[0])
+        raise
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,5 +48,35 @@ def inside(root: Path, relative: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def atomic_files(directory: Path) -> Iterator[Path]:
+    """Yield a staging directory inside `directory`; on success every file in it replaces its namesake in `directory`
+    with SIGINT and SIGTERM held back, so an interrupted run leaves the earlier set of files or the new set, never a
+    mix (for outputs that share their directory with state kept between runs, as `edge compress`'s do)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob(".staged.*.tmp"):  # left by a run killed outright (SIGKILL)
+        shutil.rmtree(old, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".staged.", suffix=".tmp", dir=directory))
+    try:
+        yield tmp
+        held = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            for f in sorted(tmp.iterdir()):
+                os.replace(f, directory / f.name)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    """Write `data` as JSON in one rename: a reader (or a resumed run) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -45,7 +45,7 @@ from edge.compress.distill import fine_tune
 from edge.compress.score import file_score, hardware_score
 from edge.compress.teacher import teacher_shell, train_teacher
 from edge.data import Dataset, load_dataset
-from edge.fsutil import write_json
+from edge.fsutil import atomic_files, write_json
 from edge.report_html import write_pareto_svg
 from edge.train import export_qonnx_file
 from edge.usermodel import call_factory, factory_module, load_state
@@ -479,7 +479,18 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
     name = "baseline" if cfg.checkpoint else f"baseline w{BASE_BITS}a{BASE_BITS}"
     baseline = _record(name, base_acc, base_hw, str(state / "baseline.onnx"), _layers(base, shape))
     records = [baseline]
-    with (out_dir / "train_log.jsonl").open("w", encoding="utf-8") as f:
+    # the results appear together or not at all: an interrupted run leaves the earlier ones (state stays for resume)
+    with atomic_files(out_dir) as staged:
+        return _write_results(cfg, out_dir, staged, state, base, shape, base_acc, baseline, records, done,
+                              len(screened), teacher_acc)
+
+
+def _write_results(cfg: SearchConfig, out_dir: Path, staged: Path, state: Path, base: nn.Module,
+                   shape: tuple[int, ...], base_acc: float, baseline: dict[str, Any], records: list[dict[str, Any]],
+                   done: dict[str, dict[str, Any]], screened: int, teacher_acc: float | None) -> dict[str, Any]:
+    """Score the fine-tuned candidates, choose one and write model.onnx, pareto.json/svg, compress.json and
+    train_log.jsonl into `staged` (named as they will be in `out_dir`)."""
+    with (staged / "train_log.jsonl").open("w", encoding="utf-8") as f:
         for key, result in done.items():
             for row in result["log"]:
                 f.write(json.dumps({"candidate": key, **row}) + "\n")
@@ -494,7 +505,7 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
     floor = base_acc - cfg.max_acc_drop / 100.0
     eligible = [r for r in records if r["accuracy"] >= floor - 1e-12]
     chosen = min(eligible, key=lambda r: _cost({"feasible": True, **r}, cfg))
-    shutil.copyfile(chosen["model"], out_dir / "model.onnx")
+    shutil.copyfile(chosen["model"], staged / "model.onnx")
     chosen = {**chosen, "model": str(out_dir / "model.onnx")}
     summary = {"model": cfg.model, "dataset": cfg.dataset, "board": cfg.board.name,
                "objective": {"target_fps": cfg.target_fps, "max_util": cfg.max_util,
@@ -502,10 +513,10 @@ def run_search(cfg: SearchConfig, out_dir: Path, progress: bool = True,
                "baseline": baseline, "chosen": chosen, "pareto": front,
                "teacher": {"kind": cfg.teacher,
                            "accuracy": base_acc if cfg.teacher == "baseline" else teacher_acc},
-               "screened": len(screened), "fine_tuned": len(done),
+               "screened": screened, "fine_tuned": len(done),
                "sparsity_note": "unstructured sparsity is not used: the MVAU multiplies every weight"}
-    write_json(out_dir / "pareto.json", {"baseline": baseline, "chosen": chosen, "pareto": front,
+    write_json(staged / "pareto.json", {"baseline": baseline, "chosen": chosen, "pareto": front,
                                          "all": records})
-    write_json(out_dir / "compress.json", summary)
-    write_pareto_svg(records, front, baseline, chosen, out_dir / "pareto.svg")
+    write_json(staged / "compress.json", summary)
+    write_pareto_svg(records, front, baseline, chosen, staged / "pareto.svg")
     return summary
