@@ -146,7 +146,8 @@ def _layer(model: ModelWrapper, node: NodeProto) -> LayerInfo:
 
 
 def _fpga_verdict(model: ModelWrapper, layers: list[LayerInfo]) -> TargetVerdict:
-    """From the lowering's own rules (fpga/lower.py RULES): an op no rule takes is refused by `edge build` too."""
+    """From the lowering's own rules (fpga/lower.py rules(), the kind modules' first): an op no rule takes is
+    refused by `edge build` too."""
     from fpga.lower import lowered_ops
 
     taken = lowered_ops()
@@ -168,11 +169,11 @@ def _tflite_refusal(op: str) -> str | None:
     the lowering's rules and the writer's table (edge/export/tflite.py TFLITE), never a list of its own."""
     from edge.export.tflite import TFLITE
     from fpga.ir import Lookup
-    from fpga.lower import CHAIN_OPS, LUT_OPS, RULES, lowered_ops
+    from fpga.lower import CHAIN_OPS, LUT_OPS, lowered_ops, rules
 
     if op not in lowered_ops():
         return "has no integer IR kind (the int8 writer maps the IR)"
-    kinds = {k for r in RULES if op in r.ops for k in r.kinds}
+    kinds = {k for r in rules() if op in r.ops for k in r.kinds}
     if op in LUT_OPS - CHAIN_OPS:
         kinds.add(Lookup)
     refused = [TFLITE.entry(k) for k in sorted(kinds, key=lambda k: k.__name__) if not TFLITE.supports(k)]

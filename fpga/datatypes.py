@@ -33,6 +33,11 @@ class IntType:
             return "BIPOLAR"
         return f"{'INT' if self.signed else 'UINT'}{self.bits}"
 
+    @property
+    def kind_code(self) -> int:
+        """The kernel libraries' element kind: 0 unsigned, 1 signed, 2 bipolar."""
+        return 2 if self.bipolar else (1 if self.signed else 0)
+
     def contains(self, values: np.ndarray) -> bool:
         values = np.asarray(values)
         if self.bipolar:

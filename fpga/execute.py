@@ -14,7 +14,6 @@ from fpga.ir import (
     AddStreams,
     ConcatConstant,
     DataflowGraph,
-    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     InputQuant,
@@ -32,8 +31,6 @@ from fpga.ir import (
     StreamingDataWidthConverter,
     StreamMatMul,
     Thresholding,
-    TokenSelect,
-    Upsample,
     VectorVectorUnit,
 )
 from fpga.kinds import KindTable
@@ -187,7 +184,7 @@ def stream_matmul(node: StreamMatMul, a: np.ndarray, b: np.ndarray) -> np.ndarra
     return np.rint(out).astype(np.int64)
 
 
-EXECUTE: KindTable[Callable[[Any, list[np.ndarray]], list[np.ndarray]]] = KindTable("execute")
+EXECUTE: KindTable[Callable[[Any, list[np.ndarray]], list[np.ndarray]]] = KindTable("execute", adopt="execute")
 
 
 def run_node(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -246,22 +243,6 @@ def _global_acc_pool(node: GlobalAccPool, ins: list[np.ndarray]) -> list[np.ndar
     return [ins[0].reshape(len(ins[0]), -1, node.channels).sum(axis=1)]
 
 
-@EXECUTE.register(Upsample)
-def _upsample(node: Upsample, ins: list[np.ndarray]) -> list[np.ndarray]:
-    x = ins[0].reshape(len(ins[0]), *node.ifm, node.channels)
-    return [np.repeat(np.repeat(x, node.factor[0], axis=1), node.factor[1], axis=2)]
-
-
-@EXECUTE.register(DepthToSpace)
-def _depth_to_space(node: DepthToSpace, ins: list[np.ndarray]) -> list[np.ndarray]:
-    r, c = node.block, node.channels
-    h, w = node.ifm
-    x = ins[0].reshape(len(ins[0]), h, w, -1)
-    src = np.stack([np.stack([node.source_channel(np.arange(c), i, j) for j in range(r)]) for i in range(r)])
-    patch = x[..., src]  # (n, h, w, r_i, r_j, c)
-    return [patch.transpose(0, 1, 3, 2, 4, 5).reshape(len(x), h * r, w * r, c)]
-
-
 @EXECUTE.register(StreamingDataWidthConverter)
 def _width_converter(node: StreamingDataWidthConverter, ins: list[np.ndarray]) -> list[np.ndarray]:
     return [ins[0]]
@@ -316,12 +297,6 @@ def _concat_constant(node: ConcatConstant, ins: list[np.ndarray]) -> list[np.nda
     table = np.broadcast_to(node.table, (len(x), *node.table.shape))
     parts = [x[:, : node.at], table, x[:, node.at :]]
     return [np.concatenate(parts, axis=1).reshape(len(x), -1)]
-
-
-@EXECUTE.register(TokenSelect)
-def _token_select(node: TokenSelect, ins: list[np.ndarray]) -> list[np.ndarray]:
-    x = ins[0].reshape(len(ins[0]), node.vectors, node.channels)
-    return [x[:, node.first : node.first + node.count].reshape(len(x), -1)]
 
 
 @EXECUTE.register(LabelSelect)

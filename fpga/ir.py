@@ -252,58 +252,6 @@ class MaxPool(Node):
 
 
 @dataclass(frozen=True, eq=False)
-class DepthToSpace(Node):
-    """Sub-pixel rearrangement (PixelShuffle, ONNX DepthToSpace): each input pixel's channels become a block x
-    block patch of output pixels. CRD (PyTorch) takes output channel c, patch (i, j) from input channel
-    c*r*r + i*r + j; DCR (TensorFlow) from (i*r + j)*C + c. Buffers an input row while the previous one leaves."""
-
-    ifm: tuple[int, int] = (0, 0)
-    channels: int = 0  # output channels (input channels / block**2)
-    block: int = 2
-    mode: str = "CRD"
-    dtype: IntType = BIPOLAR
-
-    kind: ClassVar[str] = "DepthToSpace"
-
-    @property
-    def ofm(self) -> tuple[int, int]:
-        return self.ifm[0] * self.block, self.ifm[1] * self.block
-
-    def source_channel(self, c: np.ndarray, i: int, j: int) -> np.ndarray:
-        r = self.block
-        return c * r * r + i * r + j if self.mode == "CRD" else (i * r + j) * self.channels + c
-
-    def fold_limits(self) -> dict[str, int]:
-        return {"pe": self.channels}
-
-    def cycles(self) -> int:
-        return self.ifm[0] * self.ifm[1] * self.block * self.block * self.channels // self.pe
-
-
-@dataclass(frozen=True, eq=False)
-class Upsample(Node):
-    """Nearest-neighbour upsampling by integer factors (ONNX Resize, nn.Upsample): every pixel repeated fh x fw
-    times. Buffers an input row while the previous one's fh output rows leave."""
-
-    ifm: tuple[int, int] = (0, 0)
-    channels: int = 0
-    factor: tuple[int, int] = (2, 2)
-    dtype: IntType = BIPOLAR
-
-    kind: ClassVar[str] = "Upsample"
-
-    @property
-    def ofm(self) -> tuple[int, int]:
-        return self.ifm[0] * self.factor[0], self.ifm[1] * self.factor[1]
-
-    def fold_limits(self) -> dict[str, int]:
-        return {"pe": self.channels}
-
-    def cycles(self) -> int:
-        return self.ofm[0] * self.ofm[1] * self.channels // self.pe
-
-
-@dataclass(frozen=True, eq=False)
 class GlobalAccPool(Node):
     """Sum over all pixels per channel (the average's 1/N folds into the next thresholds)."""
 
@@ -455,26 +403,6 @@ class ConcatConstant(Node):
 
 
 @dataclass(frozen=True, eq=False)
-class TokenSelect(Node):
-    """Keeps `count` consecutive vectors of a stream from `first` on and drops the rest (the class token a BERT
-    pooler or a ViT head reads): every word is read, only the kept ones are written. No arithmetic."""
-
-    channels: int = 0
-    vectors: int = 1
-    first: int = 0
-    count: int = 1
-    dtype: IntType = BIPOLAR
-
-    kind: ClassVar[str] = "TokenSelect"
-
-    def fold_limits(self) -> dict[str, int]:
-        return {"pe": self.channels}
-
-    def cycles(self) -> int:
-        return (self.channels // self.pe) * self.vectors
-
-
-@dataclass(frozen=True, eq=False)
 class StreamMatMul(Node):
     """Matrix product of two activation streams (attention's Q K^T and A V), per batch b (attention head):
     out[m, b, n] = sum_k A[m, b, k] * B[b, k, n]. B is buffered whole (it arrives first), then A streams row by
@@ -574,8 +502,8 @@ class Lookup(Node):
 NODE_TYPES: dict[str, type[Node]] = {
     cls.kind: cls
     for cls in (MatrixVectorUnit, VectorVectorUnit, Thresholding, SlidingWindow, Padding, MaxPool, GlobalAccPool,
-                AddStreams, StreamingConcat, DuplicateStreams, LabelSelect, StreamingDataWidthConverter, DepthToSpace,
-                Upsample, AddConstant, ConcatConstant, TokenSelect, StreamMatMul, Softmax, LayerNorm, Lookup)
+                AddStreams, StreamingConcat, DuplicateStreams, LabelSelect, StreamingDataWidthConverter,
+                AddConstant, ConcatConstant, StreamMatMul, Softmax, LayerNorm, Lookup)
 }
 
 

@@ -19,7 +19,6 @@ from fpga.ir import (
     AddStreams,
     ConcatConstant,
     DataflowGraph,
-    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     LabelSelect,
@@ -35,8 +34,6 @@ from fpga.ir import (
     StreamingDataWidthConverter,
     StreamMatMul,
     Thresholding,
-    TokenSelect,
-    Upsample,
     VectorVectorUnit,
 )
 from fpga.kinds import KindTable
@@ -55,7 +52,7 @@ class Timing:
     head: float | None = 0.0  # None: the input's head passes through (a word-by-word node)
 
 
-LATENCY: KindTable[Callable[[Any], Timing]] = KindTable("latency")
+LATENCY: KindTable[Callable[[Any], Timing]] = KindTable("latency", adopt="latency")
 
 
 def _per_vector(node: Any, vectors: int, first: float, tail: float) -> Timing:
@@ -81,7 +78,7 @@ def _vvau(node: VectorVectorUnit) -> Timing:
     return _per_vector(node, node.vectors, node.k / node.simd, 1.0)
 
 
-@LATENCY.register(Thresholding, AddConstant, Lookup, DuplicateStreams, AddStreams, StreamingConcat, TokenSelect,
+@LATENCY.register(Thresholding, AddConstant, Lookup, DuplicateStreams, AddStreams, StreamingConcat,
                   StreamingDataWidthConverter)
 def _word_by_word(node: Node) -> Timing:
     """Each output word needs the input words at its position only."""
@@ -110,13 +107,6 @@ def _sliding_window(node: SlidingWindow) -> Timing:
 @LATENCY.register(MaxPool)
 def _max_pool(node: MaxPool) -> Timing:
     return Timing((_window_share(node.ifm, node.kernel),), (1.0,))
-
-
-@LATENCY.register(Upsample, DepthToSpace)
-def _row_buffered(node: Upsample | DepthToSpace) -> Timing:
-    """An input row is buffered while the previous one's output rows leave."""
-    rows = node.ifm[0]
-    return Timing((1.0 / rows,), (node.cycles() / rows,))
 
 
 @LATENCY.register(GlobalAccPool)

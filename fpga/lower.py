@@ -28,7 +28,6 @@ from fpga.ir import (
     AddStreams,
     ConcatConstant,
     DataflowGraph,
-    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     HostOp,
@@ -50,10 +49,9 @@ from fpga.ir import (
     TensorInfo,
     Thresholding,
     Thresholds,
-    TokenSelect,
-    Upsample,
     VectorVectorUnit,
 )
+from fpga.kinds import kind_modules
 from fpga.thresholds import derive_thresholds
 from frontend.errors import EdgeError
 from frontend.qonnx_io import LoadedModel
@@ -89,7 +87,7 @@ class Value:
         if self.layout.kind == "index":
             return tuple(self.layout.perm.shape)
         if self.layout.kind == "nhwc":
-            c, h, w = _chw(self.onnx_shape)
+            c, h, w = chw(self.onnx_shape)
             return (h, w, c)
         return (int(np.prod(self.onnx_shape)),)
 
@@ -676,7 +674,7 @@ class Lowering:
         raw = self.shape(self.model.graph.input[0].name) if host_ops else ()
         feature_map = len(shape) == 3 or (len(shape) == 2 and self.feeds_conv(node.output[0]))
         layout = Layout("nhwc") if feature_map else Layout("flat")
-        c, h, w = _chw(shape) if feature_map else (0, 0, 0)
+        c, h, w = chw(shape) if feature_map else (0, 0, 0)
         value_shape = (h, w, c) if feature_map else (int(np.prod(shape)),)
         if gather is not None and len(shape) >= 2:  # embedded tokens: one vector per token, in order
             feature_map, value_shape = False, (int(np.prod(shape[:-1])), shape[-1])
@@ -1001,7 +999,7 @@ class Lowering:
         s_row = np.broadcast_to(self.per_row_scale(s.reshape(cout, -1), 1, lambda r: self.fail(node, r)), (cout,))
         pads = tuple(_as_2d(self.attr(node, "pads", [0, 0, 0, 0]), 0))
         stride = tuple(_as_2d(self.attr(node, "strides", [1, 1]), 1))
-        _, oh, ow = _chw(self.shape(node.output[0]))
+        _, oh, ow = chw(self.shape(node.output[0]))
         stream, dtype = self.claim(x), x.dtype
         if any(pads):
             # zero padding: a bipolar stream cannot carry 0, so it widens to a 2-bit signed stream
@@ -1061,7 +1059,7 @@ class Lowering:
         if x.layout.kind != "nhwc":
             raise self.fail(node, "MaxPool input is not a feature map")
         h, wd, c = x.ir_shape
-        _, oh, ow = _chw(self.shape(node.output[0]))
+        _, oh, ow = chw(self.shape(node.output[0]))
         top, left, bottom, right = _as_2d(self.attr(node, "pads", [0, 0, 0, 0]), 0)
         # rows/columns the windows reach beyond the padded map (ceil_mode), padded as well
         bottom += max(0, (oh - 1) * stride[0] + kernel[0] - (top + h + bottom))
@@ -1105,7 +1103,7 @@ class Lowering:
         if any(self.attr(node, "pads", [0, 0, 0, 0])) or self.attr(node, "ceil_mode", 0):
             raise self.fail(node, "AveragePool with padding or ceil_mode is not supported")
         h, wd, c = x.ir_shape
-        _, oh, ow = _chw(self.shape(node.output[0]))
+        _, oh, ow = chw(self.shape(node.output[0]))
         k = kernel[0] * kernel[1]
         win = self.fresh("t")
         self.add_node(SlidingWindow(name=self.fresh("SlidingWindow"), inputs=(self.claim(x),), output=win, ifm=(h, wd),
@@ -1237,81 +1235,6 @@ class Lowering:
                                      out_dtype=dtype), (tokens + count, c), dtype)
         self.publish(node.output[0], out, dtype, x.scale, Layout("index", out_index))
 
-    def lower_depth_to_space(self, node: NodeProto) -> None:
-        """DepthToSpace / PixelShuffle of a quantised feature map: a stream rearrangement, integers unchanged."""
-        x = self.take(node.input[0], node)
-        if x.layout.kind != "nhwc" or len(x.ir_shape) != 3:
-            raise self.fail(node, "DepthToSpace input is not a 2-D feature map")
-        r = int(self.attr(node, "blocksize", 0))
-        mode = self.attr(node, "mode", "DCR")
-        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
-        h, wd, cin = x.ir_shape
-        if r < 1 or cin % (r * r):
-            raise self.fail(node, f"blocksize {r} does not divide the {cin} channels into r*r groups")
-        c = cin // (r * r)
-        out = self.fresh("t")
-        unit = DepthToSpace(name=self.fresh("DepthToSpace"), inputs=(self.claim(x),), output=out, ifm=(h, wd),
-                            channels=c, block=r, mode=mode, dtype=x.dtype)
-        scale = np.asarray(x.scale, np.float64)
-        if scale.size > 1:  # per-channel scales move with their channels; one output channel must have one
-            src = np.stack([unit.source_channel(np.arange(c), i, j) for i in range(r) for j in range(r)])
-            per = np.broadcast_to(scale.reshape(-1), (cin,))[src]
-            if np.any(per != per[:1]):
-                raise self.fail(node, "DepthToSpace mixes channels of different scales into one output channel")
-            scale = per[0]
-        self.add_node(unit, (h * r, wd * r, c), x.dtype)
-        self.publish(node.output[0], out, x.dtype, scale, x.layout)
-
-    def lower_resize(self, node: NodeProto) -> None:
-        """Nearest-neighbour Resize / Upsample by integer factors of a quantised feature map: pixel repetition."""
-        x = self.take(node.input[0], node)
-        if x.layout.kind != "nhwc" or len(x.ir_shape) != 3:
-            raise self.fail(node, "Resize input is not a 2-D feature map")
-        mode = self.attr(node, "mode", "nearest")
-        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
-        if mode != "nearest":
-            raise self.fail(node, f"Resize mode '{mode}' is not supported (only nearest: Upsample(mode='nearest'))")
-        h, wd, c = x.ir_shape
-        _, oh, ow = _chw(self.shape(node.output[0]))
-        if oh % h or ow % wd:
-            raise self.fail(node, f"Resize from {h}x{wd} to {oh}x{ow}: only integer scale factors are supported")
-        factor = (oh // h, ow // wd)
-        # with integer factors, asymmetric/floor and half_pixel/round_prefer_floor both repeat each pixel; the
-        # verification against the golden model checks the rest
-        out = self.fresh("t")
-        self.add_node(Upsample(name=self.fresh("Upsample"), inputs=(self.claim(x),), output=out, ifm=(h, wd),
-                               channels=c, factor=factor, dtype=x.dtype), (oh, ow, c), x.dtype)
-        self.publish(node.output[0], out, x.dtype, x.scale, x.layout)
-
-    def lower_token_select(self, node: NodeProto) -> None:
-        """Gather of constant token positions from a (tokens, features) stream (a class-token pooler): a
-        TokenSelect node that keeps those vectors; they must be consecutive tokens in stream order."""
-        x = self.take(node.input[0], node)
-        idx = self.init(node.input[1])
-        shape = x.onnx_shape
-        axis = int(self.attr(node, "axis", 0)) % (len(shape) + 1)
-        if idx is None or axis != 1 or len(shape) != 2:
-            raise self.fail(node, "Gather from a stream: only constant token positions along the token axis of a "
-                                  "(tokens, features) tensor (a class-token pooler)")
-        tokens, c = shape
-        picks = [int(p) % tokens for p in np.asarray(idx).reshape(-1)]
-        if not picks:
-            raise self.fail(node, "Gather of no token positions (an empty index): nothing to keep")
-        index = regrouped(index_of(x.layout, shape), shape)
-        if index is None:
-            raise self.fail(node, "the stream does not carry one whole token per vector here")
-        order = [int(np.flatnonzero(index[:, 0] // c == p)[0]) for p in picks]
-        if order != list(range(order[0], order[0] + len(order))):
-            raise self.fail(node, f"Gather of tokens {picks}: the kept tokens must be consecutive in stream order")
-        count = len(order)
-        out_shape = (c,) if np.ndim(idx) == 0 else (count, c)
-        layout = Layout("flat") if np.ndim(idx) == 0 else Layout("index", np.arange(count * c).reshape(count, c))
-        out = self.fresh("t")
-        self.add_node(TokenSelect(name=self.fresh("TokenSelect"), inputs=(self.claim(x),), output=out, channels=c,
-                                  vectors=len(index), first=order[0], count=count, dtype=x.dtype),
-                      out_shape, x.dtype)
-        self.publish(node.output[0], out, x.dtype, x.scale, layout)
-
     def lower_requant(self, node: NodeProto) -> None:
         """Element-wise ops and a quantiser applied to an already-quantised tensor: a Thresholding node."""
         x = self.take(node.input[0], node)
@@ -1329,7 +1252,7 @@ class Lowering:
         elif len(out_shape) == 1 and x.layout.kind != "index":
             layout = x.layout
             if x.layout.kind == "nhwc":
-                c, h, w = _chw(x.onnx_shape)
+                c, h, w = chw(x.onnx_shape)
                 # IR element (h, w, c) sits at (h*W + w)*C + c and holds QONNX element c*H*W + h*W + w
                 idx = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
                 layout = Layout("flat", None if c == 1 or h * w == 1 else idx)
@@ -1354,8 +1277,8 @@ class Lowering:
                 self.lower_input(node, host_ops)
             elif region is not None:
                 self.lower_lookup(next(i for i in node.input if self.regions.get(i) is region), *region)
-            elif (rule := next((r for r in RULES if op in r.ops and r.applies(self, node)), None)) is not None:
-                getattr(self, rule.method)(node)
+            elif (rule := next((r for r in rules() if op in r.ops and r.applies(self, node)), None)) is not None:
+                rule.lower(self, node)
             elif node.input and node.input[0] == graph_in:
                 raise self.fail(node, "the model input must go straight into a Quant node (the input quantiser)")
             else:
@@ -1379,7 +1302,7 @@ class Lowering:
                              probes=self.probes)
 
 
-def _first_in(lw: Lowering, node: NodeProto) -> bool:
+def first_in_lowered(lw: Lowering, node: NodeProto) -> bool:
     return bool(node.input) and node.input[0] in lw.values
 
 
@@ -1398,9 +1321,15 @@ class LoweringRule:
     the lowering's half of the per-kind registry, read by `edge inspect` for its verdicts."""
 
     ops: frozenset[str]
-    method: str
+    method: str | Callable[[Lowering, NodeProto], None]  # a Lowering method's name, or a kind module's function
     kinds: tuple[type[Node], ...]
     applies: Callable[[Lowering, NodeProto], bool] = lambda lw, node: True
+
+    def lower(self, lw: Lowering, node: NodeProto) -> None:
+        if callable(self.method):
+            self.method(lw, node)
+        else:
+            getattr(lw, self.method)(node)
 
 
 # tried in order for every node that is not a weight quantiser, the input quantiser or a lookup-table region
@@ -1409,19 +1338,16 @@ RULES: tuple[LoweringRule, ...] = (
     LoweringRule(frozenset({"Conv"}), "lower_conv", (Padding, SlidingWindow, MatrixVectorUnit, VectorVectorUnit)),
     LoweringRule(frozenset({"MaxPool"}), "lower_maxpool", (Padding, SlidingWindow, MaxPool)),
     LoweringRule(frozenset({"GlobalAveragePool"}), "lower_global_pool", (GlobalAccPool,)),
-    LoweringRule(frozenset({"Resize", "Upsample"}), "lower_resize", (Upsample,), _first_in),
-    LoweringRule(frozenset({"DepthToSpace"}), "lower_depth_to_space", (DepthToSpace,), _first_in),
     LoweringRule(frozenset({"AveragePool"}), "lower_avgpool", (SlidingWindow, VectorVectorUnit)),
     LoweringRule(frozenset({"Concat"}), "lower_concat", (StreamingConcat,), _all_in),
     LoweringRule(frozenset({"Concat"}), "lower_concat_constant", (ConcatConstant,), _add_of_constant),
     LoweringRule(frozenset({"Add"}), "lower_add", (AddStreams,), _all_in),
     LoweringRule(frozenset({"Add"}), "lower_add_of_constant", (AddConstant,), _add_of_constant),
-    LoweringRule(frozenset({"Softmax"}), "lower_softmax", (Softmax,), _first_in),
-    LoweringRule(frozenset({"LayerNormalization"}), "lower_layer_norm", (LayerNorm,), _first_in),
-    LoweringRule(frozenset({"ReduceMean"}), "lower_reduce_mean", (GlobalAccPool,), _first_in),
-    LoweringRule(frozenset({"Gather"}), "lower_token_select", (TokenSelect,), _first_in),
-    LoweringRule(LAYOUT_OPS, "lower_layout", (), _first_in),
-    LoweringRule(frozenset(QUANTISERS) | CHAIN_OPS, "lower_requant", (Thresholding,), _first_in),
+    LoweringRule(frozenset({"Softmax"}), "lower_softmax", (Softmax,), first_in_lowered),
+    LoweringRule(frozenset({"LayerNormalization"}), "lower_layer_norm", (LayerNorm,), first_in_lowered),
+    LoweringRule(frozenset({"ReduceMean"}), "lower_reduce_mean", (GlobalAccPool,), first_in_lowered),
+    LoweringRule(LAYOUT_OPS, "lower_layout", (), first_in_lowered),
+    LoweringRule(frozenset(QUANTISERS) | CHAIN_OPS, "lower_requant", (Thresholding,), first_in_lowered),
 )
 # kinds made outside the rules: lookup tables for element-wise regions, fan-out copies, top-k, width converters
 # (fpga/width.py)
@@ -1431,9 +1357,14 @@ OTHER_KINDS: dict[type[Node], str] = {
 }
 
 
+def rules() -> tuple[LoweringRule, ...]:
+    """The kind modules' rules (fpga/kinds/), tried first, then RULES."""
+    return (*(r for mod in kind_modules() for r in mod.RULES), *RULES)
+
+
 def lowered_ops() -> frozenset[str]:
     """Every QONNX op the lowering takes somewhere (the rules, quantisers, element-wise lookup regions)."""
-    return frozenset().union(*(r.ops for r in RULES)) | frozenset(QUANTISERS) | {"Trunc"} | LUT_OPS
+    return frozenset().union(*(r.ops for r in rules())) | frozenset(QUANTISERS) | {"Trunc"} | LUT_OPS
 
 
 class _Passthrough(Node):
@@ -1447,7 +1378,7 @@ class _Passthrough(Node):
         object.__setattr__(self, "simd", 1)
 
 
-def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+def chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
     """(C, H, W) of a feature map; a 1-D map (C, L) is (C, 1, L)."""
     if len(shape) == 2:
         return shape[0], 1, shape[1]
@@ -1470,7 +1401,7 @@ def index_of(layout: Layout, onnx_shape: tuple[int, ...]) -> np.ndarray:
     if layout.kind == "index":
         return layout.perm
     if layout.kind == "nhwc":
-        c, h, w = _chw(onnx_shape)
+        c, h, w = chw(onnx_shape)
         return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0)
     n = int(np.prod(onnx_shape))
     return np.asarray(layout.perm) if layout.perm is not None else np.arange(n)

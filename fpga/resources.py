@@ -19,7 +19,6 @@ from fpga.ir import (
     AddConstant,
     AddStreams,
     ConcatConstant,
-    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     LabelSelect,
@@ -36,8 +35,6 @@ from fpga.ir import (
     StreamMatMul,
     Thresholding,
     Thresholds,
-    TokenSelect,
-    Upsample,
     VectorVectorUnit,
 )
 from fpga.kinds import KindTable
@@ -258,7 +255,7 @@ def _dot_unit(pe: int, simd: int, mw_per_pe_rows: int, w_bits: int, a_bits: int,
     return res, {"weights": weights.style, "thresholds": thr_mem.style}
 
 
-ESTIMATE: KindTable[Callable[[Any, bool], tuple[Resources, dict[str, str]]]] = KindTable("resources")
+ESTIMATE: KindTable[Callable[[Any, bool], tuple[Resources, dict[str, str]]]] = KindTable("resources", adopt="estimate")
 
 
 def estimate(node: Node, uram_available: bool = False) -> tuple[Resources, dict[str, str]]:
@@ -318,23 +315,6 @@ def _max_pool(node: MaxPool, u: bool) -> tuple[Resources, dict[str, str]]:
     return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
 
 
-@ESTIMATE.register(Upsample)
-def _upsample(node: Upsample, u: bool) -> tuple[Resources, dict[str, str]]:
-    # two input rows (ping-pong) of W pixels x C channels
-    mem = map_memory(node.pe * node.dtype.bits, 2 * node.ifm[1] * node.channels // node.pe, uram_available=u)
-    lut = CONTROL_LUTS + node.pe * node.dtype.bits + mem.luts
-    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
-
-
-@ESTIMATE.register(DepthToSpace)
-def _depth_to_space(node: DepthToSpace, u: bool) -> tuple[Resources, dict[str, str]]:
-    # two input rows (ping-pong) of W pixels x C*r*r elements, read PE elements at a time
-    row = node.ifm[1] * node.block * node.block * node.channels // node.pe
-    mem = map_memory(node.pe * node.dtype.bits, 2 * row, uram_available=u)
-    lut = CONTROL_LUTS + node.pe * node.dtype.bits * 2 + mem.luts
-    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
-
-
 @ESTIMATE.register(GlobalAccPool)
 def _global_acc_pool(node: GlobalAccPool, u: bool) -> tuple[Resources, dict[str, str]]:
     mem = map_memory(node.pe * node.out_dtype.bits, node.channels // node.pe, uram_available=u)
@@ -372,12 +352,6 @@ def _streaming_data_width_converter(node: StreamingDataWidthConverter, u: bool) 
 def _label_select(node: LabelSelect, u: bool) -> tuple[Resources, dict[str, str]]:
     lut = CONTROL_LUTS + node.k * (node.in_dtype.bits + math.ceil(math.log2(max(node.labels, 2)))) * 2
     return Resources(lut=lut, ff=lut * FF_PER_LUT), {}
-
-
-@ESTIMATE.register(TokenSelect)
-def _token_select(node: TokenSelect, u: bool) -> tuple[Resources, dict[str, str]]:
-    lut = CONTROL_LUTS / 2  # counters and a compare: the word passes through or is dropped
-    return Resources(lut=lut, ff=lut * FF_PER_LUT + node.pe * node.dtype.bits), {}
 
 
 @ESTIMATE.register(Lookup)

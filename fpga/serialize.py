@@ -11,7 +11,6 @@ import numpy as np
 
 from fpga.datatypes import IntType
 from fpga.ir import (
-    NODE_TYPES,
     DataflowGraph,
     HostOp,
     InputQuant,
@@ -22,6 +21,7 @@ from fpga.ir import (
     TensorInfo,
     Thresholds,
 )
+from fpga.kinds import node_types
 from frontend.errors import EdgeError
 
 FORMAT = "edge-dataflow-ir/1"
@@ -84,7 +84,7 @@ def save_graph(graph: DataflowGraph, directory: Path) -> None:
 
 
 def _node(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> Node:
-    cls = NODE_TYPES[d["kind"]]
+    cls = node_types()[d["kind"]]
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
         if f.name not in d:  # a field added since this IR was saved: its default

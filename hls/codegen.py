@@ -22,7 +22,6 @@ from fpga.ir import (
     AddStreams,
     ConcatConstant,
     DataflowGraph,
-    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     LabelSelect,
@@ -39,11 +38,9 @@ from fpga.ir import (
     StreamMatMul,
     Thresholding,
     Thresholds,
-    TokenSelect,
-    Upsample,
     VectorVectorUnit,
 )
-from fpga.kinds import KindTable
+from fpga.kinds import HlsCall, KindTable
 from fpga.latency import pipeline_depth
 from fpga.width import AXI_BITS, DEFAULT_FIFO_DEPTH, in_elems, out_elems
 from hls.headers import KERNEL_INCLUDE, ap_types_dir
@@ -56,7 +53,7 @@ MM_SHELL = "xdma-vitis"  # Alveo: the accelerator reads and writes device memory
 
 def kind_code(t: IntType) -> int:
     """The kernel library's element kind: 0 unsigned, 1 signed, 2 bipolar."""
-    return 2 if t.bipolar else (1 if t.signed else 0)
+    return t.kind_code
 
 
 def raw_bits(values: np.ndarray, t: IntType) -> np.ndarray:
@@ -104,7 +101,7 @@ def _threshold_arrays(th: Thresholds | None, channels: int, pe: int) -> dict[str
             "descending": [["true" if d else "false" for d in row] for row in desc]}
 
 
-HLS_KERNEL: KindTable[Callable[[Any, DataflowGraph, IntType], dict[str, Any]]] = KindTable("hls")
+HLS_KERNEL: KindTable[Callable[[Any, DataflowGraph, IntType], dict[str, Any]]] = KindTable("hls", adopt="hls_kernel")
 
 
 def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
@@ -114,7 +111,11 @@ def kernel_context(node: Node, graph: DataflowGraph) -> dict[str, Any]:
     k: dict[str, Any] = {"name": node.name, "kind": node.kind, "inputs": list(node.inputs), "outputs": outputs,
                          "args": [f"s_{s}" for s in [*node.inputs, *outputs]], "var": f"k_{node.name}",
                          "pe": node.pe, "simd": node.simd, "depth": pipeline_depth(node)}
-    k.update(HLS_KERNEL(node)(node, graph, out_t))
+    found = HLS_KERNEL(node)(node, graph, out_t)
+    if isinstance(found, HlsCall):  # a kind module's kernel: template arguments, its own header
+        k.update(cpp=found.template, targs=[str(a) for a in found.args], header=found.header)
+    else:
+        k.update(found)
     return k
 
 
@@ -177,20 +178,6 @@ def _max_pool(node: MaxPool, graph: DataflowGraph, out_t: IntType) -> dict[str, 
     k: dict[str, Any] = {}
     k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kh=node.kernel[0], kw=node.kernel[1],
              oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits, kind_code=kind_code(node.dtype))
-    return k
-
-@HLS_KERNEL.register(DepthToSpace)
-def _depth_to_space(node: DepthToSpace, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
-    k: dict[str, Any] = {}
-    k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, block=node.block, b=node.dtype.bits,
-             kind_code=kind_code(node.dtype), crd=int(node.mode == "CRD"))
-    return k
-
-@HLS_KERNEL.register(Upsample)
-def _upsample(node: Upsample, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
-    k: dict[str, Any] = {}
-    k.update(h=node.ifm[0], w=node.ifm[1], channels=node.channels, fh=node.factor[0], fw=node.factor[1],
-             b=node.dtype.bits)
     return k
 
 @HLS_KERNEL.register(GlobalAccPool)
@@ -256,12 +243,6 @@ def _concat_constant(node: ConcatConstant, graph: DataflowGraph, out_t: IntType)
             "in_b": node.in_dtype.bits, "in_k": kind_code(node.in_dtype), "out_b": out_t.bits,
             "out_k": kind_code(out_t), "table": [f"{int(v)}LL" for v in node.table.reshape(-1)]}
 
-@HLS_KERNEL.register(TokenSelect)
-def _token_select(node: TokenSelect, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
-    return {"channels": node.channels, "vectors": node.vectors, "first": node.first, "count": node.count,
-            "b": node.dtype.bits}
-
-
 @HLS_KERNEL.register(StreamMatMul)
 def _stream_mat_mul(node: StreamMatMul, graph: DataflowGraph, out_t: IntType) -> dict[str, Any]:
     k: dict[str, Any] = {}
@@ -318,6 +299,7 @@ def project_context(graph: DataflowGraph, board: FpgaBoard, depths: dict[str, in
         "out_words": int(np.prod(t_out.shape)) // out_elems(last),
         "axi_bits": AXI_BITS, "mm": board.shell == MM_SHELL,
         "max_latency": max(k["depth"] for k in kernels), "include_rel": "include",
+        "kind_headers": sorted({k["header"] for k in kernels if "header" in k}),
         "ap_types": str(ap_types_dir()),
     }
 

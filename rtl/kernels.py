@@ -15,7 +15,6 @@ from fpga.ir import (
     AddConstant,
     AddStreams,
     ConcatConstant,
-    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     LabelSelect,
@@ -32,11 +31,9 @@ from fpga.ir import (
     StreamMatMul,
     Thresholding,
     Thresholds,
-    TokenSelect,
-    Upsample,
     VectorVectorUnit,
 )
-from fpga.kinds import KindTable
+from fpga.kinds import KindTable, RtlCall
 from fpga.resources import map_memory, uses_dsp
 from fpga.resources_rtl import fifo_memory, search_layout
 
@@ -393,24 +390,6 @@ def concat(node: StreamingConcat) -> Kernel:
     return Kernel("edge_concat", params, {}, fa, StreamFormat(node.pe, ob, out_signed), in_formats=(fa, fb))
 
 
-def upsample(node: Upsample) -> Kernel:
-    """edge_upsample: two row buffers in turn, each input row sent FH times with every pixel FW times."""
-    b, signed, bipolar = _element(node.dtype)
-    fmt = StreamFormat(node.pe, b, signed, bipolar)
-    params: dict[str, int | str] = {"W": node.ifm[1], "C": node.channels, "PE": node.pe, "WB": fmt.width,
-                                    "FH": node.factor[0], "FW": node.factor[1]}
-    return Kernel("edge_upsample", params, {}, fmt, fmt, submodules=("edge_rowpp",))
-
-
-def depth_to_space(node: DepthToSpace) -> Kernel:
-    """edge_d2s: two element-addressed row buffers in turn, each input row sent as `block` output rows."""
-    b, signed, bipolar = _element(node.dtype)
-    fmt = StreamFormat(node.pe, b, signed, bipolar)
-    params: dict[str, int | str] = {"W": node.ifm[1], "C": node.channels, "R": node.block, "PE": node.pe, "B": b,
-                                    "CRD": int(node.mode == "CRD")}
-    return Kernel("edge_d2s", params, {}, fmt, fmt, submodules=("edge_rowpp",))
-
-
 def lookup(node: Lookup) -> Kernel:
     """edge_lookup: one ROM word of PE channels' tables per channel fold (a shared row repeated per channel)."""
     ib, in_signed, in_bipolar = _element(node.in_dtype)
@@ -453,15 +432,6 @@ def add_constant(node: AddConstant) -> Kernel:
                                     "STYLE": rom_style(node.pe * tb, len(words))}
     return Kernel("edge_addconst", params, {"TABLE": words}, StreamFormat(node.pe, ib, in_signed),
                   StreamFormat(node.pe, ob, out_signed), submodules=("edge_foldrom",))
-
-
-def token_select(node: TokenSelect) -> Kernel:
-    """edge_tokenselect: the kept vectors of each frame pass, the rest are read and dropped."""
-    b, signed, bipolar = _element(node.dtype)
-    params: dict[str, int | str] = {"C": node.channels, "PE": node.pe, "VECTORS": node.vectors, "FIRST": node.first,
-                                    "COUNT": node.count, "B": b}
-    fmt = StreamFormat(node.pe, b, signed, bipolar)
-    return Kernel("edge_tokenselect", params, {}, fmt, fmt)
 
 
 def concat_constant(node: ConcatConstant) -> Kernel:
@@ -572,13 +542,13 @@ def fifo(width: int, depth: int, style: str | None = None) -> Kernel:
                   fmt, fmt)
 
 
-RTL_KERNEL: KindTable[Callable[..., Kernel]] = KindTable("rtl")
+RTL_KERNEL: KindTable[Callable[..., Kernel | RtlCall]] = KindTable("rtl", adopt="rtl_kernel")
 for _kind, _build in ((MatrixVectorUnit, mvau), (Thresholding, thresholding), (StreamingDataWidthConverter,
                       width_converter), (Padding, padding), (SlidingWindow, sliding_window), (MaxPool, max_pool),
                       (VectorVectorUnit, vvau), (GlobalAccPool, global_acc_pool), (DuplicateStreams, duplicate),
-                      (AddStreams, add_streams), (StreamingConcat, concat), (Upsample, upsample),
-                      (DepthToSpace, depth_to_space), (Lookup, lookup), (LabelSelect, label_select),
-                      (AddConstant, add_constant), (TokenSelect, token_select),
+                      (AddStreams, add_streams), (StreamingConcat, concat), (Lookup, lookup),
+                      (LabelSelect, label_select),
+                      (AddConstant, add_constant),
                       (ConcatConstant, concat_constant), (StreamMatMul, stream_matmul), (Softmax, softmax),
                       (LayerNorm, layer_norm)):
     RTL_KERNEL.register(_kind)(_build)
@@ -595,4 +565,12 @@ def kernel_for(node: Node, in_dtype: IntType | None = None) -> Kernel:
     if not RTL_KERNEL.supports(type(node)):
         raise UnsupportedKernel(f"{node.name}: the RTL backend has no kernel for {node.kind} yet")
     build = RTL_KERNEL(node)
-    return build(node, in_dtype) if isinstance(node, Padding) else build(node)
+    made = build(node, in_dtype) if isinstance(node, Padding) else build(node)
+    return from_call(made) if isinstance(made, RtlCall) else made
+
+
+def from_call(call: RtlCall) -> Kernel:
+    """A kind module's RTL kernel (fpga/kinds/): one stream format in and out, from its elements and type."""
+    b, signed, bipolar = _element(call.dtype)
+    fmt = StreamFormat(call.elems, b, signed, bipolar)
+    return Kernel(call.module, dict(call.params), {}, fmt, fmt, submodules=call.submodules)

@@ -15,7 +15,6 @@ from fpga.execute import run_node
 from fpga.ir import (
     AddConstant,
     ConcatConstant,
-    DepthToSpace,
     GlobalAccPool,
     LabelSelect,
     LayerNorm,
@@ -29,10 +28,11 @@ from fpga.ir import (
     StreamMatMul,
     Thresholding,
     Thresholds,
-    TokenSelect,
-    Upsample,
     VectorVectorUnit,
 )
+from fpga.kinds.depth_to_space import DepthToSpace
+from fpga.kinds.token_select import TokenSelect
+from fpga.kinds.upsample import Upsample
 from rtl import verilator
 from rtl.kernels import fifo, kernel_for
 

@@ -35,7 +35,6 @@ from fpga.ir import (
     AddStreams,
     ConcatConstant,
     DataflowGraph,
-    DepthToSpace,
     DuplicateStreams,
     GlobalAccPool,
     LabelSelect,
@@ -52,8 +51,6 @@ from fpga.ir import (
     StreamMatMul,
     Thresholding,
     Thresholds,
-    TokenSelect,
-    Upsample,
     VectorVectorUnit,
 )
 from fpga.kinds import KindTable
@@ -198,6 +195,21 @@ class TfliteWriter:
 
     def record(self, op: str, out: str, precision: str = "int8") -> None:
         self.ops.append({"op": op, "output": out, "precision": precision})
+
+    def op(self, op: str, inputs: list[int], out: Int8Tensor, options_table: str | None = None,
+           **fields: Any) -> None:
+        """One int8 operator writing `out` (with its options table's fields), recorded for the summary: what a kind
+        module's mapping (fpga/kinds/) calls."""
+        self.b.op(op, inputs, [out.index], options(options_table, **fields) if options_table else None)
+        self.record(op, out.name)
+
+    def gather_channels(self, x: Int8Tensor, order: np.ndarray, const_name: str, name: str) -> Int8Tensor:
+        """x with its channels (last axis) taken in `order`, same quantisation (a GATHER)."""
+        idx = self.b.const(const_name, np.asarray(order, np.int32))
+        g = self.b.tensor(name, (1, *x.shape), np.int8, t_quant(x))
+        self.b.op("GATHER", [x.index, idx], [g], options("GatherOptions", axis=len(x.shape), batchDims=0))
+        self.record("GATHER", name)
+        return Int8Tensor(g, name, x.scale, x.zero_point, x.vmin, x.vmax, x.shape)
 
     def clamp_top(self, t: Int8Tensor, stream: str) -> Int8Tensor:
         """int8 saturation clamps unsigned tops and signed bottoms; a signed top below 127 needs a MINIMUM."""
@@ -577,33 +589,6 @@ class TfliteWriter:
         self.b.op("CONCATENATION", [a.index, b.index], [out.index], options("ConcatenationOptions", axis=-1))
         self.record("CONCATENATION", out.name)
 
-    def upsample(self, node: Upsample) -> None:
-        """RESIZE_NEAREST_NEIGHBOR without align_corners or half-pixel centres: output (y, x) reads input
-        (floor(y / fh), floor(x / fw)), the IR's pixel repetition for integer factors."""
-        x = self.tensor(node.inputs[0], node)
-        size = self.b.const(f"{node.name}/size", np.array(node.ofm, np.int32))
-        out = self.new_int8(node.output, (*node.ofm, node.channels), x.scale, x.vmin, x.vmax)
-        self.b.op("RESIZE_NEAREST_NEIGHBOR", [x.index, size], [out.index],
-                  options("ResizeNearestNeighborOptions", alignCorners=False, halfPixelCenters=False))
-        self.record("RESIZE_NEAREST_NEIGHBOR", out.name)
-
-    def depth_to_space(self, node: DepthToSpace) -> None:
-        """DEPTH_TO_SPACE is DCR; a CRD (PyTorch) rearrangement first gathers the channels into DCR order."""
-        x = self.tensor(node.inputs[0], node)
-        r, c = node.block, node.channels
-        if node.mode == "CRD":
-            perm = np.array([node.source_channel(np.array(ch), i, j) for i in range(r) for j in range(r)
-                             for ch in range(c)], np.int32)
-            idx = self.b.const(f"{node.name}/dcr_order", perm)
-            name = f"{x.name}/dcr"
-            g = self.b.tensor(name, (1, *x.shape), np.int8, t_quant(x))
-            self.b.op("GATHER", [x.index, idx], [g], options("GatherOptions", axis=3, batchDims=0))
-            self.record("GATHER", name)
-            x = Int8Tensor(g, name, x.scale, x.zero_point, x.vmin, x.vmax, x.shape)
-        out = self.new_int8(node.output, (*node.ofm, c), x.scale, x.vmin, x.vmax)
-        self.b.op("DEPTH_TO_SPACE", [x.index], [out.index], options("DepthToSpaceOptions", blockSize=r))
-        self.record("DEPTH_TO_SPACE", out.name)
-
     def maxpool(self, node: MaxPool) -> None:
         if isinstance(self.deferred.get(node.inputs[0]), SlidingWindow):  # overlapping windows: one MAX_POOL_2D
             x, swg, padding = self.conv_source(node)
@@ -966,18 +951,6 @@ class TfliteWriter:
             else:
                 self.deferred[o] = self.deferred[node.inputs[0]]
 
-    def token_select(self, node: TokenSelect) -> None:
-        """The kept tokens as a GATHER along the token axis of the int8 (tokens, channels) tensor: exact."""
-        self.islands(node)  # the int8 ONNX program's GATHER takes NHWC axes
-        x = self.reshaped(self.tensor(node.inputs[0], node), (node.vectors, node.channels))
-        tokens = self.b.const(f"{node.name}/tokens", np.arange(node.first, node.first + node.count, dtype=np.int32))
-        out = self.new_int8(node.output, (node.count, node.channels), x.scale, x.vmin, x.vmax)
-        self.b.op("GATHER", [x.index, tokens], [out.index], options("GatherOptions", axis=1, batchDims=0))
-        self.record("GATHER", out.name)
-        want = self.shape_of(node.output)
-        if tuple(want) != out.shape:
-            self.t[node.output] = self.reshaped(out, tuple(want))
-
     def concat_constant(self, node: ConcatConstant) -> None:
         """The constant rows (a class token) as an int8 constant of the stream's scale, joined by a CONCATENATION
         along the token axis: exact (one scale; a different zero point is an exact integer shift)."""
@@ -1039,16 +1012,14 @@ TOKEN_IDS_REFUSAL = ("the lookup of token ids in an embedding table (Gather) is 
                      "program has none (the QDQ form takes it)")
 
 # one mapping per IR kind, shared by the int8 ONNX (OpenVINO) program, which runs the same writer
-TFLITE: KindTable[Callable[[TfliteWriter, Any], None]] = KindTable("tflite")
+TFLITE: KindTable[Callable[[TfliteWriter, Any], None]] = KindTable("tflite", adopt="tflite")
 TFLITE.register(Padding, SlidingWindow, GlobalAccPool, AddStreams, AddConstant, StreamMatMul)(TfliteWriter.defer)
 for _kind, _method in ((DuplicateStreams, TfliteWriter.duplicate),
                        (StreamingDataWidthConverter, TfliteWriter.width_converter),
                        (MatrixVectorUnit, TfliteWriter.mvau), (VectorVectorUnit, TfliteWriter.vvau),
                        (Thresholding, TfliteWriter.thresholding), (MaxPool, TfliteWriter.maxpool),
-                       (StreamingConcat, TfliteWriter.concat), (DepthToSpace, TfliteWriter.depth_to_space),
-                       (Upsample, TfliteWriter.upsample), (LayerNorm, TfliteWriter.layer_norm),
+                       (StreamingConcat, TfliteWriter.concat), (LayerNorm, TfliteWriter.layer_norm),
                        (Softmax, TfliteWriter.softmax), (Lookup, TfliteWriter.lookup),
-                       (TokenSelect, TfliteWriter.token_select),
                        (ConcatConstant, TfliteWriter.concat_constant)):
     TFLITE.register(_kind)(_method)
 TFLITE.refuse(LabelSelect, "top-k selection is not exported; export the model without --top-k")
