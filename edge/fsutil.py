@@ -14,6 +14,28 @@ from typing import Any
 
 from frontend.errors import EdgeError
 
+HELD = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def held_signals() -> Iterator[list[int]]:
+    """Publish outputs with SIGINT and SIGTERM held back: a signal arriving meanwhile is recorded (in the yielded
+    list) instead of interrupting, and dropped once the outputs are in place, so a command that was interrupted
+    left the earlier outputs and one that published them finished. The Python handlers are swapped, not only the
+    thread's mask: another thread (OpenMP's, a runtime's) may take the signal and run the main thread's handler."""
+    got: list[int] = []
+    try:
+        saved = {s: signal.signal(s, lambda signum, _frame: got.append(signum)) for s in HELD}
+    except ValueError:  # not the main thread: nothing can interrupt this one with a handler
+        saved = {}
+    signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
+    try:
+        yield got
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)  # a signal pending here reaches the recorder
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
 
 @contextlib.contextmanager
 def atomic_output_dir(target: Path) -> Iterator[Path]:
@@ -28,13 +50,14 @@ def atomic_output_dir(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        if target.exists():
-            old = tmp.with_suffix(".old")
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
+        with held_signals():
+            if target.exists():
+                old = tmp.with_suffix(".old")
+                target.rename(old)
+                tmp.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -60,13 +83,9 @@ def atomic_files(directory: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=".staged.", suffix=".tmp", dir=directory))
     try:
         yield tmp
-        held = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
-        try:
+        with held_signals():
             for f in sorted(tmp.iterdir()):
                 os.replace(f, directory / f.name)
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

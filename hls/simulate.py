@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from fpga.ir import DataflowGraph
+from fpga.resources import fifo_estimate
 from fpga.width import stream_bits
 from frontend.errors import EdgeError
 from hls.codegen import read_frames, write_frames
@@ -121,6 +122,9 @@ def run_csim(project: Path, x_int: np.ndarray, expected: np.ndarray) -> CsimResu
 SETTLE_FRAMES = (8, 16, 32, 64)
 SETTLED_SPREAD = 1e-3  # the last quarter of the intervals agree to 0.1% (a cycle of word alignment)
 GROWTH_STEPS = 2  # bisection steps on the share of the settled peaks the grown FIFOs keep
+# the paced reference run's host sends frames this much faster than the unbounded steady state: the slowest stage
+# stays the limit, and what runs ahead of it grows by only this share of a frame per frame
+PACE_SLACK = 0.01
 # an unbounded settled run of at most this many kernel-cycles (about 0.3 s of simulation): the whole search runs at
 # the settled length; a deterministic measure, so a build's depths do not depend on the machine's speed
 SETTLED_SEARCH_KERNEL_CYCLES = 10_000_000
@@ -183,11 +187,12 @@ class SimResult:
 
 
 def run_cycle_sim(project: Path, x_int: np.ndarray | None, depths: dict[str, int] | None = None,
-                  binary: Path | None = None, timing_only: bool = False) -> SimResult:
+                  binary: Path | None = None, timing_only: bool = False, pace: float | None = None) -> SimResult:
     """Cycle-level simulation; FIFO depths from `depths` (unbounded when None).
 
     With `binary` (already compiled) and x_int None, re-runs on the input.txt already in the project.
-    `timing_only` skips the dot-product arithmetic (same cycles and occupancy; outputs meaningless)."""
+    `timing_only` skips the dot-product arithmetic (same cycles and occupancy; outputs meaningless). `pace`: the
+    host sends one frame per that many cycles, its words spread evenly (by default as fast as the input takes them)."""
     if binary is None:
         binary = compile_binary(project, ["sim.cpp"], "sim.bin")
     if x_int is not None:
@@ -198,6 +203,8 @@ def run_cycle_sim(project: Path, x_int: np.ndarray | None, depths: dict[str, int
         args[2] = str(project / DEPTHS_FILE)
     if timing_only:
         args.append("timing")
+    if pace is not None:
+        args.append(f"pace={pace:.6f}")
     t0 = time.perf_counter()
     result = subprocess.run(args, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -330,7 +337,8 @@ def size_fifos(project: Path, graph: DataflowGraph, x_int: np.ndarray,
                 hi_d, depths = mid, reached
             else:
                 lo_d = mid + 1
-    depths, grown, settled, limited = _settle_depths(project, x_int, binary, depths, host, free_settled, runs, fits)
+    depths, grown, settled, limited = _settle_depths(project, x_int, binary, depths, host, free_settled, runs, fits,
+                                                     widths)
     sized = run_cycle_sim(project, x_int, {**depths, **host}, binary)
     runs.append(sized)
     # occupancy with unbounded FIFOs over the settled run (its first frames replay the short run: no data dependence)
@@ -339,13 +347,41 @@ def size_fifos(project: Path, graph: DataflowGraph, x_int: np.ndarray,
                       limited)
 
 
+def _fifo_cost(width: int, depth: int) -> float:
+    """One FIFO's cost for choosing which to give back first: block RAM first, then LUTs."""
+    res, _ = fifo_estimate(width, depth)
+    return res.bram36 * 1000 + res.lut
+
+
+def _cheaper_depth(width: int, depth: int, floor: int) -> int | None:
+    """The largest depth from `floor` up that costs less than `depth` (a power of two less in block RAM, one SRL32
+    less in LUTs), or None."""
+    here = _fifo_cost(width, depth)
+    if floor >= depth or _fifo_cost(width, floor) >= here:
+        return None
+    lo, hi = floor, depth - 1  # cost never falls with depth: the last depth below `here`
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _fifo_cost(width, mid) < here:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def _settle_depths(project: Path, x_int: np.ndarray, binary: Path, depths: dict[str, int], host: dict[str, int],
-                   free: SimResult, runs: list[SimResult], fits: Callable[[dict[str, int]], bool] | None
-                   ) -> tuple[dict[str, int], dict[str, int], SimResult, bool]:
+                   free: SimResult, runs: list[SimResult], fits: Callable[[dict[str, int]], bool] | None,
+                   widths: dict[str, int] | None = None) -> tuple[dict[str, int], dict[str, int], SimResult, bool]:
     """The depths checked over the settled length of the unbounded run `free`. Where they lose steady-state
-    throughput, the FIFOs below their settled unbounded peaks grow towards those peaks (all of them reaching their
-    peaks replays the unbounded run exactly), by bisection on the share of the gap they close, as far as `fits`
-    allows; the last result says whether the cap stopped them."""
+    throughput, the FIFOs below their settled peaks grow towards those peaks (all of them reaching their peaks
+    replays the reference run exactly), by bisection on the share of the gap they close, as far as `fits` allows;
+    the last result says whether the cap stopped them.
+
+    The reference is the unbounded run with its host paced just faster than the steady state, when that run keeps
+    the steady state: without pacing, the FIFOs before the slowest stage hold whatever the host has run ahead
+    (hundreds of thousands of words on MobileNet-v1), which no depth needs for throughput. When the reference's
+    peaks keep the steady state but do not fit, the costliest grown FIFOs give back memory one step at a time (a
+    power of two in block RAM) while the steady state holds, until they fit."""
     fit = fits or (lambda _: True)
     frames = free.frames
 
@@ -357,7 +393,13 @@ def _settle_depths(project: Path, x_int: np.ndarray, binary: Path, depths: dict[
     run = trial(depths)
     if _keeps_steady(run, free):
         return depths, {}, run, False
-    peaks = {n: int(free.fifos[n]["peak"]) for n in depths if n in free.fifos}
+    reference = free
+    paced = run_cycle_sim(project, repeat_frames(x_int, frames), None, binary, timing_only=True,
+                          pace=free.settled_cycles_per_frame * (1 - PACE_SLACK))
+    runs.append(paced)
+    if _keeps_steady(paced, free):
+        reference = paced
+    peaks = {n: int(reference.fifos[n]["peak"]) for n in depths if n in reference.fifos}
     short = {n: peaks[n] for n, d in depths.items() if peaks.get(n, 0) > d}
 
     def grown(share: float) -> dict[str, int]:
@@ -368,6 +410,22 @@ def _settle_depths(project: Path, x_int: np.ndarray, binary: Path, depths: dict[
         best, best_run = grown(1.0), trial(grown(1.0))
     else:
         limited = True
+        cand, cand_run = grown(1.0), trial(grown(1.0))
+        if _keeps_steady(cand_run, free):
+            width = widths or {}
+            order = sorted(short, key=lambda n: _fifo_cost(width.get(n, 1), depths[n])
+                           - _fifo_cost(width.get(n, 1), cand[n]))  # the largest saving first
+            for name in order:
+                while not fit({**cand, **host}):
+                    d = _cheaper_depth(width.get(name, 1), cand[name], depths[name])
+                    if d is None:
+                        break
+                    r = trial({**cand, name: d})
+                    if not _keeps_steady(r, free):
+                        break
+                    cand, cand_run = {**cand, name: d}, r
+            if fit({**cand, **host}):
+                return cand, {n: cand[n] for n in short}, cand_run, False
     lo, hi = 0.0, 1.0
     for _ in range(GROWTH_STEPS + (0 if best is not None else 2)):
         mid = (lo + hi) / 2

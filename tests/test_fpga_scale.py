@@ -23,6 +23,7 @@ from hls.codegen import generate
 from hls.flow import expected_outputs
 from hls.simulate import (
     MIN_DEPTH,
+    PACE_SLACK,
     REFINE_FIFOS,
     REFINE_MIN_DEPTH,
     _keeps_throughput,
@@ -130,6 +131,24 @@ def test_fifo_sizing_is_minimal_and_proven_by_simulation(trained, tmp_path_facto
         fewer = {**sizing.depths, name: sizing.depths[name] - 1}
         run = run_cycle_sim(project, repeat_frames(x_int, free.frames), fewer, timing_only=True)
         assert not _keeps_throughput(run, free), name
+
+
+def test_a_paced_host_keeps_the_steady_state_without_running_ahead(cnv_sized):
+    """The reference for growing FIFOs: a host sending frames just faster than the steady state keeps that state,
+    and the stream before the slowest stage no longer holds what an unpaced host ran ahead; a host slower than the
+    design sets the interval itself and its waits are not a deadlock."""
+    graph, project, x_int, sizing = cnv_sized
+    free = sizing.settled_unbounded
+    frames = repeat_frames(x_int, free.frames)
+    interval = free.settled_cycles_per_frame
+    paced = run_cycle_sim(project, frames, None, timing_only=True, pace=interval * (1 - PACE_SLACK))
+    assert not paced.deadlock and paced.settled
+    assert paced.settled_cycles_per_frame <= interval * 1.001
+    ahead = max(free.fifos, key=lambda n: free.fifos[n]["peak"])  # where the unpaced host's words pile up
+    assert paced.fifos[ahead]["peak"] * 4 < free.fifos[ahead]["peak"], (ahead, paced.fifos[ahead], free.fifos[ahead])
+    slow = run_cycle_sim(project, frames, None, timing_only=True, pace=3 * interval)
+    assert not slow.deadlock and len(slow.frame_done) == free.frames
+    assert abs(slow.settled_cycles_per_frame - 3 * interval) <= 1.0, (slow.settled_cycles_per_frame, interval)
 
 
 def test_sized_fifos_are_in_the_report(cnv_sized):
