@@ -982,8 +982,6 @@ class Lowering:
         if x.layout.kind != "nhwc":
             raise self.fail(node, "Conv input is not a feature map")
         conv_bias = self.bias(node, node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        if any(d != 1 for d in self.attr(node, "dilations", [1])):
-            raise self.fail(node, "dilated convolutions are not supported")
         if self.attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             raise self.fail(node, "auto_pad is not supported; export with explicit pads")
         w, s, dtype_w = self.weights(node, node.input[1])
@@ -997,6 +995,13 @@ class Lowering:
         cout, cin_g, kh, kw = w.shape
         h, wd, cin = x.ir_shape
         s_row = np.broadcast_to(self.per_row_scale(s.reshape(cout, -1), 1, lambda r: self.fail(node, r)), (cout,))
+        dilation = tuple(_as_2d(self.attr(node, "dilations", [1, 1]), 1))
+        if dilation != (1, 1):
+            # a dilated kernel is the dense one with d - 1 zero taps between its taps: exact, and every SWG, VVAU,
+            # MVAU and export takes it as it is; the zero taps cost their cycles and weights
+            dense = np.zeros((cout, cin_g, (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1), w.dtype)
+            dense[:, :, :: dilation[0], :: dilation[1]] = w
+            w, (kh, kw) = dense, dense.shape[2:]
         pads = tuple(_as_2d(self.attr(node, "pads", [0, 0, 0, 0]), 0))
         stride = tuple(_as_2d(self.attr(node, "strides", [1, 1]), 1))
         _, oh, ow = chw(self.shape(node.output[0]))

@@ -257,6 +257,65 @@ def test_multi_tap_vvau_is_exact_and_faster(tmp_path, taps):
     assert any(n.simd > 1 for n in chosen.nodes if isinstance(n, VectorVectorUnit)), "the folder keeps one tap"
 
 
+class _Dilated(torch.nn.Module):
+    """A dilated 3x3 convolution (dilation 2, padding 2) on two channels, then a dilated depthwise one with stride 2
+    (dilation 2, padding 2), then a classifier: the idioms of a segmentation backbone (DeepLab's atrous convs)."""
+
+    def __init__(self) -> None:
+        import brevitas.nn as qnn
+        from brevitas.quant import Uint8ActPerTensorFloat
+
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, bit_width=4, return_quant_tensor=True)
+        self.conv = qnn.QuantConv2d(2, 8, 3, padding=2, dilation=2, weight_bit_width=4, bias=False)
+        self.dw = qnn.QuantConv2d(8, 8, 3, stride=2, padding=2, dilation=2, groups=8, weight_bit_width=4, bias=False)
+        self.acts = torch.nn.ModuleList(qnn.QuantReLU(bit_width=4, return_quant_tensor=True) for _ in range(2))
+        self.fc = qnn.QuantLinear(8 * 6 * 6, 4, weight_bit_width=4, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.acts[0](self.conv(self.inp(x)))
+        x = self.acts[1](self.dw(x))
+        return self.fc(x.flatten(1))
+
+
+def test_dilated_convolutions_are_exact_with_parallel_windows(tmp_path):
+    """Dilated standard and depthwise convolutions (with padding, and stride on the depthwise one) lower to windows
+    of the dense kernel with zero taps between: the IR is bit-exact against QONNX, and with the parallel-window SWG
+    (a whole dilated kernel row, five pixels, per word from both windows; five taps per word into the depthwise VVAU) C-sim and
+    cycle sim are bit-exact with the steady state as estimated."""
+    from edge.corpus import _export
+
+    torch.manual_seed(0)
+    model = _Dilated()
+    with torch.no_grad():
+        model(torch.rand(32, 2, 12, 12))
+    path = _export(model, (1, 2, 12, 12), tmp_path / "dilated.onnx", dynamo=False)
+    loaded = load_model(path)
+    graph = lower(loaded)
+    swgs = [n for n in graph.nodes if isinstance(n, SlidingWindow)]
+    assert [(s.kernel, s.stride, s.depthwise) for s in swgs] == [((5, 5), (1, 1), False), ((5, 5), (2, 2), True)]
+    x = np.random.default_rng(3).uniform(0, 1, size=(SIM_FRAMES, 2, 12, 12)).astype(np.float32)
+    report = verify(graph, loaded, x)
+    assert report.exact and report.values > 0 and report.errors == 0, report
+
+    def fold(n):
+        if isinstance(n, SlidingWindow):
+            return n.with_fold(1, n.channels * 5)  # a whole kernel row of pixels (taps) per word
+        if isinstance(n, VectorVectorUnit):
+            return n.with_fold(n.channels, 5)
+        if isinstance(n, MatrixVectorUnit) and n.mw == 2 * 25:
+            return n.with_fold(n.mh, 10)
+        return n
+
+    folded = insert_width_converters(graph.with_nodes(tuple(fold(n) for n in graph.nodes)))
+    assert [s.pixels for s in folded.nodes if isinstance(s, SlidingWindow)] == [5, 5]
+    summary, out = simulate_project(folded, load_board("zcu104"), tmp_path / "hls", x)
+    assert summary["passed"], summary
+    assert abs(summary["cycle_sim"]["steady_vs_analytical"]) <= STEADY_TOLERANCE
+    ir = execute(folded, quantize_input(folded.pre, x))[folded.output]
+    np.testing.assert_array_equal(out, ir.reshape(len(x), -1))
+
+
 @pytest.mark.parametrize(("model", "bits"), [("tfc", 1), ("cnv", 2)])
 def test_synthesis_arithmetic_path_matches(trained, digits, tmp_path, model, bits):
     """The kernels' C-sim fast path (64-bit limbs) is off under Vitis; the ap_uint path it replaces must agree."""
