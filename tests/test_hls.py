@@ -280,9 +280,10 @@ class _Dilated(torch.nn.Module):
 
 def test_dilated_convolutions_are_exact_with_parallel_windows(tmp_path):
     """Dilated standard and depthwise convolutions (with padding, and stride on the depthwise one) lower to windows
-    of the dense kernel with zero taps between: the IR is bit-exact against QONNX, and with the parallel-window SWG
-    (a whole dilated kernel row, five pixels, per word from both windows; five taps per word into the depthwise VVAU) C-sim and
-    cycle sim are bit-exact with the steady state as estimated."""
+    of the dense kernel with zero taps between: the IR is bit-exact against QONNX; with the parallel-window SWG (a
+    whole dilated kernel row, five pixels, per word from both windows; five taps per word into the depthwise VVAU)
+    C-sim and cycle sim are bit-exact with the steady state as estimated; the folder picks several pixels per word
+    only when the target frame rate needs them."""
     from edge.corpus import _export
 
     torch.manual_seed(0)
@@ -314,6 +315,13 @@ def test_dilated_convolutions_are_exact_with_parallel_windows(tmp_path):
     assert abs(summary["cycle_sim"]["steady_vs_analytical"]) <= STEADY_TOLERANCE
     ir = execute(folded, quantize_input(folded.pre, x))[folded.output]
     np.testing.assert_array_equal(out, ir.reshape(len(x), -1))
+
+    def first_window(fps: float) -> SlidingWindow:
+        chosen, _ = compile_model(loaded, load_board("zcu104"), BuildOptions(verify_samples=0, target_fps=fps))
+        return next(n for n in chosen.nodes if isinstance(n, SlidingWindow))
+
+    # the folder writes several pixels per word only when one pixel per word cannot keep up with the target
+    assert first_window(20_000).pixels == 1 and first_window(100_000).pixels > 1
 
 
 @pytest.mark.parametrize(("model", "bits"), [("tfc", 1), ("cnv", 2)])
