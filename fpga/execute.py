@@ -138,9 +138,10 @@ def _windows(x: np.ndarray, node: SlidingWindow) -> np.ndarray:
     """(N, H, W, C) -> (N, OH, OW, kh, kw, C) windows, the SWG's output order."""
     kh, kw = node.kernel
     sh, sw = node.stride
+    dh, dw = node.dilation
     oh, ow = node.ofm
-    rows = (np.arange(oh) * sh)[:, None] + np.arange(kh)[None, :]  # (OH, kh)
-    cols = (np.arange(ow) * sw)[:, None] + np.arange(kw)[None, :]  # (OW, kw)
+    rows = (np.arange(oh) * sh)[:, None] + (np.arange(kh) * dh)[None, :]  # (OH, kh)
+    cols = (np.arange(ow) * sw)[:, None] + (np.arange(kw) * dw)[None, :]  # (OW, kw)
     return x[:, rows[:, None, :, None], cols[None, :, None, :], :]
 
 

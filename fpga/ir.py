@@ -174,7 +174,8 @@ class Thresholding(Node):
 
 @dataclass(frozen=True, eq=False)
 class SlidingWindow(Node):
-    """Convolution input generator (SWG): emits each kh x kw window, ordered (kh, kw, channel)."""
+    """Convolution input generator (SWG): emits each kh x kw window, ordered (kh, kw, channel); a dilated window
+    takes every d-th row and column of an extent of (k - 1) * d + 1, so the MVAU/VVAU sees only the real taps."""
 
     ifm: tuple[int, int] = (0, 0)
     ofm: tuple[int, int] = (0, 0)
@@ -183,8 +184,15 @@ class SlidingWindow(Node):
     stride: tuple[int, int] = (1, 1)
     dtype: IntType = BIPOLAR
     depthwise: bool = False
+    dilation: tuple[int, int] = (1, 1)
 
     kind: ClassVar[str] = "SlidingWindow"
+
+    @property
+    def extent(self) -> tuple[int, int]:
+        """Rows and columns a window spans in the input map: the kernel with its dilation gaps."""
+        (kh, kw), (dh, dw) = self.kernel, self.dilation
+        return (kh - 1) * dh + 1, (kw - 1) * dw + 1
 
     @property
     def pixels(self) -> int:
@@ -198,7 +206,9 @@ class SlidingWindow(Node):
     def fold_ok(self, pe: int, simd: int) -> bool:
         if self.channels % simd == 0:
             return True
-        return simd % self.channels == 0 and self.kernel[1] % (simd // self.channels) == 0
+        # a word's pixels come from as many column banks: taps d apart must fall in different banks
+        pix = simd // self.channels
+        return simd % self.channels == 0 and self.kernel[1] % pix == 0 and math.gcd(pix, self.dilation[1]) == 1
 
     def cycles(self) -> int:
         reads = self.ifm[0] * self.ifm[1] * self.channels // min(self.simd, self.channels)

@@ -100,7 +100,7 @@ def _sliding_window(node: SlidingWindow) -> Timing:
     input pixel only its own taps remain. A window over the whole map (a global pool as a depthwise convolution)
     is one long stream of taps behind the input, not a burst after it."""
     windows = node.ofm[0] * node.ofm[1]
-    need = _window_share(node.ifm, node.kernel) if windows > 1 else 1.0 / max(node.ifm[0] * node.ifm[1], 1)
+    need = _window_share(node.ifm, node.extent) if windows > 1 else 1.0 / max(node.ifm[0] * node.ifm[1], 1)
     return Timing((need,), (node.channels / min(node.simd, node.channels),))
 
 

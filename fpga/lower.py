@@ -996,12 +996,8 @@ class Lowering:
         h, wd, cin = x.ir_shape
         s_row = np.broadcast_to(self.per_row_scale(s.reshape(cout, -1), 1, lambda r: self.fail(node, r)), (cout,))
         dilation = tuple(_as_2d(self.attr(node, "dilations", [1, 1]), 1))
-        if dilation != (1, 1):
-            # a dilated kernel is the dense one with d - 1 zero taps between its taps: exact, and every SWG, VVAU,
-            # MVAU and export takes it as it is; the zero taps cost their cycles and weights
-            dense = np.zeros((cout, cin_g, (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1), w.dtype)
-            dense[:, :, :: dilation[0], :: dilation[1]] = w
-            w, (kh, kw) = dense, dense.shape[2:]
+        # a dilated window skips rows and columns of its extent; the SWG reads them from its line buffer
+        dilation = (dilation[0] if kh > 1 else 1, dilation[1] if kw > 1 else 1)
         pads = tuple(_as_2d(self.attr(node, "pads", [0, 0, 0, 0]), 0))
         stride = tuple(_as_2d(self.attr(node, "strides", [1, 1]), 1))
         _, oh, ow = chw(self.shape(node.output[0]))
@@ -1022,7 +1018,7 @@ class Lowering:
             win = self.fresh("t")
             swg = SlidingWindow(name=self.fresh("SlidingWindow"), inputs=(stream,), output=win, ifm=(h, wd),
                                 ofm=(oh, ow), channels=cin, kernel=(kh, kw), stride=stride, dtype=dtype,
-                                depthwise=depthwise)
+                                depthwise=depthwise, dilation=(dilation[0], dilation[1]))
             self.add_node(swg, (oh, ow, kh * kw * cin), dtype)
             stream = win
         scale = s_x * s_row

@@ -291,7 +291,7 @@ def _thresholding(node: Thresholding, u: bool) -> tuple[Resources, dict[str, str
 def _sliding_window(node: SlidingWindow, u: bool) -> tuple[Resources, dict[str, str]]:
     # line buffer of 2*kh rows (kh + max(kh, stride)): the next frame's first rows arrive while this frame's
     # last windows leave, so frames overlap without a stall
-    kh = node.kernel[0]
+    kh = node.extent[0]  # a dilated window spans its gaps
     rows = kh + max(kh, node.stride[0])
     lanes = min(node.simd, node.channels)  # elements per buffer word
     # a multi-pixel SWG banks each row by column (pixels banks) to read that many pixels per clock

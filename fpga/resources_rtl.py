@@ -99,7 +99,7 @@ def distinct_columns(bits: int, depth: int) -> float:
 
 def _swg(node: SlidingWindow) -> Features:
     """edge_swg: address generation, the output word's mux, the row buffer in LUT RAM."""
-    kh = node.kernel[0]
+    kh = node.extent[0]
     rows = kh + max(kh, node.stride[0])
     lanes = min(node.simd, node.channels)
     words = math.ceil(node.ifm[1] * node.channels // lanes / node.pixels)

@@ -161,7 +161,8 @@ def _sliding_window(node: SlidingWindow, graph: DataflowGraph, out_t: IntType) -
     k: dict[str, Any] = {}
     k.update(ih=node.ifm[0], iw=node.ifm[1], channels=node.channels, kh=node.kernel[0], kw=node.kernel[1],
              sh=node.stride[0], sw=node.stride[1], oh=node.ofm[0], ow=node.ofm[1], b=node.dtype.bits,
-             pixels=node.pixels, word_elems=min(node.simd, node.channels))
+             pixels=node.pixels, word_elems=min(node.simd, node.channels), dh=node.dilation[0],
+             dw=node.dilation[1])
     return k
 
 @HLS_KERNEL.register(Padding)

@@ -343,7 +343,8 @@ def sliding_window(node: SlidingWindow) -> Kernel:
     b, signed, bipolar = _element(node.dtype)  # depthwise windows have the same (ky, kx, channel) order
     (kh, kw), (sh, sw) = node.kernel, node.stride
     params: dict[str, int | str] = {"H": node.ifm[0], "W": node.ifm[1], "C": node.channels, "SIMD": node.simd, "B": b,
-                                    "KH": kh, "KW": kw, "SH": sh, "SW": sw}
+                                    "KH": kh, "KW": kw, "SH": sh, "SW": sw, "DH": node.dilation[0],
+                                    "DW": node.dilation[1]}
     in_fmt = StreamFormat(min(node.simd, node.channels), b, signed, bipolar)
     return Kernel("edge_swg", params, {}, in_fmt, StreamFormat(node.simd, b, signed, bipolar))
 

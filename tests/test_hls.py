@@ -279,11 +279,12 @@ class _Dilated(torch.nn.Module):
 
 
 def test_dilated_convolutions_are_exact_with_parallel_windows(tmp_path):
-    """Dilated standard and depthwise convolutions (with padding, and stride on the depthwise one) lower to windows
-    of the dense kernel with zero taps between: the IR is bit-exact against QONNX; with the parallel-window SWG (a
-    whole dilated kernel row, five pixels, per word from both windows; five taps per word into the depthwise VVAU)
-    C-sim and cycle sim are bit-exact with the steady state as estimated; the folder picks several pixels per word
-    only when the target frame rate needs them."""
+    """Dilated standard and depthwise convolutions (with padding, and stride on the depthwise one) lower to 3x3
+    windows that skip a row and a column between taps (nine taps per window, not the 25 of a zero-filled 5x5): the
+    IR is bit-exact against QONNX; with the parallel-window SWG (a whole kernel row, three taps two columns apart,
+    per word from both windows; three taps per word into the depthwise VVAU) C-sim and cycle sim are bit-exact with
+    the steady state as estimated; the folder picks several pixels per word only when the target frame rate needs
+    them."""
     from edge.corpus import _export
 
     torch.manual_seed(0)
@@ -294,22 +295,24 @@ def test_dilated_convolutions_are_exact_with_parallel_windows(tmp_path):
     loaded = load_model(path)
     graph = lower(loaded)
     swgs = [n for n in graph.nodes if isinstance(n, SlidingWindow)]
-    assert [(s.kernel, s.stride, s.depthwise) for s in swgs] == [((5, 5), (1, 1), False), ((5, 5), (2, 2), True)]
+    assert [(s.kernel, s.stride, s.dilation, s.depthwise) for s in swgs] == [((3, 3), (1, 1), (2, 2), False),
+                                                                              ((3, 3), (2, 2), (2, 2), True)]
+    assert [n.mw for n in graph.nodes if isinstance(n, MatrixVectorUnit)][0] == 2 * 9
     x = np.random.default_rng(3).uniform(0, 1, size=(SIM_FRAMES, 2, 12, 12)).astype(np.float32)
     report = verify(graph, loaded, x)
     assert report.exact and report.values > 0 and report.errors == 0, report
 
     def fold(n):
         if isinstance(n, SlidingWindow):
-            return n.with_fold(1, n.channels * 5)  # a whole kernel row of pixels (taps) per word
+            return n.with_fold(1, n.channels * 3)  # a whole kernel row of pixels (taps) per word
         if isinstance(n, VectorVectorUnit):
-            return n.with_fold(n.channels, 5)
-        if isinstance(n, MatrixVectorUnit) and n.mw == 2 * 25:
-            return n.with_fold(n.mh, 10)
+            return n.with_fold(n.channels, 3)
+        if isinstance(n, MatrixVectorUnit) and n.mw == 2 * 9:
+            return n.with_fold(n.mh, 6)
         return n
 
     folded = insert_width_converters(graph.with_nodes(tuple(fold(n) for n in graph.nodes)))
-    assert [s.pixels for s in folded.nodes if isinstance(s, SlidingWindow)] == [5, 5]
+    assert [s.pixels for s in folded.nodes if isinstance(s, SlidingWindow)] == [3, 3]
     summary, out = simulate_project(folded, load_board("zcu104"), tmp_path / "hls", x)
     assert summary["passed"], summary
     assert abs(summary["cycle_sim"]["steady_vs_analytical"]) <= STEADY_TOLERANCE
@@ -321,7 +324,7 @@ def test_dilated_convolutions_are_exact_with_parallel_windows(tmp_path):
         return next(n for n in chosen.nodes if isinstance(n, SlidingWindow))
 
     # the folder writes several pixels per word only when one pixel per word cannot keep up with the target
-    assert first_window(20_000).pixels == 1 and first_window(100_000).pixels > 1
+    assert first_window(20_000).pixels == 1 and first_window(200_000).pixels > 1
 
 
 @pytest.mark.parametrize(("model", "bits"), [("tfc", 1), ("cnv", 2)])
@@ -363,5 +366,5 @@ def test_multi_pixel_sliding_window_is_exact_and_faster(trained, digits, tmp_pat
     assert summary["passed"], summary
     expected = execute(folded, quantize_input(folded.pre, x))[folded.output]
     np.testing.assert_array_equal(csim_out, expected.reshape(SIM_FRAMES, -1))
-    assert ", 3>" in next(line for line in (tmp_path / "hls" / "top.cpp").read_text().splitlines()
-                          if "edge::SlidingWindow<" in line)  # PIX = 3
+    assert ", 3, 1, 1>" in next(line for line in (tmp_path / "hls" / "top.cpp").read_text().splitlines()
+                                if "edge::SlidingWindow<" in line)  # PIX = 3, no dilation

@@ -145,21 +145,26 @@ def test_padding_matches_the_ir(case: tuple, tmp_path: Path) -> None:
     _check_stream(kernel_for(node), x, run_node(node, [x])[0].reshape(-1), 3 * node.cycles(), tmp_path)
 
 
-# (ifm, channels, simd, kernel, stride)
-SWG_CASES = [((6, 5), 4, 2, (3, 3), (1, 1)), ((7, 7), 2, 2, (3, 3), (2, 2)), ((4, 6), 3, 1, (2, 1), (2, 1)),
-             ((5, 5), 2, 1, (1, 1), (1, 1)), ((6, 6), 1, 3, (3, 3), (1, 1))]
+# (ifm, channels, simd, kernel, stride, dilation)
+SWG_CASES = [((6, 5), 4, 2, (3, 3), (1, 1), (1, 1)), ((7, 7), 2, 2, (3, 3), (2, 2), (1, 1)),
+             ((4, 6), 3, 1, (2, 1), (2, 1), (1, 1)), ((5, 5), 2, 1, (1, 1), (1, 1), (1, 1)),
+             ((6, 6), 1, 3, (3, 3), (1, 1), (1, 1)), ((9, 8), 2, 2, (3, 3), (1, 1), (2, 2)),
+             ((9, 10), 2, 6, (3, 3), (2, 1), (2, 2)), ((8, 9), 3, 1, (2, 3), (1, 2), (3, 2))]
 
 
-@pytest.mark.parametrize("case", SWG_CASES,
-                         ids=lambda c: f"{c[0][0]}x{c[0][1]}_c{c[1]}_simd{c[2]}_k{c[3][0]}{c[3][1]}_s{c[4][0]}")
+@pytest.mark.parametrize("case", SWG_CASES, ids=lambda c: f"{c[0][0]}x{c[0][1]}_c{c[1]}_simd{c[2]}_k{c[3][0]}{c[3][1]}"
+                                                       f"_s{c[4][0]}{c[4][1]}_d{c[5][0]}{c[5][1]}")
 def test_sliding_window_matches_the_ir(case: tuple, tmp_path: Path) -> None:
-    """Windows in (ky, kx, channel) order across frames; input and output overlap, so a frame takes close to the
-    larger of reads and writes."""
-    ifm, c, simd, kernel, stride = case
-    ofm = ((ifm[0] - kernel[0]) // stride[0] + 1, (ifm[1] - kernel[1]) // stride[1] + 1)
+    """Windows in (ky, kx, channel) order across frames, dilated ones skipping d - 1 rows and columns between taps
+    (with several taps per word too); input and output overlap, so a frame takes close to the larger of reads and
+    writes."""
+    ifm, c, simd, kernel, stride, dilation = case
+    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
+    ofm = ((ifm[0] - extent[0]) // stride[0] + 1, (ifm[1] - extent[1]) // stride[1] + 1)
     dtype = IntType(4, False)
     node = SlidingWindow(name="swg", inputs=("x",), output="y", simd=simd, ifm=ifm, ofm=ofm, channels=c,
-                         kernel=kernel, stride=stride, dtype=dtype)
+                         kernel=kernel, stride=stride, dtype=dtype, dilation=dilation)
+    assert node.extent == tuple(extent) and node.fold_ok(1, simd)
     frames = 4
     x = _frames(dtype, (*ifm, c), frames, 2)
     expected = run_node(node, [x])[0].reshape(-1)

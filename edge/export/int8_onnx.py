@@ -242,6 +242,7 @@ class OnnxInt8Builder:
         w = self.t[ins[1]]
         kh, kw = (w.shape[1], w.shape[2])
         attrs = {"strides": [options.strideH, options.strideW], "kernel_shape": [kh, kw],
+                 "dilations": [options.dilationHFactor, options.dilationWFactor],
                  "auto_pad": "SAME_UPPER" if options.padding == PADDING_SAME else "VALID"}
         if depthwise:
             attrs["group"] = w.shape[3]

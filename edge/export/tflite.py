@@ -465,7 +465,8 @@ class TfliteWriter:
         pad = self.deferred.get(swg.inputs[0])
         if isinstance(pad, Padding):
             h, w = pad.ifm
-            same = (*_same_pads(h, swg.kernel[0], swg.stride[0]), *_same_pads(w, swg.kernel[1], swg.stride[1]))
+            (eh, ew), (sh, sw) = swg.extent, swg.stride  # SAME pads of a dilated window follow its extent
+            same = (*_same_pads(h, eh, sh), *_same_pads(w, ew, sw))
             top, left, bottom, right = pad.pads
             if (top, bottom, left, right) == same and swg.stride == (1, 1):
                 return self.tensor(pad.inputs[0], node), swg, PADDING_SAME
@@ -478,7 +479,7 @@ class TfliteWriter:
             kh, kw = swg.kernel
             w = node.weights.reshape(node.mh, kh, kw, swg.channels)
             opts = options("Conv2DOptions", padding=padding, strideH=swg.stride[0], strideW=swg.stride[1],
-                           dilationHFactor=1, dilationWFactor=1)
+                           dilationHFactor=swg.dilation[0], dilationWFactor=swg.dilation[1])
             op = "CONV_2D"
         else:
             x = self.tensor(node.inputs[0], node)
@@ -516,7 +517,7 @@ class TfliteWriter:
         kh, kw = swg.kernel
         w = node.weights.T.reshape(1, kh, kw, node.channels)
         opts = options("DepthwiseConv2DOptions", padding=padding, strideH=swg.stride[0], strideW=swg.stride[1],
-                       depthMultiplier=1, dilationHFactor=1, dilationWFactor=1)
+                       depthMultiplier=1, dilationHFactor=swg.dilation[0], dilationWFactor=swg.dilation[1])
         if node.thresholds is None:
             raise self.fail(node, "a depthwise layer without an activation quantiser after it")
         self.requant_layer(node, "DEPTHWISE_CONV_2D", x, w, 3, node.thresholds, self.g.tensors[node.output].shape,

@@ -5,7 +5,8 @@
 // RAM): the reader fills rows while the writer emits the windows of an output row from the KH rows below it; after
 // each output row SH rows are released (after the frame's last, every row left of the frame, read first). The
 // buffer holds the next frame's first KH rows while the last output row of a frame leaves, so input and output
-// overlap within a frame and across frames.
+// overlap within a frame and across frames. A dilated window (DH, DW > 1) takes every DH-th row and DW-th column of
+// an extent of (K - 1) * D + 1: the buffer holds the extent's rows, and a word's P taps are DW columns apart.
 module edge_swg #(
     parameter int H = 4,
     parameter int W = 4,
@@ -16,12 +17,16 @@ module edge_swg #(
     parameter int KW = 3,
     parameter int SH = 1,
     parameter int SW = 1,
-    localparam int OH = (H - KH) / SH + 1,
-    localparam int OW = (W - KW) / SW + 1,
+    parameter int DH = 1,
+    parameter int DW = 1,
+    localparam int EKH = (KH - 1) * DH + 1,      // rows and columns a window spans
+    localparam int EKW = (KW - 1) * DW + 1,
+    localparam int OH = (H - EKH) / SH + 1,
+    localparam int OW = (W - EKW) / SW + 1,
     localparam int IS = (SIMD < C) ? SIMD : C,     // elements per input word (and per buffer word)
     localparam int P = (SIMD > C) ? SIMD / C : 1,  // kx taps per output word
     localparam int CF = C / IS,
-    localparam int NR = KH + ((SH > KH) ? SH : KH),
+    localparam int NR = EKH + ((SH > EKH) ? SH : EKH),
     localparam int ROW = W * CF,                  // words per row
     localparam int DEPTH = NR * ROW,
     localparam int TAIL = H - (OH - 1) * SH,      // rows released after the frame's last output row
@@ -58,13 +63,13 @@ module edge_swg #(
     logic [$clog2(2*NR+1)-1:0] slot_sum;
     logic [$clog2(NR+1)-1:0] slot;
     always_comb begin
-        slot_sum = base + ky;
+        slot_sum = base + ky * DH;
         slot = (slot_sum >= NR) ? slot_sum - NR : slot_sum;
     end
-    wire [AW+8:0] raddr = (slot * W + ox * SW + kx) * CF + cf;
-    assign out_valid = !draining && (filled >= KH);
+    wire [AW+8:0] raddr = (slot * W + ox * SW + kx * DW) * CF + cf;
+    assign out_valid = !draining && (filled >= EKH);
     always_comb
-        for (int j = 0; j < P; j++) out_data[j*IS*B +: IS*B] = mem[raddr[AW-1:0] + j * CF];
+        for (int j = 0; j < P; j++) out_data[j*IS*B +: IS*B] = mem[raddr[AW-1:0] + j * DW * CF];
     wire pop = out_valid && out_ready;
     wire last_word = (cf == CF - 1) && (kx == KW - P) && (ky == KH - 1);
     wire row_done = pop && last_word && (ox == OW - 1);

@@ -61,15 +61,18 @@ struct Padding {
 // Words hold SIMD <= C elements; with PIX > 1 (SIMD = C, layers with few channels) an output word holds PIX
 // neighbouring kx positions of one window row (FINN's parallel window along kw), the buffer banked by column
 // so that PIX pixels are read per clock: KH * KW / PIX writes per window instead of KH * KW.
+// A dilated window (DH, DW > 1) takes every DH-th row and DW-th column of an extent of (K - 1) * D + 1: the
+// buffer holds the extent's rows and the taps are read across the gaps (PIX taps DW columns apart per word).
 template <unsigned IH, unsigned IW, unsigned C, unsigned SIMD, unsigned KH, unsigned KW, unsigned SH, unsigned SW,
-          unsigned OH, unsigned OW, int B, unsigned PIX = 1>
+          unsigned OH, unsigned OW, int B, unsigned PIX = 1, unsigned DH = 1, unsigned DW = 1>
 struct SlidingWindow {
     static const unsigned CF = C / SIMD;
     static const unsigned KG = KW / PIX;  // writes per window row and channel fold
+    static const unsigned EKH = (KH - 1) * DH + 1;  // rows a window spans
     static const unsigned ROW = IW * CF;
     static const unsigned READS = IH * ROW;
     static const unsigned WRITES = OH * OW * KH * KG * CF;
-    static const unsigned BUF = (KH + (SH > KH ? SH : KH)) * ROW;
+    static const unsigned BUF = (EKH + (SH > EKH ? SH : EKH)) * ROW;
     typedef word_t<SIMD * B> Word;
     Word buffer[BUF];
     unsigned long long frames, rd, wr;
@@ -78,7 +81,7 @@ struct SlidingWindow {
     SlidingWindow(unsigned n) : frames(n), rd(0), wr(0), oy(0), ox(0), ky(0), kg(0), cf(0), wframe(0) {}
     bool done() const { return rd >= frames * READS && wr >= frames * WRITES; }
     unsigned long long first() const {  // global index of the first input word the next write holds
-        return (unsigned long long)wframe * READS + ((oy * SH + ky) * IW + ox * SW + kg * PIX) * CF + cf;
+        return (unsigned long long)wframe * READS + ((oy * SH + ky * DH) * IW + ox * SW + kg * PIX * DW) * CF + cf;
     }
     unsigned long long oldest() const {  // first input word any remaining write of this frame may need
         return (unsigned long long)wframe * READS + (unsigned long long)oy * SH * ROW;
@@ -86,7 +89,7 @@ struct SlidingWindow {
     bool wants_read() const {
         return rd < frames * READS && (wr >= frames * WRITES || rd < oldest() + BUF);
     }
-    bool wants_write() const { return wr < frames * WRITES && first() + (PIX - 1) * CF < rd; }
+    bool wants_write() const { return wr < frames * WRITES && first() + (PIX - 1) * DW * CF < rd; }
     template <class I, class O>
     bool can_step(I& in, O& out) {
         return (wants_read() && !in.empty()) || (wants_write() && !out.full());
@@ -100,7 +103,7 @@ struct SlidingWindow {
             word_t<PIX * SIMD * B> o = 0;
             for (unsigned j = 0; j < PIX; j++) {
 #pragma HLS UNROLL
-                put_part<PIX * SIMD * B, SIMD * B>(o, j, buffer[(base + j * CF) % BUF]);
+                put_part<PIX * SIMD * B, SIMD * B>(o, j, buffer[(base + j * DW * CF) % BUF]);
             }
             out.write(o);
             wr++;
