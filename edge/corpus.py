@@ -235,6 +235,41 @@ def concat(out: Path) -> Path:
     return _seeded_export(ConcatNet, (1, 1, 8, 8), out / "concat.onnx")
 
 
+class AtrousNet(nn.Module):
+    """DeepLab's atrous spatial pyramid: a stem, then 1x1, 3x3 dilation-2 and 3x3 dilation-4 branches (padding
+    equal to the dilation, as DeepLab pads) under one shared QuantReLU, concatenated and mixed by a 1x1 conv."""
+
+    def __init__(self) -> None:
+        import brevitas.nn as qnn
+
+        super().__init__()
+        self.quant = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.stem = qnn.QuantConv2d(1, 8, 3, padding=1, weight_bit_width=4, bias=False)
+        self.bn0 = nn.BatchNorm2d(8)
+        self.relu0 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.branches = nn.ModuleList([
+            qnn.QuantConv2d(8, 4, 1, weight_bit_width=4, bias=False),
+            qnn.QuantConv2d(8, 4, 3, padding=2, dilation=2, weight_bit_width=4, bias=False),
+            qnn.QuantConv2d(8, 4, 3, padding=4, dilation=4, weight_bit_width=4, bias=False)])
+        self.bns = nn.ModuleList(nn.BatchNorm2d(4) for _ in range(3))
+        self.shared = qnn.QuantReLU(bit_width=4)
+        self.mix = qnn.QuantConv2d(12, 8, 1, weight_bit_width=4, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu1 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = qnn.QuantLinear(8 * 6 * 6, 10, weight_bit_width=4, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu0(self.bn0(self.stem(self.quant(x))))
+        y = torch.cat([self.shared(bn(conv(x))) for conv, bn in zip(self.branches, self.bns, strict=True)], dim=1)
+        y = self.pool(self.relu1(self.bn1(self.mix(y))))
+        return self.fc(y.reshape(y.shape[0], -1))
+
+
+def atrous(out: Path) -> Path:
+    return _seeded_export(AtrousNet, (1, 1, 12, 12), out / "atrous.onnx")
+
+
 class StemPoolNet(nn.Module):
     """ResNet's stem pool, MaxPool2d(3, stride=2, padding=1), over overlapping windows of signed values (padding
     acts as -inf), then an overlapping stride-1 pool of unsigned ones."""
@@ -472,7 +507,7 @@ IDIOMS: dict[str, Callable[[Path], Path]] = {"concat": concat, "trunc_avgpool": 
                                              "activation_tables": activation_tables, "mha_encoder": mha_encoder,
                                              "a2q": a2q, "conv_transpose": conv_transpose,
                                              "conv_transpose_4x4": conv_transpose_4x4,
-                                             "conv_transpose_3x3": conv_transpose_3x3}
+                                             "conv_transpose_3x3": conv_transpose_3x3, "atrous": atrous}
 
 def mobilenet_v1(out: Path) -> Path:
     """brevitas_examples' ImageNet `quant_mobilenet_v1_4b` (w4a4, per-channel activation scales, TruncAvgPool,

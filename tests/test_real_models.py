@@ -14,6 +14,7 @@ from edge.corpus import FINN_EXAMPLES, IDIOMS, bnn_pynq
 from edge.export.targets import export
 from fpga.build import BuildOptions, compile_model
 from fpga.folding import fold_to_budget
+from fpga.ir import MatrixVectorUnit, SlidingWindow
 from fpga.lower import lower
 from fpga.report import build_report
 from fpga.width import insert_width_converters
@@ -285,6 +286,36 @@ def test_sub_pixel_super_resolution_on_both_paths(corpus, run_cli, tmp_path):
     assert tfl["verification"]["passed"] and tfl["verification"]["max_diff_output_lsb"] <= 1.0, tfl["verification"]
     assert [op["op"] for op in tfl["ops"]][-3:-1] == ["GATHER", "DEPTH_TO_SPACE"]
     assert all(s.startswith("MVAU_1:") for s in tfl["requantisation"]["inexact"])
+
+
+def test_atrous_pyramid_on_both_paths(corpus, run_cli, tmp_path):
+    """DeepLab's atrous spatial pyramid (3x3 branches at dilation 2 and 4 beside a 1x1, concatenated): the windows
+    keep their nine taps (the MVAUs' columns are 9 x C, not the 25 x C or 81 x C of zero-filled kernels); IR, C-sim
+    and cycle simulation bit-exact at the estimate on pynq-z2; QDQ ONNX and TensorRT's form exact; TFLite and
+    OpenVINO (CONV_2D with its dilation factors) within one output LSB."""
+    import json
+
+    from fpga.serialize import load_graph
+
+    path = corpus("atrous")
+    code, out, err = run_cli("build", "--board", "pynq-z2", str(path), "-o", str(tmp_path / "b"), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["verification"]["bit_exact"] and report["simulation"]["passed"], report["simulation"]
+    assert abs(report["simulation"]["cycle_sim"]["steady_vs_analytical"]) <= 0.02
+    graph = load_graph(tmp_path / "b")
+    windows = [n for n in graph.nodes if isinstance(n, SlidingWindow)]
+    assert sorted(n.dilation for n in windows) == [(1, 1), (2, 2), (4, 4)]
+    assert all(n.kernel == (3, 3) for n in windows)
+    widths = [n.mw for n in graph.nodes if isinstance(n, MatrixVectorUnit)]
+    assert widths.count(9 * 8) == 2 and not {25 * 8, 81 * 8} & set(widths), widths
+    loaded = load_model(path)
+    for target in ("onnx", "tensorrt"):
+        v = export(loaded, target, tmp_path / target)["verification"]
+        assert v["passed"] and v["max_diff_output_lsb"] == 0.0, (target, v)
+    for target in ("tflite", "openvino"):
+        v = export(loaded, target, tmp_path / target)["verification"]
+        assert v["passed"] and v["max_diff_output_lsb"] <= 1.0, (target, v)
 
 
 @pytest.mark.parametrize("name, conv", [("conv_transpose", "1x1"), ("conv_transpose_4x4", "3x3"),

@@ -561,11 +561,12 @@ def test_rtl_build_of_a_residual_net(run_cli, trained, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name, kind", [("concat", "StreamingConcat"), ("pixel_shuffle", "DepthToSpace"),
                                         ("unet", "Upsample"), ("stem_pool", "MaxPool"),
-                                        ("activation_tables", "Lookup")])
+                                        ("activation_tables", "Lookup"), ("atrous", "SlidingWindow")])
 def test_rtl_build_of_image_idioms(run_cli, tmp_path: Path, name: str, kind: str) -> None:
     """The corpus' two-branch Concat net, PixelShuffle super-resolution net and one-level UNet (pool, Upsample,
     skip Concat) through edge_concat, edge_d2s and edge_upsample; ResNet's overlapping 3x3/2 stem pool of signed
-    values (a sliding window, then a max over its taps); GELU/SiLU/tanh tables (edge_lookup): bit-exact with the IR
+    values (a sliding window, then a max over its taps); GELU/SiLU/tanh tables (edge_lookup); DeepLab's atrous
+    pyramid (edge_swg with dilations 2 and 4): bit-exact with the IR
     and the golden, under back-pressure, at the estimate's cycles per frame."""
 
     from edge.corpus import IDIOMS
