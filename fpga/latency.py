@@ -55,6 +55,11 @@ class Timing:
 LATENCY: KindTable[Callable[[Any], Timing]] = KindTable("latency", adopt="latency")
 
 
+def row_buffered(rows: int, cycles: int) -> Timing:
+    """A node that buffers an input row while the previous one's output rows leave (Upsample, DepthToSpace)."""
+    return Timing((1.0 / rows,), (cycles / rows,))
+
+
 def _per_vector(node: Any, vectors: int, first: float, tail: float) -> Timing:
     """A node that needs one input vector per output vector."""
     return Timing((1.0 / max(vectors, 1),) * len(node.inputs), (tail,) * len(node.inputs), first)

@@ -189,6 +189,15 @@ def map_memory(width: int, depth: int, copies: int = 1, uram_available: bool = F
     return Memory("bram", bram36=copies * bram18_count(width, depth) / 2)
 
 
+def ping_pong_rows(row_words: int, word_bits: int, mux_luts: int,
+                   uram_available: bool) -> tuple[Resources, dict[str, str]]:
+    """A streaming kernel with two input rows of `row_words` words (one filling while the other is read out) and an
+    output word multiplexer of `mux_luts`."""
+    mem = map_memory(word_bits, 2 * row_words, uram_available=uram_available)
+    lut = CONTROL_LUTS + mux_luts + mem.luts
+    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
+
+
 def _mult_luts(w_bits: int, a_bits: int) -> float:
     """LUTs of one W x A multiplier built in fabric (a 1-bit weight is a conditional negate)."""
     if w_bits == 1 or a_bits == 1:

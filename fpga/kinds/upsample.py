@@ -13,9 +13,9 @@ from onnx import NodeProto
 from fpga.datatypes import BIPOLAR, IntType
 from fpga.ir import Node
 from fpga.kinds import HlsCall, RtlCall
-from fpga.latency import Timing
+from fpga.latency import Timing, row_buffered
 from fpga.lower import LoweringRule, chw, first_in_lowered
-from fpga.resources import CONTROL_LUTS, FF_PER_LUT, Resources, map_memory
+from fpga.resources import Resources, ping_pong_rows
 
 if TYPE_CHECKING:
     from fpga.ir import DataflowGraph
@@ -78,16 +78,12 @@ def execute(node: Upsample, ins: list[np.ndarray]) -> list[np.ndarray]:
 
 def estimate(node: Upsample, uram_available: bool) -> tuple[Resources, dict[str, str]]:
     """Two input rows (ping-pong) of W pixels x C channels."""
-    mem = map_memory(node.pe * node.dtype.bits, 2 * node.ifm[1] * node.channels // node.pe,
-                     uram_available=uram_available)
-    lut = CONTROL_LUTS + node.pe * node.dtype.bits + mem.luts
-    return Resources(lut=lut, ff=lut * FF_PER_LUT, bram36=mem.bram36, uram=mem.uram), {"buffer": mem.style}
+    word = node.pe * node.dtype.bits
+    return ping_pong_rows(node.ifm[1] * node.channels // node.pe, word, word, uram_available)
 
 
 def latency(node: Upsample) -> Timing:
-    """An input row is buffered while the previous one's output rows leave."""
-    rows = node.ifm[0]
-    return Timing((1.0 / rows,), (node.cycles() / rows,))
+    return row_buffered(node.ifm[0], node.cycles())
 
 
 def hls_kernel(node: Upsample, graph: DataflowGraph, out_t: IntType) -> HlsCall:
