@@ -49,7 +49,8 @@ def one_model(name: str, path: Path, work: Path, simulate: bool) -> dict[str, An
         row.update(build="error", build_error=err)
     else:
         sim = report.get("simulation") or {}
-        row.update(build="bit-exact" if report["verification"]["bit_exact"] else "FAIL",
+        v = report["verification"]  # Softmax/LayerNorm models pass within their stated bound, not bit-exact
+        row.update(build="bit-exact" if v["bit_exact"] else "within bound" if v["passed"] else "FAIL",
                    csim=("pass" if sim.get("csim", {}).get("passed") else "FAIL") if sim else "-",
                    cycle_sim=("pass" if sim.get("cycle_sim", {}).get("outputs_bit_exact") else "FAIL") if sim else "-",
                    fps=report["totals"].get("fps") or report.get("fps"),
